@@ -1,0 +1,81 @@
+// Package configs holds mediagate's configuration: the defaults, the shipped
+// and embedded mediagate.yaml that documents them, and Load, which applies
+// defaults → file → MEDIAGATE_* environment → Validate.
+package configs
+
+import "time"
+
+// Config is the whole configuration of one mediagate node. Every field has a
+// default (see Default) and a commented entry in mediagate.yaml.
+type Config struct {
+	Node    Node    `yaml:"node"`
+	Log     Log     `yaml:"log"`
+	HTTP    HTTP    `yaml:"http"`
+	SIP     SIP     `yaml:"sip"`
+	RTP     RTP     `yaml:"rtp"`
+	WebRTC  WebRTC  `yaml:"webrtc"`
+	Storage Storage `yaml:"storage"`
+	Redis   Redis   `yaml:"redis"`
+}
+
+// Node identifies this gateway and bounds its shutdown.
+type Node struct {
+	// ID names the node in a cluster; empty means the host name.
+	ID string `yaml:"id"`
+	// DrainTimeout is how long SIGTERM waits for calls and requests to end
+	// before the node stops anyway.
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
+}
+
+// Log chooses the level and format of the node's log.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+// HTTP is the listener for pages, WHIP/WHEP, the admin API, metrics and health.
+type HTTP struct {
+	Listen string `yaml:"listen"`
+}
+
+// SIP is the SIP user agent's listener (UDP and TCP on the same address).
+type SIP struct {
+	Listen string `yaml:"listen"`
+}
+
+// RTP is the UDP port range for phone calls' media.
+type RTP struct {
+	PortMin int `yaml:"port_min"`
+	PortMax int `yaml:"port_max"`
+}
+
+// WebRTC holds the ICE settings for browser participants.
+type WebRTC struct {
+	// UDPPort is the single UDP port all WebRTC media is multiplexed on.
+	UDPPort int `yaml:"udp_port"`
+}
+
+// Storage is where recordings, manifests and receipts are kept.
+type Storage struct {
+	Dir string `yaml:"dir"`
+}
+
+// Redis connects nodes into a cluster; an empty Addr means one node with
+// in-memory state.
+type Redis struct {
+	Addr string `yaml:"addr"`
+}
+
+// Default returns the built-in configuration: one node, no Redis, data under
+// ./data. It equals the shipped mediagate.yaml (a test holds them together).
+func Default() Config {
+	return Config{
+		Node:    Node{DrainTimeout: 30 * time.Second},
+		Log:     Log{Level: "info", Format: "text"},
+		HTTP:    HTTP{Listen: ":8080"},
+		SIP:     SIP{Listen: ":5060"},
+		RTP:     RTP{PortMin: 10000, PortMax: 20000},
+		WebRTC:  WebRTC{UDPPort: 7882},
+		Storage: Storage{Dir: "./data"},
+	}
+}
