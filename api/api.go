@@ -1,0 +1,140 @@
+// Package api is mediagate's HTTP face: health and readiness for the load
+// balancer, Prometheus metrics, and (in later issues) the join page, WHIP/WHEP
+// and the admin REST API. It owns no media; it asks the domain packages.
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// ReadyCheck reports whether one part of the node can take new work. It must
+// return quickly; the context carries the /readyz request's deadline.
+type ReadyCheck func(ctx context.Context) error
+
+// Server serves mediagate's HTTP endpoints. Create it with New, mount it with
+// Handler or run it with Serve; it is safe for concurrent use.
+type Server struct {
+	log      *slog.Logger
+	version  string
+	registry *prometheus.Registry
+	mux      *http.ServeMux
+	http     *http.Server
+	draining atomic.Bool
+
+	mu     sync.Mutex
+	checks []namedCheck
+
+	requests *prometheus.CounterVec
+}
+
+type namedCheck struct {
+	name  string
+	check ReadyCheck
+}
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithVersion sets the version reported by /healthz and mediagate_build_info.
+func WithVersion(v string) Option { return func(s *Server) { s.version = v } }
+
+// WithRegistry makes the server expose reg on /metrics instead of a registry
+// of its own, so the other components can register their collectors on it.
+func WithRegistry(reg *prometheus.Registry) Option {
+	return func(s *Server) { s.registry = reg }
+}
+
+// New returns a Server with /healthz, /readyz and /metrics mounted.
+func New(log *slog.Logger, opts ...Option) *Server {
+	s := &Server{log: log.With("component", "api"), version: "dev", mux: http.NewServeMux()}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.registry == nil {
+		s.registry = prometheus.NewRegistry()
+	}
+	s.registerMetrics()
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelError),
+	}))
+	s.http = &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	return s
+}
+
+func (s *Server) registerMetrics() {
+	s.registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "mediagate_build_info",
+		Help:        "Always 1; the version label tells which build runs.",
+		ConstLabels: prometheus.Labels{"version": s.version},
+	})
+	build.Set(1)
+	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mediagate_http_requests_total",
+		Help: "HTTP requests answered, by route pattern and status code.",
+	}, []string{"route", "code"})
+	s.registry.MustRegister(build, s.requests)
+}
+
+// Registry is the Prometheus registry behind /metrics.
+func (s *Server) Registry() *prometheus.Registry { return s.registry }
+
+// AddReadyCheck adds a check that /readyz runs; the node is ready only when
+// every check passes and it is not draining.
+func (s *Server) AddReadyCheck(name string, c ReadyCheck) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.checks = append(s.checks, namedCheck{name, c})
+}
+
+// Drain marks the node as going away: /readyz answers 503 from now on, so
+// load balancers and the cluster stop sending it new calls and browsers.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+// Handler returns the HTTP handler with every endpoint mounted, wrapped in
+// request accounting and the access log.
+func (s *Server) Handler() http.Handler { return s.observe(s.mux) }
+
+// Serve answers HTTP on ln until Shutdown is called; it then returns nil.
+// It may be called once.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.http.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting connections and waits for open requests until ctx
+// ends; then it closes what is still open and reports that it had to.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.http.Shutdown(ctx)
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		s.log.Warn("http shutdown grace exceeded; closing open connections")
+		if cerr := s.http.Close(); cerr != nil {
+			return cerr
+		}
+	}
+	return err
+}

@@ -1,0 +1,183 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// startServer runs a Server on a free loopback port for the test's duration.
+func startServer(t *testing.T, opts ...Option) (*Server, string) {
+	t.Helper()
+	s := New(slog.New(slog.NewTextHandler(io.Discard, nil)), opts...)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		require.NoError(t, s.Shutdown(ctx))
+		require.NoError(t, <-done)
+	})
+	return s, "http://" + ln.Addr().String()
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(b)
+}
+
+func TestHealthz(t *testing.T) {
+	_, base := startServer(t, WithVersion("1.2.3"))
+	code, body := get(t, base+"/healthz")
+	require.Equal(t, http.StatusOK, code)
+	var v map[string]string
+	require.NoError(t, json.Unmarshal([]byte(body), &v))
+	require.Equal(t, map[string]string{"status": "ok", "version": "1.2.3"}, v)
+}
+
+func TestReadyz(t *testing.T) {
+	s, base := startServer(t)
+	code, _ := get(t, base+"/readyz")
+	require.Equal(t, http.StatusOK, code)
+
+	var failing error
+	s.AddReadyCheck("redis", func(context.Context) error { return failing })
+	code, _ = get(t, base+"/readyz")
+	require.Equal(t, http.StatusOK, code, "passing check")
+
+	failing = errors.New("connection refused")
+	code, body := get(t, base+"/readyz")
+	require.Equal(t, http.StatusServiceUnavailable, code)
+	require.JSONEq(t, `{"status":"not ready","failed":{"redis":"connection refused"}}`, body)
+
+	failing = nil
+	s.Drain()
+	code, body = get(t, base+"/readyz")
+	require.Equal(t, http.StatusServiceUnavailable, code)
+	require.JSONEq(t, `{"status":"draining"}`, body)
+	code, _ = get(t, base+"/healthz")
+	require.Equal(t, http.StatusOK, code, "a draining node is still alive")
+}
+
+func TestMetrics(t *testing.T) {
+	_, base := startServer(t, WithVersion("v9"))
+	get(t, base+"/healthz")
+	get(t, base+"/no/such/page")
+	code, body := get(t, base+"/metrics")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, `mediagate_build_info{version="v9"} 1`)
+	require.Contains(t, body, `mediagate_http_requests_total{code="200",route="GET /healthz"} 1`)
+	require.Contains(t, body, `mediagate_http_requests_total{code="404",route="unmatched"} 1`)
+	require.Contains(t, body, "go_goroutines")
+	require.NotContains(t, body, "/no/such/page", "raw paths must not become labels")
+}
+
+func TestServeShutdownWaitsForRequests(t *testing.T) {
+	s := New(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	started, release := make(chan struct{}), make(chan struct{})
+	s.mux.HandleFunc("GET /slow", func(w http.ResponseWriter, _ *http.Request) {
+		close(started)
+		<-release
+		_, _ = io.WriteString(w, "done")
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+
+	type reply struct {
+		body string
+		err  error
+	}
+	got := make(chan reply, 1)
+	go func() {
+		resp, err := http.Get("http://" + ln.Addr().String() + "/slow")
+		if err != nil {
+			got <- reply{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		got <- reply{string(b), err}
+	}()
+	<-started
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		shut <- s.Shutdown(ctx)
+	}()
+	require.NoError(t, <-done, "Serve returns as soon as shutdown begins")
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned %v while a request was open", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	r := <-got
+	require.NoError(t, r.err)
+	require.Equal(t, "done", r.body)
+	require.NoError(t, <-shut)
+}
+
+func TestShutdownGraceExceeded(t *testing.T) {
+	s := New(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	started := make(chan struct{})
+	s.mux.HandleFunc("GET /stuck", func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-r.Context().Done() // ends only when the connection is closed
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	clientErr := make(chan error, 1)
+	go func() {
+		resp, err := http.Get("http://" + ln.Addr().String() + "/stuck")
+		if err == nil {
+			resp.Body.Close()
+		}
+		clientErr <- err
+	}()
+	<-started
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, s.Shutdown(ctx), context.DeadlineExceeded)
+	require.NoError(t, <-done)
+	require.Error(t, <-clientErr, "the stuck request was cut off")
+}
+
+func TestAnonymizeAddr(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"203.0.113.77:5060", "203.0.113.0"},
+		{"203.0.113.77", "203.0.113.0"},
+		{"[2001:db8:abcd:12::1]:443", "2001:db8:abcd::"},
+		{"[::ffff:198.51.100.9]:80", "198.51.100.0"},
+		{"[fe80::1%eth0]:80", "fe80::"},
+		{"not an address", "invalid"},
+		{"", "invalid"},
+	} {
+		got := AnonymizeAddr(tc.in)
+		require.Equal(t, tc.want, got, tc.in)
+		require.False(t, strings.Contains(got, "77") || strings.Contains(got, ":1]"), "leaks host part: %q", got)
+	}
+}

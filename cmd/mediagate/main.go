@@ -1,0 +1,111 @@
+// Command mediagate is the gateway: `mediagate serve` (the default) runs a
+// node; later issues add admin subcommands that talk to the admin API.
+//
+//	mediagate [serve] [--config FILE]
+//	mediagate --version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+// version is set at build time: go build -ldflags "-X main.version=...".
+var version = "dev"
+
+// Exit codes: 0 after a clean stop, 1 when the node fails while running, 2
+// for a bad command line or configuration.
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
+}
+
+// run is main without the process: it parses args, runs the command and
+// returns the exit code, so tests can drive it.
+func run(args, environ []string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return serveCommand(args, environ, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "mediagate", version)
+		return exitOK
+	case "help":
+		usage(stdout)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "mediagate: unknown command %q\n", cmd)
+		usage(stderr)
+		return exitUsage
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage:
+  mediagate [serve] [--config FILE]   run a gateway node (default: embedded configuration)
+  mediagate version                   print the version
+  mediagate --version                 the same
+
+Every configuration key can be overridden from the environment as
+MEDIAGATE_<SECTION>_<KEY>, e.g. MEDIAGATE_HTTP_LISTEN=:9090.
+The reference is configs/mediagate.yaml.
+`)
+}
+
+func serveCommand(args, environ []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("mediagate serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { usage(stderr) }
+	configPath := fs.String("config", "", "configuration file (YAML); default $MEDIAGATE_CONFIG, else built-in defaults")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, "mediagate", version)
+		return exitOK
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "mediagate: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+
+	if *configPath == "" {
+		*configPath = lookupEnv(environ, "MEDIAGATE_CONFIG")
+	}
+
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	return serve(ctx, *configPath, environ, stderr, sigs)
+}
+
+// lookupEnv returns the value of key in environ ("KEY=value" entries), or "".
+func lookupEnv(environ []string, key string) string {
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
+}

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bufio"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// binary is the mediagate binary built once for the tests that run it as a
+// real process, the way an operator does.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "mediagate-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "mediagate")
+	build := exec.Command("go", "build", "-race", "-ldflags", "-X main.version=test-1", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		panic("building mediagate: " + err.Error())
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// node is a running mediagate process.
+type node struct {
+	cmd  *exec.Cmd
+	base string        // http://127.0.0.1:PORT
+	logs chan string   // every log line after the ready line
+	done chan struct{} // closed when the process has exited
+}
+
+// startNode runs mediagate with args and env (added to a clean environment)
+// in a temporary working directory and waits for its ready line.
+func startNode(t *testing.T, args []string, env ...string) *node {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Dir = t.TempDir()
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + cmd.Dir,
+		"MEDIAGATE_HTTP_LISTEN=127.0.0.1:0"}, env...)
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	n := &node{cmd: cmd, logs: make(chan string, 100), done: make(chan struct{})}
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			if strings.Contains(line, "mediagate ready") {
+				ready <- line
+				continue
+			}
+			select {
+			case n.logs <- line:
+			default:
+			}
+		}
+		close(n.logs)
+	}()
+	go func() { _ = cmd.Wait(); close(n.done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-n.done
+	})
+	select {
+	case line := <-ready:
+		m := regexp.MustCompile(`addr=(\S+)`).FindStringSubmatch(line)
+		require.NotNil(t, m, "ready line without addr: %s", line)
+		n.base = "http://" + m[1]
+	case <-n.done:
+		t.Fatalf("mediagate exited before it was ready: %v", cmd.ProcessState)
+	case <-time.After(30 * time.Second):
+		t.Fatal("mediagate not ready after 30 s")
+	}
+	return n
+}
+
+func (n *node) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-n.done:
+		return n.cmd.ProcessState.ExitCode()
+	case <-time.After(30 * time.Second):
+		t.Fatal("mediagate did not exit within 30 s")
+		return -1
+	}
+}
+
+func TestServeDefaultsHealthzAndSIGTERM(t *testing.T) {
+	n := startNode(t, nil)
+	resp, err := http.Get(n.base + "/healthz")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, string(body), `"version":"test-1"`)
+
+	resp, err = http.Get(n.base + "/metrics")
+	require.NoError(t, err)
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Contains(t, string(body), `mediagate_build_info{version="test-1"} 1`)
+
+	require.NoError(t, n.cmd.Process.Signal(syscall.SIGTERM))
+	require.Equal(t, 0, n.wait(t))
+	var lines []string
+	for l := range n.logs {
+		lines = append(lines, l)
+	}
+	require.Contains(t, strings.Join(lines, "\n"), "stopped cleanly")
+}
+
+func TestSIGINTStops(t *testing.T) {
+	n := startNode(t, nil)
+	require.NoError(t, n.cmd.Process.Signal(syscall.SIGINT))
+	require.Equal(t, 0, n.wait(t))
+}
+
+func TestBadConfigRefused(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, yaml string
+		env        []string
+		want       []string
+	}{
+		{"unknown key", "http:\n  listen: \":0\"\n  listn: x\n", nil,
+			[]string{"bad.yaml:3", "http.listn", "unknown"}},
+		{"bad value", "log:\n  level: loud\n", nil,
+			[]string{"bad.yaml:2", "log.level"}},
+		{"bad env", "", []string{"MEDIAGATE_RTP_PORT_MIN=abc"},
+			[]string{"MEDIAGATE_RTP_PORT_MIN"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, "bad.yaml")
+			require.NoError(t, os.WriteFile(path, []byte(tc.yaml), 0o644))
+			cmd := exec.Command(binary, "serve", "--config", path)
+			cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, tc.env...)
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			require.ErrorAs(t, err, &ee, "output: %s", out)
+			require.Equal(t, exitUsage, ee.ExitCode())
+			for _, w := range tc.want {
+				require.Contains(t, string(out), w)
+			}
+		})
+	}
+}
+
+func TestMissingConfigFile(t *testing.T) {
+	out, err := exec.Command(binary, "--config", "/nonexistent/mediagate.yaml").CombinedOutput()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee)
+	require.Equal(t, exitUsage, ee.ExitCode())
+	require.Contains(t, string(out), "/nonexistent/mediagate.yaml")
+}
+
+func TestVersionAndUsage(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		out, err := exec.Command(binary, args...).CombinedOutput()
+		require.NoError(t, err)
+		require.Equal(t, "mediagate test-1\n", string(out))
+	}
+	out, err := exec.Command(binary, "frobnicate").CombinedOutput()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee)
+	require.Equal(t, exitUsage, ee.ExitCode())
+	require.Contains(t, string(out), `unknown command "frobnicate"`)
+}

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/mediagate/mediagate/api"
+	"github.com/mediagate/mediagate/configs"
+)
+
+// stopGrace bounds how long SIGINT waits for open requests: an operator who
+// presses Ctrl-C wants the node gone, not drained.
+const stopGrace = 2 * time.Second
+
+// serve loads the configuration, runs the node until a signal arrives and
+// returns the exit code. SIGTERM drains: /readyz turns 503 at once, open work
+// gets node.drain_timeout to finish. SIGINT stops within stopGrace.
+func serve(ctx context.Context, configPath string, environ []string, stderr io.Writer, sigs <-chan os.Signal) int {
+	cfg, err := configs.Load(configPath, environ)
+	if err != nil {
+		fmt.Fprintf(stderr, "mediagate: configuration: %v\n", err)
+		return exitUsage
+	}
+	log, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "mediagate: %v\n", err)
+		return exitUsage
+	}
+	log = log.With("node", cfg.NodeID())
+
+	srv := api.New(log, api.WithVersion(version))
+	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		log.Error("cannot listen for HTTP", "listen", cfg.HTTP.Listen, "err", err)
+		return exitFailed
+	}
+
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+
+	source := "built-in defaults"
+	if configPath != "" {
+		source = configPath
+	}
+	log.Info("mediagate ready",
+		"version", version,
+		"config", source,
+		"http", "http://"+reachable(ln.Addr()),
+		"addr", ln.Addr().String(),
+		"health", "/healthz", "metrics", "/metrics")
+
+	var grace time.Duration
+	select {
+	case err := <-done:
+		log.Error("http server failed", "err", err)
+		return exitFailed
+	case <-ctx.Done():
+		grace = stopGrace
+	case sig := <-sigs:
+		grace = stopGrace
+		if sig == syscall.SIGINT {
+			log.Info("interrupted; stopping", "grace", grace)
+		} else {
+			grace = cfg.Node.DrainTimeout
+			log.Info("terminating; draining", "drain_timeout", grace)
+			srv.Drain()
+		}
+	}
+	// Teardown outlives cancellation: it gets its own deadline.
+	// A second signal while draining means "now".
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
+	defer cancel()
+	go func() {
+		select {
+		case <-sigs:
+			log.Warn("second signal; stopping without waiting")
+			cancel()
+		case <-sctx.Done():
+		}
+	}()
+	shutErr := srv.Shutdown(sctx)
+	if err := <-done; err != nil {
+		shutErr = err
+	}
+	if shutErr != nil {
+		log.Error("shutdown incomplete", "err", shutErr)
+		return exitFailed
+	}
+	log.Info("stopped cleanly")
+	return exitOK
+}
+
+// reachable turns a listener address such as [::]:8080 into one a person can
+// paste into a browser on this machine.
+func reachable(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok {
+		return a.String()
+	}
+	if tcp.IP == nil || tcp.IP.IsUnspecified() {
+		return fmt.Sprintf("localhost:%d", tcp.Port)
+	}
+	return tcp.String()
+}
+
+// newLogger builds the node's slog logger from the log section.
+func newLogger(c configs.Log, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
+		return nil, fmt.Errorf("log.level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.Format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text", "":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	default:
+		return nil, fmt.Errorf("log.format: unknown format %q", c.Format)
+	}
+}
