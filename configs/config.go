@@ -3,7 +3,10 @@
 // defaults → file → MEDIAGATE_* environment → Validate.
 package configs
 
-import "time"
+import (
+	"os"
+	"time"
+)
 
 // Config is the whole configuration of one mediagate node. Every field has a
 // default (see Default) and a commented entry in mediagate.yaml.
@@ -78,4 +81,18 @@ func Default() Config {
 		WebRTC:  WebRTC{UDPPort: 7882},
 		Storage: Storage{Dir: "./data"},
 	}
+}
+
+// NodeID returns the name this node goes by in a cluster: node.id when set,
+// otherwise the host name, so that a fleet of identical config files still
+// yields distinct nodes. If even the host name is unavailable it returns
+// "mediagate".
+func (c Config) NodeID() string {
+	if c.Node.ID != "" {
+		return c.Node.ID
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "mediagate"
 }

@@ -1,0 +1,121 @@
+package configs
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestEnvOverrides: each variable sets its key; the rest are left alone.
+func TestEnvOverrides(t *testing.T) {
+	tests := []struct {
+		name string
+		env  []string
+		want func(*Config)
+	}{
+		{"none", nil, func(*Config) {}},
+		{"every key", []string{
+			"MEDIAGATE_NODE_ID=gw-2",
+			"MEDIAGATE_NODE_DRAIN_TIMEOUT=10s",
+			"MEDIAGATE_LOG_LEVEL=debug",
+			"MEDIAGATE_LOG_FORMAT=json",
+			"MEDIAGATE_HTTP_LISTEN=127.0.0.1:0",
+			"MEDIAGATE_SIP_LISTEN=127.0.0.1:5070",
+			"MEDIAGATE_RTP_PORT_MIN=12000",
+			"MEDIAGATE_RTP_PORT_MAX=12999",
+			"MEDIAGATE_WEBRTC_UDP_PORT=0",
+			"MEDIAGATE_STORAGE_DIR=/var/lib/mediagate",
+			"MEDIAGATE_REDIS_ADDR=redis:6379",
+		}, func(c *Config) {
+			*c = Config{
+				Node:    Node{ID: "gw-2", DrainTimeout: 10 * time.Second},
+				Log:     Log{Level: "debug", Format: "json"},
+				HTTP:    HTTP{Listen: "127.0.0.1:0"},
+				SIP:     SIP{Listen: "127.0.0.1:5070"},
+				RTP:     RTP{PortMin: 12000, PortMax: 12999},
+				WebRTC:  WebRTC{UDPPort: 0},
+				Storage: Storage{Dir: "/var/lib/mediagate"},
+				Redis:   Redis{Addr: "redis:6379"},
+			}
+		}},
+		{"last of duplicates wins", []string{"MEDIAGATE_LOG_LEVEL=debug", "MEDIAGATE_LOG_LEVEL=warn"},
+			func(c *Config) { c.Log.Level = "warn" }},
+		{"empty value sets empty string", []string{"MEDIAGATE_REDIS_ADDR="}, func(*Config) {}},
+		{"reserved and foreign variables ignored", []string{
+			"MEDIAGATE_CONFIG=/etc/mediagate.yaml", "MEDIAGATE_API_KEY=secret", "MEDIAGATE_SERVER=http://x",
+			"PATH=/bin", "mediagate_log_level=loud", "MEDIAGATE_LOG_LEVEL", "=x",
+		}, func(*Config) {}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Load("", tt.env)
+			require.NoError(t, err)
+			want := Default()
+			tt.want(&want)
+			require.Equal(t, want, got)
+		})
+	}
+}
+
+// TestEnvErrors: unknown variables and bad values name the variable.
+func TestEnvErrors(t *testing.T) {
+	tests := []struct {
+		env  []string
+		want string
+		kind error
+	}{
+		{[]string{"MEDIAGATE_HTTP_LISTN=:80"}, "env MEDIAGATE_HTTP_LISTN: matches no config key", ErrUnknownKey},
+		{[]string{"MEDIAGATE_RTP=1"}, "env MEDIAGATE_RTP: matches no config key", ErrUnknownKey},
+		{[]string{"MEDIAGATE_RTP_PORT_MIN=x"}, `env MEDIAGATE_RTP_PORT_MIN: want an integer, got "x"`, ErrType},
+		{[]string{"MEDIAGATE_RTP_PORT_MIN=99999999999999999999"}, `env MEDIAGATE_RTP_PORT_MIN: want an integer, got "99999999999999999999"`, ErrType},
+		{[]string{"MEDIAGATE_NODE_DRAIN_TIMEOUT=10"}, `env MEDIAGATE_NODE_DRAIN_TIMEOUT: want a duration such as 30s or 1m30s, got "10"`, ErrType},
+		{[]string{"MEDIAGATE_WEBRTC_UDP_PORT=70000"}, "env MEDIAGATE_WEBRTC_UDP_PORT: 70000 out of range 0..65535", ErrInvalid},
+		{[]string{"MEDIAGATE_STORAGE_DIR="}, "env MEDIAGATE_STORAGE_DIR: must not be empty", ErrInvalid},
+		{[]string{"MEDIAGATE_X=1", "MEDIAGATE_LOG_LEVEL=loud", "MEDIAGATE_RTP_PORT_MAX=y"},
+			"env MEDIAGATE_X: matches no config key\n" + `env MEDIAGATE_RTP_PORT_MAX: want an integer, got "y"`, ErrUnknownKey},
+	}
+	for _, tt := range tests {
+		_, err := Load("", tt.env)
+		require.Error(t, err, "%v", tt.env)
+		require.Equal(t, tt.want, err.Error())
+		require.ErrorIs(t, err, tt.kind)
+	}
+}
+
+// TestEnvTypes: every supported type parses from a variable.
+func TestEnvTypes(t *testing.T) {
+	c, msg := loadTypes(t, "", []string{
+		"MEDIAGATE_S_STR=a b", "MEDIAGATE_S_INT=-3", "MEDIAGATE_S_I8=-128", "MEDIAGATE_S_U16=8",
+		"MEDIAGATE_S_F=1e3", "MEDIAGATE_S_B=1", "MEDIAGATE_S_D=250ms", "MEDIAGATE_S_L= a, b ,,c ",
+		"MEDIAGATE_S_DEEP_X=5", "MEDIAGATE_UNTAGGED=9",
+	})
+	require.Empty(t, msg)
+	require.Equal(t, "a b", c.S.Str)
+	require.Equal(t, -3, c.S.Int)
+	require.Equal(t, int8(-128), c.S.I8)
+	require.Equal(t, uint16(8), c.S.U16)
+	require.InDelta(t, 1000.0, c.S.F, 0)
+	require.True(t, c.S.B)
+	require.Equal(t, 250*time.Millisecond, c.S.D)
+	require.Equal(t, []string{"a", "b", "c"}, c.S.L)
+	require.Equal(t, 5, c.S.Deep.X)
+	require.Equal(t, 9, c.Untagged)
+
+	c, msg = loadTypes(t, "s:\n  l: [x]\n", []string{"MEDIAGATE_S_L="})
+	require.Empty(t, msg)
+	require.Nil(t, c.S.L)
+
+	tests := []struct{ env, want string }{
+		{"MEDIAGATE_S_I8=128", `env MEDIAGATE_S_I8: want an integer, got "128"`},
+		{"MEDIAGATE_S_U16=-1", `env MEDIAGATE_S_U16: want a non-negative integer, got "-1"`},
+		{"MEDIAGATE_S_F=x", `env MEDIAGATE_S_F: want a number, got "x"`},
+		{"MEDIAGATE_S_B=yes", `env MEDIAGATE_S_B: want true or false, got "yes"`},
+		{"MEDIAGATE_SKIPPED=1", "env MEDIAGATE_SKIPPED: matches no config key"},
+		{"MEDIAGATE_S=1", "env MEDIAGATE_S: matches no config key"},
+	}
+	for _, tt := range tests {
+		_, msg := loadTypes(t, "", []string{tt.env})
+		require.Equal(t, tt.want, msg)
+	}
+}

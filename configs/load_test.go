@@ -1,0 +1,300 @@
+package configs
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestLoadBadFiles loads every testdata/*.bad.yaml and checks the exact error
+// text (file, line, key, message) and its category.
+func TestLoadBadFiles(t *testing.T) {
+	tests := []struct {
+		file string
+		want string // one line per error
+		kind error
+	}{
+		{"unknown_key", `testdata/unknown_key.bad.yaml:3: http.listn: unknown key`, ErrUnknownKey},
+		{"unknown_section", `testdata/unknown_section.bad.yaml:1: htpp: unknown key`, ErrUnknownKey},
+		{"unknown_nested_key", `testdata/unknown_nested_key.bad.yaml:7: node.name: unknown key`, ErrUnknownKey},
+		{"leaf_is_map", `testdata/leaf_is_map.bad.yaml:3: http.listen: want a string, got a mapping`, ErrType},
+		{"section_not_map", `testdata/section_not_map.bad.yaml:1: http: want a mapping, got ":8080"`, ErrType},
+		{"wrong_type", `testdata/wrong_type.bad.yaml:5: rtp.port_min: want an integer, got "abc"`, ErrType},
+		{"quoted_number", `testdata/quoted_number.bad.yaml:3: rtp.port_max: want an integer, got "30000"`, ErrType},
+		{"empty_int", `testdata/empty_int.bad.yaml:2: webrtc.udp_port: want an integer, got an empty value`, ErrType},
+		{"list_for_string", `testdata/list_for_string.bad.yaml:2: storage.dir: want a string, got a list`, ErrType},
+		{"out_of_range", `testdata/out_of_range.bad.yaml:4: rtp.port_max: 70000 out of range 1024..65535`, ErrInvalid},
+		{"port_order", `testdata/port_order.bad.yaml:3: rtp.port_max: 10000 must be above rtp.port_min (20000)`, ErrInvalid},
+		{"odd_port", `testdata/odd_port.bad.yaml:2: rtp.port_min: 10001 must be even (RFC 3550 §11)`, ErrInvalid},
+		{"bad_level", `testdata/bad_level.bad.yaml:3: log.level: "verbose" is not one of debug, info, warn, error`, ErrInvalid},
+		{"bad_format", `testdata/bad_format.bad.yaml:2: log.format: "xml" is not one of text, json`, ErrInvalid},
+		{"bad_duration", `testdata/bad_duration.bad.yaml:3: node.drain_timeout: want a duration such as 30s or 1m30s, got "10"`, ErrType},
+		{"negative_duration", `testdata/negative_duration.bad.yaml:2: node.drain_timeout: -5s out of range 0s..1h`, ErrInvalid},
+		{"long_duration", `testdata/long_duration.bad.yaml:2: node.drain_timeout: 2h0m0s out of range 0s..1h`, ErrInvalid},
+		{"bad_node_id", `testdata/bad_node_id.bad.yaml:2: node.id: "gw 1" must be at most 64 characters from A-Z a-z 0-9 . _ -`, ErrInvalid},
+		{"bad_listen", `testdata/bad_listen.bad.yaml:2: http.listen: "8080" is not host:port: missing port in address`, ErrInvalid},
+		{"bad_listen_port", `testdata/bad_listen_port.bad.yaml:2: sip.listen: "127.0.0.1:sip": port "sip" is not a number`, ErrInvalid},
+		{"bad_redis", `testdata/bad_redis.bad.yaml:2: redis.addr: "localhost:0": port 0 out of range 1..65535`, ErrInvalid},
+		{"empty_dir", `testdata/empty_dir.bad.yaml:2: storage.dir: must not be empty`, ErrInvalid},
+		{"duplicate_key", `testdata/duplicate_key.bad.yaml:4: rtp.port_min: duplicate key (first at line 2)`, ErrDuplicateKey},
+		{"duplicate_section", `testdata/duplicate_section.bad.yaml:5: http: duplicate key (first at line 1)`, ErrDuplicateKey},
+		{"not_a_map", `testdata/not_a_map.bad.yaml:1: want a mapping of sections at the top level, got a list`, ErrType},
+		{"two_docs", `testdata/two_docs.bad.yaml:3: want one YAML document, found a second`, ErrMultipleDocuments},
+		{"syntax", `testdata/syntax.bad.yaml:3: found character that cannot start any token`, ErrSyntax},
+		{"many_errors", strings.Join([]string{
+			`testdata/many_errors.bad.yaml:3: http.listn: unknown key`,
+			`testdata/many_errors.bad.yaml:5: rtp.port_min: want an integer, got "lots"`,
+			`testdata/many_errors.bad.yaml:6: rtp.port_min: duplicate key (first at line 5)`,
+			`testdata/many_errors.bad.yaml:9: webrtc.tcp_port: unknown key`,
+		}, "\n"), ErrUnknownKey},
+		{"many_invalid", strings.Join([]string{
+			`testdata/many_invalid.bad.yaml:3: log.level: "loud" is not one of debug, info, warn, error`,
+			`testdata/many_invalid.bad.yaml:5: rtp.port_min: 10001 must be even (RFC 3550 §11)`,
+			`testdata/many_invalid.bad.yaml:7: webrtc.udp_port: 99999 out of range 0..65535`,
+		}, "\n"), ErrInvalid},
+	}
+	covered := map[string]bool{}
+	for _, tt := range tests {
+		covered[tt.file] = true
+		t.Run(tt.file, func(t *testing.T) {
+			c, err := Load(filepath.Join("testdata", tt.file+".bad.yaml"), nil)
+			require.Error(t, err)
+			require.Equal(t, tt.want, err.Error())
+			require.ErrorIs(t, err, tt.kind)
+			require.Equal(t, Config{}, c)
+			var e *Error
+			require.ErrorAs(t, err, &e)
+			require.Equal(t, filepath.Join("testdata", tt.file+".bad.yaml"), e.File)
+		})
+	}
+	// Every bad file must have an expectation above.
+	files, err := filepath.Glob(filepath.Join("testdata", "*.bad.yaml"))
+	require.NoError(t, err)
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".bad.yaml")
+		require.True(t, covered[name], "%s has no expected error in TestLoadBadFiles", f)
+	}
+}
+
+// TestLoadGood covers files that load: what they set and what they leave.
+func TestLoadGood(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		env  []string
+		want func(*Config)
+	}{
+		{"empty file", "", nil, func(*Config) {}},
+		{"comments only", "# nothing here\n\n# at all\n", nil, func(*Config) {}},
+		{"empty document", "---\n", nil, func(*Config) {}},
+		{"null document", "~\n", nil, func(*Config) {}},
+		{"empty section keeps defaults", "redis:\nrtp:\n", nil, func(*Config) {}},
+		{"partial file overrides only its keys", "rtp:\n  port_max: 30000\nlog:\n  format: json\n", nil,
+			func(c *Config) { c.RTP.PortMax = 30000; c.Log.Format = "json" }},
+		{"empty string value", "node:\n  id:\nredis:\n  addr: \"\"\n", nil, func(*Config) {}},
+		{"string takes a number's text as written", "node:\n  id: 007\n", nil,
+			func(c *Config) { c.Node.ID = "007" }},
+		{"yaml integer forms", "rtp:\n  port_min: 0x2710\n  port_max: 20_000\n", nil, func(*Config) {}},
+		{"anchors and aliases", "http:\n  listen: &addr \"127.0.0.1:0\"\nsip:\n  listen: *addr\n", nil,
+			func(c *Config) { c.HTTP.Listen = "127.0.0.1:0"; c.SIP.Listen = "127.0.0.1:0" }},
+		{"duration", "node:\n  drain_timeout: 1m30s\n", nil,
+			func(c *Config) { c.Node.DrainTimeout = 90 * time.Second }},
+		{"zero ports for tests", "http:\n  listen: \"[::1]:0\"\nwebrtc:\n  udp_port: 0\n", nil,
+			func(c *Config) { c.HTTP.Listen = "[::1]:0"; c.WebRTC.UDPPort = 0 }},
+		{"env overrides file", "rtp:\n  port_min: 12000\n  port_max: 13000\n",
+			[]string{"MEDIAGATE_RTP_PORT_MIN=12002", "MEDIAGATE_NODE_DRAIN_TIMEOUT=10s"},
+			func(c *Config) { c.RTP.PortMin = 12002; c.RTP.PortMax = 13000; c.Node.DrainTimeout = 10 * time.Second }},
+		{"env fixes an invalid file value", "log:\n  level: loud\n", []string{"MEDIAGATE_LOG_LEVEL=debug"},
+			func(c *Config) { c.Log.Level = "debug" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "mediagate.yaml")
+			require.NoError(t, os.WriteFile(path, []byte(tt.yaml), 0o600))
+			got, err := Load(path, tt.env)
+			require.NoError(t, err)
+			want := Default()
+			tt.want(&want)
+			require.Equal(t, want, got)
+		})
+	}
+}
+
+// TestLoadNoFile: an empty path means defaults plus environment.
+func TestLoadNoFile(t *testing.T) {
+	got, err := Load("", []string{"MEDIAGATE_HTTP_LISTEN=127.0.0.1:9000"})
+	require.NoError(t, err)
+	want := Default()
+	want.HTTP.Listen = "127.0.0.1:9000"
+	require.Equal(t, want, got)
+}
+
+// TestLoadMissingFile: the error names the path and is fs.ErrNotExist.
+func TestLoadMissingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "nope.yaml")
+	_, err := Load(path, nil)
+	require.ErrorIs(t, err, fs.ErrNotExist)
+	require.Equal(t, "config file: open "+path+": no such file or directory", err.Error())
+}
+
+// TestLoadOrigins: a validation error points at where the bad value came
+// from: the file line, the variable, or nothing for a default.
+func TestLoadOrigins(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		env  []string
+		want string
+	}{
+		{"file", "\nrtp:\n  port_min: 80\n", nil,
+			"cfg.yaml:3: rtp.port_min: 80 out of range 1024..65535"},
+		{"env beats file", "rtp:\n  port_min: 80\n", []string{"MEDIAGATE_RTP_PORT_MIN=90"},
+			"env MEDIAGATE_RTP_PORT_MIN: 90 out of range 1024..65535"},
+		{"order blames the key that was set", "rtp:\n  port_min: 30000\n", nil,
+			"cfg.yaml:2: rtp.port_min: 30000 must be below rtp.port_max (20000)"},
+		{"order blames port_max from env", "rtp:\n  port_min: 30000\n", []string{"MEDIAGATE_RTP_PORT_MAX=2000"},
+			"env MEDIAGATE_RTP_PORT_MAX: 2000 must be above rtp.port_min (30000)"},
+		{"file and env errors together", "log:\n  level: loud\n", []string{"MEDIAGATE_LOG_FORMAT=xml"},
+			"cfg.yaml:2: log.level: \"loud\" is not one of debug, info, warn, error\n" +
+				"env MEDIAGATE_LOG_FORMAT: \"xml\" is not one of text, json"},
+		{"parse errors from file and env", "log:\n  levle: info\n", []string{"MEDIAGATE_RTP_PORT_MIN=x"},
+			"cfg.yaml:2: log.levle: unknown key\n" +
+				`env MEDIAGATE_RTP_PORT_MIN: want an integer, got "x"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("cfg.yaml", []byte(tt.yaml), tt.env)
+			require.Error(t, err)
+			require.Equal(t, tt.want, err.Error())
+		})
+	}
+}
+
+// typesConfig exercises every leaf type the loader supports, and a section
+// two levels deep, which Config itself does not yet have.
+type typesConfig struct {
+	S struct {
+		Str  string        `yaml:"str"`
+		Int  int           `yaml:"int"`
+		I8   int8          `yaml:"i8"`
+		U16  uint16        `yaml:"u16"`
+		F    float64       `yaml:"f"`
+		B    bool          `yaml:"b"`
+		D    time.Duration `yaml:"d"`
+		L    []string      `yaml:"l,omitempty"`
+		Deep struct {
+			X int `yaml:"x"`
+		} `yaml:"deep"`
+	} `yaml:"s"`
+	Untagged int
+	Skipped  int `yaml:"-"`
+	hidden   int
+}
+
+// loadTypes runs the loader on a typesConfig and returns it and the error
+// text ("" for none).
+func loadTypes(t *testing.T, data string, environ []string) (typesConfig, string) {
+	t.Helper()
+	var c typesConfig
+	l := loader{file: "t.yaml", origins: map[string]origin{}}
+	root := reflect.ValueOf(&c).Elem()
+	l.yaml([]byte(data), root)
+	l.env(environ, root)
+	if err := join(l.errs); err != nil {
+		return c, err.Error()
+	}
+	return c, ""
+}
+
+// TestLoaderTypes: every supported type parses from YAML, and wrong values
+// are refused with the type named.
+func TestLoaderTypes(t *testing.T) {
+	c, msg := loadTypes(t, `
+s:
+  str: hello
+  int: -42
+  i8: 127
+  u16: 65535
+  f: 0.25
+  b: true
+  d: 1.5s
+  l: [a, "b c"]
+  deep:
+    x: 7
+untagged: 3
+`, nil)
+	require.Empty(t, msg)
+	require.Equal(t, "hello", c.S.Str)
+	require.Equal(t, -42, c.S.Int)
+	require.Equal(t, int8(127), c.S.I8)
+	require.Equal(t, uint16(65535), c.S.U16)
+	require.InDelta(t, 0.25, c.S.F, 0)
+	require.True(t, c.S.B)
+	require.Equal(t, 1500*time.Millisecond, c.S.D)
+	require.Equal(t, []string{"a", "b c"}, c.S.L)
+	require.Equal(t, 7, c.S.Deep.X)
+	require.Equal(t, 3, c.Untagged)
+	require.Zero(t, c.hidden)
+
+	tests := []struct{ yaml, want string }{
+		{"s:\n  i8: 128\n", "t.yaml:2: s.i8: 128 out of range for int8"},
+		{"s:\n  u16: -1\n", `t.yaml:2: s.u16: want a non-negative integer, got "-1"`},
+		{"s:\n  int: 1.5\n", `t.yaml:2: s.int: want an integer, got "1.5"`},
+		{"s:\n  f: x\n", `t.yaml:2: s.f: want a number, got "x"`},
+		{"s:\n  b: yes\n", `t.yaml:2: s.b: want true or false, got "yes"`},
+		{"s:\n  l: a\n", `t.yaml:2: s.l: want a list of strings, got "a"`},
+		{"s:\n  l:\n    - a\n    - [b]\n    -\n", "t.yaml:4: s.l[1]: want a string, got a list\n" +
+			"t.yaml:5: s.l[2]: want a string, got an empty value"},
+		{"s:\n  deep:\n    y: 1\n", "t.yaml:3: s.deep.y: unknown key"},
+		{"s:\n  deep: 1\n", `t.yaml:2: s.deep: want a mapping, got "1"`},
+		{"skipped: 1\n", "t.yaml:1: skipped: unknown key"},
+		{"hidden: 1\n", "t.yaml:1: hidden: unknown key"},
+		{"s:\n  [a]: 1\n", "t.yaml:2: s: want a plain key, got a list"},
+		{"<<: {untagged: 1}\n", "t.yaml:1: <<: unknown key"},
+	}
+	for _, tt := range tests {
+		_, msg := loadTypes(t, tt.yaml, nil)
+		require.Equal(t, tt.want, msg, "yaml %q", tt.yaml)
+	}
+
+	_, msg = loadTypes(t, "s:\n  l: []\n", nil)
+	require.Empty(t, msg)
+	c, msg = loadTypes(t, "s:\n  l:\n", nil)
+	require.Empty(t, msg)
+	require.Nil(t, c.S.L)
+}
+
+// TestErrorFormat pins the documented formats of Error.
+func TestErrorFormat(t *testing.T) {
+	tests := []struct {
+		err  Error
+		want string
+	}{
+		{Error{File: "m.yaml", Line: 12, Key: "http.listn", Msg: "unknown key"}, "m.yaml:12: http.listn: unknown key"},
+		{Error{File: "m.yaml", Line: 4, Msg: "want one YAML document, found a second"}, "m.yaml:4: want one YAML document, found a second"},
+		{Error{File: "m.yaml", Msg: "unknown anchor 'x' referenced"}, "m.yaml: unknown anchor 'x' referenced"},
+		{Error{Env: "MEDIAGATE_RTP_PORT_MIN", Key: "rtp.port_min", Msg: `want an integer, got "x"`}, `env MEDIAGATE_RTP_PORT_MIN: want an integer, got "x"`},
+		{Error{Key: "rtp.port_min", Msg: "1 out of range 1024..65535"}, "rtp.port_min: 1 out of range 1024..65535"},
+	}
+	for _, tt := range tests {
+		require.Equal(t, tt.want, tt.err.Error())
+	}
+	err := error(&Error{Msg: "x", Err: ErrUnknownKey})
+	require.True(t, errors.Is(err, ErrUnknownKey))
+	require.False(t, errors.Is(err, ErrType))
+}
+
+// TestParseSyntaxWithoutLine: yaml.v3 gives no line for some errors; the
+// message still names the file.
+func TestParseSyntaxWithoutLine(t *testing.T) {
+	_, err := Parse("x.yaml", []byte("http:\n  listen: *nope\n"), nil)
+	require.ErrorIs(t, err, ErrSyntax)
+	require.Equal(t, "x.yaml: unknown anchor 'nope' referenced", err.Error())
+}

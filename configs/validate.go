@@ -1,0 +1,162 @@
+package configs
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Limits enforced by Validate.
+const (
+	// rtpPortFloor keeps call media off the well-known ports, which need
+	// privileges and belong to other services.
+	rtpPortFloor = 1024
+	// maxDrainTimeout bounds SIGTERM handling: an orchestrator that waits
+	// longer than this for a node to stop is misconfigured.
+	maxDrainTimeout = time.Hour
+	// maxNodeIDLen keeps node IDs short enough for metric labels and Redis keys.
+	maxNodeIDLen = 64
+)
+
+// Validate checks every value for range and form, so the node refuses a bad
+// configuration at start instead of failing on the first call. It reports
+// all problems (joined with errors.Join), each an *Error wrapping ErrInvalid
+// whose message names the dotted key, e.g.
+// "rtp.port_min: 70000 out of range 1024..65535". When called by Load, each
+// error also names the file and line, or the environment variable, the
+// value came from.
+func (c Config) Validate() error { return c.validate("", nil) }
+
+// validate is Validate with the origins Load recorded for each key.
+func (c Config) validate(file string, origins map[string]origin) error {
+	v := validator{file: file, origins: origins}
+
+	if !validNodeID(c.Node.ID) {
+		v.fail("node.id", "%q must be at most %d characters from A-Z a-z 0-9 . _ -", c.Node.ID, maxNodeIDLen)
+	}
+	if d := c.Node.DrainTimeout; d < 0 || d > maxDrainTimeout {
+		v.fail("node.drain_timeout", "%s out of range 0s..1h", d)
+	}
+	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	v.oneOf("log.format", c.Log.Format, "text", "json")
+	v.hostPort("http.listen", c.HTTP.Listen, 0)
+	v.hostPort("sip.listen", c.SIP.Listen, 0)
+	v.rtpPorts(c.RTP)
+	v.intRange("webrtc.udp_port", c.WebRTC.UDPPort, 0, 65535) // 0: ephemeral
+	if c.Storage.Dir == "" {
+		v.fail("storage.dir", "must not be empty")
+	}
+	if c.Redis.Addr != "" {
+		v.hostPort("redis.addr", c.Redis.Addr, 1)
+	}
+	return join(v.errs)
+}
+
+// validator collects Validate's errors, locating each at the origin of the
+// key's value.
+type validator struct {
+	file    string
+	origins map[string]origin
+	errs    []error
+}
+
+// fail records that the value of key is invalid.
+func (v *validator) fail(key, format string, args ...any) {
+	e := &Error{Key: key, Msg: fmt.Sprintf(format, args...), Err: ErrInvalid}
+	if o, ok := v.origins[key]; ok {
+		e.Env = o.env
+		if o.line > 0 {
+			e.File, e.Line = v.file, o.line
+		}
+	}
+	v.errs = append(v.errs, e)
+}
+
+// set reports whether key was given in the file or environment.
+func (v *validator) set(key string) bool {
+	_, ok := v.origins[key]
+	return ok
+}
+
+// oneOf checks that s is one of the allowed words.
+func (v *validator) oneOf(key, s string, allowed ...string) {
+	for _, a := range allowed {
+		if s == a {
+			return
+		}
+	}
+	v.fail(key, "%q is not one of %s", s, strings.Join(allowed, ", "))
+}
+
+// intRange checks lo <= n <= hi and reports whether it holds.
+func (v *validator) intRange(key string, n, lo, hi int) bool {
+	if n < lo || n > hi {
+		v.fail(key, "%d out of range %d..%d", n, lo, hi)
+		return false
+	}
+	return true
+}
+
+// hostPort checks that s is host:port (the host may be empty, meaning all
+// interfaces) with a numeric port in minPort..65535; port 0 asks the kernel
+// for a free port, which tests rely on.
+func (v *validator) hostPort(key, s string, minPort int) {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			err = errors.New(ae.Err)
+		}
+		v.fail(key, "%q is not host:port: %v", s, err)
+		return
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		v.fail(key, "%q: port %q is not a number", s, port)
+		return
+	}
+	if p < minPort || p > 65535 {
+		v.fail(key, "%q: port %d out of range %d..65535", s, p, minPort)
+	}
+}
+
+// rtpPorts checks the RTP port range: both ends above the privileged ports,
+// port_min even and below port_max, so at least one RTP/RTCP pair fits.
+func (v *validator) rtpPorts(r RTP) {
+	okMin := v.intRange("rtp.port_min", r.PortMin, rtpPortFloor, 65535)
+	okMax := v.intRange("rtp.port_max", r.PortMax, rtpPortFloor, 65535)
+	if !okMin || !okMax {
+		return
+	}
+	// RFC 3550 §11: RTP uses an even port and RTCP the next higher (odd) one,
+	// so allocation walks the range in even steps from port_min.
+	if r.PortMin%2 != 0 {
+		v.fail("rtp.port_min", "%d must be even (RFC 3550 §11)", r.PortMin)
+	}
+	if r.PortMin >= r.PortMax {
+		// Blame the key the operator set; port_max when both were set.
+		if v.set("rtp.port_max") || !v.set("rtp.port_min") {
+			v.fail("rtp.port_max", "%d must be above rtp.port_min (%d)", r.PortMax, r.PortMin)
+		} else {
+			v.fail("rtp.port_min", "%d must be below rtp.port_max (%d)", r.PortMin, r.PortMax)
+		}
+	}
+}
+
+// validNodeID reports whether id matches [A-Za-z0-9._-]{0,64}.
+func validNodeID(id string) bool {
+	if len(id) > maxNodeIDLen {
+		return false
+	}
+	for _, r := range id {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}

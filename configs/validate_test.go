@@ -1,0 +1,102 @@
+package configs
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestValidate: each rule accepts its edge values and refuses the values just
+// outside, with a message naming the key.
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*Config)
+		want string // "" means valid
+	}{
+		{"defaults", func(*Config) {}, ""},
+		{"node id 64 chars", func(c *Config) { c.Node.ID = strings.Repeat("a", 64) }, ""},
+		{"node id charset", func(c *Config) { c.Node.ID = "gw-1.eu_west" }, ""},
+		{"node id 65 chars", func(c *Config) { c.Node.ID = strings.Repeat("a", 65) },
+			`node.id: "` + strings.Repeat("a", 65) + `" must be at most 64 characters from A-Z a-z 0-9 . _ -`},
+		{"node id slash", func(c *Config) { c.Node.ID = "a/b" },
+			`node.id: "a/b" must be at most 64 characters from A-Z a-z 0-9 . _ -`},
+		{"drain 0", func(c *Config) { c.Node.DrainTimeout = 0 }, ""},
+		{"drain 1h", func(c *Config) { c.Node.DrainTimeout = time.Hour }, ""},
+		{"drain over 1h", func(c *Config) { c.Node.DrainTimeout = time.Hour + time.Second },
+			"node.drain_timeout: 1h0m1s out of range 0s..1h"},
+		{"drain negative", func(c *Config) { c.Node.DrainTimeout = -time.Nanosecond },
+			"node.drain_timeout: -1ns out of range 0s..1h"},
+		{"level debug", func(c *Config) { c.Log.Level = "debug" }, ""},
+		{"level upper case", func(c *Config) { c.Log.Level = "INFO" },
+			`log.level: "INFO" is not one of debug, info, warn, error`},
+		{"format empty", func(c *Config) { c.Log.Format = "" },
+			`log.format: "" is not one of text, json`},
+		{"listen ipv6", func(c *Config) { c.HTTP.Listen = "[::1]:8443" }, ""},
+		{"listen port 0", func(c *Config) { c.SIP.Listen = "127.0.0.1:0" }, ""},
+		{"listen too many colons", func(c *Config) { c.HTTP.Listen = "::1:80" },
+			`http.listen: "::1:80" is not host:port: too many colons in address`},
+		{"listen port too big", func(c *Config) { c.SIP.Listen = ":65536" },
+			`sip.listen: ":65536": port 65536 out of range 0..65535`},
+		{"listen empty port", func(c *Config) { c.HTTP.Listen = "localhost:" },
+			`http.listen: "localhost:": port "" is not a number`},
+		{"rtp smallest range", func(c *Config) { c.RTP = RTP{PortMin: 1024, PortMax: 1025} }, ""},
+		{"rtp top", func(c *Config) { c.RTP = RTP{PortMin: 65534, PortMax: 65535} }, ""},
+		{"rtp below 1024", func(c *Config) { c.RTP.PortMin = 1022 },
+			"rtp.port_min: 1022 out of range 1024..65535"},
+		{"rtp equal", func(c *Config) { c.RTP = RTP{PortMin: 20000, PortMax: 20000} },
+			"rtp.port_max: 20000 must be above rtp.port_min (20000)"},
+		{"rtp odd min", func(c *Config) { c.RTP.PortMin = 10001 },
+			"rtp.port_min: 10001 must be even (RFC 3550 §11)"},
+		{"webrtc 0", func(c *Config) { c.WebRTC.UDPPort = 0 }, ""},
+		{"webrtc negative", func(c *Config) { c.WebRTC.UDPPort = -1 },
+			"webrtc.udp_port: -1 out of range 0..65535"},
+		{"storage empty", func(c *Config) { c.Storage.Dir = "" }, "storage.dir: must not be empty"},
+		{"redis set", func(c *Config) { c.Redis.Addr = "10.0.0.5:6379" }, ""},
+		{"redis no port", func(c *Config) { c.Redis.Addr = "redis" },
+			`redis.addr: "redis" is not host:port: missing port in address`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			tt.edit(&c)
+			err := c.Validate()
+			if tt.want == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			require.Equal(t, tt.want, err.Error())
+			require.ErrorIs(t, err, ErrInvalid)
+		})
+	}
+}
+
+// TestValidateReportsAll: every problem is reported, in key order, and each
+// is an *Error.
+func TestValidateReportsAll(t *testing.T) {
+	c := Config{} // nothing set at all; an empty node.id and a 0s drain are valid
+	err := c.Validate()
+	require.Equal(t, strings.Join([]string{
+		`log.level: "" is not one of debug, info, warn, error`,
+		`log.format: "" is not one of text, json`,
+		`http.listen: "" is not host:port: missing port in address`,
+		`sip.listen: "" is not host:port: missing port in address`,
+		`rtp.port_min: 0 out of range 1024..65535`,
+		`rtp.port_max: 0 out of range 1024..65535`,
+		`storage.dir: must not be empty`,
+	}, "\n"), err.Error())
+
+	var all interface{ Unwrap() []error }
+	require.ErrorAs(t, err, &all)
+	require.Len(t, all.Unwrap(), 7)
+	for _, e := range all.Unwrap() {
+		var ce *Error
+		require.True(t, errors.As(e, &ce))
+		require.NotEmpty(t, ce.Key)
+		require.Equal(t, ErrInvalid, ce.Err)
+	}
+}
