@@ -1,0 +1,186 @@
+package room
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+)
+
+// Manager holds a node's open rooms by ID. Rooms open on the first join (or
+// through Create, with their own options) and close themselves once they
+// have been empty for their grace period; Close stops them all.
+type Manager struct {
+	autoCreate bool
+	defaults   []Option
+
+	mu     sync.Mutex
+	rooms  map[ID]*Room
+	closed bool
+	// closing holds rooms that closed on their own and whose ticker
+	// goroutine may still be returning, so Close can wait for it.
+	closing []*Room
+}
+
+// ManagerOption changes one setting of a Manager.
+type ManagerOption func(*Manager)
+
+// WithRoomDefaults sets the options every room of the manager starts with
+// (logger, encoder factory, grace period, limits); Create's own options
+// apply after them.
+func WithRoomDefaults(opts ...Option) ManagerOption {
+	return func(m *Manager) { m.defaults = append(m.defaults, opts...) }
+}
+
+// WithAutoCreate sets whether Join opens a room that does not exist (the
+// default) or fails with ErrNotFound, for deployments where only the admin
+// API creates rooms.
+func WithAutoCreate(on bool) ManagerOption { return func(m *Manager) { m.autoCreate = on } }
+
+// NewManager returns a Manager with no rooms.
+func NewManager(opts ...ManagerOption) *Manager {
+	m := &Manager{autoCreate: true, rooms: make(map[ID]*Room)}
+	for _, o := range opts {
+		o(m)
+	}
+	return m
+}
+
+// Create opens room id with the manager's defaults and then opts. It fails
+// with ErrRoomExists if the room is open, ErrManagerClosed after Close.
+func (m *Manager) Create(id ID, opts ...Option) (*Room, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrManagerClosed
+	}
+	if m.rooms[id] != nil {
+		return nil, fmt.Errorf("create %s: %w", id, ErrRoomExists)
+	}
+	return m.openLocked(id, opts), nil
+}
+
+// openLocked opens a room and registers it; m.mu is held.
+func (m *Manager) openLocked(id ID, opts []Option) *Room {
+	all := make([]Option, 0, len(m.defaults)+len(opts)+1)
+	all = append(all, m.defaults...)
+	all = append(all, opts...)
+	all = append(all, func(c *config) { c.onClose = m.forget })
+	r := NewRoom(id, all...)
+	m.rooms[id] = r
+	return r
+}
+
+// forget drops a closed room from the map, unless the ID already names a
+// newer room, and remembers it until its goroutine has returned.
+func (m *Manager) forget(r *Room) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.rooms[r.id] == r {
+		delete(m.rooms, r.id)
+	}
+	m.closing = slices.DeleteFunc(m.closing, func(c *Room) bool {
+		select {
+		case <-c.loopDone:
+			return true
+		default:
+			return c == r
+		}
+	})
+	m.closing = append(m.closing, r)
+}
+
+// Join adds p to room id, opening the room if it does not exist and the
+// manager creates rooms on join. It returns the room, or an error from
+// Room.Join, ErrNotFound or ErrManagerClosed.
+func (m *Manager) Join(id ID, p Participant) (*Room, error) {
+	// A room found here may close (empty past its grace period) before p is
+	// in; then a fresh one is opened. Three rounds of that cannot happen
+	// honestly.
+	for range 3 {
+		r, err := m.getOrOpen(id)
+		if err != nil {
+			return nil, err
+		}
+		err = r.Join(p)
+		if errors.Is(err, ErrRoomClosed) {
+			m.forget(r)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return r, nil
+	}
+	return nil, fmt.Errorf("join %s: %w", id, ErrRoomClosed)
+}
+
+func (m *Manager) getOrOpen(id ID) (*Room, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrManagerClosed
+	}
+	if r := m.rooms[id]; r != nil {
+		return r, nil
+	}
+	if !m.autoCreate {
+		return nil, fmt.Errorf("room %s: %w", id, ErrNotFound)
+	}
+	return m.openLocked(id, nil), nil
+}
+
+// Get returns the open room id, or ErrNotFound.
+func (m *Manager) Get(id ID) (*Room, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if r := m.rooms[id]; r != nil {
+		return r, nil
+	}
+	return nil, fmt.Errorf("room %s: %w", id, ErrNotFound)
+}
+
+// List returns the open rooms sorted by ID.
+func (m *Manager) List() []*Room {
+	m.mu.Lock()
+	rooms := make([]*Room, 0, len(m.rooms))
+	for _, r := range m.rooms {
+		rooms = append(rooms, r)
+	}
+	m.mu.Unlock()
+	slices.SortFunc(rooms, func(a, b *Room) int { return cmp.Compare(a.id, b.id) })
+	return rooms
+}
+
+// CloseRoom closes room id (see Room.Close), or returns ErrNotFound.
+func (m *Manager) CloseRoom(ctx context.Context, id ID) error {
+	r, err := m.Get(id)
+	if err != nil {
+		return err
+	}
+	return r.Close(ctx)
+}
+
+// Close stops the manager: no new rooms or joins, every open room closed,
+// and every room goroutine (including those of rooms that closed on their
+// own a moment ago) waited for, or ctx's error.
+func (m *Manager) Close(ctx context.Context) error {
+	m.mu.Lock()
+	m.closed = true
+	rooms := slices.Clone(m.closing)
+	for _, r := range m.rooms {
+		rooms = append(rooms, r)
+	}
+	m.mu.Unlock()
+	var errs []error
+	for _, r := range rooms {
+		// Close is idempotent; for a room that closed on its own it just
+		// waits for the ticker goroutine to return.
+		if err := r.Close(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

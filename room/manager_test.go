@@ -1,0 +1,183 @@
+package room
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mediagate/mediagate/media"
+)
+
+// newTestManager returns a manager whose rooms tick manually on c's times.
+func newTestManager(t *testing.T, c *clock, opts ...ManagerOption) *Manager {
+	t.Helper()
+	enc := &encoders{}
+	all := append([]ManagerOption{WithRoomDefaults(WithManualTick(), WithClock(c.Now), WithEncoderFactory(enc.factory))}, opts...)
+	m := NewManager(all...)
+	t.Cleanup(func() { require.NoError(t, m.Close(context.Background())) })
+	return m
+}
+
+// TestGracePeriod: a room with nobody left closes once it has been empty
+// for its grace period, not a tick earlier; a join in between keeps it;
+// the next join to the same ID opens a fresh room.
+func TestGracePeriod(t *testing.T) {
+	c := newClock()
+	m := newTestManager(t, c, WithRoomDefaults(WithEmptyTimeout(2*time.Second)))
+	a := newPeer(t, "a", 0, 0, formatL16)
+	r, err := m.Join("lobby", a)
+	require.NoError(t, err)
+	sub := r.SubscribeEvents(8)
+	c.run(r, 5)
+	require.NoError(t, r.Leave("a"))
+	c.run(r, 1) // detaches a; the room is empty from this tick
+	require.Equal(t, []error{nil}, a.detached)
+	c.run(r, 99) // 1.98 s empty
+	_, err = m.Get("lobby")
+	require.NoError(t, err)
+
+	// Someone joins and leaves again: the grace period starts over.
+	require.NoError(t, r.Join(newPeer(t, "b", 0, 0, formatL16)))
+	c.run(r, 1)
+	require.NoError(t, r.Leave("b"))
+	c.run(r, 100) // detach tick + 1.98 s
+	_, err = m.Get("lobby")
+	require.NoError(t, err)
+	c.run(r, 1) // 2 s
+	select {
+	case <-r.Done():
+	default:
+		t.Fatal("room still open 2 s after it emptied")
+	}
+	_, err = m.Get("lobby")
+	require.ErrorIs(t, err, ErrNotFound)
+	var last Event
+	for e := range sub.C() {
+		last = e
+	}
+	require.Equal(t, EventRoomClosed, last.Type)
+	require.Empty(t, m.List())
+
+	again, err := m.Join("lobby", newPeer(t, "a", 0, 0, formatL16))
+	require.NoError(t, err)
+	require.NotSame(t, r, again)
+}
+
+// TestManagerCreate: explicit rooms carry their own options, cannot be
+// created twice, and without auto-create joining an unknown room fails.
+func TestManagerCreate(t *testing.T) {
+	c := newClock()
+	m := newTestManager(t, c, WithAutoCreate(false))
+	_, err := m.Join("nope", newPeer(t, "a", 0, 0, formatL16))
+	require.ErrorIs(t, err, ErrNotFound)
+
+	r, err := m.Create("board", WithMaxParticipants(1), WithEmptyTimeout(-1))
+	require.NoError(t, err)
+	_, err = m.Create("board")
+	require.ErrorIs(t, err, ErrRoomExists)
+	_, err = m.Join("board", newPeer(t, "a", 0, 0, formatL16))
+	require.NoError(t, err)
+	_, err = m.Join("board", newPeer(t, "b", 0, 0, formatL16))
+	require.ErrorIs(t, err, ErrRoomFull)
+	require.NoError(t, r.Leave("a"))
+	c.run(r, 5000) // 100 s empty: a negative grace period keeps it open
+	got, err := m.Get("board")
+	require.NoError(t, err)
+	require.Same(t, r, got)
+
+	_, err = m.Create("annex")
+	require.NoError(t, err)
+	require.Equal(t, []ID{"annex", "board"}, []ID{m.List()[0].ID(), m.List()[1].ID()})
+	require.NoError(t, m.CloseRoom(context.Background(), "annex"))
+	require.ErrorIs(t, m.CloseRoom(context.Background(), "annex"), ErrNotFound)
+}
+
+// TestManagerCloseStopsRooms: with real ticker goroutines, rooms mix on
+// their own; Manager.Close detaches everyone and waits for every goroutine
+// (goleak in TestMain checks none is left), including a room that closed
+// itself just before.
+func TestManagerCloseStopsRooms(t *testing.T) {
+	enc := &encoders{}
+	m := NewManager(WithRoomDefaults(WithEncoderFactory(enc.factory), WithEmptyTimeout(0)))
+	got := make(chan Packet, 1)
+	detached := make(chan error, 1)
+	var src tone
+	src.freq, src.amp = 440, 0.2
+	p := &fake{
+		info: Info{ID: "a", Format: formatL16},
+		read: func(dst *media.Frame) bool { src.fill(dst); return true },
+		write: func(pkt Packet) bool {
+			select {
+			case got <- Packet{Tick: pkt.Tick}:
+			default:
+			}
+			return true
+		},
+		detached: func(err error) { detached <- err },
+	}
+	r, err := m.Join("live", p)
+	require.NoError(t, err)
+	select {
+	case pkt := <-got:
+		require.NotZero(t, pkt.Tick)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no mix from the room's own ticker")
+	}
+
+	// A second room that empties at once closes itself on its next tick.
+	q := &fake{info: Info{ID: "q", Format: formatL16}}
+	self, err := m.Join("brief", q)
+	require.NoError(t, err)
+	require.NoError(t, self.Leave("q"))
+	select {
+	case <-self.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("empty room with no grace period did not close")
+	}
+
+	require.NoError(t, m.Close(context.Background()))
+	require.ErrorIs(t, <-detached, ErrRoomClosed)
+	<-r.Done()
+	_, err = m.Join("live", p)
+	require.ErrorIs(t, err, ErrManagerClosed)
+	_, err = m.Create("new")
+	require.ErrorIs(t, err, ErrManagerClosed)
+}
+
+// TestConcurrentControls: joins, leaves, mutes, lists and subscriptions from
+// several goroutines while the room ticks on its own; run with -race.
+func TestConcurrentControls(t *testing.T) {
+	enc := &encoders{}
+	m := NewManager(WithRoomDefaults(WithEncoderFactory(enc.factory)))
+	defer func() { require.NoError(t, m.Close(context.Background())) }()
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			src := &tone{freq: 300 + 100*float64(g), amp: 0.1}
+			var mu sync.Mutex // the fake's source is used by the mixer goroutine
+			for i := range 30 {
+				id := ParticipantID(fmt.Sprintf("g%d-%d", g, i))
+				p := &fake{info: Info{ID: id, Format: formatL16}, read: func(dst *media.Frame) bool {
+					mu.Lock()
+					defer mu.Unlock()
+					src.fill(dst)
+					return true
+				}}
+				r, err := m.Join("busy", p)
+				require.NoError(t, err)
+				require.NoError(t, r.Mute(id, i%2 == 0))
+				_ = r.Participants()
+				sub := r.SubscribeEvents(1)
+				cons := r.SubscribeMix(1)
+				require.NoError(t, r.Leave(id))
+				sub.Close()
+				cons.Close()
+			}
+		})
+	}
+	wg.Wait()
+}

@@ -1,0 +1,281 @@
+package room
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/mediagate/mediagate/media"
+)
+
+// member is a participant as the room holds it.
+type member struct {
+	// Fixed at Join.
+	p      Participant
+	info   Info
+	joined time.Time
+	shared *stream // the stream it hears while it is a listener
+
+	// Read by the participant list; written by the mixer or the controls.
+	muted    atomic.Bool
+	speaking atomic.Bool   // as last published in an event (written under Room.mu)
+	level    atomic.Uint32 // RFC 6464 -dBov of the last frame
+	dropped  atomic.Uint64
+
+	// Guarded by Room.mu.
+	gone      bool
+	detachErr error
+
+	// The mixer's own; touched only under Room.tickMu.
+	in       media.Frame // this tick's audio (ramped down when fading)
+	vad      vad
+	voiced   bool   // speaking (voice active and not muted) this tick
+	told     bool   // speaking state last handed to commit
+	inMix    bool   // voice selected for the mix this tick
+	wasInMix bool   // inMix last tick
+	contrib  bool   // adds to the mix this tick (inMix, or fading out)
+	ownUntil uint64 // last tick of its own-encoder hangover
+	onOwn    bool   // got its own stream last tick
+	own      *ownStream
+}
+
+// closeOwn releases the member's own encoder; mixer side only.
+func (m *member) closeOwn() {
+	if m.own != nil {
+		m.own.close()
+		m.own = nil
+	}
+}
+
+// mixer is the per-tick state of a room, guarded by Room.tickMu.
+type mixer struct {
+	closed  bool
+	tick    uint64
+	gen     uint64
+	members []*member
+	streams []*stream
+	rates   []*rateMix
+	leaving []*member
+	retired []*stream
+	oldRate []*rateMix
+	cands   []*member // speaking this tick, before the MaxSpeakers cut
+	changes []*member // speaking state changed this tick
+
+	acc  [media.FrameSamples]int32
+	full media.Frame              // the full mix of this tick
+	hist [primeFrames]media.Frame // the full mixes of the last ticks, by tick % primeFrames
+}
+
+// primeFrames is how many past ticks of the full mix an encoder is fed
+// (output thrown away) before it takes over a participant's stream after
+// being idle. Measured with Opus on a 440 Hz tone: without priming, the
+// first frame of a fresh encoder comes out 7 dB low (its look-ahead is
+// still empty; TestEncoderSwitch catches that); when a never-used encoder
+// takes over, one frame of priming leaves a residual 21 dB below the tone,
+// four frames 26 dB, more frames no better; between two warm encoders the
+// switch shows about -29 dB against the codec's steady -35 dB. Four encodes
+// per switch are little next to what a second of speech costs.
+const primeFrames = 4
+
+// history returns the full mix of tick t, for t from tick-primeFrames to
+// tick-1 (the slot of tick is rewritten at the end of tick).
+func (mx *mixer) history(t uint64) *media.Frame { return &mx.hist[t%primeFrames] }
+
+// Tick runs one 20 ms mixing round at time now: pick up joins and leaves,
+// read one frame from each participant, mix, encode, deliver, feed the mix
+// consumers, and publish speaking changes. The room's ticker goroutine calls
+// it; with WithManualTick the owner does (tests, benchmarks). Steady-state
+// ticks allocate nothing. It does nothing once the room is closed, and
+// closes the room itself when it has been empty for the grace period.
+func (r *Room) Tick(now time.Time) {
+	r.tickMu.Lock()
+	defer r.tickMu.Unlock()
+	mx := &r.mx
+	if mx.closed {
+		return
+	}
+	if expired := r.sync(now); expired {
+		r.log.Info("room empty past grace period", "grace", r.cfg.emptyTimeout)
+		r.shutdown(ErrRoomClosed)
+		return
+	}
+	mx.tick++
+	r.ticks.Add(1)
+	r.pull()
+	r.selectVoices()
+	r.mixFull()
+	r.encodeOwn(now)
+	r.encodeShared(now)
+	r.fan.push(mx.tick, now, &mx.full)
+	r.commit(now)
+	mx.hist[mx.tick%primeFrames] = mx.full
+}
+
+// sync takes over membership changes from the controls and reports whether
+// the room has been empty for its grace period.
+func (r *Room) sync(now time.Time) (expired bool) {
+	mx := &r.mx
+	r.mu.Lock()
+	if mx.gen != r.gen {
+		mx.gen = r.gen
+		mx.members = append(mx.members[:0], r.order...)
+		mx.leaving = append(mx.leaving[:0], r.departed...)
+		clear(r.departed)
+		r.departed = r.departed[:0]
+		r.pruneLocked()
+		mx.streams = append(mx.streams[:0], r.streamList...)
+		mx.rates = append(mx.rates[:0], r.rates...)
+		if cap(mx.cands) < len(mx.members) {
+			mx.cands = make([]*member, 0, len(mx.members))
+			mx.changes = make([]*member, 0, len(mx.members))
+		}
+	}
+	if len(r.order) == 0 {
+		if r.emptySince.IsZero() {
+			r.emptySince = now
+		}
+		expired = r.cfg.emptyTimeout >= 0 && now.Sub(r.emptySince) >= r.cfg.emptyTimeout
+	} else {
+		r.emptySince = time.Time{}
+	}
+	r.mu.Unlock()
+	r.release()
+	return expired
+}
+
+// release detaches members that left and closes streams nobody uses; it
+// runs outside Room.mu so Detached may call back into the room.
+func (r *Room) release() {
+	mx := &r.mx
+	for i, m := range mx.leaving {
+		m.closeOwn()
+		m.p.Detached(m.detachErr)
+		mx.leaving[i] = nil
+	}
+	mx.leaving = mx.leaving[:0]
+	for i, st := range mx.retired {
+		_ = st.enc.Close()
+		mx.retired[i] = nil
+	}
+	mx.retired = mx.retired[:0]
+	for i, rm := range mx.oldRate {
+		_ = rm.res.Close()
+		mx.oldRate[i] = nil
+	}
+	mx.oldRate = mx.oldRate[:0]
+}
+
+// pull reads one frame from every participant and runs voice activity.
+func (r *Room) pull() {
+	mx := &r.mx
+	mx.changes = mx.changes[:0]
+	for _, m := range mx.members {
+		level := uint8(silentLevel)
+		if m.p.ReadFrame(&m.in) {
+			level = frameLevel(&m.in)
+		} else {
+			clear(m.in[:])
+		}
+		m.level.Store(uint32(level))
+		m.voiced = m.vad.update(level) && !m.muted.Load()
+		if m.voiced != m.told {
+			m.told = m.voiced
+			mx.changes = append(mx.changes, m)
+		}
+	}
+}
+
+// selectVoices decides whose voice is in the mix: every speaking participant,
+// or the loudest MaxSpeakers of them, plus any that left the mix this tick,
+// whose last frame fades out so it ends without a click.
+func (r *Room) selectVoices() {
+	mx := &r.mx
+	mx.cands = mx.cands[:0]
+	for _, m := range mx.members {
+		m.inMix = false
+		if m.voiced {
+			mx.cands = append(mx.cands, m)
+		}
+	}
+	n := len(mx.cands)
+	if limit := r.cfg.maxSpeakers; limit > 0 && n > limit {
+		// Partial selection sort: the loudest (lowest -dBov) first. n is
+		// small and this runs only while too many people talk at once.
+		for i := range limit {
+			best := i
+			for j := i + 1; j < n; j++ {
+				if mx.cands[j].level.Load() < mx.cands[best].level.Load() {
+					best = j
+				}
+			}
+			mx.cands[i], mx.cands[best] = mx.cands[best], mx.cands[i]
+		}
+		n = limit
+	}
+	for _, m := range mx.cands[:n] {
+		m.inMix = true
+	}
+	for _, m := range mx.members {
+		m.contrib = m.inMix
+		if m.wasInMix && !m.inMix {
+			fadeOut(&m.in)
+			m.contrib = true
+		}
+		m.wasInMix = m.inMix
+	}
+}
+
+// fadeOut ramps f linearly from full level down to silence.
+func fadeOut(f *media.Frame) {
+	for i := range f {
+		f[i] = int16(int32(f[i]) * int32(len(f)-i) / int32(len(f)))
+	}
+}
+
+// mixFull adds up the contributions into acc and soft-clips them into the
+// full mix.
+func (r *Room) mixFull() {
+	mx := &r.mx
+	clear(mx.acc[:])
+	for _, m := range mx.members {
+		if !m.contrib {
+			continue
+		}
+		for i, s := range m.in {
+			mx.acc[i] += int32(s)
+		}
+	}
+	limit(&mx.acc, &mx.full)
+}
+
+// commit publishes this tick's speaking changes, under Room.mu so they fall
+// in order with joins, leaves and mutes; a member that left meanwhile
+// publishes nothing more.
+func (r *Room) commit(now time.Time) {
+	mx := &r.mx
+	if len(mx.changes) == 0 {
+		return
+	}
+	r.mu.Lock()
+	for i, m := range mx.changes {
+		mx.changes[i] = nil
+		if m.gone || m.speaking.Load() == m.told {
+			continue
+		}
+		m.speaking.Store(m.told)
+		t := EventSpeakingStopped
+		if m.told {
+			t = EventSpeakingStarted
+		}
+		r.events.publish(t, m.info.ID, now)
+	}
+	r.mu.Unlock()
+	mx.changes = mx.changes[:0]
+}
+
+// deliver hands pkt to m without waiting and counts a refusal.
+func (r *Room) deliver(m *member, pkt Packet) {
+	if !m.p.WriteMix(pkt) {
+		m.dropped.Add(1)
+		r.dropped.Add(1)
+	}
+}
