@@ -2,50 +2,22 @@ package room
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/mediagate/mediagate/media"
+	"github.com/mediagate/mediagate/media/mediatest"
 )
 
 // Benchmarks of decision 2: a room of Opus listeners with two active
 // speakers, one 20 ms tick per op, with real media.OpusEncoders at
 // DefaultOpusConfig (complexity 5) and espeak-ng speech as the voices.
 
-// benchSpeech returns about 4 s of espeak-ng speech at 48 kHz (as
-// media/signal_test.go's speech helper makes it, which other packages
-// cannot import).
+// benchSpeech returns 4 s of espeak-ng speech at 48 kHz, whole frames.
 func benchSpeech(b *testing.B) []int16 {
 	b.Helper()
-	for _, tool := range []string{"espeak-ng", "sox"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			b.Fatalf("%s not installed: run scripts/bootstrap", tool)
-		}
-	}
-	dir := b.TempDir()
-	wav, raw := filepath.Join(dir, "s.wav"), filepath.Join(dir, "s.raw")
-	text := "Good morning, and welcome to the quarterly meeting of the board. " +
-		"Please state your name after the tone. The conference will begin in a moment."
-	if out, err := exec.Command("espeak-ng", "-v", "en-us", "-s", "160", "-w", wav, text).CombinedOutput(); err != nil {
-		b.Fatalf("espeak-ng: %v: %s", err, out)
-	}
-	if out, err := exec.Command("sox", wav, "-r", "48000", "-c", "1", "-b", "16", "-e", "signed-integer", "-t", "raw", raw).CombinedOutput(); err != nil {
-		b.Fatalf("sox: %v: %s", err, out)
-	}
-	buf, err := os.ReadFile(raw)
-	if err != nil {
-		b.Fatal(err)
-	}
-	pcm := make([]int16, len(buf)/2)
-	for i := range pcm {
-		pcm[i] = int16(binary.LittleEndian.Uint16(buf[2*i:]))
-	}
-	return pcm[:len(pcm)/media.FrameSamples*media.FrameSamples]
+	return mediatest.Speech(b, media.Rate48k, 4)
 }
 
 // benchListener stands for a WebRTC listener: it copies each payload into its

@@ -3,7 +3,6 @@ package room
 import (
 	"context"
 	"encoding/binary"
-	"math"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,31 +11,17 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/mediagate/mediagate/media"
+	"github.com/mediagate/mediagate/media/mediatest"
 )
-
-// The helpers of media/signal_test.go (sine, toneDB, ...) live in media's
-// test files, which other packages cannot import; the two this package
-// needs are repeated here in a few lines.
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// toneDB returns the power of freq in samples relative to a full-scale sine
-// (0 dB) at rate.
-func toneDB(samples []int16, freq float64, rate int) float64 {
-	return 10 * math.Log10(media.GoertzelPower(samples, freq, rate)/0.25+1e-20)
-}
+// toneDB is mediatest.ToneDB, used throughout this package's tests.
+var toneDB = mediatest.ToneDB
 
-// tone is a phase-continuous sine source at 48 kHz with peak amp (0..1).
-type tone struct {
-	freq, amp float64
-	n         int
-}
-
-func (s *tone) fill(f *media.Frame) {
-	for i := range f {
-		f[i] = int16(math.Round(s.amp * 32767 * math.Sin(2*math.Pi*s.freq*float64(s.n)/media.Rate48k)))
-		s.n++
-	}
+// tone returns a phase-continuous sine source at 48 kHz with peak amp (0..1).
+func tone(freq, amp float64) *mediatest.Tone {
+	return &mediatest.Tone{Freq: freq, Amp: amp, Rate: media.Rate48k}
 }
 
 // codecL16 is a pass-through "codec" for tests: 48 kHz PCM as little-endian
@@ -123,7 +108,7 @@ func (f *fake) Detached(err error) {
 // everything it receives.
 type peer struct {
 	fake
-	src      *tone
+	src      *mediatest.Tone
 	dec      media.Decoder // nil for L16
 	rate     int           // rate of got
 	got      []int16       // decoded mix, one frame per packet
@@ -139,7 +124,7 @@ func newPeer(t testing.TB, id string, freq, amp float64, f Format) *peer {
 	p := &peer{rate: media.Rate48k}
 	p.info = Info{ID: ParticipantID(id), Name: "name " + id, Kind: KindWebRTC, Format: f}
 	if freq > 0 {
-		p.src = &tone{freq: freq, amp: amp}
+		p.src = tone(freq, amp)
 	}
 	switch f.Codec {
 	case codecL16:
@@ -160,7 +145,7 @@ func newPeer(t testing.TB, id string, freq, amp float64, f Format) *peer {
 		if p.src == nil {
 			return false
 		}
-		p.src.fill(dst)
+		p.src.Fill(dst[:])
 		return true
 	}
 	p.write = func(pkt Packet) bool {

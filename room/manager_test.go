@@ -105,11 +105,10 @@ func TestManagerCloseStopsRooms(t *testing.T) {
 	m := NewManager(WithRoomDefaults(WithEncoderFactory(enc.factory), WithEmptyTimeout(0)))
 	got := make(chan Packet, 1)
 	detached := make(chan error, 1)
-	var src tone
-	src.freq, src.amp = 440, 0.2
+	src := tone(440, 0.2)
 	p := &fake{
 		info: Info{ID: "a", Format: formatL16},
-		read: func(dst *media.Frame) bool { src.fill(dst); return true },
+		read: func(dst *media.Frame) bool { src.Fill(dst[:]); return true },
 		write: func(pkt Packet) bool {
 			select {
 			case got <- Packet{Tick: pkt.Tick}:
@@ -157,14 +156,14 @@ func TestConcurrentControls(t *testing.T) {
 	var wg sync.WaitGroup
 	for g := range 4 {
 		wg.Go(func() {
-			src := &tone{freq: 300 + 100*float64(g), amp: 0.1}
+			src := tone(300+100*float64(g), 0.1)
 			var mu sync.Mutex // the fake's source is used by the mixer goroutine
 			for i := range 30 {
 				id := ParticipantID(fmt.Sprintf("g%d-%d", g, i))
 				p := &fake{info: Info{ID: id, Format: formatL16}, read: func(dst *media.Frame) bool {
 					mu.Lock()
 					defer mu.Unlock()
-					src.fill(dst)
+					src.Fill(dst[:])
 					return true
 				}}
 				r, err := m.Join("busy", p)

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mediagate/mediagate/media"
+	"github.com/mediagate/mediagate/media/mediatest"
 )
 
 var toneFreqs = [3]float64{440, 660, 880}
@@ -82,10 +83,10 @@ func TestMuteRemovesTone(t *testing.T) {
 	require.Less(t, toneDB(a.frames(24, 40), 660, media.Rate48k), before-40)
 	// Exactly: from the second tick after the mute (the first fades b out)
 	// a hears c's tone alone, sample for sample.
-	cTone := &tone{freq: 880, amp: 0.2, n: 21 * media.FrameSamples}
+	cTone := &mediatest.Tone{Freq: 880, Amp: 0.2, Rate: media.Rate48k, Pos: 21 * media.FrameSamples}
 	var want media.Frame
 	for k := 21; k < 40; k++ {
-		cTone.fill(&want)
+		cTone.Fill(want[:])
 		require.Equal(t, want[:], a.frames(k, k+1), "tick %d", k+1)
 	}
 	require.Greater(t, toneDB(a.frames(35, 40), 880, media.Rate48k), -16.0, "the others stay")
@@ -193,7 +194,7 @@ func TestEncoderHangover(t *testing.T) {
 		require.NoError(t, r.Join(p))
 	}
 	c.run(r, 10)
-	b.src = &tone{freq: 660, amp: 0.2}
+	b.src = tone(660, 0.2)
 	c.run(r, 10)
 	b.src = nil
 	c.run(r, 30)
@@ -224,12 +225,12 @@ func TestSoftClip(t *testing.T) {
 	require.NoError(t, r.Join(l))
 	c.run(r, 10)
 
-	a, b := &tone{freq: 440, amp: 1}, &tone{freq: 660, amp: 1}
+	a, b := tone(440, 1), tone(660, 1)
 	var fa, fb media.Frame
 	peak := 0
 	for k := range 10 {
-		a.fill(&fa)
-		b.fill(&fb)
+		a.Fill(fa[:])
+		b.Fill(fb[:])
 		got := l.frames(k, k+1)
 		for i := range got {
 			sum := int(fa[i]) + int(fb[i])
@@ -295,10 +296,10 @@ func TestTickAllocatesNothing(t *testing.T) {
 	r, c, _ := newTestRoom(t)
 	opus := OpusFormat(media.DefaultOpusConfig())
 	for i, f := range []Format{formatL16, opus, PCMU, G722} {
-		s := &tone{freq: 300 + 100*float64(i), amp: 0.1}
+		s := tone(300+100*float64(i), 0.1)
 		require.NoError(t, r.Join(&fake{
 			info: Info{ID: ParticipantID(fmt.Sprint("s", i)), Format: f},
-			read: func(dst *media.Frame) bool { s.fill(dst); return true },
+			read: func(dst *media.Frame) bool { s.Fill(dst[:]); return true },
 		}))
 		require.NoError(t, r.Join(&fake{info: Info{ID: ParticipantID(fmt.Sprint("l", i)), Format: f}}))
 	}

@@ -49,7 +49,7 @@ func TestEncoderSwitch(t *testing.T) {
 		require.NoError(t, r.Join(p))
 	}
 	c.run(r, 50)
-	b.src = &tone{freq: 660, amp: 0.2}
+	b.src = tone(660, 0.2)
 	c.run(r, 10)
 	b.src = nil
 	c.run(r, 50)
