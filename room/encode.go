@@ -44,8 +44,7 @@ type rateMix struct {
 type ownStream struct {
 	enc media.Encoder
 	res *media.Resampler // nil when the encoder takes 48 kHz
-	mm  media.Frame      // this tick's mix-minus at 48 kHz
-	pcm []int16          // mm at the encoder's rate, when res != nil
+	pcm []int16          // the mix-minus at the encoder's rate, when res != nil
 	buf []byte
 }
 
@@ -174,10 +173,9 @@ func (r *Room) encodeOwn(now time.Time) {
 			r.primeOwn(m.own)
 		}
 		m.onOwn = true
-		src := &mx.full
+		src := &mx.mix.Full
 		if m.contrib {
-			limitMinus(&mx.acc, &m.in, &m.own.mm)
-			src = &m.own.mm
+			src = &mx.mix.Minus[m.slot]
 		}
 		n, err := r.encodeOwnFrame(m.own, src)
 		if err != nil {
@@ -226,7 +224,7 @@ func (r *Room) encodeShared(now time.Time) {
 	for _, rm := range mx.rates {
 		// Every tick, listened to or not, so the filter history stays
 		// continuous and priming has the past frames at hand.
-		if _, err := rm.res.Process(mx.full[:], rm.pcm); err != nil {
+		if _, err := rm.res.Process(mx.mix.Full[:], rm.pcm); err != nil {
 			clear(rm.pcm)
 		}
 	}
@@ -238,7 +236,7 @@ func (r *Room) encodeShared(now time.Time) {
 		if st.last+1 != mx.tick {
 			r.primeShared(st)
 		}
-		pcm := mx.full[:]
+		pcm := mx.mix.Full[:]
 		if st.rm != nil {
 			pcm = st.rm.pcm
 		}

@@ -33,6 +33,7 @@ type member struct {
 	inMix    bool   // voice selected for the mix this tick
 	wasInMix bool   // inMix last tick
 	contrib  bool   // adds to the mix this tick (inMix, or fading out)
+	slot     int    // index of its voice in mixer.mix.Voices while contrib
 	ownUntil uint64 // last tick of its own-encoder hangover
 	onOwn    bool   // got its own stream last tick
 	own      *ownStream
@@ -60,8 +61,9 @@ type mixer struct {
 	cands   []*member // speaking this tick, before the MaxSpeakers cut
 	changes []*member // speaking state changed this tick
 
-	acc  [media.FrameSamples]int32
-	full media.Frame              // the full mix of this tick
+	// This tick's contributions (Voices, in slot order), the full mix
+	// (mix.Full) and each contributor's mix-minus (mix.Minus[slot]).
+	mix  media.Mix
 	hist [primeFrames]media.Frame // the full mixes of the last ticks, by tick % primeFrames
 }
 
@@ -102,12 +104,12 @@ func (r *Room) Tick(now time.Time) {
 	r.ticks.Add(1)
 	r.pull()
 	r.selectVoices()
-	r.mixFull()
+	r.mix()
 	r.encodeOwn(now)
 	r.encodeShared(now)
-	r.fan.push(mx.tick, now, &mx.full)
+	r.fan.push(mx.tick, now, &mx.mix.Full)
 	r.commit(now)
-	mx.hist[mx.tick%primeFrames] = mx.full
+	mx.hist[mx.tick%primeFrames] = mx.mix.Full
 }
 
 // sync takes over membership changes from the controls and reports whether
@@ -186,7 +188,12 @@ func (r *Room) pull() {
 
 // selectVoices decides whose voice is in the mix: every speaking participant,
 // or the loudest MaxSpeakers of them, plus any that left the mix this tick,
-// whose last frame fades out so it ends without a click.
+// whose last frame fades out so it ends without a click. A media.Mix adds
+// up at most media.MaxMixVoices voices, so that is the cap when
+// MaxSpeakers is 0 or larger, and voices leaving the mix fade out only
+// while there is room beside those in it (otherwise they stop at once);
+// with MaxSpeakers up to half of media.MaxMixVoices (the default is 4) both
+// always fit.
 func (r *Room) selectVoices() {
 	mx := &r.mx
 	mx.cands = mx.cands[:0]
@@ -197,7 +204,11 @@ func (r *Room) selectVoices() {
 		}
 	}
 	n := len(mx.cands)
-	if limit := r.cfg.maxSpeakers; limit > 0 && n > limit {
+	limit := r.cfg.maxSpeakers
+	if limit == 0 || limit > media.MaxMixVoices {
+		limit = media.MaxMixVoices
+	}
+	if n > limit {
 		// Partial selection sort: the loudest (lowest -dBov) first. n is
 		// small and this runs only while too many people talk at once.
 		for i := range limit {
@@ -214,11 +225,13 @@ func (r *Room) selectVoices() {
 	for _, m := range mx.cands[:n] {
 		m.inMix = true
 	}
+	fading := media.MaxMixVoices - n // slots left for voices fading out
 	for _, m := range mx.members {
 		m.contrib = m.inMix
-		if m.wasInMix && !m.inMix {
+		if m.wasInMix && !m.inMix && fading > 0 {
 			fadeOut(&m.in)
 			m.contrib = true
+			fading--
 		}
 		m.wasInMix = m.inMix
 	}
@@ -231,20 +244,22 @@ func fadeOut(f *media.Frame) {
 	}
 }
 
-// mixFull adds up the contributions into acc and soft-clips them into the
-// full mix.
-func (r *Room) mixFull() {
+// mix hands the contributions to mx.mix, each member's in its slot, and
+// runs it once: the full mix and every contributor's mix-minus,
+// soft-clipped, in one call. selectVoices keeps the contributors within
+// media.MaxMixVoices.
+func (r *Room) mix() {
 	mx := &r.mx
-	clear(mx.acc[:])
+	n := 0
 	for _, m := range mx.members {
 		if !m.contrib {
 			continue
 		}
-		for i, s := range m.in {
-			mx.acc[i] += int32(s)
-		}
+		m.slot = n
+		mx.mix.Voices[n] = m.in
+		n++
 	}
-	limit(&mx.acc, &mx.full)
+	mx.mix.Run(n)
 }
 
 // commit publishes this tick's speaking changes, under Room.mu so they fall

@@ -240,31 +240,14 @@ func TestSoftClip(t *testing.T) {
 			if abs(sum) > 1000 {
 				require.Equal(t, sum > 0, out > 0, "sample %d of tick %d wrapped: sum %d out %d", i, k, sum, out)
 			}
-			if abs(sum) <= limitKnee {
+			if abs(sum) <= media.LimitKnee {
 				require.Equal(t, sum, out, "below the knee the mix is exact")
 			}
 		}
 	}
 	require.Less(t, peak, 32767)
-	require.LessOrEqual(t, peak, limitCeiling)
-	require.Greater(t, peak, limitKnee, "the test drove the limiter")
-}
-
-// TestLimiterCurve: the curve is continuous (slope ≤ 1), monotonic,
-// identity up to the knee and bounded by the ceiling for any sum.
-func TestLimiterCurve(t *testing.T) {
-	// Plain comparisons: a million require calls would dominate the run.
-	prev := limitSample(0)
-	for x := int32(1); x < 40*32768; x++ {
-		y := limitSample(x)
-		if y < prev || y-prev > 1 || limitSample(-x) != -y {
-			t.Fatalf("at %d: f=%d after %d, f(-x)=%d: want monotonic, slope ≤ 1, symmetric", x, y, prev, limitSample(-x))
-		}
-		prev = y
-	}
-	require.Equal(t, int16(limitKnee), limitSample(limitKnee))
-	require.Equal(t, int16(1000), limitSample(1000))
-	require.LessOrEqual(t, int(limitSample(math.MaxInt32/2)), limitCeiling)
+	require.LessOrEqual(t, peak, media.LimitCeiling)
+	require.Greater(t, peak, media.LimitKnee, "the test drove the limiter")
 }
 
 func abs(x int) int {
@@ -288,6 +271,44 @@ func TestMaxSpeakers(t *testing.T) {
 	require.Less(t, toneDB(got, 440, media.Rate48k), -90.0, "the quietest is left out")
 	require.InDelta(t, 20*math.Log10(0.2), toneDB(got, 660, media.Rate48k), 0.1)
 	require.InDelta(t, 20*math.Log10(0.1), toneDB(got, 880, media.Rate48k), 0.1)
+}
+
+// TestMixVoiceCap: with no MaxSpeakers cap, a room still mixes at most
+// media.MaxMixVoices voices, the loudest, and each of them still hears
+// everyone in the mix but itself.
+func TestMixVoiceCap(t *testing.T) {
+	r, c, _ := newTestRoom(t, WithMaxSpeakers(0))
+	// Two quiet ones first, so the cut is not by order; the 16 loud ones
+	// sum below the limiter's knee.
+	const loud, quiet = 0.04, 0.015
+	var speakers []*peer
+	var freqs []float64
+	for i := range media.MaxMixVoices + 2 {
+		amp := loud
+		if i < 2 {
+			amp = quiet
+		}
+		freqs = append(freqs, 300+100*float64(i))
+		p := newPeer(t, fmt.Sprint("s", i), freqs[i], amp, formatL16)
+		require.NoError(t, r.Join(p))
+		speakers = append(speakers, p)
+	}
+	l := newPeer(t, "listener", 0, 0, formatL16)
+	require.NoError(t, r.Join(l))
+	c.run(r, 10)
+	got, own := l.frames(5, 10), speakers[2].frames(5, 10)
+	for i, f := range freqs {
+		if i < 2 {
+			require.Less(t, toneDB(got, f, media.Rate48k), -90.0, "the quiet %v Hz is left out", f)
+			continue
+		}
+		require.InDelta(t, 20*math.Log10(loud), toneDB(got, f, media.Rate48k), 0.1, "%v Hz in the mix", f)
+		if i == 2 {
+			require.Less(t, toneDB(own, f, media.Rate48k), -90.0, "s2 hears itself")
+		} else {
+			require.InDelta(t, 20*math.Log10(loud), toneDB(own, f, media.Rate48k), 0.1, "s2 hears %v Hz", f)
+		}
+	}
 }
 
 // TestTickAllocatesNothing: a steady-state tick with speakers, listeners of

@@ -82,7 +82,8 @@ func WithLocked(locked bool) Option { return func(c *config) { c.locked = locked
 func WithEmptyTimeout(d time.Duration) Option { return func(c *config) { c.emptyTimeout = d } }
 
 // WithMaxSpeakers caps how many voices are mixed at once (the loudest win);
-// 0 mixes every speaking participant.
+// 0 mixes every speaking participant, up to media.MaxMixVoices (16), the
+// loudest first.
 func WithMaxSpeakers(n int) Option { return func(c *config) { c.maxSpeakers = max(n, 0) } }
 
 // WithVAD sets the voice-activity threshold as an RFC 6464 level (-dBov,
