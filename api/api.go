@@ -1,6 +1,8 @@
 // Package api is mediagate's HTTP face: health and readiness for the load
-// balancer, Prometheus metrics, and (in later issues) the join page, WHIP/WHEP
-// and the admin REST API. It owns no media; it asks the domain packages.
+// balancer, Prometheus metrics, the browser join page with its join tokens
+// and access policy, the mount point for rtc's WHIP/WHEP handlers, and (in
+// later issues) the admin REST API. It owns no media; it asks the domain
+// packages. Every error answer is problem+json (RFC 9457, problem.go).
 package api
 
 import (
@@ -36,6 +38,8 @@ type Server struct {
 	checks []namedCheck
 
 	requests *prometheus.CounterVec
+
+	join *joinPage // nil unless WithJoinPage
 }
 
 type namedCheck struct {
@@ -67,6 +71,9 @@ func New(log *slog.Logger, opts ...Option) *Server {
 	s.registerMetrics()
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
+	if s.join != nil {
+		s.mountJoin()
+	}
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelError),
 	}))
@@ -111,6 +118,13 @@ func (s *Server) AddReadyCheck(name string, c ReadyCheck) {
 // Drain marks the node as going away: /readyz answers 503 from now on, so
 // load balancers and the cluster stop sending it new calls and browsers.
 func (s *Server) Drain() { s.draining.Store(true) }
+
+// Handle mounts h at pattern (http.ServeMux syntax) beside the server's own
+// endpoints, for handlers of other packages: rtc's WHIP and WHEP handler
+// on "/whip/" and "/whep/", later the admin API. Like ServeMux.Handle it
+// panics on a pattern that conflicts with one already mounted. It may be
+// called while the server runs.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 // Handler returns the HTTP handler with every endpoint mounted, wrapped in
 // request accounting and the access log.

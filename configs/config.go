@@ -14,11 +14,14 @@ type Config struct {
 	Node    Node    `yaml:"node"`
 	Log     Log     `yaml:"log"`
 	HTTP    HTTP    `yaml:"http"`
+	Auth    Auth    `yaml:"auth"`
 	SIP     SIP     `yaml:"sip"`
 	RTP     RTP     `yaml:"rtp"`
 	WebRTC  WebRTC  `yaml:"webrtc"`
 	Storage Storage `yaml:"storage"`
 	Redis   Redis   `yaml:"redis"`
+	// Rooms are the rooms the operator defines, by room ID (see Room).
+	Rooms map[string]Room `yaml:"rooms"`
 }
 
 // Node identifies this gateway and bounds its shutdown.
@@ -52,10 +55,14 @@ type RTP struct {
 	PortMax int `yaml:"port_max"`
 }
 
-// WebRTC holds the ICE settings for browser participants.
+// WebRTC holds the ICE settings for browser participants (package rtc).
 type WebRTC struct {
 	// UDPPort is the single UDP port all WebRTC media is multiplexed on.
 	UDPPort int `yaml:"udp_port"`
+	// PublicIPs are the addresses announced in ICE host candidates instead
+	// of the interface addresses, for a node behind a 1:1 NAT (a cloud VM
+	// with an elastic IP). Empty announces the interface addresses.
+	PublicIPs []string `yaml:"public_ips"`
 }
 
 // Storage is where recordings, manifests and receipts are kept.
@@ -80,6 +87,8 @@ func Default() Config {
 		RTP:     RTP{PortMin: 10000, PortMax: 20000},
 		WebRTC:  WebRTC{UDPPort: 7882},
 		Storage: Storage{Dir: "./data"},
+		Auth:    Auth{PageTokenLifetime: 10 * time.Minute},
+		Rooms:   map[string]Room{},
 	}
 }
 

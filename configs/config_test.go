@@ -48,6 +48,80 @@ func TestDefaultYAMLDocumentsEveryKey(t *testing.T) {
 	}
 }
 
+// TestDefaultYAMLDocumentsMapSections: a map section (rooms) is shipped
+// empty, so its entries are documented by a commented example in the
+// comment above it: the lines from "#   rooms:" on that start with "#   ".
+// The example must load and validate, and its first entry must set every
+// key of an entry with the key's variable in the comment right above it,
+// so adding a field to Room without documenting it fails here.
+func TestDefaultYAMLDocumentsMapSections(t *testing.T) {
+	var doc yaml.Node
+	require.NoError(t, yaml.Unmarshal(DefaultYAML(), &doc))
+	all := mapSections(reflect.TypeFor[Config](), "", nil)
+	require.NotEmpty(t, all)
+	for _, ms := range all {
+		key := lookup(doc.Content[0], strings.Split(ms.key, "."))
+		require.NotNil(t, key, "mediagate.yaml lacks %s", ms.key)
+		require.Contains(t, key.HeadComment, "# Env: "+EnvName(ms.key))
+
+		example := commentedExample(key.HeadComment, ms.key)
+		require.NotEmpty(t, example, "the comment above %s needs an example starting with \"#   %s:\"", ms.key, ms.key)
+		_, err := Parse("example", []byte(example), nil)
+		require.NoError(t, err, "the example of %s must load:\n%s", ms.key, example)
+
+		var ex yaml.Node
+		require.NoError(t, yaml.Unmarshal([]byte(example), &ex))
+		entries := valueOf(ex.Content[0], strings.Split(ms.key, "."))
+		require.NotNil(t, entries)
+		require.Equal(t, yaml.MappingNode, entries.Kind)
+		require.NotEmpty(t, entries.Content)
+		first, firstVal := entries.Content[0].Value, entries.Content[1]
+		for _, lf := range ms.entryLeaves() {
+			k := lookup(firstVal, strings.Split(lf.key, "."))
+			require.NotNil(t, k, "the example entry %s.%s lacks %s", ms.key, first, lf.key)
+			require.Contains(t, k.HeadComment, "# Env: "+EnvName(ms.key+"."+first+"."+lf.key),
+				"the comment above %s.%s.%s in the example must name its variable", ms.key, first, lf.key)
+		}
+	}
+}
+
+// commentedExample returns the example for the map section key from a
+// comment: the lines from "#   key:" on that start with "#   ", without
+// that prefix.
+func commentedExample(comment, key string) string {
+	var b strings.Builder
+	in := false
+	for line := range strings.SplitSeq(comment, "\n") {
+		if line == "#   "+key+":" {
+			in = true
+		}
+		if in && !strings.HasPrefix(line, "#   ") {
+			break
+		}
+		if in {
+			b.WriteString(strings.TrimPrefix(line, "#   ") + "\n")
+		}
+	}
+	return b.String()
+}
+
+// valueOf returns the value node at path in a tree of mappings, or nil.
+func valueOf(n *yaml.Node, path []string) *yaml.Node {
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value != path[0] {
+			continue
+		}
+		if len(path) == 1 {
+			return n.Content[i+1]
+		}
+		return valueOf(n.Content[i+1], path[1:])
+	}
+	return nil
+}
+
 // lookup returns the key node at path in a tree of mappings, or nil.
 func lookup(n *yaml.Node, path []string) *yaml.Node {
 	if n.Kind != yaml.MappingNode {
@@ -78,6 +152,25 @@ func TestSchema(t *testing.T) {
 		seen[name] = lf.key
 	}
 	require.Equal(t, "MEDIAGATE_NODE_DRAIN_TIMEOUT", EnvName("node.drain_timeout"))
+
+	// Map sections: entries' leaves are settable, the section's own
+	// variable is free, and no entry key is a '_'-suffix of another, which
+	// would make MEDIAGATE_<SECTION>_<NAME>_<KEY> ambiguous.
+	for _, ms := range mapSections(reflect.TypeFor[Config](), "", nil) {
+		name := EnvName(ms.key)
+		require.False(t, notConfigEnv(name))
+		_, dup := seen[name]
+		require.False(t, dup, "%s collides with a leaf's variable", name)
+		for _, lf := range ms.entryLeaves() {
+			require.NotEmpty(t, describe(lf.typ), "%s.*.%s has unsupported type %s", ms.key, lf.key, lf.typ)
+			a := "_" + strings.TrimPrefix(EnvName(lf.key), EnvPrefix)
+			for _, other := range ms.entryLeaves() {
+				b := "_" + strings.TrimPrefix(EnvName(other.key), EnvPrefix)
+				require.False(t, a != b && strings.HasSuffix(b, a),
+					"%s.*.%s and %s.*.%s make entry variables ambiguous", ms.key, lf.key, ms.key, other.key)
+			}
+		}
+	}
 }
 
 // TestDefaultYAMLIsACopy: callers cannot change the embedded file.

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // Environment variables override the file, one per leaf key, so containers
@@ -17,6 +19,24 @@ import (
 // ""), integers in decimal, booleans as strconv.ParseBool reads them (1, t,
 // true, 0, f, false, ...), durations as Go durations (10s), lists as
 // comma-separated items (spaces around items trimmed, empty items dropped).
+//
+// Map sections (rooms) have entry names chosen by the operator, which may
+// hold '_' and '-'; since '-' cannot appear in a variable name and '_' is
+// the separator, they are set in two ways:
+//
+//   - the whole section at once: EnvName("rooms") (MEDIAGATE_ROOMS) holds a
+//     JSON object (or any YAML flow mapping) read as strictly as the file,
+//     e.g. {"board": {"pin": "4711"}}; it replaces the section, and an
+//     empty value empties it. Errors name the variable and the key.
+//   - one key of one entry: MEDIAGATE_ROOMS_<NAME>_<KEY>, with the entry
+//     name upper-cased, e.g. MEDIAGATE_ROOMS_BOARD_PIN. The key is matched
+//     from the end against the entry's keys (no entry key is a '_'-suffix
+//     of another, which a test holds), so the name may contain '_'; names
+//     with '-' or upper-case letters cannot be reached this way. The entry
+//     is created if the file does not define it.
+//
+// Whole-section variables are applied (and their errors reported) first,
+// then everything else in order, so one key can refine a whole section.
 //
 // Any other variable starting with EnvPrefix is an error, because a misspelt
 // override would otherwise be ignored silently — except the few variables
@@ -52,11 +72,16 @@ func notConfigEnv(name string) bool {
 
 // env applies the MEDIAGATE_* variables of environ to root. When a name
 // appears more than once the last value wins, as with exec.Cmd.Env. Errors
-// are reported in the order the variables first appear.
+// are reported in the order the variables first appear, whole map sections
+// first.
 func (l *loader) env(environ []string, root reflect.Value) {
 	byName := make(map[string]leaf)
 	for _, lf := range leaves(root.Type(), "", nil) {
 		byName[EnvName(lf.key)] = lf
+	}
+	sections := make(map[string]mapSection)
+	for _, ms := range mapSections(root.Type(), "", nil) {
+		sections[EnvName(ms.key)] = ms
 	}
 	var order []string
 	values := make(map[string]string)
@@ -71,9 +96,19 @@ func (l *loader) env(environ []string, root reflect.Value) {
 		values[name] = value
 	}
 	for _, name := range order {
+		if ms, ok := sections[name]; ok {
+			l.envSection(name, values[name], root.FieldByIndex(ms.index), ms.key)
+		}
+	}
+	for _, name := range order {
+		if _, ok := sections[name]; ok {
+			continue
+		}
 		lf, ok := byName[name]
 		if !ok {
-			l.errs = append(l.errs, &Error{Env: name, Msg: "matches no config key", Err: ErrUnknownKey})
+			if !l.envEntry(name, values[name], root, sections) {
+				l.errs = append(l.errs, &Error{Env: name, Msg: "matches no config key", Err: ErrUnknownKey})
+			}
 			continue
 		}
 		if msg := setString(root.FieldByIndex(lf.index), values[name]); msg != "" {
@@ -81,6 +116,69 @@ func (l *loader) env(environ []string, root reflect.Value) {
 			continue
 		}
 		l.origins[lf.key] = origin{env: name}
+	}
+}
+
+// envSection replaces the map section v (dotted key) with the YAML mapping
+// in the variable name's value s; an empty value empties it.
+func (l *loader) envSection(name, s string, v reflect.Value, key string) {
+	if strings.TrimSpace(s) == "" {
+		v.Set(reflect.MakeMap(v.Type()))
+		return
+	}
+	sub := loader{origins: l.origins, envVar: name}
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(s), &doc); err != nil {
+		sub.syntax(err)
+	} else if len(doc.Content) == 1 {
+		sub.value(0, doc.Content[0], v, key)
+	}
+	l.errs = append(l.errs, sub.errs...)
+}
+
+// envEntry sets one key of one entry of a map section from the variable
+// name, e.g. MEDIAGATE_ROOMS_BOARD_PIN, and reports whether name is such a
+// variable at all.
+func (l *loader) envEntry(name, value string, root reflect.Value, sections map[string]mapSection) bool {
+	for prefix, ms := range sections {
+		rest, ok := strings.CutPrefix(name, prefix+"_")
+		if !ok {
+			continue
+		}
+		for _, lf := range ms.entryLeaves() {
+			upper, ok := strings.CutSuffix(rest, "_"+strings.TrimPrefix(EnvName(lf.key), EnvPrefix))
+			if !ok || upper == "" || strings.ToUpper(upper) != upper {
+				continue
+			}
+			l.setEntry(name, value, root.FieldByIndex(ms.index), ms.key, strings.ToLower(upper), lf)
+			return true
+		}
+	}
+	return false
+}
+
+// setEntry sets the leaf lf of entry id of the map section m (dotted key
+// prefix) from the variable name's value, creating the entry if needed.
+func (l *loader) setEntry(name, value string, m reflect.Value, prefix, id string, lf leaf) {
+	if m.IsNil() {
+		m.Set(reflect.MakeMap(m.Type()))
+	}
+	k := reflect.ValueOf(id).Convert(m.Type().Key())
+	e := reflect.New(m.Type().Elem()).Elem()
+	existing := m.MapIndex(k)
+	if existing.IsValid() {
+		e.Set(existing)
+	}
+	entryKey := joinKey(prefix, id)
+	key := joinKey(entryKey, lf.key)
+	if msg := setString(e.FieldByIndex(lf.index), value); msg != "" {
+		l.errs = append(l.errs, &Error{Env: name, Key: key, Msg: msg, Err: ErrType})
+		return
+	}
+	m.SetMapIndex(k, e)
+	l.origins[key] = origin{env: name}
+	if !existing.IsValid() {
+		l.origins[entryKey] = origin{env: name}
 	}
 }
 

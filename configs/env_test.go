@@ -27,6 +27,9 @@ func TestEnvOverrides(t *testing.T) {
 			"MEDIAGATE_WEBRTC_UDP_PORT=0",
 			"MEDIAGATE_STORAGE_DIR=/var/lib/mediagate",
 			"MEDIAGATE_REDIS_ADDR=redis:6379",
+			"MEDIAGATE_AUTH_TOKEN_SECRET=" + testSecret,
+			"MEDIAGATE_AUTH_PAGE_TOKEN_LIFETIME=1h",
+			"MEDIAGATE_ROOMS_BOARD_PIN=4711",
 		}, func(c *Config) {
 			*c = Config{
 				Node:    Node{ID: "gw-2", DrainTimeout: 10 * time.Second},
@@ -37,6 +40,8 @@ func TestEnvOverrides(t *testing.T) {
 				WebRTC:  WebRTC{UDPPort: 0},
 				Storage: Storage{Dir: "/var/lib/mediagate"},
 				Redis:   Redis{Addr: "redis:6379"},
+				Auth:    Auth{TokenSecret: testSecret, PageTokenLifetime: time.Hour},
+				Rooms:   map[string]Room{"board": {PIN: "4711"}},
 			}
 		}},
 		{"last of duplicates wins", []string{"MEDIAGATE_LOG_LEVEL=debug", "MEDIAGATE_LOG_LEVEL=warn"},

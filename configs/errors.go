@@ -39,6 +39,8 @@ var (
 //	FILE:LINE: MSG        the file as a whole, e.g. "mediagate.yaml:4: want one YAML document, found a second"
 //	FILE: MSG             the file, no line known (some YAML syntax errors)
 //	env VAR: MSG          a MEDIAGATE_* variable, e.g. `env MEDIAGATE_RTP_PORT_MIN: want an integer, got "x"`
+//	env VAR: KEY: MSG     a key inside a variable that sets a whole map section, e.g.
+//	                      "env MEDIAGATE_ROOMS: rooms.board.pinn: unknown key"
 //	KEY: MSG              a value not from a file or the environment (a default or set in code)
 //
 // Load and Validate return several of them joined with errors.Join (one per
@@ -66,6 +68,9 @@ type Error struct {
 // Error formats the location and message as documented on Error.
 func (e *Error) Error() string {
 	if e.Env != "" {
+		if e.Key != "" && EnvName(e.Key) != e.Env {
+			return "env " + e.Env + ": " + e.Key + ": " + e.Msg
+		}
 		return "env " + e.Env + ": " + e.Msg
 	}
 	var b strings.Builder

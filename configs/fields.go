@@ -9,8 +9,10 @@ import (
 // The loader reads Config by reflection over its yaml tags, so a section or
 // key added to Config is picked up by the file loader, the environment
 // overrides and the drift tests without further code. A nested struct is a
-// section (a YAML mapping); every other exported field is a leaf and must have
-// one of the types settable below.
+// section (a YAML mapping); a map from string to struct is a map section,
+// whose entries the operator names (rooms.board) and whose values are read
+// like sections; every other exported field is a leaf and must have one of
+// the types settable below.
 
 var durationType = reflect.TypeFor[time.Duration]()
 
@@ -43,6 +45,45 @@ func yamlName(f reflect.StructField) string {
 // than a leaf value.
 func isSection(t reflect.Type) bool { return t.Kind() == reflect.Struct }
 
+// isMapSection reports whether a field of type t is a map section: a mapping
+// from names the operator chooses to sections of one struct type.
+func isMapSection(t reflect.Type) bool {
+	return t.Kind() == reflect.Map && t.Key().Kind() == reflect.String && t.Elem().Kind() == reflect.Struct
+}
+
+// mapSection is one map section of a config struct.
+type mapSection struct {
+	key   string       // full dotted YAML path, e.g. "rooms"
+	index []int        // reflect field index path from the root struct
+	typ   reflect.Type // the map type
+}
+
+// entryLeaves lists the leaves of one entry of the map section, keys
+// relative to the entry (e.g. "pin").
+func (m mapSection) entryLeaves() []leaf { return leaves(m.typ.Elem(), "", nil) }
+
+// mapSections lists every map section of struct type t in declaration
+// order, keys prefixed with prefix (empty at the root).
+func mapSections(t reflect.Type, prefix string, index []int) []mapSection {
+	var out []mapSection
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name := yamlName(f)
+		if name == "" {
+			continue
+		}
+		key := joinKey(prefix, name)
+		idx := append(append([]int(nil), index...), i)
+		switch {
+		case isSection(f.Type):
+			out = append(out, mapSections(f.Type, key, idx)...)
+		case isMapSection(f.Type):
+			out = append(out, mapSection{key: key, index: idx, typ: f.Type})
+		}
+	}
+	return out
+}
+
 // fieldIndex finds the field of struct type t whose YAML key is name.
 func fieldIndex(t reflect.Type, name string) (int, bool) {
 	for i := range t.NumField() {
@@ -54,7 +95,8 @@ func fieldIndex(t reflect.Type, name string) (int, bool) {
 }
 
 // leaves lists every leaf of struct type t in declaration order, keys
-// prefixed with prefix (empty at the root).
+// prefixed with prefix (empty at the root). Map sections are not leaves;
+// see mapSections.
 func leaves(t reflect.Type, prefix string, index []int) []leaf {
 	var out []leaf
 	for i := range t.NumField() {
@@ -65,11 +107,13 @@ func leaves(t reflect.Type, prefix string, index []int) []leaf {
 		}
 		key := joinKey(prefix, name)
 		idx := append(append([]int(nil), index...), i)
-		if isSection(f.Type) {
+		switch {
+		case isSection(f.Type):
 			out = append(out, leaves(f.Type, key, idx)...)
-			continue
+		case isMapSection(f.Type):
+		default:
+			out = append(out, leaf{key: key, index: idx, typ: f.Type})
 		}
-		out = append(out, leaf{key: key, index: idx, typ: f.Type})
 	}
 	return out
 }

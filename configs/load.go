@@ -36,6 +36,9 @@ func DefaultYAML() []byte { return bytes.Clone(defaultYAML) }
 // An empty section ("redis:") keeps the section's defaults; an empty value
 // sets a string to "" and a list to empty, and is an error for numbers,
 // booleans and durations. Anchors and aliases work; merge keys (<<) do not.
+// A map section (rooms) in the file replaces its default entries; each
+// entry is read as strictly as a section, its unset keys at their zero
+// values, and an entry with no value ("lobby:") has every key unset.
 //
 // All problems found are reported, not just the first: the error is a single
 // *Error or several joined with errors.Join, each naming the file, line and
@@ -86,11 +89,26 @@ type loader struct {
 	file    string
 	origins map[string]origin // dotted key → where its value came from
 	errs    []error
+	// envVar, when set, is the variable whose value (YAML) the loader is
+	// reading instead of the file: errors and origins then name it.
+	envVar string
 }
 
-// fail records a problem with the file.
+// fail records a problem with the file (or with the variable envVar).
 func (l *loader) fail(line int, key string, kind error, msg string) {
+	if l.envVar != "" {
+		l.errs = append(l.errs, &Error{Env: l.envVar, Key: key, Msg: msg, Err: kind})
+		return
+	}
 	l.errs = append(l.errs, &Error{File: l.file, Line: line, Key: key, Msg: msg, Err: kind})
+}
+
+// at is the origin of a value set on line of the file (or by envVar).
+func (l *loader) at(line int) origin {
+	if l.envVar != "" {
+		return origin{env: l.envVar}
+	}
+	return origin{line: line}
 }
 
 // yaml applies one YAML document to root, which must be a settable struct.
@@ -143,6 +161,20 @@ func (l *loader) syntax(err error) {
 // mapping applies the YAML mapping n to the struct v whose dotted key is
 // prefix.
 func (l *loader) mapping(n *yaml.Node, v reflect.Value, prefix string) {
+	l.pairs(n, prefix, func(k, val *yaml.Node, key string) {
+		idx, ok := fieldIndex(v.Type(), k.Value)
+		if !ok {
+			l.fail(k.Line, key, ErrUnknownKey, "unknown key")
+			return
+		}
+		l.value(k.Line, val, v.Field(idx), key)
+	})
+}
+
+// pairs calls f for each key of the YAML mapping n whose dotted key is
+// prefix, with aliases resolved, after refusing keys that are not plain
+// scalars and keys seen before.
+func (l *loader) pairs(n *yaml.Node, prefix string, f func(k, val *yaml.Node, key string)) {
 	seen := make(map[string]int, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := resolve(n.Content[i]), resolve(n.Content[i+1])
@@ -156,13 +188,33 @@ func (l *loader) mapping(n *yaml.Node, v reflect.Value, prefix string) {
 			continue
 		}
 		seen[k.Value] = k.Line
-		idx, ok := fieldIndex(v.Type(), k.Value)
-		if !ok {
-			l.fail(k.Line, key, ErrUnknownKey, "unknown key")
-			continue
-		}
-		l.value(k.Line, val, v.Field(idx), key)
+		f(k, val, key)
 	}
+}
+
+// entries replaces the map section v, whose dotted key is prefix, with the
+// entries of the YAML mapping n. Each entry starts from the zero value of
+// the entry type and is read like a section; an empty value leaves it at
+// that. Only entries that parsed cleanly are kept.
+func (l *loader) entries(n *yaml.Node, v reflect.Value, prefix string) {
+	t := v.Type()
+	out := reflect.MakeMapWithSize(t, len(n.Content)/2)
+	l.pairs(n, prefix, func(k, val *yaml.Node, key string) {
+		e := reflect.New(t.Elem()).Elem()
+		before := len(l.errs)
+		switch {
+		case isNull(val):
+		case val.Kind != yaml.MappingNode:
+			l.fail(val.Line, key, ErrType, "want a mapping, got "+got(val))
+		default:
+			l.mapping(val, e, key)
+		}
+		if len(l.errs) == before {
+			out.SetMapIndex(reflect.ValueOf(k.Value).Convert(t.Key()), e)
+			l.origins[key] = l.at(k.Line)
+		}
+	})
+	v.Set(out)
 }
 
 // value applies the YAML value n, found under the key on line keyLine, to
@@ -170,11 +222,13 @@ func (l *loader) mapping(n *yaml.Node, v reflect.Value, prefix string) {
 func (l *loader) value(keyLine int, n *yaml.Node, v reflect.Value, key string) {
 	t := v.Type()
 	switch {
-	case isSection(t):
+	case isSection(t), isMapSection(t):
 		switch {
 		case isNull(n): // empty section: keep its defaults
 		case n.Kind != yaml.MappingNode:
 			l.fail(n.Line, key, ErrType, "want a mapping, got "+got(n))
+		case isMapSection(t):
+			l.entries(n, v, key)
 		default:
 			l.mapping(n, v, key)
 		}
@@ -192,7 +246,7 @@ func (l *loader) value(keyLine int, n *yaml.Node, v reflect.Value, key string) {
 			return
 		}
 	}
-	l.origins[key] = origin{line: keyLine}
+	l.origins[key] = l.at(keyLine)
 }
 
 // list sets the []string field v from n, reporting each bad element under

@@ -54,6 +54,26 @@ func TestLoadBadFiles(t *testing.T) {
 			`testdata/many_errors.bad.yaml:6: rtp.port_min: duplicate key (first at line 5)`,
 			`testdata/many_errors.bad.yaml:9: webrtc.tcp_port: unknown key`,
 		}, "\n"), ErrUnknownKey},
+		{"rooms_unknown_key", `testdata/rooms_unknown_key.bad.yaml:4: rooms.board.pinn: unknown key`, ErrUnknownKey},
+		{"rooms_bad_id", `testdata/rooms_bad_id.bad.yaml:2: rooms.Board: room id "Board" must be 1 to 64 characters from a-z 0-9 _ -, starting with a letter or digit`, ErrInvalid},
+		{"rooms_bad_pin", `testdata/rooms_bad_pin.bad.yaml:5: rooms.board.pin: must be 4 to 12 digits`, ErrInvalid},
+		{"rooms_short_pin", `testdata/rooms_short_pin.bad.yaml:4: rooms.board.pin: must be 4 to 12 digits`, ErrInvalid},
+		{"rooms_duplicate_number", `testdata/rooms_duplicate_number.bad.yaml:6: rooms.sales.number: "1001" is already the number of rooms.board`, ErrInvalid},
+		{"rooms_bad_number", `testdata/rooms_bad_number.bad.yaml:3: rooms.board.number: "+49 1001" must be 1 to 15 digits (ITU-T E.164 §6)`, ErrInvalid},
+		{"rooms_open_with_pin", `testdata/rooms_open_with_pin.bad.yaml:4: rooms.lobby.pin: must be empty in an open room (rooms.lobby.open: true)`, ErrInvalid},
+		{"rooms_entry_not_map", `testdata/rooms_entry_not_map.bad.yaml:2: rooms.board: want a mapping, got "yes"`, ErrType},
+		{"rooms_not_map", `testdata/rooms_not_map.bad.yaml:1: rooms: want a mapping, got a list`, ErrType},
+		{"rooms_duplicate_room", `testdata/rooms_duplicate_room.bad.yaml:4: rooms.board: duplicate key (first at line 2)`, ErrDuplicateKey},
+		{"rooms_negative_max", `testdata/rooms_negative_max.bad.yaml:3: rooms.board.max_participants: -1 must not be negative (0: no limit)`, ErrInvalid},
+		{"rooms_wrong_type", `testdata/rooms_wrong_type.bad.yaml:3: rooms.board.max_participants: want an integer, got "many"`, ErrType},
+		{"rooms_bad_name", `testdata/rooms_bad_name.bad.yaml:3: rooms.board.name: must be at most 100 printable characters`, ErrInvalid},
+		{"rooms_many", strings.Join([]string{
+			`testdata/rooms_many.bad.yaml:4: rooms.zeta.pin: must be 4 to 12 digits`,
+			`testdata/rooms_many.bad.yaml:7: rooms.alpha.max_participants: -5 must not be negative (0: no limit)`,
+			`testdata/rooms_many.bad.yaml:6: rooms.alpha.number: "x1" must be 1 to 15 digits (ITU-T E.164 §6)`,
+		}, "\n"), ErrInvalid},
+		{"auth_short_secret", `testdata/auth_short_secret.bad.yaml:2: auth.token_secret: must be at least 32 bytes (RFC 7518 §3.2), got 9`, ErrInvalid},
+		{"auth_long_lifetime", `testdata/auth_long_lifetime.bad.yaml:2: auth.page_token_lifetime: 48h0m0s out of range 1m..24h`, ErrInvalid},
 		{"many_invalid", strings.Join([]string{
 			`testdata/many_invalid.bad.yaml:3: log.level: "loud" is not one of debug, info, warn, error`,
 			`testdata/many_invalid.bad.yaml:5: rtp.port_min: 10001 must be even (RFC 3550 §11)`,
@@ -69,6 +89,9 @@ func TestLoadBadFiles(t *testing.T) {
 			require.Equal(t, tt.want, err.Error())
 			require.ErrorIs(t, err, tt.kind)
 			require.Equal(t, Config{}, c)
+			for _, secret := range []string{"47a1", "471", "1234", "too short"} {
+				require.NotContains(t, err.Error(), secret, "secrets never appear in errors")
+			}
 			var e *Error
 			require.ErrorAs(t, err, &e)
 			require.Equal(t, filepath.Join("testdata", tt.file+".bad.yaml"), e.File)
@@ -113,6 +136,30 @@ func TestLoadGood(t *testing.T) {
 			func(c *Config) { c.RTP.PortMin = 12002; c.RTP.PortMax = 13000; c.Node.DrainTimeout = 10 * time.Second }},
 		{"env fixes an invalid file value", "log:\n  level: loud\n", []string{"MEDIAGATE_LOG_LEVEL=debug"},
 			func(c *Config) { c.Log.Level = "debug" }},
+		{"rooms", "rooms:\n  board:\n    name: Board meeting\n    pin: \"0471\"\n    max_participants: 50\n    number: \"1001\"\n" +
+			"  lobby:\n    open: true\n  team_2:\n", nil,
+			func(c *Config) {
+				c.Rooms = map[string]Room{
+					"board":  {Name: "Board meeting", PIN: "0471", MaxParticipants: 50, Number: "1001"},
+					"lobby":  {Open: true},
+					"team_2": {},
+				}
+			}},
+		{"unquoted pin keeps its digits", "rooms:\n  board:\n    pin: 0471\n", nil,
+			func(c *Config) { c.Rooms = map[string]Room{"board": {PIN: "0471"}} }},
+		{"empty rooms section keeps none", "rooms:\n", nil, func(*Config) {}},
+		{"rooms entries through an alias", "rooms:\n  a: &open {open: true}\n  b: *open\n", nil,
+			func(c *Config) { c.Rooms = map[string]Room{"a": {Open: true}, "b": {Open: true}} }},
+		{"env key refines a file room", "rooms:\n  board:\n    pin: \"1111\"\n    number: \"7\"\n",
+			[]string{"MEDIAGATE_ROOMS_BOARD_PIN=2222"},
+			func(c *Config) { c.Rooms = map[string]Room{"board": {PIN: "2222", Number: "7"}} }},
+		{"env section replaces the file's rooms", "rooms:\n  board:\n    pin: \"1111\"\n",
+			[]string{`MEDIAGATE_ROOMS={"sales-eu": {"open": true}}`},
+			func(c *Config) { c.Rooms = map[string]Room{"sales-eu": {Open: true}} }},
+		{"empty env section removes the file's rooms", "rooms:\n  board:\n", []string{"MEDIAGATE_ROOMS="},
+			func(*Config) {}},
+		{"auth", "auth:\n  token_secret: " + testSecret + "\n  page_token_lifetime: 24h\n", nil,
+			func(c *Config) { c.Auth = Auth{TokenSecret: testSecret, PageTokenLifetime: 24 * time.Hour} }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

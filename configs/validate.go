@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -43,15 +44,17 @@ func (c Config) validate(file string, origins map[string]origin) error {
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	v.oneOf("log.format", c.Log.Format, "text", "json")
 	v.hostPort("http.listen", c.HTTP.Listen, 0)
+	v.auth(c.Auth)
 	v.hostPort("sip.listen", c.SIP.Listen, 0)
 	v.rtpPorts(c.RTP)
-	v.intRange("webrtc.udp_port", c.WebRTC.UDPPort, 0, 65535) // 0: ephemeral
+	v.webrtc(c.WebRTC)
 	if c.Storage.Dir == "" {
 		v.fail("storage.dir", "must not be empty")
 	}
 	if c.Redis.Addr != "" {
 		v.hostPort("redis.addr", c.Redis.Addr, 1)
 	}
+	v.rooms(c.Rooms)
 	return join(v.errs)
 }
 
@@ -142,6 +145,17 @@ func (v *validator) rtpPorts(r RTP) {
 			v.fail("rtp.port_max", "%d must be above rtp.port_min (%d)", r.PortMax, r.PortMin)
 		} else {
 			v.fail("rtp.port_min", "%d must be below rtp.port_max (%d)", r.PortMin, r.PortMax)
+		}
+	}
+}
+
+// webrtc checks the WebRTC section: the port, and that every public IP is
+// an IP address (ICE candidates carry addresses, not names: RFC 8839 §5.1).
+func (v *validator) webrtc(w WebRTC) {
+	v.intRange("webrtc.udp_port", w.UDPPort, 0, 65535) // 0: ephemeral
+	for i, ip := range w.PublicIPs {
+		if _, err := netip.ParseAddr(ip); err != nil {
+			v.fail("webrtc.public_ips", "item %d: %q is not an IP address", i, ip)
 		}
 	}
 }

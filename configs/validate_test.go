@@ -84,6 +84,7 @@ func TestValidateReportsAll(t *testing.T) {
 		`log.level: "" is not one of debug, info, warn, error`,
 		`log.format: "" is not one of text, json`,
 		`http.listen: "" is not host:port: missing port in address`,
+		`auth.page_token_lifetime: 0s out of range 1m..24h`,
 		`sip.listen: "" is not host:port: missing port in address`,
 		`rtp.port_min: 0 out of range 1024..65535`,
 		`rtp.port_max: 0 out of range 1024..65535`,
@@ -92,7 +93,7 @@ func TestValidateReportsAll(t *testing.T) {
 
 	var all interface{ Unwrap() []error }
 	require.ErrorAs(t, err, &all)
-	require.Len(t, all.Unwrap(), 7)
+	require.Len(t, all.Unwrap(), 8)
 	for _, e := range all.Unwrap() {
 		var ce *Error
 		require.True(t, errors.As(e, &ce))

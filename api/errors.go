@@ -1,0 +1,117 @@
+package api
+
+import "net/http"
+
+// Error is an api error that knows how it is answered, so handlers map
+// errors in one place (writeProblem): its HTTP status, its problem type
+// (RFC 9457 §3.1.1) and, for errors about bearer tokens, its RFC 6750 §3.1
+// error code for the WWW-Authenticate challenge. errors.As with an
+// interface holding one of the methods finds it through any %w wrapping,
+// which is how packages that cannot import api (rtc) read it.
+type Error struct {
+	msg    string
+	status int
+	slug   string // problem type: ProblemTypeBase + slug
+	// bearer is the RFC 6750 §3.1 error code; "" for none. challenge says
+	// whether the answer carries a Bearer challenge at all.
+	bearer    string
+	challenge bool
+}
+
+// Error returns the lower-case message.
+func (e *Error) Error() string { return e.msg }
+
+// HTTPStatus is the status code an HTTP handler answers with (RFC 9110 §15).
+func (e *Error) HTTPStatus() int { return e.status }
+
+// ProblemType is the "type" of the problem details answer (RFC 9457
+// §3.1.1), which the join page switches on.
+func (e *Error) ProblemType() string { return ProblemTypeBase + e.slug }
+
+// WWWAuthenticate is the value of the WWW-Authenticate header a 401 or 403
+// answer must carry (RFC 9110 §11.6.1, RFC 6750 §3), or "" when the error
+// is not about the bearer token. A request without a token gets the bare
+// challenge; a bad token gets error="invalid_token", a token without the
+// needed grant error="insufficient_scope".
+func (e *Error) WWWAuthenticate() string {
+	if !e.challenge {
+		return ""
+	}
+	v := `Bearer realm="` + realm + `"`
+	if e.bearer != "" {
+		v += `, error="` + e.bearer + `", error_description="` + e.msg + `"`
+	}
+	return v
+}
+
+// realm names the protection space in Bearer challenges (RFC 6750 §3).
+const realm = "mediagate"
+
+// Errors of package api. Compare with errors.Is; they are wrapped with %w
+// and detail by the functions that return them. No message or detail ever
+// holds a token, PIN or secret.
+var (
+	// ErrTokenMissing means the request carried no bearer token where one
+	// is needed. 401 with a bare challenge (RFC 6750 §3.1: no error code
+	// when the request lacks any authentication).
+	ErrTokenMissing = &Error{"no bearer token", http.StatusUnauthorized, "token-missing", "", true}
+
+	// ErrTokenMalformed means the token is not a well-formed JWS compact
+	// serialization of our claims (RFC 7515 §7.1, RFC 7519 §7.2), or lacks
+	// a required claim.
+	ErrTokenMalformed = &Error{"malformed token", http.StatusUnauthorized, "token-malformed", "invalid_token", true}
+
+	// ErrTokenAlgorithm means the token's header names an algorithm other
+	// than HS256. "none" and every other algorithm are refused before the
+	// signature is looked at (RFC 8725 §3.1).
+	ErrTokenAlgorithm = &Error{"token algorithm not accepted", http.StatusUnauthorized, "token-algorithm", "invalid_token", true}
+
+	// ErrTokenSignature means the signature does not match: the token was
+	// changed, or signed with another secret (another cluster, or before a
+	// restart when no token_secret is configured).
+	ErrTokenSignature = &Error{"bad token signature", http.StatusUnauthorized, "token-signature", "invalid_token", true}
+
+	// ErrTokenExpired means the token's exp has passed (RFC 7519 §4.1.4).
+	ErrTokenExpired = &Error{"token expired", http.StatusUnauthorized, "token-expired", "invalid_token", true}
+
+	// ErrTokenNotYetValid means the token's nbf is still ahead (RFC 7519
+	// §4.1.5).
+	ErrTokenNotYetValid = &Error{"token not yet valid", http.StatusUnauthorized, "token-not-yet-valid", "invalid_token", true}
+
+	// ErrTokenWrongRoom means the token is for another room: it is invalid
+	// for this resource, so 401 invalid_token rather than 403.
+	ErrTokenWrongRoom = &Error{"token is for another room", http.StatusUnauthorized, "token-wrong-room", "invalid_token", true}
+
+	// ErrTokenGrant means the token is valid for the room but does not
+	// allow what was asked (publishing, listening). 403 with
+	// error="insufficient_scope" (RFC 6750 §3.1).
+	ErrTokenGrant = &Error{"token does not grant this", http.StatusForbidden, "insufficient-grant", "insufficient_scope", true}
+
+	// ErrTokenRequest means IssueToken was asked for a token it must not
+	// make: no room or subject, or a lifetime outside (0, 24h].
+	ErrTokenRequest = &Error{"invalid token request", http.StatusBadRequest, "invalid-token-request", "", false}
+
+	// ErrWrongPIN means the PIN given to the join page is not the room's.
+	ErrWrongPIN = &Error{"wrong pin", http.StatusForbidden, "wrong-pin", "", false}
+
+	// ErrTooManyAttempts means this client gave too many wrong PINs for the
+	// room recently; the answer says when to retry (429, RFC 6585 §4).
+	ErrTooManyAttempts = &Error{"too many wrong pins", http.StatusTooManyRequests, "too-many-attempts", "", false}
+
+	// ErrInvitationRequired means the room has neither a PIN nor open
+	// access: only tokens from the operator's platform let anyone in.
+	ErrInvitationRequired = &Error{"room is by invitation only", http.StatusForbidden, "invitation-required", "", false}
+
+	// ErrBadRequest means the request body or a parameter is not what the
+	// endpoint takes; the detail says what.
+	ErrBadRequest = &Error{"bad request", http.StatusBadRequest, "bad-request", "", false}
+
+	// ErrUnsupportedMediaType means a JSON endpoint got another content
+	// type. Requiring application/json also makes browsers preflight
+	// cross-origin requests, which CSRF cannot pass.
+	ErrUnsupportedMediaType = &Error{"content type is not application/json", http.StatusUnsupportedMediaType, "unsupported-content-type", "", false}
+
+	// ErrCrossOrigin means a browser sent a state-changing request from
+	// another origin (CSRF).
+	ErrCrossOrigin = &Error{"cross-origin request refused", http.StatusForbidden, "cross-origin", "", false}
+)

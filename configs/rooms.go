@@ -1,0 +1,206 @@
+package configs
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Auth holds the settings of the join tokens that let browsers and other
+// WebRTC clients into rooms (api/token.go).
+type Auth struct {
+	// TokenSecret is the HMAC key join tokens are signed with (JWT HS256,
+	// RFC 7518 §3.2). Empty means a random key made at every start: tokens
+	// then die with a restart and nodes cannot check each other's tokens,
+	// so a cluster must give every node the same secret. It is a secret:
+	// never logged, blanked by Redacted.
+	TokenSecret string `yaml:"token_secret"`
+	// PageTokenLifetime is how long a token the join page hands out stays
+	// valid; the page renews it while its participant stays in the room.
+	PageTokenLifetime time.Duration `yaml:"page_token_lifetime"`
+}
+
+// Room is a room the operator defines in the rooms section, keyed by its
+// room ID. Every field's zero value is its default, so an entry with no
+// settings is a room that only tokens from the admin API open.
+type Room struct {
+	// Name is the display name on the join page; empty means the room ID.
+	Name string `yaml:"name"`
+	// PIN is what the join page asks for before it hands out a token;
+	// empty means no PIN. It is a secret: never logged, blanked by Redacted.
+	PIN string `yaml:"pin"`
+	// Open lets anyone with the link join without PIN or token.
+	Open bool `yaml:"open"`
+	// MaxParticipants caps the participants at once; 0 means no limit.
+	MaxParticipants int `yaml:"max_participants"`
+	// Number is the conference number phone callers dial in with; empty
+	// means the room takes no dial-in calls.
+	Number string `yaml:"number"`
+}
+
+// DisplayName is the room's name as the join page shows it: Name, or the
+// room's ID when no name is set.
+func (r Room) DisplayName(id string) string { return cmp.Or(r.Name, id) }
+
+// Limits of the auth and rooms sections, enforced by Validate.
+const (
+	// MinTokenSecretLen is the shortest accepted token secret: RFC 7518
+	// §3.2 wants an HS256 key at least as long as the hash output.
+	MinTokenSecretLen = 32
+	// MaxTokenLifetime bounds every join token: a leaked token must not
+	// open a room for longer than a day.
+	MaxTokenLifetime = 24 * time.Hour
+	// minPageTokenLifetime leaves a browser time to ask for the
+	// microphone and finish ICE before its token runs out.
+	minPageTokenLifetime = time.Minute
+	// MaxRoomIDLen keeps room IDs short enough for URLs, metric labels and
+	// Redis keys.
+	MaxRoomIDLen = 64
+	// maxRoomNameLen keeps display names to one line of the join page.
+	maxRoomNameLen = 100
+	// minPINLen and maxPINLen: four digits are the least a keypad user
+	// expects; twelve are the most anyone types on a phone.
+	minPINLen, maxPINLen = 4, 12
+	// maxNumberLen is the longest international number (ITU-T E.164 §6).
+	maxNumberLen = 15
+)
+
+// redactedValue replaces a set secret in Redacted's copy.
+const redactedValue = "<redacted>"
+
+// ValidRoomID reports whether id can name a room: 1 to MaxRoomIDLen
+// characters from a-z 0-9 _ -, starting with a letter or digit, so it is
+// safe in a URL path segment, a file name and a metric label as it is.
+func ValidRoomID(id string) bool {
+	if id == "" || len(id) > MaxRoomIDLen {
+		return false
+	}
+	for i, r := range id {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+		case (r == '_' || r == '-') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Redacted returns a copy of c with every secret (auth.token_secret, the
+// rooms' PINs) replaced by "<redacted>" when it is set, for code that prints
+// or logs the configuration. A set secret is replaced rather than emptied so
+// the reader still sees that there is one; the copy is for showing only and
+// does not pass Validate. The rooms map is copied, c itself is unchanged.
+func (c Config) Redacted() Config {
+	if c.Auth.TokenSecret != "" {
+		c.Auth.TokenSecret = redactedValue
+	}
+	if c.Rooms != nil {
+		rooms := make(map[string]Room, len(c.Rooms))
+		for id, r := range c.Rooms {
+			if r.PIN != "" {
+				r.PIN = redactedValue
+			}
+			rooms[id] = r
+		}
+		c.Rooms = rooms
+	}
+	return c
+}
+
+// auth checks the auth section. Messages never show the secret.
+func (v *validator) auth(a Auth) {
+	if n := len(a.TokenSecret); n > 0 && n < MinTokenSecretLen {
+		v.fail("auth.token_secret", "must be at least %d bytes (RFC 7518 §3.2), got %d", MinTokenSecretLen, n)
+	}
+	if d := a.PageTokenLifetime; d < minPageTokenLifetime || d > MaxTokenLifetime {
+		v.fail("auth.page_token_lifetime", "%s out of range 1m..24h", d)
+	}
+}
+
+// rooms checks every room of the rooms section in the order the operator
+// wrote them (file line, then ID), so that of two rooms sharing a number
+// the later one is blamed. Messages never show a PIN.
+func (v *validator) rooms(rooms map[string]Room) {
+	ids := slices.SortedFunc(maps.Keys(rooms), func(a, b string) int {
+		return cmp.Or(cmp.Compare(v.origins["rooms."+a].line, v.origins["rooms."+b].line), cmp.Compare(a, b))
+	})
+	numbers := make(map[string]string, len(rooms)) // number → room ID
+	for _, id := range ids {
+		r, key := rooms[id], "rooms."+id
+		if !ValidRoomID(id) {
+			v.fail(key, "room id %q must be 1 to %d characters from a-z 0-9 _ -, starting with a letter or digit", id, MaxRoomIDLen)
+		}
+		if n := utf8.RuneCountInString(r.Name); n > maxRoomNameLen || !printable(r.Name) {
+			v.fail(key+".name", "must be at most %d printable characters", maxRoomNameLen)
+		}
+		if r.PIN != "" && !digits(r.PIN, minPINLen, maxPINLen) {
+			v.fail(key+".pin", "must be %d to %d digits", minPINLen, maxPINLen)
+		}
+		if r.Open && r.PIN != "" {
+			v.fail(key+".pin", "must be empty in an open room (%s.open: true)", key)
+		}
+		if r.MaxParticipants < 0 {
+			v.fail(key+".max_participants", "%d must not be negative (0: no limit)", r.MaxParticipants)
+		}
+		if r.Number == "" {
+			continue
+		}
+		if !digits(r.Number, 1, maxNumberLen) {
+			v.fail(key+".number", "%q must be 1 to %d digits (ITU-T E.164 §6)", r.Number, maxNumberLen)
+		} else if other, dup := numbers[r.Number]; dup {
+			v.fail(key+".number", "%q is already the number of rooms.%s", r.Number, other)
+		} else {
+			numbers[r.Number] = id
+		}
+	}
+}
+
+// digits reports whether s is lo to hi ASCII digits.
+func digits(s string, lo, hi int) bool {
+	if len(s) < lo || len(s) > hi {
+		return false
+	}
+	for i := range len(s) {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// printable reports whether s is valid UTF-8 without control characters.
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// String keeps a Room's PIN out of fmt's %v and %+v, should a room ever be
+// printed whole.
+func (r Room) String() string {
+	pin := ""
+	if r.PIN != "" {
+		pin = redactedValue
+	}
+	return fmt.Sprintf("{name:%q pin:%q open:%t max_participants:%d number:%q}", r.Name, pin, r.Open, r.MaxParticipants, r.Number)
+}
+
+// String keeps the token secret out of fmt's %v and %+v.
+func (a Auth) String() string {
+	secret := ""
+	if a.TokenSecret != "" {
+		secret = redactedValue
+	}
+	return fmt.Sprintf("{token_secret:%q page_token_lifetime:%s}", secret, a.PageTokenLifetime)
+}
