@@ -119,12 +119,29 @@ func (s *Server) AddReadyCheck(name string, c ReadyCheck) {
 // load balancers and the cluster stop sending it new calls and browsers.
 func (s *Server) Drain() { s.draining.Store(true) }
 
+// Draining reports whether Drain was called.
+func (s *Server) Draining() bool { return s.draining.Load() }
+
 // Handle mounts h at pattern (http.ServeMux syntax) beside the server's own
 // endpoints, for handlers of other packages: rtc's WHIP and WHEP handler
 // on "/whip/" and "/whep/", later the admin API. Like ServeMux.Handle it
 // panics on a pattern that conflicts with one already mounted. It may be
-// called while the server runs.
-func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+// called while the server runs. While the node drains, POST requests to h
+// (new sessions) are refused with 503 and Retry-After; everything else,
+// leaving a session above all, still reaches h.
+func (s *Server) Handle(pattern string, h http.Handler) {
+	s.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && s.draining.Load() {
+			s.writeProblem(w, r, &retryError{ErrDraining, drainRetryAfter})
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+}
+
+// drainRetryAfter is the Retry-After of requests refused while draining:
+// long enough for a load balancer to have noticed /readyz.
+const drainRetryAfter = 5 * time.Second
 
 // Handler returns the HTTP handler with every endpoint mounted, wrapped in
 // request accounting and the access log.

@@ -181,3 +181,28 @@ func TestAnonymizeAddr(t *testing.T) {
 		require.False(t, strings.Contains(got, "77") || strings.Contains(got, ":1]"), "leaks host part: %q", got)
 	}
 }
+
+func TestHandleRefusesNewSessionsWhileDraining(t *testing.T) {
+	s, base := startServer(t)
+	s.Handle("/whip/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusCreated)
+	}))
+	post := func() *http.Response {
+		resp, err := http.Post(base+"/whip/r1", "application/sdp", strings.NewReader("v=0"))
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp
+	}
+	require.Equal(t, http.StatusCreated, post().StatusCode)
+	s.Drain()
+	resp := post()
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	require.Equal(t, "5", resp.Header.Get("Retry-After"))
+	require.Equal(t, ContentTypeProblem, resp.Header.Get("Content-Type"))
+	req, err := http.NewRequest(http.MethodDelete, base+"/whip/r1/s1", nil)
+	require.NoError(t, err)
+	dresp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	dresp.Body.Close()
+	require.Equal(t, http.StatusCreated, dresp.StatusCode, "leaving still reaches the handler")
+}

@@ -114,4 +114,9 @@ var (
 	// ErrCrossOrigin means a browser sent a state-changing request from
 	// another origin (CSRF).
 	ErrCrossOrigin = &Error{"cross-origin request refused", http.StatusForbidden, "cross-origin", "", false}
+
+	// ErrDraining means the node is shutting down and takes no new
+	// sessions; the client should try again (another node, or this one
+	// after a restart). 503 with Retry-After.
+	ErrDraining = &Error{"node is draining; try again", http.StatusServiceUnavailable, "draining", "", false}
 )

@@ -36,26 +36,26 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// node is a running mediagate process.
-type node struct {
+// gateway is a running mediagate process.
+type gateway struct {
 	cmd  *exec.Cmd
 	base string        // http://127.0.0.1:PORT
 	logs chan string   // every log line after the ready line
 	done chan struct{} // closed when the process has exited
 }
 
-// startNode runs mediagate with args and env (added to a clean environment)
+// startGateway runs mediagate with args and env (added to a clean environment)
 // in a temporary working directory and waits for its ready line.
-func startNode(t *testing.T, args []string, env ...string) *node {
+func startGateway(t *testing.T, args []string, env ...string) *gateway {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Dir = t.TempDir()
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + cmd.Dir,
-		"MEDIAGATE_HTTP_LISTEN=127.0.0.1:0"}, env...)
+		"MEDIAGATE_HTTP_LISTEN=127.0.0.1:0", "MEDIAGATE_WEBRTC_UDP_PORT=0"}, env...)
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
-	n := &node{cmd: cmd, logs: make(chan string, 100), done: make(chan struct{})}
+	n := &gateway{cmd: cmd, logs: make(chan string, 100), done: make(chan struct{})}
 	ready := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -90,7 +90,7 @@ func startNode(t *testing.T, args []string, env ...string) *node {
 	return n
 }
 
-func (n *node) wait(t *testing.T) int {
+func (n *gateway) wait(t *testing.T) int {
 	t.Helper()
 	select {
 	case <-n.done:
@@ -102,7 +102,7 @@ func (n *node) wait(t *testing.T) int {
 }
 
 func TestServeDefaultsHealthzAndSIGTERM(t *testing.T) {
-	n := startNode(t, nil)
+	n := startGateway(t, nil)
 	resp, err := http.Get(n.base + "/healthz")
 	require.NoError(t, err)
 	body, _ := io.ReadAll(resp.Body)
@@ -126,7 +126,7 @@ func TestServeDefaultsHealthzAndSIGTERM(t *testing.T) {
 }
 
 func TestSIGINTStops(t *testing.T) {
-	n := startNode(t, nil)
+	n := startGateway(t, nil)
 	require.NoError(t, n.cmd.Process.Signal(syscall.SIGINT))
 	require.Equal(t, 0, n.wait(t))
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,13 +11,14 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/mediagate/mediagate/api"
 	"github.com/mediagate/mediagate/configs"
 )
 
-// stopGrace bounds how long SIGINT waits for open requests: an operator who
-// presses Ctrl-C wants the node gone, not drained.
-const stopGrace = 2 * time.Second
+// stopGrace bounds the teardown after the node stops taking work: open
+// requests finish and sessions say goodbye to their peers. SIGINT goes
+// straight to it, as an operator who presses Ctrl-C wants the node gone,
+// not drained.
+const stopGrace = 3 * time.Second
 
 // serve loads the configuration, runs the node until a signal arrives and
 // returns the exit code. SIGTERM drains: /readyz turns 503 at once, open work
@@ -34,10 +36,16 @@ func serve(ctx context.Context, configPath string, environ []string, stderr io.W
 	}
 	log = log.With("node", cfg.NodeID())
 
-	srv := api.New(log, api.WithVersion(version))
+	n, err := newNode(cfg, log)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return exitFailed
+	}
+	srv := n.http
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		log.Error("cannot listen for HTTP", "listen", cfg.HTTP.Listen, "err", err)
+		_ = n.close(context.Background())
 		return exitFailed
 	}
 
@@ -53,40 +61,47 @@ func serve(ctx context.Context, configPath string, environ []string, stderr io.W
 		"config", source,
 		"http", "http://"+reachable(ln.Addr()),
 		"addr", ln.Addr().String(),
-		"health", "/healthz", "metrics", "/metrics")
+		"webrtc_udp", n.rtc.Addr().String(),
+		"rooms", len(cfg.Rooms),
+		"join", "/r/{room}", "health", "/healthz", "metrics", "/metrics")
 
-	var grace time.Duration
+	draining := false
 	select {
 	case err := <-done:
 		log.Error("http server failed", "err", err)
+		_ = n.close(context.Background())
 		return exitFailed
 	case <-ctx.Done():
-		grace = stopGrace
 	case sig := <-sigs:
-		grace = stopGrace
 		if sig == syscall.SIGINT {
-			log.Info("interrupted; stopping", "grace", grace)
+			log.Info("interrupted; stopping", "grace", stopGrace)
 		} else {
-			grace = cfg.Node.DrainTimeout
-			log.Info("terminating; draining", "drain_timeout", grace)
+			log.Info("terminating; draining", "drain_timeout", cfg.Node.DrainTimeout)
 			srv.Drain()
+			draining = true
 		}
 	}
+	if draining {
+		// Open sessions get the drain timeout to end; a second signal
+		// means "now".
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Node.DrainTimeout)
+		go func() {
+			select {
+			case <-sigs:
+				log.Warn("second signal; stopping without waiting")
+				cancel()
+			case <-dctx.Done():
+			}
+		}()
+		n.drain(dctx)
+		cancel()
+	}
 	// Teardown outlives cancellation: it gets its own deadline.
-	// A second signal while draining means "now".
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopGrace)
 	defer cancel()
-	go func() {
-		select {
-		case <-sigs:
-			log.Warn("second signal; stopping without waiting")
-			cancel()
-		case <-sctx.Done():
-		}
-	}()
-	shutErr := srv.Shutdown(sctx)
+	shutErr := errors.Join(srv.Shutdown(tctx), n.close(tctx))
 	if err := <-done; err != nil {
-		shutErr = err
+		shutErr = errors.Join(shutErr, err)
 	}
 	if shutErr != nil {
 		log.Error("shutdown incomplete", "err", shutErr)

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/mediagate/mediagate/api"
+	"github.com/mediagate/mediagate/configs"
+	"github.com/mediagate/mediagate/room"
+	"github.com/mediagate/mediagate/rtc"
+)
+
+// node is one running gateway: the rooms, the WebRTC server and the HTTP
+// face, wired together. Its parts are made in newNode and stopped in
+// close, in the reverse order.
+type node struct {
+	log   *slog.Logger
+	rooms *room.Manager
+	rtc   *rtc.Server
+	http  *api.Server
+}
+
+// newNode builds the node's parts from the configuration. It binds the
+// WebRTC UDP port but not the HTTP listener, which serve owns.
+func newNode(cfg configs.Config, log *slog.Logger) (*node, error) {
+	auth, err := api.NewAuth(cfg.Auth, cfg.Rooms)
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	rooms := room.NewManager(room.WithRoomDefaults(room.WithLogger(log)))
+	// Configured rooms stay open while the node runs, with their limits;
+	// rooms a join token names but the configuration does not are opened
+	// on first join and closed when empty.
+	for id, rc := range cfg.Rooms {
+		if _, err := rooms.Create(room.ID(id),
+			room.WithMaxParticipants(rc.MaxParticipants),
+			room.WithEmptyTimeout(-1)); err != nil {
+			return nil, fmt.Errorf("room %s: %w", id, err)
+		}
+	}
+	webrtc, err := rtc.NewServer(rooms,
+		rtc.WithLogger(log),
+		rtc.WithSettings(rtc.Settings{UDPPort: cfg.WebRTC.UDPPort, PublicIPs: cfg.WebRTC.PublicIPs}),
+		rtc.WithAuthorizer(authorizer(auth)))
+	if err != nil {
+		_ = rooms.Close(context.Background())
+		return nil, err
+	}
+	srv := api.New(log, api.WithVersion(version), api.WithJoinPage(rooms, auth))
+	srv.Handle("/whip/", webrtc.Handler())
+	srv.Handle("/whep/", webrtc.Handler())
+	return &node{log: log, rooms: rooms, rtc: webrtc, http: srv}, nil
+}
+
+// authorizer lets the join-token policy of api decide rtc's WHIP and WHEP
+// requests.
+func authorizer(auth *api.Auth) rtc.Authorizer {
+	return rtc.AuthorizerFunc(func(r *http.Request, id room.ID, listenOnly bool) (rtc.Grant, error) {
+		who, err := auth.Check(r, id, listenOnly)
+		if err != nil {
+			return rtc.Grant{}, err
+		}
+		return rtc.Grant{
+			ParticipantID: room.ParticipantID(who.Subject),
+			Name:          who.Name,
+			Publish:       who.Grants.Publish,
+			Listen:        who.Grants.Listen,
+			Present:       who.Grants.Present,
+		}, nil
+	})
+}
+
+// drain waits until no WebRTC session is left or ctx ends. Sessions end
+// when their participants leave; nothing announces the last one, so it
+// looks twice a second.
+func (n *node) drain(ctx context.Context) {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for n.rtc.Sessions() > 0 {
+		select {
+		case <-ctx.Done():
+			n.log.Warn("drain timeout; closing open sessions", "sessions", n.rtc.Sessions())
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// close stops what newNode started: sessions first (each says goodbye to
+// its peer), then the rooms.
+func (n *node) close(ctx context.Context) error {
+	return errors.Join(n.rtc.Close(ctx), n.rooms.Close(ctx))
+}

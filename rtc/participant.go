@@ -1,0 +1,526 @@
+package rtc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/mediagate/mediagate/media"
+	"github.com/mediagate/mediagate/room"
+)
+
+const (
+	// sendQueueLen is how many mix packets wait for the sender goroutine:
+	// 160 ms. A sender further behind than that is stuck, and the room's
+	// packets are dropped (and counted) rather than queued.
+	sendQueueLen = 8
+	// opusLossPerc is the loss the room's Opus encoders plan FEC for when
+	// the peer takes FEC (RFC 7587 §6.1); 10 % buys robust one-packet
+	// recovery for a few kbit/s.
+	opusLossPerc = 10
+	// opusFrameTS is one 20 ms frame at Opus's 48 kHz RTP clock
+	// (RFC 7587 §4.1).
+	opusFrameTS = 960
+	// rtpBufSize holds any RTP packet pion hands over (its receive MTU).
+	rtpBufSize = 1500
+)
+
+// Reasons a session ends, for the log.
+var (
+	errConnectTimeout = errors.New("not connected in time")
+	errLeft           = errors.New("left")
+)
+
+// participant is one WHIP or WHEP session: a PeerConnection and the room
+// member behind it. Its run goroutine (owned by the Server) waits for the
+// end of the session and tears it down; the goroutines it starts for pion
+// (readers, sender) are children it waits for.
+type participant struct {
+	srv      *Server
+	log      *slog.Logger
+	session  string
+	roomID   room.ID
+	listen   bool // WHEP: never contributes audio
+	grant    Grant
+	info     room.Info
+	offer    offerInfo
+	location string
+	etag     string
+	answer   string
+
+	rm   atomic.Pointer[room.Room] // set once joined
+	left atomic.Bool               // Leave called (or the room let go)
+
+	out   *webrtc.TrackLocalStaticRTP
+	queue sendQueue
+
+	// Inbound audio, WHIP only: the reader goroutine pushes, the mixer
+	// pops through playout in ReadFrame.
+	jb       *media.JitterBuffer
+	dec      *media.OpusDecoder
+	playout  *media.Playout
+	started  atomic.Bool // a packet arrived: ReadFrame has audio
+	gotAudio atomic.Bool // the first audio track is taken
+
+	video *VideoSub // a WHEP viewer's presenter video; guarded by mu
+
+	now func() time.Time // the clock of arrivals and playout; time.Now but in benchmarks
+
+	received atomic.Uint64 // RTP packets pushed into the jitter buffer
+	sent     atomic.Uint64 // mix packets written to the track
+
+	stopOnce   sync.Once
+	stopCh     chan struct{} // closed by stop
+	stopErr    error
+	detachOnce sync.Once
+	detached   chan struct{} // closed by Detached
+	detachErr  error
+	connOnce   sync.Once
+	connected  chan struct{} // closed when the PeerConnection connects
+	done       chan struct{} // closed at teardown: children stop
+
+	mu      sync.Mutex
+	pc      *webrtc.PeerConnection
+	closing bool
+	wg      sync.WaitGroup // children
+}
+
+var _ room.Participant = (*participant)(nil)
+
+// sendSlot is one queued mix packet.
+type sendSlot struct {
+	tick uint64
+	n    int
+	buf  [media.MaxOpusPayload]byte
+}
+
+// sendQueue hands mix packets from the mixer to the sender goroutine
+// without waiting and without allocating: slots circulate between free
+// and full, both buffered for every slot, so neither send ever blocks.
+type sendQueue struct {
+	slots      [sendQueueLen]sendSlot
+	free, full chan *sendSlot
+	dropped    atomic.Uint64
+}
+
+func (q *sendQueue) init() {
+	q.free = make(chan *sendSlot, sendQueueLen)
+	q.full = make(chan *sendSlot, sendQueueLen)
+	for i := range q.slots {
+		q.free <- &q.slots[i]
+	}
+}
+
+// newParticipant prepares a session for a checked offer; nothing runs yet.
+func (s *Server) newParticipant(id room.ID, g Grant, oi offerInfo, listen bool) (*participant, error) {
+	sess := newSessionID()
+	pid := g.ParticipantID
+	if pid == "" {
+		// Not the session ID: participant IDs are shown to operators and
+		// in lists, the session URL must stay with its client.
+		pid = room.ParticipantID("webrtc-" + newSessionID())
+	}
+	cfg := media.DefaultOpusConfig()
+	if oi.fec {
+		cfg.FEC, cfg.PacketLossPerc = true, opusLossPerc
+	}
+	p := &participant{
+		srv: s, session: sess, roomID: id, listen: listen, grant: g, offer: oi,
+		log:       s.log.With("room", string(id), "session", sess),
+		info:      room.Info{ID: pid, Name: g.Name, Kind: room.KindWebRTC, Format: room.OpusFormat(cfg)},
+		location:  sessionPath(listen, id, sess),
+		etag:      `"` + newSessionID() + `"`,
+		stopCh:    make(chan struct{}),
+		detached:  make(chan struct{}),
+		connected: make(chan struct{}),
+		done:      make(chan struct{}),
+		now:       time.Now,
+	}
+	p.queue.init()
+	var err error
+	p.out, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{
+		MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: opusFmtp,
+	}, "mix", "mediagate")
+	if err != nil {
+		return nil, fmt.Errorf("rtc: audio track: %w", err)
+	}
+	if listen {
+		return p, nil
+	}
+	if p.jb, err = media.NewJitterBuffer(opusFrameTS); err != nil {
+		return nil, fmt.Errorf("rtc: jitter buffer: %w", err)
+	}
+	if p.dec, err = media.NewOpusDecoder(); err != nil {
+		return nil, fmt.Errorf("rtc: opus decoder: %w", err)
+	}
+	p.playout = media.NewPlayout(p.jb, p.dec)
+	return p, nil
+}
+
+// start answers the offer and then joins the room, so that an offer pion
+// refuses never shows up in the room. On error the caller stops p.
+func (p *participant) start(ctx context.Context, offer string) error {
+	answer, err := p.negotiate(ctx, offer)
+	if err != nil {
+		return err
+	}
+	rm, err := p.srv.rooms.Join(p.roomID, p)
+	if err != nil {
+		p.left.Store(true)
+		return err
+	}
+	p.rm.Store(rm)
+	select {
+	case <-p.stopCh:
+		// Stopped (server closing) while joining: run may have passed its
+		// leave already, so leave here.
+		p.leave()
+		return p.stopReason()
+	default:
+	}
+	p.answer = answer
+	p.log.Info("session started", "participant", string(p.info.ID), "whep", p.listen,
+		"format", p.info.Format.String(), "video_in", p.offer.sendVideo && !p.listen, "video_out", p.offer.recvVideo && p.listen)
+	return nil
+}
+
+// negotiate creates the PeerConnection, answers the offer and waits for
+// ICE gathering to complete (non-trickle, RFC 9725 §4.3.1), bounded by the
+// gather timeout and the request's context.
+func (p *participant) negotiate(ctx context.Context, offer string) (string, error) {
+	pc, err := p.srv.api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return "", fmt.Errorf("rtc: new peer connection: %w", err)
+	}
+	p.mu.Lock()
+	if p.closing {
+		p.mu.Unlock()
+		_ = pc.Close()
+		return "", ErrServerClosed
+	}
+	p.pc = pc
+	p.mu.Unlock()
+	pc.OnConnectionStateChange(p.onState)
+	pc.OnTrack(p.onTrack)
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return "", fmt.Errorf("%w: %w", ErrNegotiation, err)
+	}
+	if p.offer.recvAudio {
+		sender, err := pc.AddTrack(p.out)
+		if err != nil {
+			return "", fmt.Errorf("%w: audio track: %w", ErrNegotiation, err)
+		}
+		p.goChild(func() { drainRTCP(sender) })
+		p.goChild(p.sendLoop)
+	}
+	if p.listen && p.offer.recvVideo {
+		if err := p.srv.addViewer(p, pc); err != nil {
+			return "", fmt.Errorf("%w: video track: %w", ErrNegotiation, err)
+		}
+	}
+	answer, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrNegotiation, err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(answer); err != nil {
+		return "", fmt.Errorf("%w: %w", ErrNegotiation, err)
+	}
+	t := time.NewTimer(p.srv.set.GatherTimeout)
+	defer t.Stop()
+	select {
+	case <-gathered:
+	case <-t.C:
+		return "", fmt.Errorf("%w after %v", ErrGatherTimeout, p.srv.set.GatherTimeout)
+	case <-ctx.Done():
+		return "", context.Cause(ctx)
+	case <-p.stopCh:
+		return "", p.stopReason()
+	}
+	return pc.LocalDescription().SDP, nil
+}
+
+// onState follows the PeerConnection: connected stops the connect timer;
+// failed (ICE silent for the disconnect timeout) or closed ends the
+// session.
+func (p *participant) onState(st webrtc.PeerConnectionState) {
+	p.log.Debug("peer connection state", "state", st.String())
+	switch st {
+	case webrtc.PeerConnectionStateConnected:
+		p.connOnce.Do(func() { close(p.connected) })
+	case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+		p.stop(fmt.Errorf("peer connection %s", st))
+	}
+}
+
+// onTrack starts a reader for a track from the peer; it returns at once
+// (pion calls it from its own goroutine).
+func (p *participant) onTrack(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
+	p.goChild(func() { drainRTCP(r) })
+	switch {
+	case t.Kind() == webrtc.RTPCodecTypeAudio && !p.listen && p.gotAudio.CompareAndSwap(false, true):
+		p.goChild(func() { p.readAudio(t) })
+	case t.Kind() == webrtc.RTPCodecTypeVideo && !p.listen && p.grant.Present:
+		p.goChild(func() { p.srv.publishVideo(p, t) })
+	default:
+		// A listener's audio, a second audio track, unauthorised video:
+		// read and dropped, so pion's buffers do not fill.
+		p.goChild(func() { drainRTP(t) })
+	}
+}
+
+// readAudio pushes the peer's Opus packets into the jitter buffer with
+// their arrival time until the track ends. DTX gaps and losses are the
+// jitter buffer's and playout's business.
+func (p *participant) readAudio(t *webrtc.TrackRemote) {
+	buf := make([]byte, rtpBufSize)
+	var pkt rtp.Packet
+	for {
+		n, _, err := t.Read(buf)
+		if err != nil {
+			return
+		}
+		if pkt.Unmarshal(buf[:n]) != nil || len(pkt.Payload) == 0 {
+			continue
+		}
+		err = p.jb.Push(media.Packet{
+			Seq: pkt.SequenceNumber, Timestamp: pkt.Timestamp, SSRC: pkt.SSRC,
+			Marker: pkt.Marker, Payload: pkt.Payload,
+		}, p.now())
+		if err == nil {
+			p.received.Add(1)
+			p.started.Store(true)
+		}
+	}
+}
+
+// sendLoop writes queued mix packets to the peer until the session ends.
+func (p *participant) sendLoop() {
+	snd := newSender()
+	for {
+		select {
+		case <-p.done:
+			return
+		case sl := <-p.queue.full:
+			err := snd.write(p.out, sl)
+			p.queue.free <- sl
+			if err == nil {
+				p.sent.Add(1)
+			}
+		}
+	}
+}
+
+// sender numbers a participant's outgoing mix packets. Sequence numbers
+// count packets sent (RFC 3550 §5.1); the timestamp follows the room's
+// tick, so packets dropped on the way leave a timestamp gap the peer's
+// jitter buffer plays as silence or conceals.
+type sender struct {
+	pkt       rtp.Packet
+	base      uint32
+	first     bool
+	firstTick uint64
+}
+
+func newSender() *sender {
+	s := &sender{base: randUint32(), first: true}
+	s.pkt.Version = 2
+	s.pkt.SequenceNumber = uint16(randUint32())
+	return s
+}
+
+// write sends one queued packet on track.
+func (s *sender) write(track *webrtc.TrackLocalStaticRTP, sl *sendSlot) error {
+	if s.first {
+		s.firstTick = sl.tick
+	}
+	s.pkt.Marker = s.first // RFC 3551 §4.1: the stream starts a talkspurt
+	s.first = false
+	s.pkt.Timestamp = s.base + uint32(sl.tick-s.firstTick)*opusFrameTS
+	s.pkt.Payload = sl.buf[:sl.n]
+	err := track.WriteRTP(&s.pkt)
+	s.pkt.SequenceNumber++
+	return err
+}
+
+// Info implements room.Participant.
+func (p *participant) Info() room.Info { return p.info }
+
+// ReadFrame implements room.Participant: the next 20 ms from the jitter
+// buffer, decoded or concealed. A WHEP listener never has audio.
+func (p *participant) ReadFrame(dst *media.Frame) bool {
+	if p.playout == nil || !p.started.Load() {
+		return false
+	}
+	p.playout.NextFrame(p.now(), dst[:])
+	return true
+}
+
+// WriteMix implements room.Participant: the payload is copied into a free
+// slot of the send queue, or dropped when the sender is behind.
+func (p *participant) WriteMix(pkt room.Packet) bool {
+	if !p.offer.recvAudio {
+		return true // a send-only publisher takes no audio
+	}
+	select {
+	case sl := <-p.queue.free:
+		sl.tick = pkt.Tick
+		sl.n = copy(sl.buf[:], pkt.Payload)
+		p.queue.full <- sl
+		return true
+	default:
+		p.queue.dropped.Add(1)
+		return false
+	}
+}
+
+// Detached implements room.Participant: the room let go, so the session
+// ends; the run goroutine closes the PeerConnection.
+func (p *participant) Detached(err error) {
+	p.detachOnce.Do(func() {
+		p.detachErr = err
+		p.left.Store(true)
+		if p.dec != nil {
+			_ = p.dec.Close() // the mixer made its last ReadFrame
+		}
+		close(p.detached)
+	})
+}
+
+// stop ends the session for err (nil: the client asked); run does the rest.
+func (p *participant) stop(err error) {
+	p.stopOnce.Do(func() {
+		p.stopErr = err
+		close(p.stopCh)
+	})
+}
+
+// stopReason is why the session was stopped, never nil; call it once
+// stopCh is closed.
+func (p *participant) stopReason() error {
+	if p.stopErr != nil {
+		return p.stopErr
+	}
+	return errLeft
+}
+
+// leave takes the participant out of its room, once.
+func (p *participant) leave() {
+	rm := p.rm.Load()
+	if rm == nil || !p.left.CompareAndSwap(false, true) {
+		return
+	}
+	_ = rm.Leave(p.info.ID) // fails only when the room let go already
+}
+
+// run is the session goroutine: it waits for the session to end (DELETE,
+// the room letting go, the peer failing or never connecting, the server
+// closing), then leaves the room and tears the PeerConnection down.
+func (p *participant) run() {
+	reason := p.wait()
+	p.srv.unregisterIf(p) // first, so a session is gone once its Left event is out
+	p.leave()
+	p.teardown()
+	if reason == nil {
+		reason = errLeft
+	}
+	p.log.Info("session ended", "participant", string(p.info.ID), "reason", reason.Error(),
+		"received", p.received.Load(), "sent", p.sent.Load(), "dropped", p.queue.dropped.Load())
+}
+
+func (p *participant) wait() error {
+	timer := time.NewTimer(p.srv.set.ConnectTimeout)
+	defer timer.Stop()
+	connected := p.connected
+	for {
+		select {
+		case <-connected:
+			timer.Stop()
+			connected = nil
+		case <-timer.C:
+			return errConnectTimeout
+		case <-p.detached:
+			return p.detachErr
+		case <-p.stopCh:
+			return p.stopErr
+		}
+	}
+}
+
+// teardown closes the PeerConnection (bounded by teardownTimeout; a close
+// that takes longer finishes in the background under the Server's wait
+// group) and waits for the children.
+func (p *participant) teardown() {
+	p.mu.Lock()
+	p.closing = true
+	pc := p.pc
+	p.mu.Unlock()
+	close(p.done)
+	p.srv.dropVideo(p)
+	if pc != nil {
+		closed := make(chan struct{})
+		p.srv.wg.Go(func() {
+			defer close(closed)
+			if err := pc.Close(); err != nil {
+				p.log.Debug("close peer connection", "err", err)
+			}
+		})
+		t := time.NewTimer(teardownTimeout)
+		select {
+		case <-closed:
+		case <-t.C:
+			p.log.Warn("peer connection close takes long", "timeout", teardownTimeout)
+		}
+		t.Stop()
+	}
+	p.wg.Wait()
+}
+
+// goChild runs fn as a child of the session, unless it is tearing down.
+func (p *participant) goChild(fn func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closing {
+		return
+	}
+	p.wg.Go(fn)
+}
+
+// rtcpReader is what RTPSender and RTPReceiver have in common.
+type rtcpReader interface {
+	Read(b []byte) (int, interceptor.Attributes, error)
+}
+
+// drainRTCP reads RTCP until the sender or receiver stops: pion's
+// interceptors (NACK, reports) only see packets that are read.
+func drainRTCP(r rtcpReader) {
+	buf := make([]byte, rtpBufSize)
+	for {
+		if _, _, err := r.Read(buf); err != nil {
+			return
+		}
+	}
+}
+
+// drainRTP reads and drops a track's packets until it ends.
+func drainRTP(t *webrtc.TrackRemote) {
+	buf := make([]byte, rtpBufSize)
+	for {
+		if _, _, err := t.Read(buf); err != nil {
+			return
+		}
+	}
+}
+
+// randUint32 picks the random initial sequence number and timestamp of an
+// RTP stream (RFC 3550 §5.1).
+func randUint32() uint32 { return rand.Uint32() }

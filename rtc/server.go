@@ -1,0 +1,395 @@
+// Package rtc puts WebRTC peers into rooms: browsers, OBS and other WHIP
+// (RFC 9725) clients join a room with one send-receive Opus transceiver and
+// hear their mix-minus; WHEP clients listen to the full mix; a publisher's
+// H.264 video is forwarded to viewers and offered to the stream egress. All
+// media of all sessions shares one UDP port (DESIGN.md: webrtc.udp_port).
+//
+// Signalling is non-trickle: the answer carries every candidate, PATCH is
+// refused (ErrTrickleUnsupported), so a session cannot be resumed with an
+// ICE restart; a client whose connection failed joins again.
+package rtc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/logging"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/mediagate/mediagate/room"
+)
+
+// Defaults of Settings, used where a field is zero.
+const (
+	// DefaultGatherTimeout bounds the wait for ICE gathering before a
+	// non-trickle answer. Host candidates on the shared UDP port are ready
+	// at once; only a broken network takes longer.
+	DefaultGatherTimeout = 5 * time.Second
+	// DefaultConnectTimeout is how long a session may take to connect (ICE
+	// and DTLS) after its answer before it is dropped from the room.
+	DefaultConnectTimeout = 15 * time.Second
+	// DefaultDisconnectTimeout is how long a connected peer may be silent
+	// before it counts as failed and leaves the room.
+	DefaultDisconnectTimeout = 15 * time.Second
+	// teardownTimeout bounds closing one PeerConnection (DTLS close_notify,
+	// stopping its goroutines).
+	teardownTimeout = 5 * time.Second
+)
+
+// Settings are the ICE and session settings of a Server. api maps the
+// webrtc section of the configuration onto them.
+type Settings struct {
+	// UDPPort is the one UDP port all sessions' media is multiplexed on
+	// (webrtc.udp_port); 0 takes a free port, see Server.Addr.
+	UDPPort int
+	// PublicIPs replace the interface addresses in host candidates, for a
+	// node behind a 1:1 NAT (webrtc.public_ips).
+	PublicIPs []string
+	// LoopbackOnly binds the port on 127.0.0.1 and offers only loopback
+	// candidates: for tests, which must stay on loopback (TESTING.md).
+	LoopbackOnly bool
+	// GatherTimeout, ConnectTimeout and DisconnectTimeout default to the
+	// constants above when zero.
+	GatherTimeout     time.Duration
+	ConnectTimeout    time.Duration
+	DisconnectTimeout time.Duration
+	// AllowOrigin is the CORS Access-Control-Allow-Origin of every answer
+	// (default "*": WHIP clients run on the operator's own pages and send
+	// bearer tokens, not cookies).
+	AllowOrigin string
+}
+
+func (st *Settings) applyDefaults() {
+	if st.GatherTimeout <= 0 {
+		st.GatherTimeout = DefaultGatherTimeout
+	}
+	if st.ConnectTimeout <= 0 {
+		st.ConnectTimeout = DefaultConnectTimeout
+	}
+	if st.DisconnectTimeout <= 0 {
+		st.DisconnectTimeout = DefaultDisconnectTimeout
+	}
+	if st.AllowOrigin == "" {
+		st.AllowOrigin = "*"
+	}
+}
+
+// Option changes one setting of a Server.
+type Option func(*Server)
+
+// WithLogger sets the logger; the server adds component=rtc, and pion's own
+// messages arrive through it with pion=<scope>.
+func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
+
+// WithSettings sets the ICE and session settings.
+func WithSettings(st Settings) Option { return func(s *Server) { s.set = st } }
+
+// WithAuthorizer sets who may join. Without it every request is refused
+// with 401 (private by default, DESIGN.md decision 8); AllowAll opens every
+// room.
+func WithAuthorizer(a Authorizer) Option { return func(s *Server) { s.auth = a } }
+
+// Server serves WHIP and WHEP sessions for the rooms of one room.Manager.
+// Create it with NewServer, mount Handler, and stop it with Close.
+type Server struct {
+	log   *slog.Logger
+	set   Settings
+	auth  Authorizer
+	rooms *room.Manager
+
+	conn net.PacketConn
+	mux  ice.UDPMux
+	api  *webrtc.API
+
+	mu       sync.Mutex
+	sessions map[string]*participant // by session ID
+	feeds    map[room.ID]*videoFeed
+	closed   bool
+	wg       sync.WaitGroup // session goroutines and stray PeerConnection closers
+}
+
+// NewServer binds the UDP port and builds the pion API every session is
+// made with. It fails when the port is taken or a setting is invalid.
+func NewServer(rooms *room.Manager, opts ...Option) (*Server, error) {
+	if rooms == nil {
+		return nil, errors.New("rtc: nil room manager")
+	}
+	s := &Server{rooms: rooms, sessions: make(map[string]*participant), feeds: make(map[room.ID]*videoFeed)}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.log = s.log.With("component", "rtc")
+	if s.auth == nil {
+		s.auth = denyAll{}
+	}
+	s.set.applyDefaults()
+	for _, ip := range s.set.PublicIPs {
+		if _, err := netip.ParseAddr(ip); err != nil {
+			return nil, fmt.Errorf("rtc: public ip %q: %w", ip, err)
+		}
+	}
+	host := "0.0.0.0"
+	if s.set.LoopbackOnly {
+		host = "127.0.0.1"
+	}
+	conn, err := net.ListenPacket("udp4", net.JoinHostPort(host, fmt.Sprint(s.set.UDPPort)))
+	if err != nil {
+		return nil, fmt.Errorf("rtc: listen on udp port %d: %w", s.set.UDPPort, err)
+	}
+	s.conn = conn
+	logs := pionLogs{s.log}
+	s.mux = webrtc.NewICEUDPMux(logs.NewLogger("ice-mux"), conn)
+	if s.api, err = s.newAPI(logs); err != nil {
+		_ = s.mux.Close()
+		_ = conn.Close()
+		return nil, err
+	}
+	s.log.Info("webrtc listening", "udp", conn.LocalAddr().String())
+	return s, nil
+}
+
+// newAPI builds the pion API: Opus and H.264 only, the default
+// interceptors (NACK, RTCP sender and receiver reports, TWCC), and ICE on
+// the shared port.
+func (s *Server) newAPI(logs pionLogs) (*webrtc.API, error) {
+	me := &webrtc.MediaEngine{}
+	if err := registerCodecs(me); err != nil {
+		return nil, fmt.Errorf("rtc: register codecs: %w", err)
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptorsWithOptions(me, ir, webrtc.WithInterceptorLoggerFactory(logs)); err != nil {
+		return nil, fmt.Errorf("rtc: interceptors: %w", err)
+	}
+	se := webrtc.SettingEngine{LoggerFactory: logs}
+	se.SetICEUDPMux(s.mux)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	// Browsers hide their host addresses behind mDNS names, which a server
+	// cannot resolve; their checks arrive anyway and become peer-reflexive
+	// candidates (RFC 8445 §7.3.1.3), so mDNS is off.
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	// ICE consent (RFC 7675) keeps the pair alive; a peer silent for the
+	// disconnect timeout fails and leaves its room.
+	disc := min(5*time.Second, s.set.DisconnectTimeout/2)
+	se.SetICETimeouts(disc, s.set.DisconnectTimeout-disc, 2*time.Second)
+	if s.set.LoopbackOnly {
+		se.SetIncludeLoopbackCandidate(true)
+		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	}
+	if len(s.set.PublicIPs) > 0 {
+		err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
+			External:        s.set.PublicIPs,
+			AsCandidateType: webrtc.ICECandidateTypeHost,
+			Mode:            webrtc.ICEAddressRewriteReplace,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("rtc: public ips: %w", err)
+		}
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir),
+		webrtc.WithSettingEngine(se)), nil
+}
+
+// Payload types the answer uses; the offer's own numbers win where pion
+// matches a codec (RFC 8829 §5.3.1).
+const (
+	opusPT = 111
+	// Opus's fmtp: in-band FEC (RFC 7587 §6.1) and 10 ms packets at the
+	// least; the room always sends 20 ms.
+	opusFmtp = "minptime=10;useinbandfec=1"
+)
+
+// registerCodecs registers Opus 48 kHz stereo-signalled (RFC 7587 §7) for
+// audio and the H.264 profiles browsers offer for presenter video
+// (RFC 6184, packetization-mode 1), each with NACK, PLI and FIR feedback so
+// keyframe requests can be forwarded to the presenter.
+func registerCodecs(me *webrtc.MediaEngine) error {
+	err := me.RegisterCodec(webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{
+			MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: opusFmtp,
+		},
+		PayloadType: opusPT,
+	}, webrtc.RTPCodecTypeAudio)
+	if err != nil {
+		return err
+	}
+	feedback := []webrtc.RTCPFeedback{
+		{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"},
+	}
+	for _, c := range []struct {
+		pt   webrtc.PayloadType
+		fmtp string
+	}{
+		{102, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f"},
+		{106, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"},
+		{127, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=4d001f"},
+		{112, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=64001f"},
+	} {
+		err := me.RegisterCodec(webrtc.RTPCodecParameters{
+			RTPCodecCapability: webrtc.RTPCodecCapability{
+				MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: c.fmtp, RTCPFeedback: feedback,
+			},
+			PayloadType: c.pt,
+		}, webrtc.RTPCodecTypeVideo)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Addr is the bound UDP address all media uses (the actual port when
+// Settings.UDPPort was 0).
+func (s *Server) Addr() net.Addr { return s.conn.LocalAddr() }
+
+// Sessions returns the number of open WHIP and WHEP sessions.
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// register adds p and starts its session goroutine, unless the server is
+// closing.
+func (s *Server) register(p *participant) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrServerClosed
+	}
+	s.sessions[p.session] = p
+	s.wg.Go(p.run)
+	return nil
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// unregister forgets session id; it reports whether it was there.
+func (s *Server) unregister(id string) *participant {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.sessions[id]
+	delete(s.sessions, id)
+	return p
+}
+
+// unregisterIf forgets p's session if it is still registered to p.
+func (s *Server) unregisterIf(p *participant) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sessions[p.session] == p {
+		delete(s.sessions, p.session)
+	}
+}
+
+// lookup returns the session id, or nil.
+func (s *Server) lookup(id string) *participant {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions[id]
+}
+
+// Close stops taking sessions, takes every session out of its room, closes
+// their PeerConnections and the UDP port, and waits for all goroutines, or
+// for ctx. It does not close the room.Manager, which has its own owner.
+func (s *Server) Close(ctx context.Context) error {
+	s.mu.Lock()
+	already := s.closed
+	s.closed = true
+	open := make([]*participant, 0, len(s.sessions))
+	for _, p := range s.sessions {
+		open = append(open, p)
+	}
+	s.mu.Unlock()
+	for _, p := range open {
+		p.stop(ErrServerClosed)
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("rtc: close: %w", ctx.Err())
+	}
+	if !already {
+		_ = s.mux.Close()
+		_ = s.conn.Close()
+	}
+	return err
+}
+
+// pionLogs adapts pion's logging to slog. pion is chatty: info reports
+// every ICE state change of every session, and most warnings are the
+// normal races of a teardown ("stream is already closed"), so everything
+// below its errors goes to debug, and its errors, which are about one
+// session, come out as warnings.
+type pionLogs struct{ log *slog.Logger }
+
+// NewLogger returns the logger for one pion scope (ice, dtls, pc, ...).
+func (f pionLogs) NewLogger(scope string) logging.LeveledLogger {
+	return pionLogger{f.log.With("pion", scope)}
+}
+
+type pionLogger struct{ log *slog.Logger }
+
+func (l pionLogger) emit(level slog.Level, msg string) {
+	l.log.Log(context.Background(), level, msg)
+}
+
+func (l pionLogger) emitf(level slog.Level, format string, args ...any) {
+	if l.log.Enabled(context.Background(), level) {
+		l.emit(level, fmt.Sprintf(format, args...))
+	}
+}
+
+func (l pionLogger) Trace(msg string)                  { l.emit(slog.LevelDebug-4, msg) }
+func (l pionLogger) Tracef(format string, args ...any) { l.emitf(slog.LevelDebug-4, format, args...) }
+func (l pionLogger) Debug(msg string)                  { l.emit(slog.LevelDebug, msg) }
+func (l pionLogger) Debugf(format string, args ...any) { l.emitf(slog.LevelDebug, format, args...) }
+func (l pionLogger) Info(msg string)                   { l.emit(slog.LevelDebug, msg) }
+func (l pionLogger) Infof(format string, args ...any)  { l.emitf(slog.LevelDebug, format, args...) }
+func (l pionLogger) Warn(msg string)                   { l.emit(slog.LevelDebug, msg) }
+func (l pionLogger) Warnf(format string, args ...any)  { l.emitf(slog.LevelDebug, format, args...) }
+func (l pionLogger) Error(msg string)                  { l.emit(slog.LevelWarn, msg) }
+func (l pionLogger) Errorf(format string, args ...any) { l.emitf(slog.LevelWarn, format, args...) }
+
+// Handler serves the WHIP and WHEP endpoints; api mounts it on "/whip/" and
+// "/whep/":
+//
+//	POST    /whip/{room}            join: SDP offer in, 201 + answer (RFC 9725 §4.2)
+//	DELETE  /whip/{room}/{session}  leave (RFC 9725 §4.3)
+//	OPTIONS /whip/{room}[/{session}] CORS preflight, Accept-Post (RFC 9725 §4.2)
+//	PATCH   /whip/{room}/{session}  405: no trickle ICE or ICE restart
+//
+// and the same under /whep/ for listeners.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	for _, kind := range []string{"whip", "whep"} {
+		listen := kind == "whep"
+		mux.HandleFunc("POST /"+kind+"/{room}", func(w http.ResponseWriter, r *http.Request) { s.post(w, r, listen) })
+		mux.HandleFunc("OPTIONS /"+kind+"/{room}", s.optionsEndpoint)
+		mux.HandleFunc("DELETE /"+kind+"/{room}/{session}", func(w http.ResponseWriter, r *http.Request) { s.delete(w, r, listen) })
+		mux.HandleFunc("PATCH /"+kind+"/{room}/{session}", s.patch)
+		mux.HandleFunc("OPTIONS /"+kind+"/{room}/{session}", s.optionsSession)
+	}
+	return s.cors(mux)
+}
