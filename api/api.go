@@ -39,7 +39,8 @@ type Server struct {
 
 	requests *prometheus.CounterVec
 
-	join *joinPage // nil unless WithJoinPage
+	join  *joinPage // nil unless WithJoinPage
+	admin *admin    // nil unless WithAdmin
 }
 
 type namedCheck struct {
@@ -73,6 +74,9 @@ func New(log *slog.Logger, opts ...Option) *Server {
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	if s.join != nil {
 		s.mountJoin()
+	}
+	if s.admin != nil {
+		s.mountAdmin()
 	}
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelError),

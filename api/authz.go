@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -67,6 +68,16 @@ func NewAuth(cfg configs.Auth, rooms map[string]configs.Room, opts ...AuthOption
 func (a *Auth) Room(id room.ID) (configs.Room, bool) {
 	r, ok := a.rooms[id]
 	return r, ok
+}
+
+// RoomIDs returns the IDs of the configured rooms, sorted.
+func (a *Auth) RoomIDs() []room.ID {
+	ids := make([]room.ID, 0, len(a.rooms))
+	for id := range a.rooms {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // Identity is who a request is, once Check let it in.

@@ -115,6 +115,18 @@ var (
 	// another origin (CSRF).
 	ErrCrossOrigin = &Error{"cross-origin request refused", http.StatusForbidden, "cross-origin", "", false}
 
+	// ErrAdminKeyMissing means an admin API request carried no API key.
+	// 401 with a bare challenge.
+	ErrAdminKeyMissing = &Error{"no api key", http.StatusUnauthorized, "api-key-missing", "", true}
+
+	// ErrAdminKeyInvalid means the API key is not one of auth.admin_keys.
+	// 401 with error="invalid_token" (RFC 6750 §3.1).
+	ErrAdminKeyInvalid = &Error{"api key not accepted", http.StatusUnauthorized, "api-key-invalid", "invalid_token", true}
+
+	// ErrNoSuchResource means an /api/v1 path or method that does not
+	// exist. 404.
+	ErrNoSuchResource = &Error{"no such resource", http.StatusNotFound, "no-such-resource", "", false}
+
 	// ErrDraining means the node is shutting down and takes no new
 	// sessions; the client should try again (another node, or this one
 	// after a restart). 503 with Retry-After.

@@ -46,6 +46,7 @@ var roomSlugs = []struct {
 	{room.ErrRoomLocked, "room-locked"},
 	{room.ErrRoomClosed, "room-closed"},
 	{room.ErrParticipantExists, "participant-exists"},
+	{room.ErrParticipantNotFound, "participant-not-found"},
 	{room.ErrManagerClosed, "server-closed"},
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -22,6 +23,30 @@ type Auth struct {
 	// PageTokenLifetime is how long a token the join page hands out stays
 	// valid; the page renews it while its participant stays in the room.
 	PageTokenLifetime time.Duration `yaml:"page_token_lifetime"`
+	// AdminKeys are the SHA-256 hashes of the API keys that may use the
+	// admin REST API (/api/v1), each "sha256:" and 64 hex digits, as
+	// `mediagate keys new` prints them. Only hashes are configured, so a
+	// leaked configuration grants nothing. Empty: the admin API answers
+	// 401 to everyone.
+	AdminKeys []string `yaml:"admin_keys"`
+}
+
+// AdminKeyPrefix starts every entry of auth.admin_keys.
+const AdminKeyPrefix = "sha256:"
+
+// ValidAdminKeyHash reports whether s is "sha256:" and 64 lower-case hex
+// digits.
+func ValidAdminKeyHash(s string) bool {
+	h, ok := strings.CutPrefix(s, AdminKeyPrefix)
+	if !ok || len(h) != 64 {
+		return false
+	}
+	for _, c := range h {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // Room is a room the operator defines in the rooms section, keyed by its
@@ -119,6 +144,13 @@ func (v *validator) auth(a Auth) {
 	}
 	if d := a.PageTokenLifetime; d < minPageTokenLifetime || d > MaxTokenLifetime {
 		v.fail("auth.page_token_lifetime", "%s out of range 1m..24h", d)
+	}
+	for i, k := range a.AdminKeys {
+		if !ValidAdminKeyHash(k) {
+			// The entry is not echoed: someone may have pasted a key
+			// instead of its hash.
+			v.fail(fmt.Sprintf("auth.admin_keys[%d]", i), "must be %q and 64 lower-case hex digits (the hash `mediagate keys new` prints, never the key)", AdminKeyPrefix)
+		}
 	}
 }
 

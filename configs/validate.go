@@ -69,7 +69,12 @@ type validator struct {
 // fail records that the value of key is invalid.
 func (v *validator) fail(key, format string, args ...any) {
 	e := &Error{Key: key, Msg: fmt.Sprintf(format, args...), Err: ErrInvalid}
-	if o, ok := v.origins[key]; ok {
+	o, ok := v.origins[key]
+	if base, _, isItem := strings.Cut(key, "["); !ok && isItem {
+		// A list item: point at the list.
+		o, ok = v.origins[base]
+	}
+	if ok {
 		e.Env = o.env
 		if o.line > 0 {
 			e.File, e.Line = v.file, o.line

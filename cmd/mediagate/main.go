@@ -42,6 +42,8 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "serve":
 		return serveCommand(args, environ, stdout, stderr)
+	case "keys":
+		return keysCommand(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "mediagate", version)
 		return exitOK
@@ -58,6 +60,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   mediagate [serve] [--config FILE]   run a gateway node (default: embedded configuration)
+  mediagate keys new                  make an admin API key and its auth.admin_keys line
   mediagate version                   print the version
   mediagate --version                 the same
 

@@ -50,7 +50,9 @@ func newNode(cfg configs.Config, log *slog.Logger) (*node, error) {
 		_ = rooms.Close(context.Background())
 		return nil, err
 	}
-	srv := api.New(log, api.WithVersion(version), api.WithJoinPage(rooms, auth))
+	srv := api.New(log, api.WithVersion(version),
+		api.WithJoinPage(rooms, auth),
+		api.WithAdmin(rooms, auth, cfg.Auth.AdminKeys))
 	srv.Handle("/whip/", webrtc.Handler())
 	srv.Handle("/whep/", webrtc.Handler())
 	return &node{log: log, rooms: rooms, rtc: webrtc, http: srv}, nil
