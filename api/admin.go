@@ -260,7 +260,9 @@ func (s *Server) adminToken(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) adminLock(locked bool) func(w http.ResponseWriter, r *http.Request) error {
+// onOpenRoom returns a handler that applies change to the request's room
+// if it is open on this node, and answers 204.
+func (s *Server) onOpenRoom(change func(rm *room.Room, r *http.Request) error) func(w http.ResponseWriter, r *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		id, err := s.admin.knownRoom(r)
 		if err != nil {
@@ -270,28 +272,25 @@ func (s *Server) adminLock(locked bool) func(w http.ResponseWriter, r *http.Requ
 		if err != nil {
 			return fmt.Errorf("room %s is not open: %w", id, err)
 		}
-		rm.SetLocked(locked)
+		if err := change(rm, r); err != nil {
+			return err
+		}
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
 }
 
-func (s *Server) adminMute(muted bool) func(w http.ResponseWriter, r *http.Request) error {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		id, err := s.admin.knownRoom(r)
-		if err != nil {
-			return err
-		}
-		rm, err := s.admin.mgr.Get(id)
-		if err != nil {
-			return fmt.Errorf("room %s is not open: %w", id, err)
-		}
-		if err := rm.Mute(room.ParticipantID(r.PathValue("participant")), muted); err != nil {
-			return err
-		}
-		w.WriteHeader(http.StatusNoContent)
+func (s *Server) adminLock(locked bool) func(w http.ResponseWriter, r *http.Request) error {
+	return s.onOpenRoom(func(rm *room.Room, _ *http.Request) error {
+		rm.SetLocked(locked)
 		return nil
-	}
+	})
+}
+
+func (s *Server) adminMute(muted bool) func(w http.ResponseWriter, r *http.Request) error {
+	return s.onOpenRoom(func(rm *room.Room, r *http.Request) error {
+		return rm.Mute(room.ParticipantID(r.PathValue("participant")), muted)
+	})
 }
 
 // decodeJSON reads a JSON request body into v strictly: the right media
