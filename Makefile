@@ -7,6 +7,8 @@ LDFLAGS     := -X main.version=$(VERSION)
 BIN         := bin/mediagate
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Tests time out well inside CI's budget; the whole suite must stay < 25 min.
+# Packages run one at a time (-p 1): the real-peer tests measure timing and
+# level, and two of them sharing the 2 cores would measure each other.
 TEST_TIMEOUT ?= 20m
 FUZZTIME    ?= 60s
 
@@ -34,7 +36,7 @@ run: build ## start one node on the embedded defaults (no config file, no Redis)
 test: bootstrap ## gofmt and vet, then every test with the race detector
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -race -count=1 -p 1 -timeout $(TEST_TIMEOUT) ./...
 
 .PHONY: bench
 bench: bootstrap ## run the benchmarks (-benchmem), per 20 ms frame unless named otherwise

@@ -30,7 +30,7 @@ func offerWith(t *testing.T, register func(*webrtc.MediaEngine) error, add func(
 	t.Helper()
 	me := &webrtc.MediaEngine{}
 	require.NoError(t, register(me))
-	pc, err := clientAPIWith(t, me, nil).NewPeerConnection(webrtc.Configuration{})
+	pc, err := clientAPIWith(t, me).NewPeerConnection(webrtc.Configuration{})
 	require.NoError(t, err)
 	defer func() { require.NoError(t, pc.Close()) }()
 	require.NoError(t, add(pc))

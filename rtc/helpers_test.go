@@ -18,8 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/ice/v4"
-	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
@@ -30,6 +28,7 @@ import (
 	"github.com/mediagate/mediagate/media"
 	"github.com/mediagate/mediagate/media/mediatest"
 	"github.com/mediagate/mediagate/room"
+	"github.com/mediagate/mediagate/rtc/rtctest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -67,7 +66,7 @@ func newEnv(t *testing.T, mgrOpts []room.ManagerOption, opts ...Option) *env {
 	srv, err := NewServer(mgr, all...)
 	require.NoError(t, err)
 	hs := httptest.NewServer(srv.Handler())
-	e := &env{t: t, mgr: mgr, srv: srv, http: hs, api: clientAPI(t, nil)}
+	e := &env{t: t, mgr: mgr, srv: srv, http: hs, api: clientAPI(t)}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -78,66 +77,44 @@ func newEnv(t *testing.T, mgrOpts []room.ManagerOption, opts ...Option) *env {
 	return e
 }
 
-// clientAPI is a pion API for test clients on loopback (TESTING.md), with
-// pion's default codecs and interceptors; conn, when given, is the one UDP
-// socket the client uses.
-func clientAPI(t *testing.T, conn net.PacketConn) *webrtc.API {
+// clientLogs is where the test clients' pion messages go.
+func clientLogs() pionLogs { return pionLogs{testLogger().With("side", "client")} }
+
+// clientAPI is the pion API for test clients (rtctest.NewAPI: loopback
+// only, pion's default codecs).
+func clientAPI(t *testing.T) *webrtc.API {
 	t.Helper()
-	me := &webrtc.MediaEngine{}
-	require.NoError(t, me.RegisterDefaultCodecs())
-	return clientAPIWith(t, me, conn)
+	return clientAPIWith(t, nil)
 }
 
-func clientAPIWith(t *testing.T, me *webrtc.MediaEngine, conn net.PacketConn) *webrtc.API {
+// clientAPIWith is clientAPI with the codecs of me.
+func clientAPIWith(t *testing.T, me *webrtc.MediaEngine) *webrtc.API {
 	t.Helper()
-	ir := &interceptor.Registry{}
-	require.NoError(t, webrtc.RegisterDefaultInterceptors(me, ir))
-	logs := pionLogs{testLogger().With("side", "client")}
-	se := webrtc.SettingEngine{LoggerFactory: logs}
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	if conn != nil {
-		se.SetICEUDPMux(webrtc.NewICEUDPMux(logs.NewLogger("client-mux"), conn))
-	}
-	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
+	api, _, err := rtctest.NewAPI(me, nil, clientLogs())
+	require.NoError(t, err)
+	return api
 }
 
 // recvFrame is one received and decoded 20 ms packet of a client's mix.
-type recvFrame struct {
-	arrival time.Time
-	ts      uint32
-	pcm     media.Frame
-}
+type recvFrame = rtctest.Frame
 
-// client is a pion WHIP/WHEP client: it sends a tone (unless listening)
-// and records what it receives, decoded.
+// client is an rtctest WHIP/WHEP client with what rtc's own tests add:
+// its participant ID, a socket that can stall, and presenter video.
 type client struct {
+	*rtctest.Client
 	t        *testing.T
-	env      *env
 	pc       *webrtc.PeerConnection
-	location string
+	location string // the session's path on e.http
 	pid      room.ParticipantID
 	tone     float64
 	sock     *stallConn // the client's socket, when stallable
-
-	connected chan struct{}
-	closed    chan struct{} // the PeerConnection closed or failed
-	stateOnce sync.Once
-	closeOnce sync.Once
-
-	mu     sync.Mutex
-	frames []recvFrame
-	notify chan struct{}
+	closed   <-chan struct{}
 
 	video chan *rtp.Packet // video packets received (WHEP viewer)
 	plis  chan struct{}    // keyframe requests received (WHIP presenter)
 
-	cancel  context.CancelFunc
-	wgMu    sync.Mutex
-	closing bool
-	wg      sync.WaitGroup
+	stop chan struct{} // stops the video sender
+	wg   sync.WaitGroup
 }
 
 // clientOpts choose what a test client does.
@@ -146,7 +123,6 @@ type clientOpts struct {
 	listen    bool    // WHEP: receive only
 	stallable bool    // route the client's UDP through a stallConn
 	video     bool    // WHIP: also send H.264; WHEP: also receive video
-	api       *webrtc.API
 }
 
 // join connects a client to room id and waits until it is connected. The
@@ -154,87 +130,57 @@ type clientOpts struct {
 func (e *env) join(id room.ID, o clientOpts) *client {
 	t := e.t
 	t.Helper()
-	c := &client{t: t, env: e, tone: o.tone, connected: make(chan struct{}), closed: make(chan struct{}),
-		notify: make(chan struct{}, 1), video: make(chan *rtp.Packet, 4096), plis: make(chan struct{}, 64)}
-	api := e.api
-	if o.api != nil {
-		api = o.api
-	}
+	c := &client{t: t, tone: o.tone, video: make(chan *rtp.Packet, 4096), plis: make(chan struct{}, 64),
+		stop: make(chan struct{})}
+	opts := rtctest.Options{Tone: o.tone, ListenOnly: o.listen, API: e.api, Logs: clientLogs()}
 	if o.stallable {
 		conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
 		require.NoError(t, err)
 		c.sock = &stallConn{PacketConn: conn, resume: make(chan struct{})}
-		api = clientAPI(t, c.sock)
-	}
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
-	require.NoError(t, err)
-	c.pc = pc
-	ctx, cancel := context.WithCancel(context.Background())
-	c.cancel = cancel
-	t.Cleanup(c.close)
-	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
-		switch st {
-		case webrtc.PeerConnectionStateConnected:
-			c.stateOnce.Do(func() { close(c.connected) })
-		case webrtc.PeerConnectionStateClosed, webrtc.PeerConnectionStateFailed:
-			c.closeOnce.Do(func() { close(c.closed) })
-		}
-	})
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		if tr.Kind() == webrtc.RTPCodecTypeAudio {
-			c.receive(tr)
-		} else {
-			c.receiveVideo(tr)
-		}
-	})
-	var send *webrtc.TrackLocalStaticSample
-	if o.listen {
-		_, err = pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio,
-			webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly})
-		require.NoError(t, err)
-	} else {
-		send, err = webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus}, "audio", "client")
-		require.NoError(t, err)
-		_, err = pc.AddTransceiverFromTrack(send,
-			webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv})
-		require.NoError(t, err)
+		opts.API, opts.Conn = nil, c.sock
 	}
 	var video *webrtc.TrackLocalStaticSample
 	switch {
 	case o.video && o.listen:
-		_, err = pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo,
-			webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly})
-		require.NoError(t, err)
+		opts.Prepare = func(pc *webrtc.PeerConnection) error {
+			_, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo,
+				webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly})
+			return err
+		}
+		opts.OnTrack = c.receiveVideo
 	case o.video:
-		video, err = webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264}, "video", "client")
-		require.NoError(t, err)
-		tr, err := pc.AddTransceiverFromTrack(video,
-			webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
-		require.NoError(t, err)
-		c.wg.Go(func() { c.readPLI(tr.Sender()) })
+		opts.Prepare = func(pc *webrtc.PeerConnection) error {
+			var err error
+			video, err = webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264}, "video", "client")
+			if err != nil {
+				return err
+			}
+			tr, err := pc.AddTransceiverFromTrack(video,
+				webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+			if err != nil {
+				return err
+			}
+			c.wg.Go(func() { c.readPLI(tr.Sender()) })
+			return nil
+		}
 	}
-	kind := "whip"
-	if o.listen {
-		kind = "whep"
-	}
-	resp, answer := e.post(kind, id, offerOf(t, pc), "")
-	require.Equal(t, http.StatusCreated, resp.StatusCode, answer)
-	c.location = resp.Header.Get("Location")
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	rc, err := rtctest.Join(ctx, t, e.http.URL, string(id), "", opts)
+	t.Cleanup(func() {
+		close(c.stop)
+		if rc != nil {
+			_ = rc.Close()
+		}
+		c.wg.Wait()
+	})
+	require.NoError(t, err, "client in %s", id)
+	c.Client, c.pc, c.closed = rc, rc.PeerConnection(), rc.Done()
+	c.location = strings.TrimPrefix(rc.Location(), e.http.URL)
 	c.pid = e.participantOf(c.location)
-	require.NoError(t, pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}))
-	select {
-	case <-c.connected:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("client in %s not connected", id)
-	}
-	c.wgMu.Lock()
-	if send != nil {
-		c.wg.Go(func() { c.sendTone(ctx, send) })
-	}
 	if video != nil {
-		c.wg.Go(func() { sendVideo(ctx, video) })
+		c.wg.Go(func() { sendVideo(c.stop, video) })
 	}
-	c.wgMu.Unlock()
 	return c
 }
 
@@ -298,86 +244,8 @@ func problem(t *testing.T, resp *http.Response, body string) Problem {
 	return p
 }
 
-// sendTone sends the client's tone as Opus every 20 ms until ctx ends,
-// timed by a ticker like a microphone.
-func (c *client) sendTone(ctx context.Context, track *webrtc.TrackLocalStaticSample) {
-	enc, err := media.NewOpusEncoder()
-	if err != nil {
-		c.t.Error(err)
-		return
-	}
-	defer enc.Close()
-	src := mediatest.Tone{Freq: c.tone, Amp: 0.25, Rate: media.Rate48k}
-	var pcm media.Frame
-	buf := make([]byte, media.MaxOpusPayload)
-	tick := time.NewTicker(media.FrameDuration)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		if c.tone > 0 {
-			src.Fill(pcm[:])
-		}
-		n, err := enc.Encode(pcm[:], buf)
-		if err != nil {
-			c.t.Error(err)
-			return
-		}
-		if err := track.WriteSample(pionmedia.Sample{Data: buf[:n], Duration: media.FrameDuration}); err != nil {
-			return
-		}
-	}
-}
-
-// receive decodes the client's incoming mix until the track ends (pion
-// runs it in its own goroutine; close waits for it).
-func (c *client) receive(tr *webrtc.TrackRemote) {
-	c.wgMu.Lock()
-	if c.closing {
-		c.wgMu.Unlock()
-		return
-	}
-	c.wg.Add(1)
-	c.wgMu.Unlock()
-	defer c.wg.Done()
-	dec, err := media.NewOpusDecoder()
-	if err != nil {
-		c.t.Error(err)
-		return
-	}
-	defer dec.Close()
-	for {
-		pkt, _, err := tr.ReadRTP()
-		if err != nil {
-			return
-		}
-		f := recvFrame{arrival: time.Now(), ts: pkt.Timestamp}
-		if _, err := dec.Decode(pkt.Payload, f.pcm[:]); err != nil {
-			continue
-		}
-		c.mu.Lock()
-		c.frames = append(c.frames, f)
-		c.mu.Unlock()
-		select {
-		case c.notify <- struct{}{}:
-		default:
-		}
-	}
-}
-
 // receiveVideo queues the video packets the client receives.
 func (c *client) receiveVideo(tr *webrtc.TrackRemote) {
-	c.wgMu.Lock()
-	if c.closing {
-		c.wgMu.Unlock()
-		return
-	}
-	c.wg.Add(1)
-	c.wgMu.Unlock()
-	defer c.wg.Done()
 	for {
 		pkt, _, err := tr.ReadRTP()
 		if err != nil {
@@ -411,12 +279,12 @@ func (c *client) readPLI(s *webrtc.RTPSender) {
 // sendVideo sends fake H.264 at 30 frames/s: a keyframe (SPS, PPS, IDR)
 // every 30 frames, else one non-IDR slice; each NAL carries its frame
 // number after the header so the receiver can check what it got.
-func sendVideo(ctx context.Context, track *webrtc.TrackLocalStaticSample) {
+func sendVideo(stop <-chan struct{}, track *webrtc.TrackLocalStaticSample) {
 	tick := time.NewTicker(33 * time.Millisecond)
 	defer tick.Stop()
 	for i := uint32(0); ; i++ {
 		select {
-		case <-ctx.Done():
+		case <-stop:
 			return
 		case <-tick.C:
 		}
@@ -441,57 +309,22 @@ func fakeFrame(i uint32) []byte {
 }
 
 // received returns how many frames arrived so far.
-func (c *client) received() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.frames)
-}
+func (c *client) received() int { return c.Received() }
 
 // waitFrames waits until the client holds n frames.
 func (c *client) waitFrames(n int) {
 	c.t.Helper()
-	deadline := time.After(time.Duration(n)*media.FrameDuration + 10*time.Second)
-	for c.received() < n {
-		select {
-		case <-c.notify:
-		case <-deadline:
-			c.t.Fatalf("client %s: %d of %d frames", c.pid, c.received(), n)
-		}
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(n)*media.FrameDuration+10*time.Second)
+	defer cancel()
+	require.NoError(c.t, c.WaitFrames(ctx, n), "client %s", c.pid)
 }
 
 // window returns frames [from, to).
-func (c *client) window(from, to int) []recvFrame {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]recvFrame(nil), c.frames[from:to]...)
-}
-
-// close stops the client and waits for its goroutines.
-func (c *client) close() {
-	c.wgMu.Lock()
-	c.closing = true
-	c.wgMu.Unlock()
-	c.cancel()
-	_ = c.pc.Close()
-	if c.sock != nil {
-		c.sock.release()
-	}
-	c.wg.Wait()
-}
-
-// pcm concatenates the frames' samples.
-func pcm(frames []recvFrame) []int16 {
-	out := make([]int16, 0, len(frames)*media.FrameSamples)
-	for i := range frames {
-		out = append(out, frames[i].pcm[:]...)
-	}
-	return out
-}
+func (c *client) window(from, to int) []recvFrame { return c.Frames(from, to) }
 
 // toneDB is the level of freq in frames, dB relative to a full-scale sine.
 func toneDB(frames []recvFrame, freq float64) float64 {
-	return mediatest.ToneDB(pcm(frames), freq, media.Rate48k)
+	return mediatest.ToneDB(rtctest.Samples(frames), freq, media.Rate48k)
 }
 
 // stallConn is a client's UDP socket that stops being read on stall():
@@ -513,6 +346,12 @@ func (s *stallConn) ReadFrom(b []byte) (int, net.Addr, error) {
 
 func (s *stallConn) stall() { s.stalled.Store(true) }
 
+// Close releases a stalled reader too: the client's mux closes its socket.
+func (s *stallConn) Close() error {
+	s.release()
+	return nil
+}
+
 func (s *stallConn) release() {
 	s.closeOnce.Do(func() { close(s.resume) })
 	_ = s.PacketConn.Close()
@@ -523,8 +362,8 @@ func (s *stallConn) release() {
 // do not leak into it.
 func frameToneDB(f *recvFrame, freq float64) float64 {
 	var w media.Frame
-	for i, s := range f.pcm {
-		h := 0.5 - 0.5*math.Cos(2*math.Pi*float64(i)/float64(len(f.pcm)-1))
+	for i, s := range f.PCM {
+		h := 0.5 - 0.5*math.Cos(2*math.Pi*float64(i)/float64(len(f.PCM)-1))
 		w[i] = int16(float64(s) * h)
 	}
 	return mediatest.ToneDB(w[:], freq, media.Rate48k)
@@ -542,9 +381,9 @@ func spacing(frames []recvFrame) arrivals {
 		return a
 	}
 	for i := 1; i < len(frames); i++ {
-		a.max = max(a.max, frames[i].arrival.Sub(frames[i-1].arrival))
+		a.max = max(a.max, frames[i].Arrival.Sub(frames[i-1].Arrival))
 	}
-	a.mean = frames[len(frames)-1].arrival.Sub(frames[0].arrival) / time.Duration(len(frames)-1)
+	a.mean = frames[len(frames)-1].Arrival.Sub(frames[0].Arrival) / time.Duration(len(frames)-1)
 	return a
 }
 

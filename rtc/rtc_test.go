@@ -144,7 +144,7 @@ func TestMute(t *testing.T) {
 		}
 		require.GreaterOrEqual(t, first, 0, "440 Hz never dropped by 20 dB")
 		require.Less(t, len(frames)-first, 25, "440 Hz still there after mute")
-		latency := frames[first].arrival.Sub(muted)
+		latency := frames[first].Arrival.Sub(muted)
 		t.Logf("client %.0f Hz: 440 Hz at %.1f dB before, %.1f dB after; gone %v after Mute",
 			cl.tone, ref, frameToneDB(&frames[first], 440), latency)
 		require.Less(t, latency, 100*time.Millisecond, load)

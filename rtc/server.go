@@ -183,9 +183,18 @@ func (s *Server) newAPI(logs pionLogs) (*webrtc.API, error) {
 	// disconnect timeout fails and leaves its room.
 	disc := min(5*time.Second, s.set.DisconnectTimeout/2)
 	se.SetICETimeouts(disc, s.set.DisconnectTimeout-disc, 2*time.Second)
-	if s.set.LoopbackOnly {
+	switch {
+	case s.set.LoopbackOnly:
 		se.SetIncludeLoopbackCandidate(true)
 		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	case !hasExternalIPv4():
+		// pion leaves loopback out of the candidates, so a host whose only
+		// IPv4 interface is loopback (a container or network namespace
+		// without a network) would answer with no candidate at all, which
+		// no peer can reach. Its loopback address at least serves the
+		// peers on the same host, such as the browser tests.
+		s.log.Warn("no IPv4 address but loopback: offering loopback ICE candidates")
+		se.SetIncludeLoopbackCandidate(true)
 	}
 	if len(s.set.PublicIPs) > 0 {
 		err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
@@ -199,6 +208,30 @@ func (s *Server) newAPI(logs pionLogs) (*webrtc.API, error) {
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir),
 		webrtc.WithSettingEngine(se)), nil
+}
+
+// hasExternalIPv4 reports whether an interface that is up has an IPv4
+// address other than loopback, which pion's ICE candidates would use.
+func hasExternalIPv4() bool {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return true // assume a normal host; pion reports its own trouble
+	}
+	for _, ifc := range ifaces {
+		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && !ipn.IP.IsLoopback() {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Payload types the answer uses; the offer's own numbers win where pion

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -14,13 +16,21 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 )
 
 // binary is the mediagate binary built once for the tests that run it as a
 // real process, the way an operator does.
 var binary string
 
+// netnsEnv marks the test binary that runs inside its own network
+// namespace (see runInNetns).
+const netnsEnv = "MEDIAGATE_TEST_NETNS"
+
 func TestMain(m *testing.M) {
+	if os.Getenv(netnsEnv) == "" {
+		os.Exit(runInNetns())
+	}
 	dir, err := os.MkdirTemp("", "mediagate-bin")
 	if err != nil {
 		panic(err)
@@ -33,7 +43,63 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	if code == 0 {
+		code = checkLeaks()
+	}
 	os.Exit(code)
+}
+
+// runInNetns runs this test binary again inside a new network namespace
+// whose only interface is loopback, and returns its exit code. Chromium
+// offers WebRTC candidates on the machine's external addresses unless it
+// has none (TESTING.md, "Loopback traps"), and mediagate, started by the
+// tests, must share Chromium's namespace; so every test of the package
+// runs in there, and none of them can reach or disturb the network. It
+// needs root (or unprivileged user namespaces, then mapped to root); it
+// fails rather than skips without, as CI has it.
+func runInNetns() int {
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL: cmd/mediagate tests run in their own network namespace and need unshare (util-linux):", err)
+		return 1
+	}
+	ns := []string{"--net"}
+	if os.Geteuid() != 0 {
+		ns = append(ns, "--map-root-user")
+	}
+	const loUp = `ip link set lo up && exec "$0" "$@"`
+	if out, err := exec.Command(unshare, append(ns, "--", "sh", "-c", loUp, "true")...).CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: cmd/mediagate tests run in their own network namespace (unshare %s -- ip link set lo up), "+
+			"which needs root or unprivileged user namespaces: %v\n%s", strings.Join(ns, " "), err, out)
+		return 1
+	}
+	cmd := exec.Command(unshare, append(append(ns, "--", "sh", "-c", loUp), os.Args...)...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = append(os.Environ(), netnsEnv+"=1")
+	// unshare and sh exec the test binary in the same process, which so
+	// dies with this one (go test's timeout kills this one).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	err = cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee) && ee.ExitCode() > 0:
+		return ee.ExitCode()
+	default:
+		fmt.Fprintln(os.Stderr, "FAIL: the tests in the network namespace:", err)
+		return 1
+	}
+}
+
+// checkLeaks fails the package when a test left goroutines behind (the
+// pion clients, chromedp).
+func checkLeaks() int {
+	if err := goleak.Find(); err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL: goroutines left after the tests:", err)
+		return 1
+	}
+	return 0
 }
 
 // gateway is a running mediagate process.
