@@ -44,9 +44,17 @@ type HTTP struct {
 	Listen string `yaml:"listen"`
 }
 
-// SIP is the SIP user agent's listener (UDP and TCP on the same address).
+// SIP is the SIP user agent: its listener (UDP and TCP on the same
+// address), the codecs it negotiates and when it gives up on a silent call.
 type SIP struct {
 	Listen string `yaml:"listen"`
+	// Codecs is the audio codec preference order, most preferred first
+	// (see SIPCodecs); an offer gets the first it contains. Empty means
+	// package sip's built-in order (sip.DefaultCodecs).
+	Codecs []string `yaml:"codecs"`
+	// MediaTimeout hangs up a call that received no RTP or RTCP for this
+	// long while not on hold; 0 means package sip's built-in 30s.
+	MediaTimeout time.Duration `yaml:"media_timeout"`
 }
 
 // RTP is the UDP port range for phone calls' media.

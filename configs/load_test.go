@@ -75,6 +75,9 @@ func TestLoadBadFiles(t *testing.T) {
 		{"auth_short_secret", `testdata/auth_short_secret.bad.yaml:2: auth.token_secret: must be at least 32 bytes (RFC 7518 §3.2), got 9`, ErrInvalid},
 		{"auth_admin_key_not_hash", "testdata/auth_admin_key_not_hash.bad.yaml:2: auth.admin_keys[1]: must be \"sha256:\" and 64 lower-case hex digits (the hash `mediagate keys new` prints, never the key)", ErrInvalid},
 		{"auth_long_lifetime", `testdata/auth_long_lifetime.bad.yaml:2: auth.page_token_lifetime: 48h0m0s out of range 1m..24h`, ErrInvalid},
+		{"sip_unknown_codec", `testdata/sip_unknown_codec.bad.yaml:2: sip.codecs[1]: "G729" is not one of PCMA, PCMU, G722, opus`, ErrInvalid},
+		{"sip_repeated_codec", `testdata/sip_repeated_codec.bad.yaml:2: sip.codecs[2]: "PCMA" repeats sip.codecs[0]`, ErrInvalid},
+		{"sip_media_timeout", `testdata/sip_media_timeout.bad.yaml:3: sip.media_timeout: 500ms out of range 1s..1h (or 0s for the default)`, ErrInvalid},
 		{"many_invalid", strings.Join([]string{
 			`testdata/many_invalid.bad.yaml:3: log.level: "loud" is not one of debug, info, warn, error`,
 			`testdata/many_invalid.bad.yaml:5: rtp.port_min: 10001 must be even (RFC 3550 §11)`,

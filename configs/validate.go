@@ -45,7 +45,7 @@ func (c Config) validate(file string, origins map[string]origin) error {
 	v.oneOf("log.format", c.Log.Format, "text", "json")
 	v.hostPort("http.listen", c.HTTP.Listen, 0)
 	v.auth(c.Auth)
-	v.hostPort("sip.listen", c.SIP.Listen, 0)
+	v.sip(c.SIP)
 	v.rtpPorts(c.RTP)
 	v.webrtc(c.WebRTC)
 	if c.Storage.Dir == "" {

@@ -1,0 +1,15 @@
+// Package sip is mediagate's SIP user agent: UDP and TCP transports
+// (sipgo), the INVITE server side with its dialogs, SDP offer/answer
+// (pion/sdp), one RTP/RTCP session per call, and the caller's DTMF from
+// RFC 4733 events, SIP INFO and in-band tones.
+//
+// It exposes calls and knows nothing of rooms: a Handler (the bridge) gets
+// each IncomingCall, rings, answers or rejects it, and turns the answered
+// Call — its Codec, ReadFrame, WriteAudio, DTMF and Done — into a room
+// participant.
+//
+// Privacy (decision 8): caller numbers are Number values that log masked,
+// Call-IDs log with addresses anonymised, peer addresses are logged as
+// their /24 (IPv6 /48), and sipgo's own log records pass through a filter
+// that redacts them the same way.
+package sip

@@ -1,0 +1,486 @@
+package sip
+
+import (
+	"encoding/binary"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+
+	"github.com/mediagate/mediagate/media"
+)
+
+// rtpSession is one call's media: an RTP socket on an even port and an RTCP
+// socket on the next, a receive loop that parses packets with pion/rtp and
+// feeds the jitter buffer (audio) or the telephone-event decoder, a
+// playout side read by Call.ReadFrame, and a bounded send queue drained by
+// its own goroutine, so neither the mixer tick nor the network ever waits
+// on the other (STYLE 9).
+//
+// Symmetric RTP: we send to the address in the peer's SDP until its first
+// valid packet arrives, then to that packet's source (the peer's NAT
+// mapping), and accept packets only from there. A new address in a
+// re-INVITE forgets the latch.
+type rtpSession struct {
+	log      *slog.Logger
+	ports    *portAllocator
+	conn     *net.UDPConn
+	rtcpConn *net.UDPConn
+	port     int
+	ssrc     uint32
+	onDTMF   func(DTMF)
+	wg       *sync.WaitGroup
+
+	dest      atomic.Pointer[peerAddrs]
+	sending   atomic.Bool  // the peer wants our audio (not on hold)
+	expecting atomic.Bool  // the peer sends audio: the media timeout applies
+	lastRx    atomic.Int64 // unix ns of the last accepted RTP or RTCP packet
+	rx        atomic.Pointer[rxConfig]
+
+	// Playout side, used by ReadFrame under readMu. codec, jb and dec are
+	// set by the first configure and never change.
+	readMu  sync.Mutex
+	codec   Codec
+	jb      *media.JitterBuffer
+	dec     media.Decoder
+	playout *media.Playout
+	inband  *media.DTMFDetector
+	digits  [4]media.Digit
+	ended   bool
+
+	tx    sendQueue
+	stats rtpCounters
+	rtcp  rtcpState
+
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+// peerAddrs is where the peer's media goes; replaced whole on change.
+type peerAddrs struct {
+	sdpRTP, sdpRTCP netip.AddrPort // from the SDP
+	rtp, rtcp       netip.AddrPort // where we send now
+	latched         bool           // rtp is the source of received packets
+	rtcpLatched     bool
+}
+
+// rxConfig is the receive side's view of the negotiated payload types.
+type rxConfig struct {
+	audioPT uint8
+	tePT    int
+	te      *media.TelephoneEventDecoder // used by the receive loop only
+}
+
+// rtpCounters are the session's packet counters.
+type rtpCounters struct {
+	received  atomic.Uint64 // accepted RTP packets
+	malformed atomic.Uint64 // not RTP v2, truncated, payload too big
+	unknownPT atomic.Uint64 // payload type not negotiated
+	foreign   atomic.Uint64 // from another source than the latched one
+	sent      atomic.Uint64
+	sentBytes atomic.Uint64 // payload octets, for RTCP SR
+	dropped   atomic.Uint64 // send queue full
+	sendErrs  atomic.Uint64
+}
+
+// Stats are a call's media counters, for metrics and tests.
+type Stats struct {
+	// Received counts RTP packets accepted; Malformed those dropped as
+	// unparsable, UnknownPT those of a payload type not negotiated, and
+	// Foreign those from another source than the latched peer.
+	Received, Malformed, UnknownPT, Foreign uint64
+	// Sent counts RTP packets sent, Dropped those WriteAudio refused
+	// because the send queue was full.
+	Sent, Dropped uint64
+	// Jitter is the jitter buffer's view of the incoming stream.
+	Jitter media.JitterStats
+}
+
+// maxRTP is the largest RTP packet handled: an Ethernet MTU.
+const maxRTP = 1500
+
+// newRTPSession binds a port pair and starts the receive, RTCP and send
+// goroutines (counted in wg, stopped by close).
+func newRTPSession(log *slog.Logger, ports *portAllocator, wg *sync.WaitGroup, onDTMF func(DTMF)) (*rtpSession, error) {
+	conn, rtcpConn, port, err := ports.allocate()
+	if err != nil {
+		return nil, err
+	}
+	s := &rtpSession{
+		log: log, ports: ports, conn: conn, rtcpConn: rtcpConn, port: port,
+		ssrc: rand.Uint32(), onDTMF: onDTMF, wg: wg, closed: make(chan struct{}),
+	}
+	s.dest.Store(&peerAddrs{})
+	s.tx.init()
+	s.lastRx.Store(time.Now().UnixNano())
+	wg.Add(3)
+	go s.receive()
+	go s.send()
+	go s.rtcpLoop()
+	return s, nil
+}
+
+// configure applies a negotiated description: payload types, where to send,
+// and whether we send and expect media. The codec is fixed by the first
+// call; later ones (re-INVITEs) must carry the same codec.
+func (s *rtpSession) configure(rm remoteMedia) error {
+	s.readMu.Lock()
+	if s.jb == nil {
+		jb, err := media.NewJitterBuffer(rm.codec.FrameTS())
+		if err != nil {
+			s.readMu.Unlock()
+			return err
+		}
+		dec, err := newDecoder(rm.codec)
+		if err != nil {
+			s.readMu.Unlock()
+			return err
+		}
+		s.codec, s.jb, s.dec = rm.codec, jb, dec
+		s.playout = media.NewPlayout(jb, dec)
+	}
+	// In-band detection only where DTMF has no other way: G.711 without
+	// telephone-event (G.722 and Opus distort the tones).
+	if (rm.codec.Name == CodecPCMU || rm.codec.Name == CodecPCMA) && rm.tePT < 0 {
+		if s.inband == nil {
+			s.inband = media.NewDTMFDetector()
+		}
+	} else {
+		s.inband = nil
+	}
+	s.readMu.Unlock()
+
+	s.rx.Store(&rxConfig{audioPT: rm.codec.PayloadType, tePT: rm.tePT,
+		te: media.NewTelephoneEventDecoder(rm.codec.ClockRate)})
+	s.tx.setFormat(rm.codec.PayloadType, rm.codec.FrameTS(), rm.codec.ClockRate)
+	old := s.dest.Load()
+	if old.sdpRTP != rm.rtp || old.sdpRTCP != rm.rtcp {
+		// A new address (or the first): send there until packets arrive.
+		s.dest.Store(&peerAddrs{sdpRTP: rm.rtp, sdpRTCP: rm.rtcp, rtp: rm.rtp, rtcp: rm.rtcp})
+	}
+	s.sending.Store(rm.canSend())
+	s.expecting.Store(rm.expectsMedia())
+	s.lastRx.Store(time.Now().UnixNano())
+	return nil
+}
+
+// receive is the RTP read loop.
+func (s *rtpSession) receive() {
+	defer s.wg.Done()
+	buf := make([]byte, maxRTP)
+	var pkt rtp.Packet
+	for {
+		n, from, err := s.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		s.handleRTP(buf[:n], netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), &pkt, time.Now())
+	}
+}
+
+// handleRTP checks, latches and dispatches one packet; it allocates
+// nothing in steady state.
+func (s *rtpSession) handleRTP(b []byte, from netip.AddrPort, pkt *rtp.Packet, now time.Time) {
+	if len(b) >= 2 && b[0]>>6 == 2 && b[1] >= 192 && b[1] <= 223 {
+		// RTCP on the RTP port (RFC 5761 §4: packet types 192–223), from
+		// peers that multiplex whether or not we offered it.
+		if d := s.dest.Load(); !d.latched || from == d.rtp {
+			s.handleRTCP(b, from, now)
+		}
+		return
+	}
+	if err := pkt.Unmarshal(b); err != nil || pkt.Version != 2 {
+		s.stats.malformed.Add(1)
+		return
+	}
+	cfg := s.rx.Load()
+	if cfg == nil || (pkt.PayloadType != cfg.audioPT && int(pkt.PayloadType) != cfg.tePT) {
+		s.stats.unknownPT.Add(1)
+		return
+	}
+	if !s.admit(from) {
+		s.stats.foreign.Add(1)
+		return
+	}
+	s.lastRx.Store(now.UnixNano())
+	s.rtcp.noteRTP(pkt.SequenceNumber, pkt.SSRC)
+	if pkt.PayloadType == cfg.audioPT {
+		err := s.jb.Push(media.Packet{Seq: pkt.SequenceNumber, Timestamp: pkt.Timestamp, SSRC: pkt.SSRC,
+			Marker: pkt.Marker, Payload: pkt.Payload}, now)
+		if err != nil {
+			s.stats.malformed.Add(1)
+			return
+		}
+		s.stats.received.Add(1)
+		return
+	}
+	s.stats.received.Add(1)
+	ev, ok, err := cfg.te.Decode(pkt.Timestamp, pkt.Marker, pkt.Payload, now)
+	if err != nil {
+		s.stats.malformed.Add(1)
+		return
+	}
+	if ok && ev.Press {
+		s.onDTMF(DTMF{Digit: ev.Digit, Source: DTMFRFC4733, At: now})
+	}
+}
+
+// admit latches to the first valid packet's source and afterwards accepts
+// only that source (symmetric RTP, RFC 4961 §3; latching once blunts RTP
+// injection from third parties). The address the peer's SDP names always
+// wins the latch back, so a straggler from the old address of a re-INVITE
+// cannot keep the stream.
+func (s *rtpSession) admit(from netip.AddrPort) bool {
+	for {
+		d := s.dest.Load()
+		if d.latched && (d.rtp == from || from != d.sdpRTP) {
+			return d.rtp == from
+		}
+		nd := *d
+		nd.rtp, nd.latched = from, true
+		if !nd.rtcpLatched {
+			// RTCP goes to the port above the RTP source (RFC 3550 §11)
+			// unless the SDP named another port on the same host.
+			nd.rtcp = netip.AddrPortFrom(from.Addr(), min(from.Port()+1, 65535))
+			if d.sdpRTCP.Addr() == from.Addr() {
+				nd.rtcp = d.sdpRTCP
+			}
+		}
+		if s.dest.CompareAndSwap(d, &nd) {
+			if d.sdpRTP != from {
+				s.log.Debug("rtp latched to another source than the sdp named", addrAttr("from", from))
+			}
+			return true
+		}
+	}
+}
+
+// readFrame plays out the next 20 ms at the codec's rate into pcm and runs
+// in-band DTMF detection on it.
+func (s *rtpSession) readFrame(pcm []int16) (int, media.PlayoutStatus) {
+	s.readMu.Lock()
+	defer s.readMu.Unlock()
+	if s.playout == nil || s.ended {
+		n := 0
+		if s.codec.SampleRate > 0 {
+			n = min(len(pcm), media.SamplesPerFrame(s.codec.SampleRate))
+		}
+		clear(pcm[:n])
+		return n, media.PlayoutSilence
+	}
+	now := time.Now()
+	n, st := s.playout.NextFrame(now, pcm)
+	if s.inband != nil {
+		for _, d := range s.inband.Process(pcm[:n], s.digits[:0]) {
+			s.onDTMF(DTMF{Digit: d, Source: DTMFInBand, At: now})
+		}
+	}
+	return n, st
+}
+
+// watch ends the call through onTimeout when no media arrived for timeout
+// while media is expected (not on hold). It runs until close.
+func (s *rtpSession) watch(timeout time.Duration, onTimeout func()) {
+	s.lastRx.Store(time.Now().UnixNano())
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTicker(min(max(timeout/4, 10*time.Millisecond), time.Second))
+		defer t.Stop()
+		for {
+			select {
+			case <-s.closed:
+				return
+			case now := <-t.C:
+				if !s.expecting.Load() {
+					s.lastRx.Store(now.UnixNano()) // on hold: restart the clock
+					continue
+				}
+				if now.Sub(time.Unix(0, s.lastRx.Load())) > timeout {
+					onTimeout()
+					return
+				}
+			}
+		}
+	}()
+}
+
+// close stops the goroutines, sends an RTCP BYE, closes the sockets,
+// returns the ports and closes the decoder. It does not wait for the
+// goroutines (the owner's WaitGroup does), so the timeout watcher may call
+// it.
+func (s *rtpSession) close() {
+	s.closeOnce.Do(func() {
+		s.sendRTCP(true)
+		close(s.closed)
+		_ = s.conn.Close()
+		_ = s.rtcpConn.Close()
+		s.ports.release(s.port)
+		s.readMu.Lock()
+		s.ended = true
+		if s.dec != nil {
+			_ = s.dec.Close()
+		}
+		s.readMu.Unlock()
+	})
+}
+
+// snapshot returns the counters.
+func (s *rtpSession) snapshot() Stats {
+	st := Stats{
+		Received: s.stats.received.Load(), Malformed: s.stats.malformed.Load(),
+		UnknownPT: s.stats.unknownPT.Load(), Foreign: s.stats.foreign.Load(),
+		Sent: s.stats.sent.Load(), Dropped: s.stats.dropped.Load(),
+	}
+	s.readMu.Lock()
+	if s.jb != nil {
+		st.Jitter = s.jb.Stats()
+	}
+	s.readMu.Unlock()
+	return st
+}
+
+// sendSlots bounds the send queue: 16 frames is 320 ms, far more than a
+// healthy sender goroutine ever lags.
+const sendSlots = 16
+
+// sendQueue holds RTP packets between WriteAudio (the mixer's goroutine)
+// and the send goroutine. Slots are preallocated; the producer writes at
+// head+n, the consumer sends slot head and only then frees it.
+type sendQueue struct {
+	mu     sync.Mutex
+	pt     uint8
+	step   uint32 // timestamp units per frame
+	clock  int
+	seq    uint16
+	tsBase uint32
+	first  uint64 // frame number of the first packet
+	last   uint64 // frame number of the last packet
+	start  bool
+	lastTS uint32    // timestamp of the last packet queued, for RTCP SR
+	lastAt time.Time // when it was queued
+
+	slots [sendSlots]struct {
+		n   int
+		buf [maxRTP]byte
+	}
+	head, n int
+	wake    chan struct{}
+}
+
+func (q *sendQueue) init() {
+	q.seq = uint16(rand.Uint32())
+	q.tsBase = rand.Uint32()
+	q.wake = make(chan struct{}, 1)
+}
+
+func (q *sendQueue) setFormat(pt uint8, step uint32, clock int) {
+	q.mu.Lock()
+	q.pt, q.step, q.clock = pt, step, clock
+	q.mu.Unlock()
+}
+
+// writeAudio queues one frame's payload; see Call.WriteAudio.
+func (s *rtpSession) writeAudio(payload []byte, frame uint64) bool {
+	q := &s.tx
+	if len(payload) > maxRTP-rtpHeaderLen {
+		s.stats.dropped.Add(1)
+		return false
+	}
+	q.mu.Lock()
+	if q.step == 0 {
+		q.mu.Unlock()
+		return true // not negotiated yet: nothing to send
+	}
+	marker := false
+	switch {
+	case !q.start:
+		q.start, q.first, marker = true, frame, true
+	case frame <= q.last:
+		q.mu.Unlock()
+		return true // a frame number already sent
+	case frame != q.last+1:
+		marker = true // RFC 3551 §4.1: first packet after a gap
+	}
+	q.last = frame
+	ts := q.tsBase + uint32(frame-q.first)*q.step
+	q.lastTS, q.lastAt = ts, time.Now()
+	if !s.sending.Load() {
+		q.mu.Unlock()
+		return true // on hold: the timeline goes on, nothing is sent
+	}
+	if q.n == sendSlots {
+		q.mu.Unlock()
+		s.stats.dropped.Add(1)
+		return false
+	}
+	slot := &q.slots[(q.head+q.n)%sendSlots]
+	putRTPHeader(slot.buf[:rtpHeaderLen], marker, q.pt, q.seq, ts, s.ssrc)
+	slot.n = rtpHeaderLen + copy(slot.buf[rtpHeaderLen:], payload)
+	q.seq++
+	q.n++
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+const rtpHeaderLen = 12
+
+// putRTPHeader writes a fixed RTP header without CSRCs or extensions
+// (RFC 3550 §5.1).
+func putRTPHeader(b []byte, marker bool, pt uint8, seq uint16, ts, ssrc uint32) {
+	b[0] = 2 << 6
+	b[1] = pt & 0x7f
+	if marker {
+		b[1] |= 0x80
+	}
+	binary.BigEndian.PutUint16(b[2:], seq)
+	binary.BigEndian.PutUint32(b[4:], ts)
+	binary.BigEndian.PutUint32(b[8:], ssrc)
+}
+
+// send drains the queue onto the wire.
+func (s *rtpSession) send() {
+	defer s.wg.Done()
+	q := &s.tx
+	for {
+		select {
+		case <-s.closed:
+			return
+		case <-q.wake:
+		}
+		for {
+			q.mu.Lock()
+			if q.n == 0 {
+				q.mu.Unlock()
+				break
+			}
+			slot := &q.slots[q.head]
+			q.mu.Unlock()
+			if to := s.dest.Load().rtp; to.IsValid() && !to.Addr().IsUnspecified() {
+				if _, err := s.conn.WriteToUDPAddrPort(slot.buf[:slot.n], to); err != nil {
+					s.stats.sendErrs.Add(1)
+				} else {
+					s.stats.sent.Add(1)
+					s.stats.sentBytes.Add(uint64(slot.n - rtpHeaderLen))
+				}
+			}
+			q.mu.Lock()
+			q.head = (q.head + 1) % sendSlots
+			q.n--
+			q.mu.Unlock()
+		}
+	}
+}

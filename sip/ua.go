@@ -1,0 +1,382 @@
+package sip
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+)
+
+// Handler receives incoming calls. The bridge implements it: it looks at
+// the dialed number and the caller, then rings, answers or rejects.
+type Handler interface {
+	// HandleCall runs in its own goroutine for each new INVITE. ctx ends
+	// when the caller cancels, the call ends or the UA closes. The handler
+	// must give the INVITE a final response (Answer or Reject); if it
+	// returns without one the UA answers 480 Temporarily Unavailable. After
+	// Answer it may return at once: the Call lives on until one side hangs
+	// up.
+	HandleCall(ctx context.Context, in *IncomingCall)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, in *IncomingCall)
+
+// HandleCall calls f.
+func (f HandlerFunc) HandleCall(ctx context.Context, in *IncomingCall) { f(ctx, in) }
+
+var _ Handler = HandlerFunc(nil)
+
+// allowed is what the UA implements, for Allow headers (RFC 3261 §20.5).
+const allowed = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"
+
+// accepted are the bodies the UA understands (RFC 3261 §20.1).
+const accepted = "application/sdp, application/dtmf-relay, application/dtmf"
+
+// Option configures a UA.
+type Option func(*options)
+
+type options struct {
+	log          *slog.Logger
+	stackLevel   slog.Leveler
+	codecs       []string
+	portMin      int
+	portMax      int
+	mediaTimeout time.Duration
+	advertise    netip.Addr
+	name         string
+}
+
+// WithLogger sets the logger; records get component=sip. Default: discard.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithStackLogLevel sets the least severe level of sipgo's own records that
+// reach the logger (default Warn: sipgo logs every transaction below).
+func WithStackLogLevel(l slog.Leveler) Option { return func(o *options) { o.stackLevel = l } }
+
+// WithCodecs sets the codec preference order (sip.codecs); see
+// DefaultCodecs and ParseCodecs. No names keep DefaultCodecs.
+func WithCodecs(names ...string) Option {
+	return func(o *options) {
+		if len(names) > 0 {
+			o.codecs = names
+		}
+	}
+}
+
+// WithRTPPorts sets the RTP port range (rtp.port_min, rtp.port_max).
+// Default 10000..20000.
+func WithRTPPorts(lo, hi int) Option { return func(o *options) { o.portMin, o.portMax = lo, hi } }
+
+// WithMediaTimeout sets how long a call may receive no RTP or RTCP while
+// not on hold before it is hung up (sip.media_timeout, default 30 s); 0
+// keeps the default.
+func WithMediaTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d != 0 {
+			o.mediaTimeout = d
+		}
+	}
+}
+
+// WithAdvertisedAddr sets the address put in SDP, Contact and Via instead
+// of the local one, for a node behind a 1:1 NAT.
+func WithAdvertisedAddr(a netip.Addr) Option { return func(o *options) { o.advertise = a } }
+
+// WithUserAgent sets the User-Agent/Server product name (default
+// "mediagate").
+func WithUserAgent(name string) Option { return func(o *options) { o.name = name } }
+
+// UA is mediagate's SIP user agent: UDP and TCP listeners on one address,
+// the INVITE server side and the calls it answered. New starts it; Close
+// hangs up every call and stops it.
+type UA struct {
+	log     *slog.Logger
+	opts    options
+	handler Handler
+	stack   *sipgo.UserAgent
+	srv     *sipgo.Server
+	client  *sipgo.Client
+	udp     net.PacketConn
+	tcp     net.Listener
+	bindIP  netip.Addr // listen host; invalid means all interfaces
+	port    int
+	ports   *portAllocator
+
+	ctx    context.Context // handlers' base context, cancelled by Close
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	closing bool
+	dialogs map[string]*IncomingCall // by dialog ID (RFC 3261 §12)
+
+	wg    sync.WaitGroup // handlers and media goroutines
+	serve sync.WaitGroup // the listeners' serve loops
+}
+
+// New binds listen (host:port; port 0 picks a free one, the same for UDP and
+// TCP) and starts serving; h gets the incoming calls.
+func New(listen string, h Handler, opts ...Option) (*UA, error) {
+	o := options{
+		log: slog.New(slog.DiscardHandler), stackLevel: slog.LevelWarn, codecs: DefaultCodecs,
+		portMin: 10000, portMax: 20000, mediaTimeout: 30 * time.Second, name: "mediagate",
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	codecs, err := ParseCodecs(o.codecs)
+	if err != nil {
+		return nil, err
+	}
+	o.codecs = codecs
+	if o.mediaTimeout <= 0 {
+		return nil, fmt.Errorf("%w: media timeout %v", ErrConfig, o.mediaTimeout)
+	}
+	u := &UA{log: o.log.With("component", "sip"), opts: o, handler: h, dialogs: map[string]*IncomingCall{}}
+	if err := u.listen(listen); err != nil {
+		return nil, err
+	}
+	if u.ports, err = newPortAllocator(u.bindIP, o.portMin, o.portMax); err != nil {
+		u.closeListeners()
+		return nil, err
+	}
+	if err := u.startStack(); err != nil {
+		u.closeListeners()
+		return nil, err
+	}
+	u.ctx, u.cancel = context.WithCancel(context.Background())
+	u.serve.Add(2)
+	go func() { defer u.serve.Done(); _ = u.srv.ServeUDP(u.udp) }()
+	go func() { defer u.serve.Done(); _ = u.srv.ServeTCP(u.tcp) }()
+	u.log.Info("sip listening", "port", u.port, "codecs", o.codecs)
+	return u, nil
+}
+
+// listen binds UDP, then TCP on the same port.
+func (u *UA) listen(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%w: listen %q: %v", ErrConfig, addr, err)
+	}
+	if host != "" {
+		if u.bindIP, err = netip.ParseAddr(host); err != nil {
+			return fmt.Errorf("%w: listen host %q is not an ip address", ErrConfig, host)
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		udp, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return fmt.Errorf("sip: listen udp: %w", err)
+		}
+		p := udp.LocalAddr().(*net.UDPAddr).Port
+		tcp, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p)))
+		if err == nil {
+			u.udp, u.tcp, u.port = udp, tcp, p
+			return nil
+		}
+		_ = udp.Close()
+		if port != "0" || attempt == 5 {
+			return fmt.Errorf("sip: listen tcp: %w", err)
+		}
+	}
+}
+
+func (u *UA) closeListeners() {
+	_ = u.udp.Close()
+	_ = u.tcp.Close()
+}
+
+// startStack builds sipgo's UA, server and client with our logger.
+func (u *UA) startStack() error {
+	stackLog := StackLogger(u.log, u.opts.stackLevel)
+	stack, err := sipgo.NewUA(
+		sipgo.WithUserAgent(u.opts.name),
+		sipgo.WithUserAgentTransactionLayerOptions(
+			sip.WithTransactionLayerLogger(stackLog),
+			sip.WithTransactionLayerUnhandledResponseHandler(func(*sip.Response) {})),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(stackLog)),
+	)
+	if err != nil {
+		return err
+	}
+	srv, err := sipgo.NewServer(stack, sipgo.WithServerLogger(stackLog))
+	if err != nil {
+		return err
+	}
+	client, err := sipgo.NewClient(stack, sipgo.WithClientLogger(stackLog), sipgo.WithClientPort(u.port))
+	if err != nil {
+		return err
+	}
+	u.stack, u.srv, u.client = stack, srv, client
+	srv.OnInvite(u.onInvite)
+	srv.OnAck(u.onAck)
+	srv.OnBye(u.onBye)
+	srv.OnCancel(u.onCancel)
+	srv.OnInfo(u.onInfo)
+	srv.OnOptions(u.onOptions)
+	srv.OnNoRoute(u.onNoRoute)
+	return nil
+}
+
+// Port is the UDP and TCP port the UA listens on.
+func (u *UA) Port() int { return u.port }
+
+// Close stops taking calls (new INVITEs and OPTIONS get 503), hangs up every
+// call with BYE, waits for handlers and media goroutines to end (bounded by
+// ctx) and closes the listeners. BYEs are sent even when ctx is already
+// cancelled (each bounded by its own timeout): teardown outlives
+// cancellation (STYLE 10).
+func (u *UA) Close(ctx context.Context) error {
+	u.mu.Lock()
+	if u.closing {
+		u.mu.Unlock()
+		return nil
+	}
+	u.closing = true
+	pending := make([]*IncomingCall, 0, len(u.dialogs))
+	for _, in := range u.dialogs {
+		pending = append(pending, in)
+	}
+	u.mu.Unlock()
+	u.cancel()
+
+	var hangups sync.WaitGroup
+	for _, in := range pending {
+		if c := in.answeredCall(); c != nil {
+			hangups.Add(1)
+			go func() { defer hangups.Done(); _ = c.Hangup(ctx) }()
+		}
+	}
+	hangups.Wait()
+
+	done := make(chan struct{})
+	go func() { u.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("sip: close: %w", ctx.Err())
+	}
+	u.closeListeners()
+	_ = u.stack.Close()
+	u.serve.Wait()
+	return err
+}
+
+// isClosing reports whether Close has begun.
+func (u *UA) isClosing() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.closing
+}
+
+// track registers an INVITE's dialog so ACK, BYE, INFO and re-INVITEs find
+// it; it fails once Close has begun.
+func (u *UA) track(in *IncomingCall) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.closing {
+		return ErrClosed
+	}
+	u.dialogs[in.dlg.ID] = in
+	return nil
+}
+
+// forget drops a dialog that ended.
+func (u *UA) forget(in *IncomingCall) {
+	u.mu.Lock()
+	if u.dialogs[in.dlg.ID] == in {
+		delete(u.dialogs, in.dlg.ID)
+	}
+	u.mu.Unlock()
+}
+
+// lookup finds the dialog an in-dialog request belongs to.
+func (u *UA) lookup(req *sip.Request) *IncomingCall {
+	id, err := sip.DialogIDFromRequestUAS(req)
+	if err != nil {
+		return nil
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.dialogs[id]
+}
+
+// respond sends a response built from req, logging failures.
+func (u *UA) respond(req *sip.Request, tx sip.ServerTransaction, code int, reason string, hdrs ...sip.Header) {
+	if reason == "" {
+		reason = reasonPhrase(code)
+	}
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	if err := tx.Respond(res); err != nil {
+		u.log.Debug("sip respond failed", "code", code, "err", redactText(err.Error()))
+	}
+}
+
+// onOptions answers OPTIONS (RFC 3261 §11.2) with what we support, or 503
+// while closing so that carriers' health checks route around the node.
+func (u *UA) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	if u.isClosing() {
+		u.respond(req, tx, 503, "", sip.NewHeader("Retry-After", "30"))
+		return
+	}
+	u.respond(req, tx, 200, "", sip.NewHeader("Allow", allowed), sip.NewHeader("Accept", accepted),
+		sip.NewHeader("Accept-Language", "en"), sip.NewHeader("Server", u.opts.name))
+}
+
+// onCancel answers a CANCEL that matched no INVITE transaction (matching
+// ones are answered by sipgo's transaction layer: 200, then 487 to the
+// INVITE): RFC 3261 §9.2 says 481.
+func (u *UA) onCancel(req *sip.Request, tx sip.ServerTransaction) {
+	u.respond(req, tx, 481, "")
+}
+
+// knownMethods are the RFC 3261 and extension methods we recognise but do
+// not allow: they get 405 with Allow (RFC 3261 §8.2.1); others get 501
+// (§21.5.2).
+var knownMethods = map[sip.RequestMethod]bool{
+	sip.REGISTER: true, sip.SUBSCRIBE: true, sip.NOTIFY: true, sip.REFER: true,
+	sip.MESSAGE: true, sip.PRACK: true, sip.UPDATE: true, sip.PUBLISH: true,
+}
+
+func (u *UA) onNoRoute(req *sip.Request, tx sip.ServerTransaction) {
+	if req.IsAck() {
+		return // never answered (RFC 3261 §17.2.3)
+	}
+	code := 501
+	if knownMethods[req.Method] {
+		code = 405
+	}
+	u.respond(req, tx, code, "", sip.NewHeader("Allow", allowed))
+}
+
+// localIP is the address we give peer in SDP, Contact and Via: the
+// advertised one, the listen address, or the source address the kernel
+// picks to reach peer (no packet is sent).
+func (u *UA) localIP(peer netip.Addr) netip.Addr {
+	if u.opts.advertise.IsValid() {
+		return u.opts.advertise
+	}
+	if u.bindIP.IsValid() && !u.bindIP.IsUnspecified() {
+		return u.bindIP
+	}
+	if c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(peer, 9))); err == nil {
+		defer c.Close()
+		if a, ok := c.LocalAddr().(*net.UDPAddr); ok {
+			if ip, ok := netip.AddrFromSlice(a.IP); ok {
+				return ip.Unmap()
+			}
+		}
+	}
+	return netip.MustParseAddr("127.0.0.1")
+}
