@@ -20,6 +20,9 @@ type Config struct {
 	WebRTC  WebRTC  `yaml:"webrtc"`
 	Storage Storage `yaml:"storage"`
 	Redis   Redis   `yaml:"redis"`
+	// Conference holds what every room gets unless its own entry says
+	// otherwise.
+	Conference Conference `yaml:"conference"`
 	// Rooms are the rooms the operator defines, by room ID (see Room).
 	Rooms map[string]Room `yaml:"rooms"`
 }
@@ -84,19 +87,30 @@ type Redis struct {
 	Addr string `yaml:"addr"`
 }
 
+// Conference is how rooms behave: when an empty room closes and how many
+// voices are mixed at once.
+type Conference struct {
+	// EmptyTimeout is how long a room that nobody is in stays open
+	// before it closes. Configured rooms (the rooms section) stay open.
+	EmptyTimeout time.Duration `yaml:"empty_timeout"`
+	// MaxSpeakers is how many voices are mixed at once, the loudest win.
+	MaxSpeakers int `yaml:"max_speakers"`
+}
+
 // Default returns the built-in configuration: one node, no Redis, data under
 // ./data. It equals the shipped mediagate.yaml (a test holds them together).
 func Default() Config {
 	return Config{
-		Node:    Node{DrainTimeout: 30 * time.Second},
-		Log:     Log{Level: "info", Format: "text"},
-		HTTP:    HTTP{Listen: ":8080"},
-		SIP:     SIP{Listen: ":5060"},
-		RTP:     RTP{PortMin: 10000, PortMax: 20000},
-		WebRTC:  WebRTC{UDPPort: 7882},
-		Storage: Storage{Dir: "./data"},
-		Auth:    Auth{PageTokenLifetime: 10 * time.Minute},
-		Rooms:   map[string]Room{},
+		Node:       Node{DrainTimeout: 30 * time.Second},
+		Log:        Log{Level: "info", Format: "text"},
+		HTTP:       HTTP{Listen: ":8080"},
+		SIP:        SIP{Listen: ":5060"},
+		RTP:        RTP{PortMin: 10000, PortMax: 20000},
+		WebRTC:     WebRTC{UDPPort: 7882},
+		Storage:    Storage{Dir: "./data"},
+		Auth:       Auth{PageTokenLifetime: 10 * time.Minute},
+		Rooms:      map[string]Room{},
+		Conference: Conference{EmptyTimeout: 30 * time.Second, MaxSpeakers: 4},
 	}
 }
 

@@ -73,6 +73,10 @@ func TestLoadBadFiles(t *testing.T) {
 			`testdata/rooms_many.bad.yaml:6: rooms.alpha.number: "x1" must be 1 to 15 digits (ITU-T E.164 §6)`,
 		}, "\n"), ErrInvalid},
 		{"auth_short_secret", `testdata/auth_short_secret.bad.yaml:2: auth.token_secret: must be at least 32 bytes (RFC 7518 §3.2), got 9`, ErrInvalid},
+		{"conference_out_of_range", strings.Join([]string{
+			`testdata/conference_out_of_range.bad.yaml:2: conference.empty_timeout: 48h0m0s out of range 0s..24h`,
+			`testdata/conference_out_of_range.bad.yaml:3: conference.max_speakers: 17 out of range 1..16`,
+		}, "\n"), ErrInvalid},
 		{"auth_admin_key_not_hash", "testdata/auth_admin_key_not_hash.bad.yaml:2: auth.admin_keys[1]: must be \"sha256:\" and 64 lower-case hex digits (the hash `mediagate keys new` prints, never the key)", ErrInvalid},
 		{"auth_long_lifetime", `testdata/auth_long_lifetime.bad.yaml:2: auth.page_token_lifetime: 48h0m0s out of range 1m..24h`, ErrInvalid},
 		{"sip_unknown_codec", `testdata/sip_unknown_codec.bad.yaml:2: sip.codecs[1]: "G729" is not one of PCMA, PCMU, G722, opus`, ErrInvalid},

@@ -18,6 +18,9 @@ const (
 	// maxDrainTimeout bounds SIGTERM handling: an orchestrator that waits
 	// longer than this for a node to stop is misconfigured.
 	maxDrainTimeout = time.Hour
+	// maxSpeakers is the most voices the mixer adds up at once
+	// (media.MaxMixVoices).
+	maxSpeakers = 16
 	// maxNodeIDLen keeps node IDs short enough for metric labels and Redis keys.
 	maxNodeIDLen = 64
 )
@@ -54,6 +57,10 @@ func (c Config) validate(file string, origins map[string]origin) error {
 	if c.Redis.Addr != "" {
 		v.hostPort("redis.addr", c.Redis.Addr, 1)
 	}
+	if d := c.Conference.EmptyTimeout; d < 0 || d > 24*time.Hour {
+		v.fail("conference.empty_timeout", "%s out of range 0s..24h", d)
+	}
+	v.intRange("conference.max_speakers", c.Conference.MaxSpeakers, 1, maxSpeakers)
 	v.rooms(c.Rooms)
 	return join(v.errs)
 }

@@ -89,11 +89,12 @@ func TestValidateReportsAll(t *testing.T) {
 		`rtp.port_min: 0 out of range 1024..65535`,
 		`rtp.port_max: 0 out of range 1024..65535`,
 		`storage.dir: must not be empty`,
+		`conference.max_speakers: 0 out of range 1..16`,
 	}, "\n"), err.Error())
 
 	var all interface{ Unwrap() []error }
 	require.ErrorAs(t, err, &all)
-	require.Len(t, all.Unwrap(), 8)
+	require.Len(t, all.Unwrap(), 9)
 	for _, e := range all.Unwrap() {
 		var ce *Error
 		require.True(t, errors.As(e, &ce))

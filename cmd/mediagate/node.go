@@ -31,7 +31,10 @@ func newNode(cfg configs.Config, log *slog.Logger) (*node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
-	rooms := room.NewManager(room.WithRoomDefaults(room.WithLogger(log)))
+	rooms := room.NewManager(room.WithRoomDefaults(
+		room.WithLogger(log),
+		room.WithEmptyTimeout(cfg.Conference.EmptyTimeout),
+		room.WithMaxSpeakers(cfg.Conference.MaxSpeakers)))
 	// Configured rooms stay open while the node runs, with their limits;
 	// rooms a join token names but the configuration does not are opened
 	// on first join and closed when empty.
