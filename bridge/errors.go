@@ -28,4 +28,9 @@ var (
 	// so the operator knows which recording to fix; start-up fails rather
 	// than playing the built-in prompt the operator meant to replace.
 	ErrPromptOverride = errors.New("bridge: bad prompt override")
+
+	// ErrCallCodec means a call's negotiated codec has no room.Format, so
+	// the call cannot be bridged into a room. The UA only negotiates codecs
+	// the room can encode, so it points at a UA and a bridge out of step.
+	ErrCallCodec = errors.New("bridge: call codec has no room format")
 )

@@ -1,0 +1,172 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/mediagate/mediagate/media"
+	"github.com/mediagate/mediagate/room"
+	"github.com/mediagate/mediagate/sip"
+)
+
+// hangupTimeout bounds the BYE sent when the room lets go of a caller: the
+// room may be closing because the process is shutting down, and teardown
+// must neither hang nor be cut short by that cancellation (STYLE 10).
+const hangupTimeout = 5 * time.Second
+
+// PhoneParticipant bridges an answered SIP call into a room: the room's
+// mixer pulls the caller's voice, resampled to 48 kHz, and pushes the
+// caller's encoded mix-minus straight into the call's RTP send queue.
+// When the room lets go of it, it hangs the call up. Close releases it.
+type PhoneParticipant struct {
+	call *sip.Call
+	info room.Info
+	rate int // the call's PCM rate
+
+	mu       sync.Mutex // guards the fields below: the mixer against Close
+	rs       *media.Resampler
+	pcm      []int16 // one frame at rate, reused every tick
+	detached bool
+	closed   bool
+	// hungUp is closed when the hang-up Detached started has finished and
+	// hangupErr holds its result; nil when Detached started none.
+	hungUp    chan struct{}
+	hangupErr error
+}
+
+var _ room.Participant = (*PhoneParticipant)(nil)
+
+// NewPhoneParticipant wraps call as room participant id. name is shown in
+// the participant list as given: the caller passes a masked number, since
+// caller IDs are personal data. The room Format follows the call's codec,
+// so the room encodes the caller's mix once in exactly what the call sends
+// (Opus with in-band FEC when the peer asked for it, RFC 7587 §6.1).
+func NewPhoneParticipant(call *sip.Call, id room.ParticipantID, name string) (*PhoneParticipant, error) {
+	codec := call.Codec()
+	format, err := callFormat(codec)
+	if err != nil {
+		return nil, err
+	}
+	p := &PhoneParticipant{
+		call: call,
+		info: room.Info{ID: id, Name: name, Kind: room.KindPhone, Format: format},
+		rate: codec.SampleRate,
+	}
+	if p.rate != media.Rate48k {
+		rs, err := media.NewResampler(p.rate, media.Rate48k)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrCallCodec, codec, err)
+		}
+		p.rs = rs
+		p.pcm = make([]int16, media.SamplesPerFrame(p.rate))
+	}
+	return p, nil
+}
+
+// callFormat maps a negotiated codec to the room format it is mixed in.
+func callFormat(c sip.Codec) (room.Format, error) {
+	switch c.Name {
+	case sip.CodecPCMU:
+		return room.PCMU, nil
+	case sip.CodecPCMA:
+		return room.PCMA, nil
+	case sip.CodecG722:
+		return room.G722, nil
+	case sip.CodecOpus:
+		cfg := media.DefaultOpusConfig()
+		cfg.FEC = c.FEC
+		return room.OpusFormat(cfg), nil
+	}
+	return room.Format{}, fmt.Errorf("%w: %s", ErrCallCodec, c)
+}
+
+// Info describes the caller; the room reads it once, at Join.
+func (p *PhoneParticipant) Info() room.Info { return p.info }
+
+// ReadFrame fills dst with the caller's next 20 ms at 48 kHz. It reports
+// false when the call's jitter buffer had nothing to play, so the room mixes
+// no voice for the caller instead of a frame of silence. It allocates
+// nothing. Silent frames still pass through the resampler, so its filter
+// history decays as it would on a continuous stream.
+func (p *PhoneParticipant) ReadFrame(dst *media.Frame) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	if p.rs == nil { // Opus decodes at 48 kHz already
+		_, st := p.call.ReadFrame(dst[:])
+		return st != media.PlayoutSilence
+	}
+	n, st := p.call.ReadFrame(p.pcm)
+	if n != len(p.pcm) {
+		return false
+	}
+	if _, err := p.rs.Process(p.pcm, dst[:]); err != nil {
+		return false
+	}
+	return st != media.PlayoutSilence
+}
+
+// WriteMix queues the caller's encoded mix for sending as one RTP packet;
+// the room's tick numbers the frame, so ticks the call missed keep the RTP
+// timeline (RFC 3550 §5.1). It never blocks and reports false when the
+// call's send queue is full.
+func (p *PhoneParticipant) WriteMix(pkt room.Packet) bool {
+	return p.call.WriteAudio(pkt.Payload, pkt.Tick)
+}
+
+// Detached hangs the call up once the room has let go of the caller
+// (kicked, room closed, encoder failure, or its own Leave): a caller who
+// can no longer hear or be heard must not be left on an open line. The BYE
+// runs on its own goroutine, since Detached must return at once, bounded
+// by hangupTimeout and by no caller's cancellation; Close waits for it. A
+// call that has already ended, or a participant already closed, is left
+// alone.
+func (p *PhoneParticipant) Detached(error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.detached || p.closed {
+		return
+	}
+	p.detached = true
+	select {
+	case <-p.call.Done():
+		return
+	default:
+	}
+	done := make(chan struct{})
+	p.hungUp = done
+	go func() {
+		defer close(done)
+		ctx, cancel := context.WithTimeout(context.Background(), hangupTimeout)
+		defer cancel()
+		p.hangupErr = p.call.Hangup(ctx)
+	}()
+}
+
+// Close waits for the hang-up Detached started, releases the resampler's
+// C memory and returns the hang-up's error. Call it once the room has
+// detached the participant (or when it never joined): a participant
+// closed while still in a room stops playing and is not hung up by it. It
+// is safe to call more than once; ReadFrame reports false afterwards.
+func (p *PhoneParticipant) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	if p.rs != nil {
+		_ = p.rs.Close()
+	}
+	done := p.hungUp
+	p.mu.Unlock()
+	if done == nil {
+		return nil
+	}
+	<-done
+	return p.hangupErr
+}

@@ -1,0 +1,406 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	sipgosip "github.com/emiago/sipgo/sip"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/mediagate/mediagate/media"
+	"github.com/mediagate/mediagate/media/mediatest"
+	"github.com/mediagate/mediagate/room"
+	"github.com/mediagate/mediagate/sip"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// TestCallFormat: each negotiated codec maps to the room format the call
+// sends, Opus carrying the peer's FEC wish; anything else is refused.
+func TestCallFormat(t *testing.T) {
+	fec := media.DefaultOpusConfig()
+	fec.FEC = true
+	tests := []struct {
+		codec sip.Codec
+		want  room.Format
+		err   error
+	}{
+		{sip.Codec{Name: sip.CodecPCMU, SampleRate: 8000}, room.PCMU, nil},
+		{sip.Codec{Name: sip.CodecPCMA, SampleRate: 8000}, room.PCMA, nil},
+		{sip.Codec{Name: sip.CodecG722, SampleRate: 16000}, room.G722, nil},
+		{sip.Codec{Name: sip.CodecOpus, SampleRate: 48000}, room.OpusFormat(media.DefaultOpusConfig()), nil},
+		{sip.Codec{Name: sip.CodecOpus, SampleRate: 48000, FEC: true}, room.OpusFormat(fec), nil},
+		{sip.Codec{Name: "GSM", SampleRate: 8000}, room.Format{}, ErrCallCodec},
+	}
+	for _, tt := range tests {
+		t.Run(tt.codec.Name, func(t *testing.T) {
+			got, err := callFormat(tt.codec)
+			require.ErrorIs(t, err, tt.err)
+			require.Equal(t, tt.want, got)
+		})
+	}
+}
+
+// TestPhoneParticipantInRoom: a sipgo caller sending a 440 Hz tone as PCMU
+// is answered, wrapped in a PhoneParticipant and joined to a real room where
+// another participant sends 660 Hz. The caller hears 660 Hz and not its own
+// tone (mix-minus), the other participant hears 440 Hz, and kicking the
+// caller from the room hangs the call up with a BYE.
+func TestPhoneParticipantInRoom(t *testing.T) {
+	rm := room.NewRoom("bridge-test", room.WithEmptyTimeout(-1))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		require.NoError(t, rm.Close(ctx))
+	})
+	other := &toneParticipant{tone: mediatest.Tone{Freq: 660, Amp: 0.3, Rate: media.Rate48k}}
+	require.NoError(t, rm.Join(other))
+
+	joined := make(chan *PhoneParticipant, 1)
+	u := startTestUA(t, sip.HandlerFunc(func(_ context.Context, in *sip.IncomingCall) {
+		c, err := in.Answer()
+		if err != nil {
+			return
+		}
+		p, err := NewPhoneParticipant(c, room.ParticipantID(c.ID()), "+4930****99")
+		if err != nil {
+			_ = c.Hangup(context.Background())
+			return
+		}
+		if err := rm.Join(p); err != nil {
+			_ = c.Hangup(context.Background())
+			_ = p.Close()
+			return
+		}
+		joined <- p
+	}))
+
+	caller := newTestCaller(t)
+	phone := newTestRTP(t)
+	_, to := caller.call(t, u, phone.port())
+	var p *PhoneParticipant
+	select {
+	case p = <-joined:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the call was not bridged")
+	}
+	require.Equal(t, room.KindPhone, p.Info().Kind)
+	require.Equal(t, room.PCMU, p.Info().Format)
+	phone.sendTone(to, 440)
+
+	const window = 4000 // 0.5 s at 8 kHz
+	require.Eventually(t, func() bool {
+		got := phone.last(window)
+		return len(got) == window && phoneToneGap(got, 660, 440) >= 20
+	}, 5*time.Second, 20*time.Millisecond, "the caller hears the room's 660 Hz and not its own 440 Hz")
+	require.Eventually(t, func() bool {
+		got := other.last(window)
+		return len(got) == window && phoneToneGap(got, 440, 660) >= 20
+	}, 5*time.Second, 20*time.Millisecond, "the room hears the caller's 440 Hz")
+
+	require.NoError(t, rm.Kick(p.Info().ID))
+	select {
+	case <-caller.byes:
+	case <-time.After(5 * time.Second):
+		t.Fatal("kicking the caller sent no BYE")
+	}
+	require.NoError(t, p.Close())
+	require.False(t, p.ReadFrame(new(media.Frame)), "a closed participant has nothing to play")
+}
+
+// answeredCall starts a UA that answers one call and a sipgo caller that
+// places it with its RTP on phone; it returns the call, the caller's dialog
+// and the gateway's RTP address.
+func answeredCall(t testing.TB, phone *testRTP) (*sip.Call, *sipgo.DialogClientSession, netip.AddrPort) {
+	t.Helper()
+	calls := make(chan *sip.Call, 1)
+	u := startTestUA(t, sip.HandlerFunc(func(_ context.Context, in *sip.IncomingCall) {
+		if c, err := in.Answer(); err == nil {
+			calls <- c
+		}
+	}))
+	d, to := newTestCaller(t).call(t, u, phone.port())
+	select {
+	case c := <-calls:
+		return c, d, to
+	case <-time.After(5 * time.Second):
+		t.Fatal("no call answered")
+		return nil, nil, netip.AddrPort{}
+	}
+}
+
+// TestPhoneParticipantReadFrame: outside any room, ReadFrame turns the
+// caller's 8 kHz 440 Hz tone into 48 kHz audio with the tone 20 dB above
+// its neighbours, without allocating; after the caller hangs up, Detached
+// leaves the ended call alone and Close reports no error.
+func TestPhoneParticipantReadFrame(t *testing.T) {
+	phone := newTestRTP(t)
+	c, d, to := answeredCall(t, phone)
+	p, err := NewPhoneParticipant(c, room.ParticipantID(c.ID()), "caller")
+	require.NoError(t, err)
+	phone.sendTone(to, 440)
+
+	var frame media.Frame
+	heard := make([]int16, 0, 25*len(frame))
+	tick := time.NewTicker(media.FrameDuration)
+	defer tick.Stop()
+	deadline := time.After(5 * time.Second)
+	for len(heard) < cap(heard) {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("only %d samples of audio in 5 s", len(heard))
+		}
+		if p.ReadFrame(&frame) {
+			heard = append(heard, frame[:]...)
+		}
+	}
+	tail := heard[len(heard)/2:] // past the jitter buffer's start-up
+	tone := mediatest.ToneDB(tail, 440, media.Rate48k)
+	require.Greater(t, tone, -20.0, "the tone arrives at its level")
+	for _, f := range []float64{220, 660, 880, 3000} {
+		require.GreaterOrEqual(t, tone-mediatest.ToneDB(tail, f, media.Rate48k), 20.0, "%v Hz", f)
+	}
+	require.Zero(t, testing.AllocsPerRun(50, func() { p.ReadFrame(&frame) }), "ReadFrame allocates")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, d.Bye(ctx))
+	select {
+	case <-c.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the call did not end on BYE")
+	}
+	p.Detached(room.ErrRoomClosed)
+	require.NoError(t, p.Close())
+	require.NoError(t, p.Close(), "Close twice")
+}
+
+// BenchmarkPhoneParticipantReadFrame measures the mixer's per-tick cost of
+// a PCMU caller: jitter-buffer read, decode and 8→48 kHz resampling.
+func BenchmarkPhoneParticipantReadFrame(b *testing.B) {
+	phone := newTestRTP(b)
+	c, _, _ := answeredCall(b, phone)
+	p, err := NewPhoneParticipant(c, room.ParticipantID(c.ID()), "caller")
+	require.NoError(b, err)
+	b.Cleanup(func() {
+		p.Detached(nil)
+		_ = p.Close()
+	})
+	var frame media.Frame
+	b.ReportAllocs()
+	for b.Loop() {
+		p.ReadFrame(&frame)
+	}
+}
+
+// phoneToneGap is how far freq stands above other in pcm (8 kHz), in dB.
+func phoneToneGap(pcm []int16, freq, other float64) float64 {
+	return mediatest.ToneDB(pcm, freq, media.Rate8k) - mediatest.ToneDB(pcm, other, media.Rate8k)
+}
+
+// startTestUA starts a sip.UA on loopback with a random RTP range and
+// closes it at cleanup.
+func startTestUA(t testing.TB, h sip.Handler) *sip.UA {
+	t.Helper()
+	base := 20000 + 2*rand.IntN(10000)
+	u, err := sip.New("127.0.0.1:0", h, sip.WithRTPPorts(base, base+99),
+		sip.WithLogger(slog.New(slog.DiscardHandler)))
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, u.Close(ctx))
+	})
+	return u
+}
+
+// toneParticipant is a room participant that speaks a tone and records its
+// µ-law mix decoded to 8 kHz PCM.
+type toneParticipant struct {
+	tone mediatest.Tone // touched only by the mixer's goroutine
+
+	mu    sync.Mutex
+	heard []int16
+}
+
+func (f *toneParticipant) Info() room.Info {
+	return room.Info{ID: "tone", Name: "tone", Kind: room.KindOther, Format: room.PCMU}
+}
+
+func (f *toneParticipant) ReadFrame(dst *media.Frame) bool { f.tone.Fill(dst[:]); return true }
+
+func (f *toneParticipant) WriteMix(pkt room.Packet) bool {
+	pcm := make([]int16, len(pkt.Payload))
+	n := media.DecodeULaw(pcm, pkt.Payload)
+	f.mu.Lock()
+	f.heard = append(f.heard, pcm[:n]...)
+	f.mu.Unlock()
+	return true
+}
+
+func (f *toneParticipant) Detached(error) {}
+
+// last returns up to the last n samples heard.
+func (f *toneParticipant) last(n int) []int16 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]int16(nil), f.heard[max(len(f.heard)-n, 0):]...)
+}
+
+// testCaller is a calling phone built from sipgo's client side: it sends
+// an INVITE offering PCMU and reports the gateway's BYE.
+type testCaller struct {
+	dc   *sipgo.DialogClientCache
+	byes chan struct{}
+}
+
+func newTestCaller(t testing.TB) *testCaller {
+	t.Helper()
+	quiet := slog.New(slog.DiscardHandler)
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("caller"),
+		sipgo.WithUserAgentTransactionLayerOptions(sipgosip.WithTransactionLayerLogger(quiet)),
+		sipgo.WithUserAgentTransportLayerOptions(sipgosip.WithTransportLayerLogger(quiet)))
+	require.NoError(t, err)
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := conn.LocalAddr().(*net.UDPAddr).Port
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(quiet))
+	require.NoError(t, err)
+	cli, err := sipgo.NewClient(ua, sipgo.WithClientLogger(quiet), sipgo.WithClientHostname("127.0.0.1"),
+		sipgo.WithClientPort(port))
+	require.NoError(t, err)
+	contact := sipgosip.ContactHeader{Address: sipgosip.Uri{Scheme: "sip", User: "caller", Host: "127.0.0.1", Port: port}}
+	c := &testCaller{dc: sipgo.NewDialogClientCache(cli, contact), byes: make(chan struct{}, 4)}
+	srv.OnBye(func(req *sipgosip.Request, tx sipgosip.ServerTransaction) {
+		if err := c.dc.ReadBye(req, tx); err == nil {
+			c.byes <- struct{}{}
+		}
+	})
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.ServeUDP(conn) }()
+	t.Cleanup(func() {
+		_ = conn.Close()
+		_ = ua.Close()
+		<-done
+	})
+	return c
+}
+
+// call dials u offering PCMU with RTP at rtpPort and returns the dialog
+// and the gateway's RTP address from the answer.
+func (c *testCaller) call(t testing.TB, u *sip.UA, rtpPort int) (*sipgo.DialogClientSession, netip.AddrPort) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	offer := fmt.Appendf(nil, "v=0\r\no=caller 7 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"+
+		"m=audio %d RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\na=sendrecv\r\n", rtpPort)
+	to := sipgosip.Uri{Scheme: "sip", User: "2000", Host: "127.0.0.1", Port: u.Port()}
+	d, err := c.dc.Invite(ctx, to, offer, sipgosip.NewHeader("Content-Type", "application/sdp"))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = d.Close() })
+	require.NoError(t, d.WaitAnswer(ctx, sipgo.AnswerOptions{}))
+	require.NoError(t, d.Ack(ctx))
+	var sd sdp.SessionDescription
+	require.NoError(t, sd.Unmarshal(d.InviteResponse.Body()))
+	require.Len(t, sd.MediaDescriptions, 1)
+	ip := netip.MustParseAddr(sd.ConnectionInformation.Address.Address)
+	return d, netip.AddrPortFrom(ip, uint16(sd.MediaDescriptions[0].MediaName.Port.Value))
+}
+
+// testRTP is the caller's media: it sends a tone as PCMU RTP every 20 ms
+// and decodes what arrives.
+type testRTP struct {
+	conn *net.UDPConn
+	stop chan struct{}
+	wg   sync.WaitGroup
+
+	mu  sync.Mutex
+	got []int16
+}
+
+func newTestRTP(t testing.TB) *testRTP {
+	t.Helper()
+	conn, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+	require.NoError(t, err)
+	r := &testRTP{conn: conn, stop: make(chan struct{})}
+	r.wg.Add(1)
+	go r.receive()
+	t.Cleanup(func() {
+		close(r.stop)
+		_ = conn.Close()
+		r.wg.Wait()
+	})
+	return r
+}
+
+func (r *testRTP) port() int { return r.conn.LocalAddr().(*net.UDPAddr).Port }
+
+func (r *testRTP) receive() {
+	defer r.wg.Done()
+	buf := make([]byte, 1500)
+	pcm := make([]int16, 1500)
+	var pkt rtp.Packet
+	for {
+		n, err := r.conn.Read(buf)
+		if err != nil {
+			return
+		}
+		if pkt.Unmarshal(buf[:n]) != nil || pkt.PayloadType != 0 {
+			continue
+		}
+		k := media.DecodeULaw(pcm, pkt.Payload)
+		r.mu.Lock()
+		r.got = append(r.got, pcm[:k]...)
+		r.mu.Unlock()
+	}
+}
+
+// last returns up to the last n samples received.
+func (r *testRTP) last(n int) []int16 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]int16(nil), r.got[max(len(r.got)-n, 0):]...)
+}
+
+// sendTone sends freq Hz to to as PCMU, one 20 ms packet per tick, until
+// cleanup.
+func (r *testRTP) sendTone(to netip.AddrPort, freq float64) {
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		tone := mediatest.Tone{Freq: freq, Amp: 0.3, Rate: media.Rate8k}
+		pcm := make([]int16, media.SamplesPerFrame(media.Rate8k))
+		payload := make([]byte, len(pcm))
+		pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SSRC: 0x4400, Marker: true}}
+		tick := time.NewTicker(media.FrameDuration)
+		defer tick.Stop()
+		for {
+			select {
+			case <-r.stop:
+				return
+			case <-tick.C:
+			}
+			tone.Fill(pcm)
+			pkt.Payload = payload[:media.EncodeULaw(payload, pcm)]
+			b, _ := pkt.Marshal()
+			_, _ = r.conn.WriteToUDPAddrPort(b, to)
+			pkt.SequenceNumber++
+			pkt.Timestamp += uint32(len(pcm))
+			pkt.Marker = false
+		}
+	}()
+}
