@@ -1,0 +1,325 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/mediagate/mediagate/media"
+	"github.com/mediagate/mediagate/room"
+	"github.com/mediagate/mediagate/sip"
+)
+
+// Directory answers the IVR's questions about conference numbers and PINs.
+// The wiring implements it from the configured rooms; it keeps the PINs, so
+// the session never sees one except the caller's entry.
+type Directory interface {
+	// Lookup maps a conference number to its room and says whether the
+	// room asks for a PIN; ok is false for an unknown number.
+	Lookup(number string) (id room.ID, needsPIN bool, ok bool)
+	// CheckPIN reports whether pin opens room id. Implementations must
+	// compare in constant time (DESIGN.md decision 8).
+	CheckPIN(id room.ID, pin string) bool
+}
+
+// SessionDeps is what RunCall needs from the gateway, passed in rather
+// than reached for globally so tests can supply fakes.
+type SessionDeps struct {
+	// Prompts are the loaded prompts.
+	Prompts *Prompts
+	// Lang is the prompt language.
+	Lang Lang
+	// Rooms is where callers join.
+	Rooms *room.Manager
+	// Directory resolves numbers and PINs.
+	Directory Directory
+	// Now is the clock the IVR's timers run on; nil means time.Now.
+	Now func() time.Time
+	// Log receives the session's events; nil discards them.
+	Log *slog.Logger
+	// IVROptions configure the call's IVR (attempts, timeouts).
+	IVROptions []IVROption
+}
+
+// sessionHangupTimeout bounds the BYE of ActHangUp and of the session's
+// end, so a peer that never answers cannot hold the session.
+const sessionHangupTimeout = 5 * time.Second
+
+// session is the state of one RunCall; only its goroutine touches it.
+type session struct {
+	call   *sip.Call
+	deps   SessionDeps
+	ivr    *IVR
+	player *Player
+
+	enc     media.Encoder
+	rs      *media.Resampler // nil for 48 kHz calls
+	frame   media.Frame
+	pcm     []int16 // the frame at the call's rate, to encode
+	rx      []int16 // the caller's audio, read only for in-band DTMF
+	payload []byte
+	tick    uint64
+
+	queue []Action // actions still to execute, in order
+
+	part   *PhoneParticipant
+	room   *room.Room
+	hungUp bool
+}
+
+// RunCall runs one answered call through the IVR into a room: it feeds the
+// caller's DTMF and the IVR's timers into the IVR, executes its actions
+// and, until the caller is in a room, sends the prompts (or silence) every
+// 20 ms in the call's codec. Once joined, the room sends the mix; prompts
+// the IVR plays after the join (joining, muted, ...) are timed for the IVR
+// but not heard, because PhoneParticipant sends only the mix. RunCall
+// returns nil when the call ends, the IVR hangs up or ctx ends (then the
+// call is hung up; the UA cancels the handler's ctx when the caller hangs
+// up, so that is a normal end too); it leaves the room and stops everything
+// it started. An error means the call could not be run at all (its codec
+// has no encoder) and was hung up.
+func RunCall(ctx context.Context, call *sip.Call, deps SessionDeps) error {
+	s, err := newSession(call, deps)
+	if err != nil {
+		hctx, cancel := context.WithTimeout(context.Background(), sessionHangupTimeout)
+		defer cancel()
+		_ = call.Hangup(hctx)
+		return err
+	}
+	defer s.close()
+	return s.run(ctx)
+}
+
+func newSession(call *sip.Call, deps SessionDeps) (*session, error) {
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.Log == nil {
+		deps.Log = slog.New(slog.DiscardHandler)
+	}
+	codec := call.Codec()
+	format, err := callFormat(codec)
+	if err != nil {
+		return nil, err
+	}
+	enc, err := room.NewEncoder(format)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrCallCodec, codec, err)
+	}
+	s := &session{
+		call:    call,
+		deps:    deps,
+		ivr:     NewIVR(deps.IVROptions...),
+		player:  NewPlayer(DefaultPromptGap),
+		enc:     enc,
+		pcm:     make([]int16, media.SamplesPerFrame(enc.Rate())),
+		rx:      make([]int16, media.SamplesPerFrame(codec.SampleRate)),
+		payload: make([]byte, 1500),
+		queue:   make([]Action, 0, 16),
+	}
+	if enc.Rate() != media.Rate48k {
+		if s.rs, err = media.NewResampler(media.Rate48k, enc.Rate()); err != nil {
+			_ = enc.Close()
+			return nil, fmt.Errorf("%w: %s: %w", ErrCallCodec, codec, err)
+		}
+	}
+	return s, nil
+}
+
+// run is the session's loop: one 20 ms tick drives timers, prompt ends
+// and audio; DTMF and the call's end arrive between ticks.
+func (s *session) run(ctx context.Context) error {
+	ticker := time.NewTicker(media.FrameDuration)
+	defer ticker.Stop()
+	s.execute(s.ivr.Start(s.deps.Now()))
+	for !s.hungUp {
+		select {
+		case <-ctx.Done():
+			s.ivr.CallEnded()
+			s.settle()
+			return nil
+		case <-s.call.Done():
+			s.ivr.CallEnded()
+			return nil
+		case d := <-s.call.DTMF():
+			s.execute(s.ivr.Digit(d.Digit, s.deps.Now()))
+		case <-ticker.C:
+			s.onTick()
+		}
+		if s.room != nil {
+			// The room closed under the caller. Its Detached hangs the
+			// call up; until Done reports that, the IVR's farewell
+			// prompts go out as before the join.
+			select {
+			case <-s.room.Done():
+				s.room = nil
+				s.execute(s.ivr.Left(room.ErrRoomClosed, s.deps.Now()))
+			default:
+			}
+		}
+	}
+	return nil
+}
+
+// endGrace is how long a session whose ctx ended waits for the call to
+// end by itself: the UA cancels the handler's ctx just before it ends a
+// call (the caller's BYE), and a BYE of ours would cross it.
+const endGrace = 100 * time.Millisecond
+
+// settle waits up to endGrace for the call to end; close hangs up a call
+// that is still up after it.
+func (s *session) settle() {
+	t := time.NewTimer(endGrace)
+	defer t.Stop()
+	select {
+	case <-s.call.Done():
+	case <-t.C:
+	}
+}
+
+// onTick fires due timers, reports a finished prompt and sends a frame
+// while the caller is not in a room.
+func (s *session) onTick() {
+	now := s.deps.Now()
+	if dl, ok := s.ivr.Deadline(); ok && !now.Before(dl) {
+		s.execute(s.ivr.Tick(now))
+	}
+	if s.hungUp {
+		return
+	}
+	if !s.player.Next(&s.frame) {
+		clear(s.frame[:])
+	}
+	if seq, ok := s.player.Ended(); ok {
+		s.execute(s.ivr.PromptDone(seq, now))
+	}
+	s.tick++
+	if s.room != nil || s.hungUp {
+		return
+	}
+	// The call detects in-band DTMF (G.711 without telephone-event) on
+	// the frames it plays out, so they are read though nobody listens.
+	s.call.ReadFrame(s.rx)
+	s.send()
+}
+
+// send encodes the frame for the call and queues it.
+func (s *session) send() {
+	pcm := s.frame[:]
+	if s.rs != nil {
+		n, err := s.rs.Process(s.frame[:], s.pcm)
+		if err != nil {
+			s.deps.Log.Warn("session: resample", "err", err)
+			return
+		}
+		clear(s.pcm[n:])
+		pcm = s.pcm
+	}
+	n, err := s.enc.Encode(pcm, s.payload)
+	if err != nil {
+		s.deps.Log.Warn("session: encode", "err", err)
+		return
+	}
+	s.call.WriteAudio(s.payload[:n], s.tick)
+}
+
+// execute runs acts and every action their synchronous answers produce.
+// The IVR reuses its result slice, so acts are copied into the queue
+// before the IVR is called again.
+func (s *session) execute(acts []Action) {
+	s.queue = append(s.queue, acts...)
+	for len(s.queue) > 0 && !s.hungUp {
+		a := s.queue[0]
+		s.queue = s.queue[:copy(s.queue, s.queue[1:])]
+		s.queue = append(s.queue, s.do(a)...)
+	}
+	s.queue = s.queue[:0]
+}
+
+// do executes one action and returns the IVR's answer to it, if any.
+func (s *session) do(a Action) []Action {
+	now := s.deps.Now()
+	s.deps.Log.Debug("session: action", "call", string(s.call.ID()), "action", a)
+	switch a.Kind {
+	case ActPlay:
+		s.player.Start(s.deps.Prompts.Get48k(s.deps.Lang, a.Prompt), a.Seq)
+	case ActTone:
+		s.player.Start(ConfirmTone(a.Muted), a.Seq)
+	case ActStopPrompt:
+		s.player.Stop()
+	case ActLookup:
+		id, needsPIN, ok := s.deps.Directory.Lookup(a.Number)
+		return s.ivr.NumberResult(LookupResult{Found: ok, Room: id, NeedsPIN: needsPIN}, now)
+	case ActCheckPIN:
+		return s.ivr.PINResult(s.deps.Directory.CheckPIN(a.Room, a.PIN), nil, now)
+	case ActJoin:
+		info, err := s.join(a.Room)
+		return s.ivr.JoinResult(info, err, now)
+	case ActMute:
+		if s.room != nil && s.part != nil {
+			if err := s.room.Mute(s.part.Info().ID, a.Muted); err != nil {
+				s.deps.Log.Warn("session: mute", "err", err)
+			}
+		}
+	case ActHangUp:
+		s.deps.Log.Info("session: hang up", "call", string(s.call.ID()), "reason", a.Reason.String())
+		s.hangup()
+	}
+	return nil
+}
+
+// join makes the caller a participant of room id.
+func (s *session) join(id room.ID) (JoinInfo, error) {
+	p, err := NewPhoneParticipant(s.call, room.ParticipantID(s.call.ID()), maskedName(s.call))
+	if err != nil {
+		return JoinInfo{}, err
+	}
+	r, err := s.deps.Rooms.Join(id, p)
+	if err != nil {
+		_ = p.Close()
+		return JoinInfo{}, err
+	}
+	s.part, s.room = p, r
+	s.deps.Log.Info("session: joined", "call", string(s.call.ID()), "room", string(id))
+	return JoinInfo{First: r.Len() == 1}, nil
+}
+
+// maskedName is the participant's shown name: the caller ID is personal
+// data, so it is masked (sip.Number.String).
+func maskedName(c *sip.Call) string {
+	if n := c.Info().Caller; n != "" {
+		return n.String()
+	}
+	return "caller"
+}
+
+// hangup sends BYE, bounded by sessionHangupTimeout.
+func (s *session) hangup() {
+	s.hungUp = true
+	ctx, cancel := context.WithTimeout(context.Background(), sessionHangupTimeout)
+	defer cancel()
+	if err := s.call.Hangup(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		s.deps.Log.Debug("session: hangup", "err", err)
+	}
+}
+
+// close leaves the room, hangs up a call still up and frees the codec.
+func (s *session) close() {
+	if s.room != nil {
+		_ = s.room.Leave(s.part.Info().ID)
+	}
+	select {
+	case <-s.call.Done():
+	default:
+		s.hangup()
+	}
+	if s.part != nil {
+		_ = s.part.Close()
+	}
+	_ = s.enc.Close()
+	if s.rs != nil {
+		_ = s.rs.Close()
+	}
+}
