@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -104,10 +105,11 @@ func checkLeaks() int {
 
 // gateway is a running mediagate process.
 type gateway struct {
-	cmd  *exec.Cmd
-	base string        // http://127.0.0.1:PORT
-	logs chan string   // every log line after the ready line
-	done chan struct{} // closed when the process has exited
+	cmd   *exec.Cmd
+	base  string        // http://127.0.0.1:PORT
+	ready string        // the ready log line
+	logs  chan string   // every log line after the ready line
+	done  chan struct{} // closed when the process has exited
 }
 
 // startGateway runs mediagate with args and env (added to a clean environment)
@@ -117,7 +119,7 @@ func startGateway(t *testing.T, args []string, env ...string) *gateway {
 	cmd := exec.Command(binary, args...)
 	cmd.Dir = t.TempDir()
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + cmd.Dir,
-		"MEDIAGATE_HTTP_LISTEN=127.0.0.1:0", "MEDIAGATE_WEBRTC_UDP_PORT=0"}, env...)
+		"MEDIAGATE_HTTP_LISTEN=127.0.0.1:0", "MEDIAGATE_WEBRTC_UDP_PORT=0", "MEDIAGATE_SIP_LISTEN=127.0.0.1:0"}, env...)
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
@@ -148,6 +150,7 @@ func startGateway(t *testing.T, args []string, env ...string) *gateway {
 		m := regexp.MustCompile(`addr=(\S+)`).FindStringSubmatch(line)
 		require.NotNil(t, m, "ready line without addr: %s", line)
 		n.base = "http://" + m[1]
+		n.ready = line
 	case <-n.done:
 		t.Fatalf("mediagate exited before it was ready: %v", cmd.ProcessState)
 	case <-time.After(30 * time.Second):
@@ -246,4 +249,36 @@ func TestVersionAndUsage(t *testing.T) {
 	require.ErrorAs(t, err, &ee)
 	require.Equal(t, exitUsage, ee.ExitCode())
 	require.Contains(t, string(out), `unknown command "frobnicate"`)
+}
+
+// TestDialIn: `mediagate serve` answers a SIP call on sip.listen (sipp as
+// the phone: 100, 200 with a PCMU answer, BYE from the caller answered with
+// 200). What the caller hears and how it reaches its room is tested in
+// bridge (TestSessionJoinsRoom).
+func TestDialIn(t *testing.T) {
+	if _, err := exec.LookPath("sipp"); err != nil {
+		t.Fatal("sipp not installed: run scripts/bootstrap")
+	}
+	g := startGateway(t, nil)
+	port := regexp.MustCompile(`sip_port=(\d+)`).FindStringSubmatch(g.ready)
+	require.NotNil(t, port, "ready line without sip_port: %s", g.ready)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sipp", "127.0.0.1:"+port[1],
+		"-sf", "testdata/dialin.xml", "-s", "1000", "-m", "1",
+		"-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", "0", "-mp", "0",
+		"-timeout", "20s", "-timeout_error", "-nostdin", "-trace_err",
+		"-max_recv_loops", "1000")
+	cmd.Dir = t.TempDir()
+	abs, err := filepath.Abs("testdata/dialin.xml")
+	require.NoError(t, err)
+	cmd.Args[3] = abs
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "sipp: %s", lastLines(string(out), 30))
+}
+
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

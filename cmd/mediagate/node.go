@@ -12,6 +12,7 @@ import (
 	"github.com/mediagate/mediagate/configs"
 	"github.com/mediagate/mediagate/room"
 	"github.com/mediagate/mediagate/rtc"
+	"github.com/mediagate/mediagate/sip"
 )
 
 // node is one running gateway: the rooms, the WebRTC server and the HTTP
@@ -21,6 +22,7 @@ type node struct {
 	log   *slog.Logger
 	rooms *room.Manager
 	rtc   *rtc.Server
+	sip   *sip.UA
 	http  *api.Server
 }
 
@@ -53,12 +55,18 @@ func newNode(cfg configs.Config, log *slog.Logger) (*node, error) {
 		_ = rooms.Close(context.Background())
 		return nil, err
 	}
+	ua, err := dialIn(cfg, log, rooms)
+	if err != nil {
+		_ = webrtc.Close(context.Background())
+		_ = rooms.Close(context.Background())
+		return nil, fmt.Errorf("sip: %w", err)
+	}
 	srv := api.New(log, api.WithVersion(version),
 		api.WithJoinPage(rooms, auth),
 		api.WithAdmin(rooms, auth, cfg.Auth.AdminKeys))
 	srv.Handle("/whip/", webrtc.Handler())
 	srv.Handle("/whep/", webrtc.Handler())
-	return &node{log: log, rooms: rooms, rtc: webrtc, http: srv}, nil
+	return &node{log: log, rooms: rooms, rtc: webrtc, sip: ua, http: srv}, nil
 }
 
 // authorizer lets the join-token policy of api decide rtc's WHIP and WHEP
@@ -95,8 +103,8 @@ func (n *node) drain(ctx context.Context) {
 	}
 }
 
-// close stops what newNode started: sessions first (each says goodbye to
-// its peer), then the rooms.
+// close stops what newNode started: calls and sessions first (each says
+// goodbye to its peer), then the rooms.
 func (n *node) close(ctx context.Context) error {
-	return errors.Join(n.rtc.Close(ctx), n.rooms.Close(ctx))
+	return errors.Join(n.sip.Close(ctx), n.rtc.Close(ctx), n.rooms.Close(ctx))
 }

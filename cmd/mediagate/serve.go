@@ -62,6 +62,7 @@ func serve(ctx context.Context, configPath string, environ []string, stderr io.W
 		"http", "http://"+reachable(ln.Addr()),
 		"addr", ln.Addr().String(),
 		"webrtc_udp", n.rtc.Addr().String(),
+		"sip_port", n.sip.Port(),
 		"rooms", len(cfg.Rooms),
 		"join", "/r/{room}", "health", "/healthz", "metrics", "/metrics")
 
