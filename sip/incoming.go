@@ -76,7 +76,7 @@ func (u *UA) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	u.respond(req, tx, 100, "")
-	if u.isClosing() {
+	if u.refusing() {
 		u.respond(req, tx, 503, "", sip.NewHeader("Retry-After", "30"))
 		return
 	}

@@ -511,6 +511,36 @@ func TestCloseHangsUp(t *testing.T) {
 	require.Zero(t, u.ports.inUse())
 }
 
+// TestDrain: a draining UA refuses new calls with 503 and Retry-After and
+// keeps the calls it has.
+func TestDrain(t *testing.T) {
+	h := newAnsweringHandler()
+	u := startUA(t, h)
+	sp := newSIPPeer(t)
+	rp := newRTPPeer(t, CodecPCMA, 8)
+	sp.invite(t, u, "2000", peerOffer(1, rp.port(), CodecPCMA, "sendrecv"))
+	c := h.call(t)
+	require.Equal(t, 1, u.Calls())
+
+	u.Drain()
+	_, err := sp.dial(u, "2000", peerOffer(1, rp.port(), CodecPCMA, "sendrecv"))
+	var refused *sipgo.ErrDialogResponse
+	require.ErrorAs(t, err, &refused)
+	require.Equal(t, 503, refused.Res.StatusCode)
+	require.NotNil(t, refused.Res.GetHeader("Retry-After"))
+
+	select {
+	case <-c.Done():
+		t.Fatalf("draining ended the call: %v", c.Err())
+	default:
+	}
+	require.Equal(t, 1, u.Calls())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, c.Hangup(ctx))
+	require.Eventually(t, func() bool { return u.Calls() == 0 }, 5*time.Second, 10*time.Millisecond)
+}
+
 // TestTCP: OPTIONS and a whole call over TCP, with BYE from each side.
 func TestTCP(t *testing.T) {
 	h := newAnsweringHandler()

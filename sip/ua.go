@@ -113,9 +113,10 @@ type UA struct {
 	ctx    context.Context // handlers' base context, cancelled by Close
 	cancel context.CancelFunc
 
-	mu      sync.Mutex
-	closing bool
-	dialogs map[string]*IncomingCall // by dialog ID (RFC 3261 §12)
+	mu       sync.Mutex
+	closing  bool
+	draining bool                     // new INVITEs get 503, calls go on
+	dialogs  map[string]*IncomingCall // by dialog ID (RFC 3261 §12)
 
 	wg    sync.WaitGroup // handlers and media goroutines
 	serve sync.WaitGroup // the listeners' serve loops
@@ -268,6 +269,29 @@ func (u *UA) Close(ctx context.Context) error {
 	_ = u.stack.Close()
 	u.serve.Wait()
 	return err
+}
+
+// Drain makes the UA refuse new calls with 503 Service Unavailable and
+// Retry-After (RFC 3261 §21.5.4), so carriers try another node, while the
+// calls it has go on until they end or Close hangs them up.
+func (u *UA) Drain() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.draining = true
+}
+
+// Calls returns how many calls (answered or still being set up) the UA has.
+func (u *UA) Calls() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.dialogs)
+}
+
+// refusing reports whether new calls are refused: draining or closing.
+func (u *UA) refusing() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.draining || u.closing
 }
 
 // isClosing reports whether Close has begun.

@@ -87,16 +87,19 @@ func authorizer(auth *api.Auth) rtc.Authorizer {
 	})
 }
 
-// drain waits until no WebRTC session is left or ctx ends. Sessions end
-// when their participants leave; nothing announces the last one, so it
-// looks twice a second.
+// drain stops taking new work (readiness 503, new WHIP/WHEP sessions 503,
+// new calls 503 with Retry-After) and waits until no WebRTC session and no
+// call is left, or ctx ends. Sessions and calls end when their people
+// leave; nothing announces the last one, so it looks twice a second.
 func (n *node) drain(ctx context.Context) {
+	n.http.Drain()
+	n.sip.Drain()
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
-	for n.rtc.Sessions() > 0 {
+	for n.rtc.Sessions() > 0 || n.sip.Calls() > 0 {
 		select {
 		case <-ctx.Done():
-			n.log.Warn("drain timeout; closing open sessions", "sessions", n.rtc.Sessions())
+			n.log.Warn("drain timeout; closing what is left", "sessions", n.rtc.Sessions(), "calls", n.sip.Calls())
 			return
 		case <-t.C:
 		}

@@ -78,7 +78,6 @@ func serve(ctx context.Context, configPath string, environ []string, stderr io.W
 			log.Info("interrupted; stopping", "grace", stopGrace)
 		} else {
 			log.Info("terminating; draining", "drain_timeout", cfg.Node.DrainTimeout)
-			srv.Drain()
 			draining = true
 		}
 	}
