@@ -210,17 +210,28 @@ func (m *IVR) PromptDone(seq uint64, now time.Time) []Action {
 	return m.out
 }
 
+// answered starts handling the answer to a request the IVR made in state
+// want: it reports false (the answer is ignored) unless the machine is
+// still waiting in that state once timeouts up to now have run, and
+// disarms the wait's timer when it is.
+func (m *IVR) answered(want ivrState, now time.Time) bool {
+	if !m.begin() {
+		return false
+	}
+	m.expire(now)
+	if m.state != want {
+		return false
+	}
+	m.armed = false
+	return true
+}
+
 // NumberResult answers ActLookup. It is ignored unless a lookup is under
 // way (a late answer after a timeout, say).
 func (m *IVR) NumberResult(res LookupResult, now time.Time) []Action {
-	if !m.begin() {
+	if !m.answered(stLookup, now) {
 		return m.out
 	}
-	m.expire(now)
-	if m.state != stLookup {
-		return m.out
-	}
-	m.armed = false
 	switch {
 	case res.Err != nil:
 		m.close(HangUpError, PromptError, PromptGoodbye)
@@ -242,14 +253,9 @@ func (m *IVR) NumberResult(res LookupResult, now time.Time) []Action {
 // PINResult answers ActCheckPIN: ok when the PIN matched; err for a
 // technical failure of the check. Ignored unless a check is under way.
 func (m *IVR) PINResult(ok bool, err error, now time.Time) []Action {
-	if !m.begin() {
+	if !m.answered(stCheckPIN, now) {
 		return m.out
 	}
-	m.expire(now)
-	if m.state != stCheckPIN {
-		return m.out
-	}
-	m.armed = false
 	switch {
 	case err != nil:
 		m.close(HangUpError, PromptError, PromptGoodbye)
@@ -267,14 +273,9 @@ func (m *IVR) PINResult(ok bool, err error, now time.Time) []Action {
 // before the hang-up; on success info decides the announcements. Ignored
 // unless a join is under way.
 func (m *IVR) JoinResult(info JoinInfo, err error, now time.Time) []Action {
-	if !m.begin() {
+	if !m.answered(stJoin, now) {
 		return m.out
 	}
-	m.expire(now)
-	if m.state != stJoin {
-		return m.out
-	}
-	m.armed = false
 	if err != nil {
 		m.closeFor(err)
 		return m.out
