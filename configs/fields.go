@@ -66,21 +66,11 @@ func (m mapSection) entryLeaves() []leaf { return leaves(m.typ.Elem(), "", nil) 
 // order, keys prefixed with prefix (empty at the root).
 func mapSections(t reflect.Type, prefix string, index []int) []mapSection {
 	var out []mapSection
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name := yamlName(f)
-		if name == "" {
-			continue
+	walk(t, prefix, index, func(key string, idx []int, typ reflect.Type) {
+		if isMapSection(typ) {
+			out = append(out, mapSection{key: key, index: idx, typ: typ})
 		}
-		key := joinKey(prefix, name)
-		idx := append(append([]int(nil), index...), i)
-		switch {
-		case isSection(f.Type):
-			out = append(out, mapSections(f.Type, key, idx)...)
-		case isMapSection(f.Type):
-			out = append(out, mapSection{key: key, index: idx, typ: f.Type})
-		}
-	}
+	})
 	return out
 }
 
@@ -99,6 +89,18 @@ func fieldIndex(t reflect.Type, name string) (int, bool) {
 // see mapSections.
 func leaves(t reflect.Type, prefix string, index []int) []leaf {
 	var out []leaf
+	walk(t, prefix, index, func(key string, idx []int, typ reflect.Type) {
+		if !isMapSection(typ) {
+			out = append(out, leaf{key: key, index: idx, typ: typ})
+		}
+	})
+	return out
+}
+
+// walk calls visit, in declaration order, for every field of struct type
+// t that has a YAML key and is not itself a section, descending into
+// sections; keys are prefixed with prefix and indexes with index.
+func walk(t reflect.Type, prefix string, index []int, visit func(key string, idx []int, typ reflect.Type)) {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		name := yamlName(f)
@@ -107,15 +109,12 @@ func leaves(t reflect.Type, prefix string, index []int) []leaf {
 		}
 		key := joinKey(prefix, name)
 		idx := append(append([]int(nil), index...), i)
-		switch {
-		case isSection(f.Type):
-			out = append(out, leaves(f.Type, key, idx)...)
-		case isMapSection(f.Type):
-		default:
-			out = append(out, leaf{key: key, index: idx, typ: f.Type})
+		if isSection(f.Type) {
+			walk(f.Type, key, idx, visit)
+			continue
 		}
+		visit(key, idx, f.Type)
 	}
-	return out
 }
 
 // joinKey appends name to a dotted prefix.
