@@ -149,11 +149,13 @@ func (r *Room) newOwnStream(f Format) (*ownStream, error) {
 
 // encodeOwn gives every participant on its own stream its mix-minus, and
 // counts the listeners of each shared stream. A participant is on its own
-// stream while its voice is in the mix and for the encoder hangover after.
+// stream while its voice is in the mix or it announces (see Announcer),
+// and for the encoder hangover after.
 func (r *Room) encodeOwn(now time.Time) {
 	mx := &r.mx
 	for _, m := range mx.members {
-		if m.contrib {
+		announcing := m.ann != nil && m.ann.Announcement(m.annFrame)
+		if m.contrib || announcing {
 			m.ownUntil = mx.tick + uint64(r.cfg.encoderHangover)
 		}
 		if !r.cfg.perListener && mx.tick > m.ownUntil {
@@ -176,6 +178,10 @@ func (r *Room) encodeOwn(now time.Time) {
 		src := &mx.mix.Full
 		if m.contrib {
 			src = &mx.mix.Minus[m.slot]
+		}
+		if announcing {
+			overlay(m.annFrame, src)
+			src = m.annFrame
 		}
 		n, err := r.encodeOwnFrame(m.own, src)
 		if err != nil {

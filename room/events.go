@@ -35,6 +35,11 @@ const (
 	// the subscription's channel is closed. Participants still in the room
 	// get no EventLeft.
 	EventRoomClosed
+	// EventRecordingStarted: a recording of the room started
+	// (Room.SetRecording); Participant is empty.
+	EventRecordingStarted
+	// EventRecordingStopped: the recording stopped; Participant is empty.
+	EventRecordingStopped
 )
 
 // String returns the event name the admin API and webhooks use.
@@ -58,6 +63,10 @@ func (t EventType) String() string {
 		return "unlocked"
 	case EventRoomClosed:
 		return "room_closed"
+	case EventRecordingStarted:
+		return "recording_started"
+	case EventRecordingStopped:
+		return "recording_stopped"
 	}
 	return "unknown"
 }

@@ -132,6 +132,30 @@ func (m *Manager) getOrOpen(id ID) (*Room, error) {
 	return m.openLocked(id, nil), nil
 }
 
+// Admits reports whether a participant could join room id now: the open
+// room's Admits, nil for a room Join would open, ErrNotFound (wrapped) for
+// one it would not, ErrManagerClosed after Close. Like Room.Admits it lets
+// the SIP bridge refuse a call with the right status before answering it.
+func (m *Manager) Admits(id ID) error {
+	m.mu.Lock()
+	r, closed := m.rooms[id], m.closed
+	m.mu.Unlock()
+	if closed {
+		return ErrManagerClosed
+	}
+	if r != nil {
+		// A room closing this moment is replaced by Join, as if it had
+		// not been open.
+		if err := r.Admits(); !errors.Is(err, ErrRoomClosed) {
+			return err
+		}
+	}
+	if !m.autoCreate {
+		return fmt.Errorf("room %s: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
 // Get returns the open room id, or ErrNotFound.
 func (m *Manager) Get(id ID) (*Room, error) {
 	m.mu.Lock()

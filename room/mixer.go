@@ -14,6 +14,10 @@ type member struct {
 	info   Info
 	joined time.Time
 	shared *stream // the stream it hears while it is a listener
+	// ann is the participant as an Announcer, nil if it is none; annFrame
+	// holds its announcement of the tick (the mixer's own).
+	ann      Announcer
+	annFrame *media.Frame
 
 	// Read by the participant list; written by the mixer or the controls.
 	muted    atomic.Bool

@@ -193,3 +193,44 @@ type Participant interface {
 	// at once.
 	Detached(err error)
 }
+
+// Announcer is a Participant that sometimes has audio for its own peer
+// alone: a phone caller's prompts and tones after the join ("you are the
+// first participant", "this conference is being recorded", the mute
+// confirmation). The room looks for the interface once, at Join.
+//
+// While a participant announces, it gets its own stream (as a speaker
+// does), so the listeners sharing its Format keep their shared encode
+// (decision 2 of DESIGN.md) and hear nothing of it; the participant hears
+// the announcement over its mix, which is lowered by AnnounceDuckDB. It
+// stays on its own stream for the encoder hangover afterwards, so it moves
+// back to the shared stream only when both carry the same mix.
+type Announcer interface {
+	Participant
+	// Announcement fills dst with this tick's 20 ms of the participant's
+	// own audio at 48 kHz and reports true, or reports false when there is
+	// none. The mixer calls it once per tick from its goroutine, before
+	// encoding; like ReadFrame it must return at once and not allocate.
+	Announcement(dst *media.Frame) bool
+}
+
+// AnnounceDuckDB is how far the mix is lowered under an announcement:
+// 12 dB (a quarter of the amplitude). The prompts sit at about -18 dBFS,
+// like speech, so they stay 12 dB above the conversation, where speech is
+// understood in babble nearly word for word, while the caller still hears
+// that the room is there: replacing the mix would cut off whoever is
+// speaking and make a caller wonder whether the line dropped. The notice
+// that the conference is recorded must be understood, so the prompt wins.
+const AnnounceDuckDB = 12
+
+// announceDuckShift divides the mix by 4, AnnounceDuckDB as a shift.
+const announceDuckShift = 2
+
+// overlay adds the announcement ann onto mix lowered by AnnounceDuckDB,
+// in place in ann, saturating at full scale.
+func overlay(ann, mix *media.Frame) {
+	for i, a := range ann {
+		v := int32(a) + int32(mix[i])>>announceDuckShift
+		ann[i] = int16(min(max(v, -32768), 32767))
+	}
+}

@@ -24,7 +24,10 @@ import (
 // (speaking, not muted, among the loudest WithMaxSpeakers) each get their own
 // mix-minus (everyone but themselves), encoded by their own encoder. Everyone
 // else is a listener and hears the full mix, encoded once per Format and
-// handed to all listeners of that Format as the same payload.
+// handed to all listeners of that Format as the same payload. A listener
+// that announces (Announcer: a phone caller hearing a prompt) gets its own
+// stream as well while it does, so the others' shared encode stays as it
+// is.
 //
 // Encoder switching: a participant that starts speaking moves from the
 // shared stream to its own encoder, and back when it has been out of the mix
@@ -63,6 +66,7 @@ type Room struct {
 	rates           []*rateMix
 	gen             uint64 // bumped on any change the mixer must pick up
 	locked          bool
+	recording       bool
 	maxParticipants int
 	closed          bool
 	emptySince      time.Time
@@ -152,14 +156,10 @@ func (r *Room) Join(p Participant) error {
 	info.Format = info.Format.normalized()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	switch {
-	case r.closed:
-		return fmt.Errorf("join %s: %w", r.id, ErrRoomClosed)
-	case r.locked:
-		return fmt.Errorf("join %s: %w", r.id, ErrRoomLocked)
-	case r.maxParticipants > 0 && len(r.order) >= r.maxParticipants:
-		return fmt.Errorf("join %s (%d participants): %w", r.id, len(r.order), ErrRoomFull)
-	case r.members[info.ID] != nil:
+	if err := r.admitLocked(); err != nil {
+		return err
+	}
+	if r.members[info.ID] != nil {
 		return fmt.Errorf("join %s as %s: %w", r.id, info.ID, ErrParticipantExists)
 	}
 	st, err := r.streamLocked(info.Format)
@@ -167,6 +167,9 @@ func (r *Room) Join(p Participant) error {
 		return fmt.Errorf("join %s: %w: %s: %w", r.id, ErrUnsupportedFormat, info.Format, err)
 	}
 	m := &member{p: p, info: info, joined: r.cfg.now(), shared: st}
+	if a, ok := p.(Announcer); ok {
+		m.ann, m.annFrame = a, new(media.Frame) // the mixer allocates nothing later
+	}
 	m.vad = vad{threshold: r.cfg.vadThreshold, hangover: r.cfg.vadHangover}
 	m.level.Store(silentLevel) // nothing heard yet
 	st.refs++
@@ -176,6 +179,33 @@ func (r *Room) Join(p Participant) error {
 	r.events.publish(EventJoined, info.ID, m.joined)
 	r.log.Debug("participant joined", "participant", string(info.ID), "kind", info.Kind.String(), "format", info.Format.String())
 	return nil
+}
+
+// admitLocked returns Join's refusal that does not depend on who joins:
+// ErrRoomClosed, ErrRoomLocked or ErrRoomFull (wrapped), or nil. Room.mu
+// is held.
+func (r *Room) admitLocked() error {
+	switch {
+	case r.closed:
+		return fmt.Errorf("join %s: %w", r.id, ErrRoomClosed)
+	case r.locked:
+		return fmt.Errorf("join %s: %w", r.id, ErrRoomLocked)
+	case r.maxParticipants > 0 && len(r.order) >= r.maxParticipants:
+		return fmt.Errorf("join %s (%d participants): %w", r.id, len(r.order), ErrRoomFull)
+	}
+	return nil
+}
+
+// Admits reports whether the room would take one more participant now,
+// with the error Join would fail with when not (ErrRoomClosed,
+// ErrRoomLocked, ErrRoomFull, wrapped). The SIP bridge asks before it
+// answers a call, so that a caller to a full room gets 486 Busy Here
+// instead of an answered call that only says so. The answer can be stale
+// by the time the participant joins; Join decides then.
+func (r *Room) Admits() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.admitLocked()
 }
 
 // Leave removes the participant. The mixer detaches it at its next tick
@@ -253,6 +283,34 @@ func (r *Room) SetLocked(locked bool) {
 		t = EventLocked
 	}
 	r.events.publish(t, "", r.cfg.now())
+}
+
+// SetRecording marks the room as being recorded (true) or not. The
+// recorder (issue [4]) sets it when a recording of the room starts and
+// stops; participants learn of it from Recording and the
+// EventRecordingStarted and EventRecordingStopped events, so that a phone
+// caller hears the recording notice whenever a recording starts, also in
+// the middle of a call (consent to being recorded must be informed).
+// Setting the state the room is already in publishes nothing.
+func (r *Room) SetRecording(on bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.recording == on || r.closed {
+		return
+	}
+	r.recording = on
+	t := EventRecordingStopped
+	if on {
+		t = EventRecordingStarted
+	}
+	r.events.publish(t, "", r.cfg.now())
+}
+
+// Recording reports whether the room is being recorded (SetRecording).
+func (r *Room) Recording() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.recording
 }
 
 // Locked reports whether the room refuses joins.
