@@ -13,8 +13,6 @@ import (
 	"github.com/mediagate/mediagate/room"
 )
 
-const ms = time.Millisecond
-
 // inCall is the opening through to the call: number 1234 → room r1
 // without PIN, joined at 5 s, "joining" played to its end at 7 s.
 func inCall(steps ...step) []step {

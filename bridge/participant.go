@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mediagate/mediagate/media"
@@ -19,11 +20,19 @@ const hangupTimeout = 5 * time.Second
 // PhoneParticipant bridges an answered SIP call into a room: the room's
 // mixer pulls the caller's voice, resampled to 48 kHz, and pushes the
 // caller's encoded mix-minus straight into the call's RTP send queue.
-// When the room lets go of it, it hangs the call up. Close releases it.
+// With WithPrompts the caller also hears its IVR's prompts over the room
+// (room.Announcer). When the room lets go of it, it hangs the call up.
+// Close releases it.
 type PhoneParticipant struct {
-	call *sip.Call
-	info room.Info
-	rate int // the call's PCM rate
+	call    *sip.Call
+	info    room.Info
+	rate    int           // the call's PCM rate
+	prompts *Player       // nil: no announcements
+	onLeft  func(error)   // nil: Detached hangs up
+	first   uint64        // the call's frame number for the room's first packet
+	started bool          // the offset is set; the mixer's goroutine only
+	offset  uint64        // room tick + offset = the call's frame number; mixer only
+	last    atomic.Uint64 // the last frame number WriteMix used
 
 	mu       sync.Mutex // guards the fields below: the mixer against Close
 	rs       *media.Resampler
@@ -36,14 +45,44 @@ type PhoneParticipant struct {
 	hangupErr error
 }
 
-var _ room.Participant = (*PhoneParticipant)(nil)
+var _ room.Announcer = (*PhoneParticipant)(nil)
+
+// PhoneOption configures NewPhoneParticipant.
+type PhoneOption func(*PhoneParticipant)
+
+// WithPrompts lets the caller hear what player plays while it is in the
+// room: the IVR's announcements after the join (joining, first
+// participant, recording notice), the *6 confirmation and the goodbye of
+// a room that closes. The room pulls the player's frames (and mixes the
+// room under them, see room.Announcer), so nobody else may call its Next
+// while the caller is in the room.
+func WithPrompts(player *Player) PhoneOption {
+	return func(p *PhoneParticipant) { p.prompts = player }
+}
+
+// WithFirstFrame numbers the room's first packet to the caller as frame n
+// of the call (sip.Call.WriteAudio), and the others after it by the
+// room's ticks. The IVR has sent frames on its own clock before the join;
+// a fresh room's ticks start at 1, and frames numbered below those already
+// sent would be dropped as old, leaving the caller in silence.
+func WithFirstFrame(n uint64) PhoneOption {
+	return func(p *PhoneParticipant) { p.first = n }
+}
+
+// WithDetached hands the room's letting go of the caller to f instead of
+// hanging up: the call's IVR session says why first (room_closed or
+// goodbye, then BYE). f runs on the room's goroutine (Participant.Detached)
+// and must return at once.
+func WithDetached(f func(err error)) PhoneOption {
+	return func(p *PhoneParticipant) { p.onLeft = f }
+}
 
 // NewPhoneParticipant wraps call as room participant id. name is shown in
 // the participant list as given: the caller passes a masked number, since
 // caller IDs are personal data. The room Format follows the call's codec,
 // so the room encodes the caller's mix once in exactly what the call sends
 // (Opus with in-band FEC when the peer asked for it, RFC 7587 §6.1).
-func NewPhoneParticipant(call *sip.Call, id room.ParticipantID, name string) (*PhoneParticipant, error) {
+func NewPhoneParticipant(call *sip.Call, id room.ParticipantID, name string, opts ...PhoneOption) (*PhoneParticipant, error) {
 	codec := call.Codec()
 	format, err := callFormat(codec)
 	if err != nil {
@@ -53,6 +92,9 @@ func NewPhoneParticipant(call *sip.Call, id room.ParticipantID, name string) (*P
 		call: call,
 		info: room.Info{ID: id, Name: name, Kind: room.KindPhone, Format: format},
 		rate: codec.SampleRate,
+	}
+	for _, o := range opts {
+		o(p)
 	}
 	if p.rate != media.Rate48k {
 		rs, err := media.NewResampler(p.rate, media.Rate48k)
@@ -111,11 +153,29 @@ func (p *PhoneParticipant) ReadFrame(dst *media.Frame) bool {
 }
 
 // WriteMix queues the caller's encoded mix for sending as one RTP packet;
-// the room's tick numbers the frame, so ticks the call missed keep the RTP
-// timeline (RFC 3550 §5.1). It never blocks and reports false when the
-// call's send queue is full.
+// the room's tick numbers the frame (shifted by WithFirstFrame), so ticks
+// the call missed keep the RTP timeline (RFC 3550 §5.1). It never blocks
+// and reports false when the call's send queue is full.
 func (p *PhoneParticipant) WriteMix(pkt room.Packet) bool {
-	return p.call.WriteAudio(pkt.Payload, pkt.Tick)
+	if !p.started {
+		p.started = true
+		p.offset = p.first - pkt.Tick // modulo 2^64: frame = first + (tick - first tick)
+	}
+	frame := pkt.Tick + p.offset
+	p.last.Store(frame)
+	return p.call.WriteAudio(pkt.Payload, frame)
+}
+
+// LastFrame is the call's frame number of the last packet the room sent,
+// 0 before the first. The IVR continues after it when the room has let go
+// of the caller, so its farewell prompts are not dropped as old frames.
+func (p *PhoneParticipant) LastFrame() uint64 { return p.last.Load() }
+
+// Announcement gives the room the next 20 ms of the prompt playing to the
+// caller (room.Announcer), if WithPrompts gave a player and it plays. It
+// allocates nothing.
+func (p *PhoneParticipant) Announcement(dst *media.Frame) bool {
+	return p.prompts != nil && p.prompts.Next(dst)
 }
 
 // Detached hangs the call up once the room has let go of the caller
@@ -124,14 +184,18 @@ func (p *PhoneParticipant) WriteMix(pkt room.Packet) bool {
 // runs on its own goroutine, since Detached must return at once, bounded
 // by hangupTimeout and by no caller's cancellation; Close waits for it. A
 // call that has already ended, or a participant already closed, is left
-// alone.
-func (p *PhoneParticipant) Detached(error) {
+// alone. With WithDetached, the function given is called instead.
+func (p *PhoneParticipant) Detached(err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.detached || p.closed {
 		return
 	}
 	p.detached = true
+	if p.onLeft != nil {
+		p.onLeft(err)
+		return
+	}
 	select {
 	case <-p.call.Done():
 		return

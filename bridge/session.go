@@ -66,16 +66,23 @@ type session struct {
 
 	part   *PhoneParticipant
 	room   *room.Room
+	events *room.EventSub // the room's events while the caller is in it
+	// left gets the room's reason when it lets go of the caller
+	// (PhoneParticipant's Detached); buffered, it never blocks the room.
+	left   chan error
 	hungUp bool
 }
 
 // RunCall runs one answered call through the IVR into a room: it feeds the
 // caller's DTMF and the IVR's timers into the IVR, executes its actions
 // and, until the caller is in a room, sends the prompts (or silence) every
-// 20 ms in the call's codec. Once joined, the room sends the mix; prompts
-// the IVR plays after the join (joining, muted, ...) are timed for the IVR
-// but not heard, because PhoneParticipant sends only the mix. RunCall
-// returns nil when the call ends, the IVR hangs up or ctx ends (then the
+// 20 ms in the call's codec. Once joined, the room sends the mix, and the
+// prompts the IVR plays after the join (joining, recording notice, the *6
+// confirmation) over it (see room.Announcer); the room's events reach the
+// IVR: an operator's mute or unmute of the caller (IVR.SetMuted, so *6
+// toggles from the right state) and a recording that starts
+// (IVR.RecordingStarted). When the room closes, the farewell prompts go
+// out as before the join. RunCall returns nil when the call ends, the IVR hangs up or ctx ends (then the
 // call is hung up; the UA cancels the handler's ctx when the caller hangs
 // up, so that is a normal end too); it leaves the room and stops everything
 // it started. An error means the call could not be run at all (its codec
@@ -118,6 +125,7 @@ func newSession(call *sip.Call, deps SessionDeps) (*session, error) {
 		rx:      make([]int16, media.SamplesPerFrame(codec.SampleRate)),
 		payload: make([]byte, 1500),
 		queue:   make([]Action, 0, 16),
+		left:    make(chan error, 1),
 	}
 	if enc.Rate() != media.Rate48k {
 		if s.rs, err = media.NewResampler(media.Rate48k, enc.Rate()); err != nil {
@@ -145,22 +153,63 @@ func (s *session) run(ctx context.Context) error {
 			return nil
 		case d := <-s.call.DTMF():
 			s.execute(s.ivr.Digit(d.Digit, s.deps.Now()))
+		case ev, ok := <-s.eventsC():
+			s.onEvent(ev, ok)
+		case err := <-s.left:
+			s.onLeft(err)
 		case <-ticker.C:
 			s.onTick()
 		}
-		if s.room != nil {
-			// The room closed under the caller. Its Detached hangs the
-			// call up; until Done reports that, the IVR's farewell
-			// prompts go out as before the join.
-			select {
-			case <-s.room.Done():
-				s.room = nil
-				s.execute(s.ivr.Left(room.ErrRoomClosed, s.deps.Now()))
-			default:
-			}
-		}
 	}
 	return nil
+}
+
+// onLeft handles the room letting go of the caller (closed, kicked, its
+// encoder failed): the IVR says why (room_closed, goodbye, error) and
+// hangs up. Its prompts go out as before the join, numbered after the
+// room's last frame.
+func (s *session) onLeft(err error) {
+	if s.room == nil {
+		return
+	}
+	s.room = nil
+	if s.events != nil {
+		s.events.Close()
+		s.events = nil
+	}
+	s.tick = max(s.tick, s.part.LastFrame())
+	s.deps.Log.Info("session: left the room", "call", string(s.call.ID()), "reason", err)
+	s.execute(s.ivr.Left(err, s.deps.Now()))
+}
+
+// eventsC is the room's event channel while the caller is in a room, nil
+// (never ready) otherwise.
+func (s *session) eventsC() <-chan room.Event {
+	if s.events == nil {
+		return nil
+	}
+	return s.events.C()
+}
+
+// onEvent hands the IVR what it must know of the room: the caller's mute
+// state as an operator set it, and a recording that started. ok is false
+// when the room ended the subscription (it closed; run notices that on
+// the room's Done).
+func (s *session) onEvent(ev room.Event, ok bool) {
+	if !ok {
+		s.events = nil
+		return
+	}
+	switch ev.Type {
+	case room.EventMuted, room.EventUnmuted:
+		// Our own ActMute comes back here too, saying what the IVR
+		// already knows.
+		if s.part != nil && ev.Participant == s.part.Info().ID {
+			s.ivr.SetMuted(ev.Type == room.EventMuted)
+		}
+	case room.EventRecordingStarted:
+		s.execute(s.ivr.RecordingStarted(s.deps.Now()))
+	}
 }
 
 // endGrace is how long a session whose ctx ended waits for the call to
@@ -189,7 +238,8 @@ func (s *session) onTick() {
 	if s.hungUp {
 		return
 	}
-	if !s.player.Next(&s.frame) {
+	// In a room, the room pulls the prompts (PhoneParticipant.Announcement).
+	if s.room == nil && !s.player.Next(&s.frame) {
 		clear(s.frame[:])
 	}
 	if seq, ok := s.player.Ended(); ok {
@@ -270,9 +320,11 @@ func (s *session) do(a Action) []Action {
 	return nil
 }
 
-// join makes the caller a participant of room id.
+// join makes the caller a participant of room id, hearing the session's
+// prompts over the room, its frames numbered on from the IVR's.
 func (s *session) join(id room.ID) (JoinInfo, error) {
-	p, err := NewPhoneParticipant(s.call, room.ParticipantID(s.call.ID()), maskedName(s.call))
+	p, err := NewPhoneParticipant(s.call, room.ParticipantID(s.call.ID()), maskedName(s.call),
+		WithPrompts(s.player), WithFirstFrame(s.tick+1), WithDetached(s.detached))
 	if err != nil {
 		return JoinInfo{}, err
 	}
@@ -282,9 +334,26 @@ func (s *session) join(id room.ID) (JoinInfo, error) {
 		return JoinInfo{}, err
 	}
 	s.part, s.room = p, r
+	// Subscribe before asking for the recording state, so a recording
+	// that starts in between is seen one way or the other.
+	s.events = r.SubscribeEvents(sessionEvents)
 	s.deps.Log.Info("session: joined", "call", string(s.call.ID()), "room", string(id))
-	return JoinInfo{First: r.Len() == 1}, nil
+	return JoinInfo{First: r.Len() == 1, Recording: r.Recording()}, nil
 }
+
+// detached is the participant's WithDetached: it passes the room's reason
+// to the session's goroutine (Detached is called once).
+func (s *session) detached(err error) {
+	select {
+	case s.left <- err:
+	default:
+	}
+}
+
+// sessionEvents buffers the room's events for the session, which reads
+// them between ticks; joins, leaves and speaking changes of a busy room
+// come in bursts, and the few the session needs must not be dropped.
+const sessionEvents = 64
 
 // maskedName is the participant's shown name: the caller ID is personal
 // data, so it is masked (sip.Number.String).
@@ -307,6 +376,9 @@ func (s *session) hangup() {
 
 // close leaves the room, hangs up a call still up and frees the codec.
 func (s *session) close() {
+	if s.events != nil {
+		s.events.Close()
+	}
 	if s.room != nil {
 		_ = s.room.Leave(s.part.Info().ID)
 	}
