@@ -11,12 +11,15 @@ import (
 // Config is the whole configuration of one mediagate node. Every field has a
 // default (see Default) and a commented entry in mediagate.yaml.
 type Config struct {
-	Node    Node    `yaml:"node"`
-	Log     Log     `yaml:"log"`
-	HTTP    HTTP    `yaml:"http"`
-	Auth    Auth    `yaml:"auth"`
-	SIP     SIP     `yaml:"sip"`
-	RTP     RTP     `yaml:"rtp"`
+	Node Node `yaml:"node"`
+	Log  Log  `yaml:"log"`
+	HTTP HTTP `yaml:"http"`
+	Auth Auth `yaml:"auth"`
+	SIP  SIP  `yaml:"sip"`
+	RTP  RTP  `yaml:"rtp"`
+	// Dialin leads phone calls into rooms: dispatch rules by dialed
+	// number, prompt language and files.
+	Dialin  Dialin  `yaml:"dialin"`
 	WebRTC  WebRTC  `yaml:"webrtc"`
 	Storage Storage `yaml:"storage"`
 	Redis   Redis   `yaml:"redis"`
@@ -106,6 +109,7 @@ func Default() Config {
 		HTTP:       HTTP{Listen: ":8080"},
 		SIP:        SIP{Listen: ":5060"},
 		RTP:        RTP{PortMin: 10000, PortMax: 20000},
+		Dialin:     Dialin{Language: "en", Numbers: map[string]DialinNumber{}},
 		WebRTC:     WebRTC{UDPPort: 7882},
 		Storage:    Storage{Dir: "./data"},
 		Auth:       Auth{PageTokenLifetime: 10 * time.Minute},

@@ -48,9 +48,10 @@ func TestDefaultYAMLDocumentsEveryKey(t *testing.T) {
 	}
 }
 
-// TestDefaultYAMLDocumentsMapSections: a map section (rooms) is shipped
-// empty, so its entries are documented by a commented example in the
-// comment above it: the lines from "#   rooms:" on that start with "#   ".
+// TestDefaultYAMLDocumentsMapSections: a map section (rooms,
+// dialin.numbers) is shipped empty, so its entries are documented by a
+// commented example in the comment above it: the lines from "#   rooms:"
+// (the top-level section) on that start with "#   ".
 // The example must load and validate, and its first entry must set every
 // key of an entry with the key's variable in the comment right above it,
 // so adding a field to Room without documenting it fails here.
@@ -86,13 +87,15 @@ func TestDefaultYAMLDocumentsMapSections(t *testing.T) {
 }
 
 // commentedExample returns the example for the map section key from a
-// comment: the lines from "#   key:" on that start with "#   ", without
-// that prefix.
+// comment: the lines from "#   section:" on that start with "#   ", without
+// that prefix, where section is the key's top-level section ("rooms" for
+// rooms, "dialin" for dialin.numbers).
 func commentedExample(comment, key string) string {
 	var b strings.Builder
 	in := false
+	top, _, _ := strings.Cut(key, ".")
 	for line := range strings.SplitSeq(comment, "\n") {
-		if line == "#   "+key+":" {
+		if line == "#   "+top+":" {
 			in = true
 		}
 		if in && !strings.HasPrefix(line, "#   ") {

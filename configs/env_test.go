@@ -32,6 +32,9 @@ func TestEnvOverrides(t *testing.T) {
 			"MEDIAGATE_ROOMS_BOARD_PIN=4711",
 			"MEDIAGATE_CONFERENCE_EMPTY_TIMEOUT=2m",
 			"MEDIAGATE_CONFERENCE_MAX_SPEAKERS=6",
+			"MEDIAGATE_DIALIN_LANGUAGE=de",
+			"MEDIAGATE_DIALIN_PROMPTS_DIR=/etc/mediagate/prompts",
+			"MEDIAGATE_DIALIN_NUMBERS_4930123450_ROOM=board",
 		}, func(c *Config) {
 			*c = Config{
 				Node:       Node{ID: "gw-2", DrainTimeout: 10 * time.Second},
@@ -45,6 +48,8 @@ func TestEnvOverrides(t *testing.T) {
 				Auth:       Auth{TokenSecret: testSecret, PageTokenLifetime: time.Hour},
 				Rooms:      map[string]Room{"board": {PIN: "4711"}},
 				Conference: Conference{EmptyTimeout: 2 * time.Minute, MaxSpeakers: 6},
+				Dialin: Dialin{Language: "de", PromptsDir: "/etc/mediagate/prompts",
+					Numbers: map[string]DialinNumber{"4930123450": {Room: "board"}}},
 			}
 		}},
 		{"last of duplicates wins", []string{"MEDIAGATE_LOG_LEVEL=debug", "MEDIAGATE_LOG_LEVEL=warn"},

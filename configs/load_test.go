@@ -72,6 +72,14 @@ func TestLoadBadFiles(t *testing.T) {
 			`testdata/rooms_many.bad.yaml:7: rooms.alpha.max_participants: -5 must not be negative (0: no limit)`,
 			`testdata/rooms_many.bad.yaml:6: rooms.alpha.number: "x1" must be 1 to 15 digits (ITU-T E.164 §6)`,
 		}, "\n"), ErrInvalid},
+		{"dialin_unknown_room", `testdata/dialin_unknown_room.bad.yaml:8: dialin.numbers.4930555000.room: "bord" is no room of the rooms section`, ErrInvalid},
+		{"dialin_bad_language", `testdata/dialin_bad_language.bad.yaml:2: dialin.language: "fr" is not one of de, en (dialin.prompts_dir can add languages)`, ErrInvalid},
+		{"dialin_unknown_key", `testdata/dialin_unknown_key.bad.yaml:4: dialin.numbers.2000.rooom: unknown key`, ErrUnknownKey},
+		{"dialin_rule_not_map", `testdata/dialin_rule_not_map.bad.yaml:4: dialin.numbers.2000: want a mapping, got "board"`, ErrType},
+		{"dialin_many", strings.Join([]string{
+			`testdata/dialin_many.bad.yaml:4: dialin.numbers.030 5550: "030 5550" must be "*" or 1 to 15 digits, optionally after a + (ITU-T E.164 §6)`,
+			`testdata/dialin_many.bad.yaml:7: dialin.numbers.+4930.language: "EN" is not one of de, en (dialin.prompts_dir can add languages)`,
+		}, "\n"), ErrInvalid},
 		{"auth_short_secret", `testdata/auth_short_secret.bad.yaml:2: auth.token_secret: must be at least 32 bytes (RFC 7518 §3.2), got 9`, ErrInvalid},
 		{"conference_out_of_range", strings.Join([]string{
 			`testdata/conference_out_of_range.bad.yaml:2: conference.empty_timeout: 48h0m0s out of range 0s..24h`,

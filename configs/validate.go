@@ -50,6 +50,7 @@ func (c Config) validate(file string, origins map[string]origin) error {
 	v.auth(c.Auth)
 	v.sip(c.SIP)
 	v.rtpPorts(c.RTP)
+	v.dialin(c.Dialin, c.Rooms)
 	v.webrtc(c.WebRTC)
 	if c.Storage.Dir == "" {
 		v.fail("storage.dir", "must not be empty")

@@ -88,13 +88,14 @@ func TestValidateReportsAll(t *testing.T) {
 		`sip.listen: "" is not host:port: missing port in address`,
 		`rtp.port_min: 0 out of range 1024..65535`,
 		`rtp.port_max: 0 out of range 1024..65535`,
+		`dialin.language: "" is not one of de, en (dialin.prompts_dir can add languages)`,
 		`storage.dir: must not be empty`,
 		`conference.max_speakers: 0 out of range 1..16`,
 	}, "\n"), err.Error())
 
 	var all interface{ Unwrap() []error }
 	require.ErrorAs(t, err, &all)
-	require.Len(t, all.Unwrap(), 9)
+	require.Len(t, all.Unwrap(), 10)
 	for _, e := range all.Unwrap() {
 		var ce *Error
 		require.True(t, errors.As(e, &ce))
