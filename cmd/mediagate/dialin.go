@@ -1,10 +1,13 @@
 package main
 
 import (
-	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 
 	"github.com/mediagate/mediagate/bridge"
 	"github.com/mediagate/mediagate/configs"
@@ -37,9 +40,12 @@ func (d *roomDirectory) Lookup(n string) (room.ID, bool, bool) {
 	if !ok {
 		return "", false, false
 	}
-	r := d.rooms[string(id)]
-	return id, !r.Open && r.PIN != "", true
+	return id, needsPIN(d.rooms[string(id)]), true
 }
+
+// needsPIN reports whether a caller must key the room's PIN: open rooms
+// and rooms without a PIN ask for none.
+func needsPIN(r configs.Room) bool { return !r.Open && r.PIN != "" }
 
 // CheckPIN compares pin with the room's PIN in constant time (over their
 // hashes, so the length leaks nothing either).
@@ -52,33 +58,65 @@ func (d *roomDirectory) CheckPIN(id room.ID, pin string) bool {
 	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
 }
 
-// dialIn starts the SIP user agent: every call is answered and led through
-// the IVR (conference number, PIN) into its room, with English prompts.
-// Dispatch rules per dialed number come with issue [3].
+// dialIn starts the SIP user agent: every call is dispatched by the
+// dialin section's rules (bridge.CallHandler) into a fixed room or the
+// IVR (conference number, PIN), with the prompts in the rule's language.
 func dialIn(cfg configs.Config, log *slog.Logger, rooms *room.Manager) (*sip.UA, error) {
-	prompts, err := bridge.Load("")
+	prompts, err := loadPrompts(cfg.Dialin)
 	if err != nil {
 		return nil, err
 	}
 	deps := bridge.SessionDeps{
 		Prompts:   prompts,
-		Lang:      bridge.English,
+		Lang:      bridge.Lang(cfg.Dialin.Language),
 		Rooms:     rooms,
 		Directory: newRoomDirectory(cfg.Rooms),
 		Log:       log.With("component", "bridge"),
 	}
-	handle := sip.HandlerFunc(func(ctx context.Context, in *sip.IncomingCall) {
-		call, err := in.Answer()
-		if err != nil {
-			return
-		}
-		if err := bridge.RunCall(ctx, call, deps); err != nil {
-			log.Warn("call ended with an error", "call", in.Info(), "err", err)
-		}
-	})
-	return sip.New(cfg.SIP.Listen, handle,
+	log.Info("dial-in", "rules", len(cfg.Dialin.Numbers), "language", cfg.Dialin.Language,
+		"languages", prompts.Languages(), "prompts_dir", cfg.Dialin.PromptsDir)
+	return sip.New(cfg.SIP.Listen, bridge.NewCallHandler(newDispatcher(cfg), deps),
 		sip.WithLogger(log),
 		sip.WithCodecs(cfg.SIP.Codecs...),
 		sip.WithMediaTimeout(cfg.SIP.MediaTimeout),
 		sip.WithRTPPorts(cfg.RTP.PortMin, cfg.RTP.PortMax))
+}
+
+// newDispatcher turns the dialin section's rules into the bridge's; a
+// fixed room asks for its PIN when it has one.
+func newDispatcher(cfg configs.Config) *bridge.Dispatcher {
+	rules := make(map[sip.Number]bridge.Rule, len(cfg.Dialin.Numbers))
+	for n, r := range cfg.Dialin.Numbers {
+		rule := bridge.Rule{Room: room.ID(r.Room), Lang: bridge.Lang(r.Language)}
+		if r.Room != "" {
+			rule.NeedsPIN = needsPIN(cfg.Rooms[r.Room])
+		}
+		rules[sip.Number(n)] = rule
+	}
+	return bridge.NewDispatcher(bridge.Lang(cfg.Dialin.Language), rules)
+}
+
+// loadPrompts loads the shipped prompts and dialin.prompts_dir's, and
+// checks that every language the rules name is loaded: configs accepts
+// any well-formed language when a prompts directory is set, and only the
+// directory can say whether it provides it (bridge.Prompts would fall
+// back to English without a word).
+func loadPrompts(d configs.Dialin) (*bridge.Prompts, error) {
+	prompts, err := bridge.Load(d.PromptsDir)
+	if err != nil {
+		return nil, fmt.Errorf("dialin.prompts_dir: %w", err)
+	}
+	missing := func(key, lang string) error {
+		return fmt.Errorf("%s: no prompts in language %q (shipped: %s; add a directory %s/%s)",
+			key, lang, strings.Join(configs.DialinLanguages, ", "), d.PromptsDir, lang)
+	}
+	if !prompts.Has(bridge.Lang(d.Language)) {
+		return nil, missing("dialin.language", d.Language)
+	}
+	for _, n := range slices.Sorted(maps.Keys(d.Numbers)) {
+		if l := d.Numbers[n].Language; l != "" && !prompts.Has(bridge.Lang(l)) {
+			return nil, missing("dialin.numbers."+n+".language", l)
+		}
+	}
+	return prompts, nil
 }

@@ -213,6 +213,8 @@ func TestBadConfigRefused(t *testing.T) {
 			[]string{"bad.yaml:2", "log.level"}},
 		{"bad env", "", []string{"MEDIAGATE_RTP_PORT_MIN=abc"},
 			[]string{"MEDIAGATE_RTP_PORT_MIN"}},
+		{"dispatch rule to an unknown room", "dialin:\n  numbers:\n    \"2000\":\n      room: board\n", nil,
+			[]string{"bad.yaml:4", "dialin.numbers.2000.room"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(dir, "bad.yaml")
