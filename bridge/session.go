@@ -81,11 +81,12 @@ type session struct {
 // confirmation) over it (see room.Announcer); the room's events reach the
 // IVR: an operator's mute or unmute of the caller (IVR.SetMuted, so *6
 // toggles from the right state) and a recording that starts
-// (IVR.RecordingStarted). When the room closes, the farewell prompts go
-// out as before the join. RunCall returns nil when the call ends, the IVR hangs up or ctx ends (then the
-// call is hung up; the UA cancels the handler's ctx when the caller hangs
-// up, so that is a normal end too); it leaves the room and stops everything
-// it started. An error means the call could not be run at all (its codec
+// (IVR.RecordingStarted). When the room lets go of the caller (it closed,
+// an operator removed the caller) the IVR says why, as before the join,
+// and hangs up. RunCall returns nil when the call ends, the IVR hangs up
+// or ctx ends (then the call is hung up; the UA cancels the handler's ctx
+// when the caller hangs up, so that is a normal end too); it leaves the
+// room and stops everything it started. An error means the call could not be run at all (its codec
 // has no encoder) and was hung up.
 func RunCall(ctx context.Context, call *sip.Call, deps SessionDeps) error {
 	s, err := newSession(call, deps)
@@ -193,8 +194,8 @@ func (s *session) eventsC() <-chan room.Event {
 
 // onEvent hands the IVR what it must know of the room: the caller's mute
 // state as an operator set it, and a recording that started. ok is false
-// when the room ended the subscription (it closed; run notices that on
-// the room's Done).
+// when the room ended the subscription (it closed; the participant's
+// Detached tells onLeft).
 func (s *session) onEvent(ev room.Event, ok bool) {
 	if !ok {
 		s.events = nil
