@@ -86,8 +86,8 @@ type session struct {
 // and hangs up. RunCall returns nil when the call ends, the IVR hangs up
 // or ctx ends (then the call is hung up; the UA cancels the handler's ctx
 // when the caller hangs up, so that is a normal end too); it leaves the
-// room and stops everything it started. An error means the call could not be run at all (its codec
-// has no encoder) and was hung up.
+// room and stops everything it started. An error means the call could not
+// be run at all (its codec has no encoder) and was hung up.
 func RunCall(ctx context.Context, call *sip.Call, deps SessionDeps) error {
 	s, err := newSession(call, deps)
 	if err != nil {
