@@ -238,3 +238,30 @@ func TestRefusalsLogged(t *testing.T) {
 	require.Contains(t, out, "source=192.0.2.0/24 answer=none")
 	require.NotContains(t, out, "192.0.2.77")
 }
+
+// TestParseRegistrar: the registrar forms configs accepts parse here too,
+// with the port and transport they name.
+func TestParseRegistrar(t *testing.T) {
+	for _, tt := range []struct {
+		in, host  string
+		port      int
+		transport string
+	}{
+		{"sip:sip.carrier.example", "sip.carrier.example", 0, "UDP"},
+		{"sip.carrier.example:5080", "sip.carrier.example", 5080, "UDP"},
+		{"SIP:192.0.2.1;transport=TCP", "192.0.2.1", 0, "TCP"},
+		{"sip:[2001:db8::1]:5062;transport=udp", "2001:db8::1", 5062, "UDP"},
+		{"[2001:db8::1]", "2001:db8::1", 0, "UDP"},
+	} {
+		uri, transport, err := parseRegistrar(tt.in)
+		require.NoError(t, err, tt.in)
+		require.Equal(t, tt.host, strings.Trim(uri.Host, "[]"), tt.in)
+		require.Equal(t, tt.port, uri.Port, tt.in)
+		require.Equal(t, tt.transport, transport, tt.in)
+		require.Empty(t, uri.User)
+	}
+	for _, bad := range []string{"", "sips:carrier.example", "sip:gw@carrier.example", "carrier.example;transport=tls", "sip:"} {
+		_, _, err := parseRegistrar(bad)
+		require.Error(t, err, bad)
+	}
+}
