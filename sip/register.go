@@ -77,9 +77,17 @@ type Registration struct {
 	// Failures counts failed attempts since the last success.
 	Failures int
 	// Err is why the last attempt failed (ErrRegisterAuth,
-	// ErrRegisterRefused, a transport error); nil after a success.
+	// ErrRegisterRefused, a transport error); nil after a success. Its
+	// text has addresses and numbers redacted, so it can be logged as is.
 	Err error
 }
+
+// redactedError shows an error's text redacted (redactText) and unwraps
+// to it, so errors.Is still finds ErrRegisterAuth and the like.
+type redactedError struct{ err error }
+
+func (e *redactedError) Error() string { return redactText(e.err.Error()) }
+func (e *redactedError) Unwrap() error { return e.err }
 
 // Registrations returns the state of every registration trunk, by name.
 func (u *UA) Registrations() []Registration {
@@ -270,10 +278,11 @@ func (r *registration) registered(granted, refresh time.Duration) {
 
 // failed records a failed attempt.
 func (r *registration) failed(err error, failures int, retry time.Duration) {
+	err = &redactedError{err}
 	r.mu.Lock()
 	r.snap.State, r.snap.Next, r.snap.Failures, r.snap.Err = RegFailed, time.Now().Add(retry), failures, err
 	r.mu.Unlock()
-	r.log.Warn("trunk registration failed", "err", redactText(err.Error()), "failures", failures, "retry_in", retry)
+	r.log.Warn("trunk registration failed", "err", err.Error(), "failures", failures, "retry_in", retry)
 }
 
 // snapshot returns the current state.

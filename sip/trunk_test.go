@@ -3,6 +3,7 @@ package sip
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -264,4 +265,41 @@ func TestParseRegistrar(t *testing.T) {
 		_, _, err := parseRegistrar(bad)
 		require.Error(t, err, bad)
 	}
+}
+
+// BenchmarkDecide is the admission check every request outside a dialog
+// pays: a CIDR match over ten trunks, and a digest verification.
+func BenchmarkDecide(b *testing.B) {
+	var ts []Trunk
+	for i := range 10 {
+		ts = append(ts, Trunk{Name: fmt.Sprintf("t%d", i), CIDRs: []netip.Prefix{
+			netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i), 0, 0}), 16)}})
+	}
+	tr, err := newTrunking(trunkOptions{trunks: append(ts, pbx)}, "gw")
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now()
+	b.Run("cidr", func(b *testing.B) {
+		req, src := testRequest(sip.INVITE, "10.9.1.1:5060"), netip.MustParseAddr("10.9.1.1")
+		for b.Loop() {
+			if tr.decide(req, src, now).verdict != admitted {
+				b.Fatal("not admitted")
+			}
+		}
+	})
+	b.Run("digest", func(b *testing.B) {
+		src := netip.MustParseAddr("192.0.2.7")
+		inv := testRequest(sip.INVITE, "192.0.2.7:5060")
+		d := tr.decide(inv, src, now)
+		res := sip.NewResponse(401, "Unauthorized")
+		res.AppendHeader(d.hdrs[0])
+		c, _ := pickChallenge(res, "gw")
+		req := testRequest(sip.INVITE, "", c.authorize("pbx1", "s3cret", "INVITE", "sip:gw.example").Value())
+		for b.Loop() {
+			if tr.decide(req, src, now).verdict != admitted {
+				b.Fatal("not admitted")
+			}
+		}
+	})
 }
