@@ -51,7 +51,8 @@ type HTTP struct {
 }
 
 // SIP is the SIP user agent: its listener (UDP and TCP on the same
-// address), the codecs it negotiates and when it gives up on a silent call.
+// address), the codecs it negotiates, when it gives up on a silent call,
+// and the trunks that may call it.
 type SIP struct {
 	Listen string `yaml:"listen"`
 	// Codecs is the audio codec preference order, most preferred first
@@ -61,6 +62,12 @@ type SIP struct {
 	// MediaTimeout hangs up a call that received no RTP or RTCP for this
 	// long while not on hold; 0 means package sip's built-in 30s.
 	MediaTimeout time.Duration `yaml:"media_timeout"`
+	// HideUnknown sends no response at all to requests that no trunk
+	// could accept, instead of 403 Forbidden, so scanners find nothing.
+	HideUnknown bool `yaml:"hide_unknown"`
+	// Trunks are the carrier connections calls come in on, by name (see
+	// Trunk); none means every caller is accepted.
+	Trunks map[string]Trunk `yaml:"trunks"`
 }
 
 // RTP is the UDP port range for phone calls' media.
@@ -107,7 +114,7 @@ func Default() Config {
 		Node:       Node{DrainTimeout: 30 * time.Second},
 		Log:        Log{Level: "info", Format: "text"},
 		HTTP:       HTTP{Listen: ":8080"},
-		SIP:        SIP{Listen: ":5060"},
+		SIP:        SIP{Listen: ":5060", Trunks: map[string]Trunk{}},
 		RTP:        RTP{PortMin: 10000, PortMax: 20000},
 		Dialin:     Dialin{Language: "en", Numbers: map[string]DialinNumber{}},
 		WebRTC:     WebRTC{UDPPort: 7882},

@@ -90,6 +90,23 @@ func TestLoadBadFiles(t *testing.T) {
 		{"sip_unknown_codec", `testdata/sip_unknown_codec.bad.yaml:2: sip.codecs[1]: "G729" is not one of PCMA, PCMU, G722, opus`, ErrInvalid},
 		{"sip_repeated_codec", `testdata/sip_repeated_codec.bad.yaml:2: sip.codecs[2]: "PCMA" repeats sip.codecs[0]`, ErrInvalid},
 		{"sip_media_timeout", `testdata/sip_media_timeout.bad.yaml:3: sip.media_timeout: 500ms out of range 1s..1h (or 0s for the default)`, ErrInvalid},
+		{"sip_trunk_bad_cidr", strings.Join([]string{
+			`testdata/sip_trunk_bad_cidr.bad.yaml:4: sip.trunks.carrier.cidrs[0]: "10.0.0.1/8" has host bits set: did you mean 10.0.0.0/8 or 10.0.0.1/32?`,
+			`testdata/sip_trunk_bad_cidr.bad.yaml:4: sip.trunks.carrier.cidrs[2]: "carrier.example" is not a CIDR such as 203.0.113.0/24 (one address: 203.0.113.5/32)`,
+		}, "\n"), ErrInvalid},
+		{"sip_trunk_bad_name", `testdata/sip_trunk_bad_name.bad.yaml:3: sip.trunks.Carrier: trunk name "Carrier" must be 1 to 64 characters from a-z 0-9 _ -, starting with a letter or digit`, ErrInvalid},
+		{"sip_trunk_unknown_key", `testdata/sip_trunk_unknown_key.bad.yaml:5: sip.trunks.pbx.pasword: unknown key`, ErrUnknownKey},
+		{"sip_trunk_accepts_nothing", `testdata/sip_trunk_accepts_nothing.bad.yaml:4: sip.trunks.carrier: needs cidrs, or username and password, or register: true`, ErrInvalid},
+		{"sip_trunk_register_incomplete", `testdata/sip_trunk_register_incomplete.bad.yaml:6: sip.trunks.carrier.register: needs sip.trunks.carrier.registrar, sip.trunks.carrier.username and sip.trunks.carrier.password`, ErrInvalid},
+		{"sip_trunk_many", strings.Join([]string{
+			`testdata/sip_trunk_many.bad.yaml:5: sip.trunks.zeta.username: must be 1 to 128 characters from A-Z a-z 0-9 -_.!~*'()&=+$,;?/`,
+			`testdata/sip_trunk_many.bad.yaml:7: sip.trunks.zeta.expires: is only used with sip.trunks.zeta.register: true`,
+			`testdata/sip_trunk_many.bad.yaml:10: sip.trunks.alpha.registrar: "sips:carrier.example:5061" uses sips:, which is not supported (only sip:)`,
+			`testdata/sip_trunk_many.bad.yaml:13: sip.trunks.alpha.expires: 30s out of range 1m..24h (or 0s for 1h)`,
+			`testdata/sip_trunk_many.bad.yaml:16: sip.trunks.beta.password: needs sip.trunks.beta.username`,
+			`testdata/sip_trunk_many.bad.yaml:17: sip.trunks.beta.registrar: is only used with sip.trunks.beta.register: true`,
+			`testdata/sip_trunk_many.bad.yaml:17: sip.trunks.beta.registrar: "carrier.example:99999" has port "99999", not 1..65535`,
+		}, "\n"), ErrInvalid},
 		{"many_invalid", strings.Join([]string{
 			`testdata/many_invalid.bad.yaml:3: log.level: "loud" is not one of debug, info, warn, error`,
 			`testdata/many_invalid.bad.yaml:5: rtp.port_min: 10001 must be even (RFC 3550 §11)`,
@@ -105,7 +122,7 @@ func TestLoadBadFiles(t *testing.T) {
 			require.Equal(t, tt.want, err.Error())
 			require.ErrorIs(t, err, tt.kind)
 			require.Equal(t, Config{}, c)
-			for _, secret := range []string{"47a1", "471", "1234", "too short"} {
+			for _, secret := range []string{"47a1", "471", "1234", "too short", "s3cret-pw"} {
 				require.NotContains(t, err.Error(), secret, "secrets never appear in errors")
 			}
 			var e *Error

@@ -116,11 +116,13 @@ func ValidRoomID(id string) bool {
 }
 
 // Redacted returns a copy of c with every secret (auth.token_secret, the
-// rooms' PINs) replaced by "<redacted>" when it is set, for code that prints
-// or logs the configuration. A set secret is replaced rather than emptied so
-// the reader still sees that there is one; the copy is for showing only and
-// does not pass Validate. The rooms map is copied, c itself is unchanged.
+// rooms' PINs, the trunks' passwords) replaced by "<redacted>" when it is
+// set, for code that prints or logs the configuration. A set secret is
+// replaced rather than emptied so the reader still sees that there is one;
+// the copy is for showing only and does not pass Validate. The maps are
+// copied, c itself is unchanged.
 func (c Config) Redacted() Config {
+	c.SIP.Trunks = redactTrunks(c.SIP.Trunks)
 	if c.Auth.TokenSecret != "" {
 		c.Auth.TokenSecret = redactedValue
 	}

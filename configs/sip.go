@@ -18,8 +18,8 @@ const (
 )
 
 // sip checks the SIP section: the listener, codec names known and not
-// repeated, and the media timeout's range (0 and an empty list keep package
-// sip's built-in defaults).
+// repeated, the media timeout's range (0 and an empty list keep package
+// sip's built-in defaults), and the trunks (trunks.go).
 func (v *validator) sip(s SIP) {
 	v.hostPort("sip.listen", s.Listen, 0)
 	seen := map[string]int{}
@@ -43,4 +43,5 @@ func (v *validator) sip(s SIP) {
 	if d := s.MediaTimeout; d != 0 && (d < minMediaTimeout || d > maxMediaTimeout) {
 		v.fail("sip.media_timeout", "%s out of range 1s..1h (or 0s for the default)", d)
 	}
+	v.trunks(s.Trunks)
 }

@@ -12,4 +12,10 @@
 // Call-IDs log with addresses anonymised, peer addresses are logged as
 // their /24 (IPv6 /48), and sipgo's own log records pass through a filter
 // that redacts them the same way.
+//
+// Trunks (trunk.go, digest.go, register.go) decide who may call: with
+// none configured everyone may; otherwise a request outside a dialog must
+// come from a trunk's CIDRs, answer a digest challenge with a trunk's
+// credentials, or come from the registrar the UA keeps a registration
+// trunk's binding at. Others get 403, or silence with WithHideUnknown.
 package sip

@@ -159,3 +159,18 @@ var reasonPhrases = map[int]string{
 	491: "Request Pending", 500: "Server Internal Error", 501: "Not Implemented",
 	503: "Service Unavailable", 603: "Decline",
 }
+
+// Errors of registration trunks (Registration.Err). They are wrapped with
+// %w and the registrar's status.
+var (
+	// ErrRegisterAuth means the registrar refused our credentials (a
+	// second 401 or 407 to an answered challenge, RFC 3261 §22.2) or
+	// challenged in a way we cannot answer (no MD5 or SHA-256 digest, a
+	// foreign realm, only qop=auth-int).
+	ErrRegisterAuth = errors.New("sip: registrar refused our credentials")
+
+	// ErrRegisterRefused means the registrar answered REGISTER with an
+	// error response other than a challenge (RFC 3261 §10.2); the
+	// registration is retried with backoff.
+	ErrRegisterRefused = errors.New("sip: registrar refused the registration")
+)

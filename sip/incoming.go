@@ -30,12 +30,15 @@ type CallInfo struct {
 	// Source is where the INVITE came from, for trunk matching. Personal
 	// data: log it only through LogValue.
 	Source netip.AddrPort
+	// Trunk is the name of the trunk the call came in on (see Trunk);
+	// empty when no trunks are configured.
+	Trunk string
 }
 
 // LogValue logs the info with the caller masked and the address anonymised.
 func (i CallInfo) LogValue() slog.Value {
 	return slog.GroupValue(slog.Any("call", i.ID), slog.Any("from", i.Caller), slog.Any("to", i.Dialed),
-		slog.String("transport", i.Transport), addrAttr("source", i.Source))
+		slog.String("transport", i.Transport), addrAttr("source", i.Source), slog.String("trunk", i.Trunk))
 }
 
 // IncomingCall is an INVITE waiting for the handler's decision. Its
@@ -71,6 +74,10 @@ func (in *IncomingCall) Info() CallInfo { return in.info }
 // then handed to the handler. It returns when the INVITE has its final
 // response, as sipgo's server expects.
 func (u *UA) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	trunk, ok := u.admit(req, tx) // trunk.go: before 100, so hide_unknown sends nothing
+	if !ok {
+		return
+	}
 	if to := req.To(); to != nil && to.Params.Has("tag") {
 		u.onReinvite(req, tx)
 		return
@@ -85,6 +92,7 @@ func (u *UA) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		u.refuse(req, tx, err)
 		return
 	}
+	in.info.Trunk = trunk
 	ctx, cancel := context.WithCancel(u.ctx)
 	in.cancel = cancel
 	context.AfterFunc(in.dlg.Context(), in.dialogEnded)
@@ -94,7 +102,7 @@ func (u *UA) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	in.log.Info("incoming call", "from", in.info.Caller, "to", in.info.Dialed,
-		"transport", in.info.Transport, addrAttr("source", in.info.Source))
+		"transport", in.info.Transport, addrAttr("source", in.info.Source), "trunk", trunk)
 	u.wg.Add(1)
 	go u.runHandler(ctx, in)
 	select {

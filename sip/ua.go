@@ -52,6 +52,7 @@ type options struct {
 	mediaTimeout time.Duration
 	advertise    netip.Addr
 	name         string
+	trunk        trunkOptions // trunk.go
 }
 
 // WithLogger sets the logger; records get component=sip. Default: discard.
@@ -109,6 +110,7 @@ type UA struct {
 	bindIP  netip.Addr // listen host; invalid means all interfaces
 	port    int
 	ports   *portAllocator
+	tr      *trunking // trunk.go: who may call, registrations
 
 	ctx    context.Context // handlers' base context, cancelled by Close
 	cancel context.CancelFunc
@@ -141,6 +143,9 @@ func New(listen string, h Handler, opts ...Option) (*UA, error) {
 		return nil, fmt.Errorf("%w: media timeout %v", ErrConfig, o.mediaTimeout)
 	}
 	u := &UA{log: o.log.With("component", "sip"), opts: o, handler: h, dialogs: map[string]*IncomingCall{}}
+	if u.tr, err = newTrunking(o.trunk, o.name); err != nil {
+		return nil, err
+	}
 	if err := u.listen(listen); err != nil {
 		return nil, err
 	}
@@ -153,6 +158,7 @@ func New(listen string, h Handler, opts ...Option) (*UA, error) {
 		return nil, err
 	}
 	u.ctx, u.cancel = context.WithCancel(context.Background())
+	u.startRegistrations() // before ServeUDP: it waits for the listener (register.go)
 	u.serve.Add(2)
 	go func() { defer u.serve.Done(); _ = u.srv.ServeUDP(u.udp) }()
 	go func() { defer u.serve.Done(); _ = u.srv.ServeTCP(u.tcp) }()
@@ -216,13 +222,13 @@ func (u *UA) startStack() error {
 		return err
 	}
 	u.stack, u.srv, u.client = stack, srv, client
-	srv.OnInvite(u.onInvite)
+	srv.OnInvite(u.onInvite) // admits by itself (trunk.go)
 	srv.OnAck(u.onAck)
-	srv.OnBye(u.onBye)
-	srv.OnCancel(u.onCancel)
-	srv.OnInfo(u.onInfo)
-	srv.OnOptions(u.onOptions)
-	srv.OnNoRoute(u.onNoRoute)
+	srv.OnBye(u.gated(u.onBye))
+	srv.OnCancel(u.gated(u.onCancel))
+	srv.OnInfo(u.gated(u.onInfo))
+	srv.OnOptions(u.gated(u.onOptions))
+	srv.OnNoRoute(u.gated(u.onNoRoute))
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -58,9 +59,11 @@ func (d *roomDirectory) CheckPIN(id room.ID, pin string) bool {
 	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
 }
 
-// dialIn starts the SIP user agent: every call is dispatched by the
-// dialin section's rules (bridge.CallHandler) into a fixed room or the
-// IVR (conference number, PIN), with the prompts in the rule's language.
+// dialIn starts the SIP user agent: every call the trunks admit (sip.trunks;
+// everyone when there are none) is dispatched by the dialin section's rules
+// (bridge.CallHandler) into a fixed room or the IVR (conference number,
+// PIN), with the prompts in the rule's language. Registration trunks
+// register once the UA runs and un-REGISTER when node.close closes it.
 func dialIn(cfg configs.Config, log *slog.Logger, rooms *room.Manager) (*sip.UA, error) {
 	prompts, err := loadPrompts(cfg.Dialin)
 	if err != nil {
@@ -75,11 +78,42 @@ func dialIn(cfg configs.Config, log *slog.Logger, rooms *room.Manager) (*sip.UA,
 	}
 	log.Info("dial-in", "rules", len(cfg.Dialin.Numbers), "language", cfg.Dialin.Language,
 		"languages", prompts.Languages(), "prompts_dir", cfg.Dialin.PromptsDir)
+	trunks, err := sipTrunks(cfg)
+	if err != nil {
+		return nil, err
+	}
 	return sip.New(cfg.SIP.Listen, bridge.NewCallHandler(newDispatcher(cfg), deps),
 		sip.WithLogger(log),
 		sip.WithCodecs(cfg.SIP.Codecs...),
 		sip.WithMediaTimeout(cfg.SIP.MediaTimeout),
-		sip.WithRTPPorts(cfg.RTP.PortMin, cfg.RTP.PortMax))
+		sip.WithRTPPorts(cfg.RTP.PortMin, cfg.RTP.PortMax),
+		sip.WithTrunks(trunks...),
+		sip.WithHideUnknown(cfg.SIP.HideUnknown))
+}
+
+// sipTrunks turns sip.trunks into package sip's trunks, in name order.
+// A trunk that challenges callers gets the node's ID as its realm unless
+// it names one; a registration trunk keeps an empty realm, which answers
+// the registrar's challenge in whatever realm it names.
+func sipTrunks(cfg configs.Config) ([]sip.Trunk, error) {
+	var out []sip.Trunk
+	for _, name := range slices.Sorted(maps.Keys(cfg.SIP.Trunks)) {
+		t := cfg.SIP.Trunks[name]
+		st := sip.Trunk{Name: name, Username: t.Username, Password: t.Password, Realm: t.Realm,
+			Register: t.Register, Registrar: t.Registrar, Expires: t.Expires}
+		if !t.Register && t.Realm == "" {
+			st.Realm = cfg.NodeID()
+		}
+		for _, c := range t.CIDRs {
+			p, err := netip.ParsePrefix(c)
+			if err != nil {
+				return nil, fmt.Errorf("sip.trunks.%s.cidrs: %w", name, err)
+			}
+			st.CIDRs = append(st.CIDRs, p)
+		}
+		out = append(out, st)
+	}
+	return out, nil
 }
 
 // newDispatcher turns the dialin section's rules into the bridge's; a

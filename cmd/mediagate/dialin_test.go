@@ -1,9 +1,18 @@
 package main
 
 import (
+	"context"
+	"net"
+	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -93,4 +102,112 @@ func TestDialInPrompts(t *testing.T) {
 	_, err = loadPrompts(configs.Dialin{Language: "en", PromptsDir: filepath.Join(dir, "missing")})
 	require.ErrorIs(t, err, bridge.ErrPromptOverride)
 	require.ErrorContains(t, err, "dialin.prompts_dir")
+}
+
+// TestSipTrunks: sip.trunks become package sip's trunks in name order;
+// inbound trunks get the node's ID as realm unless they name one, and a
+// registration trunk keeps its own (empty: any).
+func TestSipTrunks(t *testing.T) {
+	cfg := configs.Default()
+	cfg.Node.ID = "gw-1"
+	cfg.SIP.Trunks = map[string]configs.Trunk{
+		"pbx":     {Username: "pbx", Password: "pw"},
+		"carrier": {Register: true, Registrar: "sip:sip.carrier.example", Username: "49301", Password: "x", Expires: time.Hour},
+		"lan":     {CIDRs: []string{"10.0.0.0/8", "2001:db8::/32"}, Realm: "lan.example"},
+	}
+	got, err := sipTrunks(cfg)
+	require.NoError(t, err)
+	require.Equal(t, []sip.Trunk{
+		{Name: "carrier", Register: true, Registrar: "sip:sip.carrier.example", Username: "49301", Password: "x", Expires: time.Hour},
+		{Name: "lan", CIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32")}, Realm: "lan.example"},
+		{Name: "pbx", Username: "pbx", Password: "pw", Realm: "gw-1"},
+	}, got)
+}
+
+// runSippIn runs a sipp scenario of testdata against the gateway's SIP
+// port and fails the test if sipp does.
+func runSippIn(t *testing.T, g *gateway, scenario string) {
+	t.Helper()
+	port := regexp.MustCompile(`sip_port=(\d+)`).FindStringSubmatch(g.ready)
+	require.NotNil(t, port, "ready line without sip_port: %s", g.ready)
+	abs, err := filepath.Abs(filepath.Join("testdata", scenario))
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sipp", "127.0.0.1:"+port[1], "-sf", abs, "-s", "1000", "-m", "1",
+		"-i", "127.0.0.1", "-p", "0", "-mp", "0", "-timeout", "20s", "-timeout_error", "-nostdin", "-trace_err")
+	cmd.Dir = t.TempDir()
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "sipp: %s", lastLines(string(out), 30))
+}
+
+// TestDialInUnknownSource: with sip.trunks set from the environment, a
+// call from outside every trunk's CIDRs gets 403 from the running binary.
+func TestDialInUnknownSource(t *testing.T) {
+	g := startGateway(t, nil, `MEDIAGATE_SIP_TRUNKS={"lan": {"cidrs": ["10.0.0.0/8"]}}`)
+	runSippIn(t, g, "dialin_forbidden.xml")
+}
+
+// TestDialInRegistrationTrunk: `mediagate serve` with a registration
+// trunk registers at sipp (challenged, verified), and on SIGTERM removes
+// the binding before it exits: the registrar's scenario passes only when
+// the REGISTER with Expires 0 comes.
+func TestDialInRegistrationTrunk(t *testing.T) {
+	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := c.LocalAddr().(*net.UDPAddr).Port
+	require.NoError(t, c.Close())
+	abs, err := filepath.Abs("testdata/registrar.xml")
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	reg := exec.CommandContext(ctx, "sipp", "-sf", abs, "-i", "127.0.0.1", "-p", strconv.Itoa(port), "-m", "1",
+		"-timeout", "30s", "-timeout_error", "-recv_timeout", "15000", "-nostdin", "-trace_err")
+	reg.Dir = t.TempDir()
+	var out strings.Builder
+	reg.Stdout, reg.Stderr = &out, &out
+	require.NoError(t, reg.Start())
+	regDone := make(chan error, 1)
+	go func() { regDone <- reg.Wait() }()
+	t.Cleanup(func() { cancel(); <-regDone })
+
+	g := startGateway(t, nil,
+		"MEDIAGATE_SIP_TRUNKS_CARRIER_REGISTER=true",
+		"MEDIAGATE_SIP_TRUNKS_CARRIER_REGISTRAR=127.0.0.1:"+strconv.Itoa(port),
+		"MEDIAGATE_SIP_TRUNKS_CARRIER_USERNAME=gw1",
+		"MEDIAGATE_SIP_TRUNKS_CARRIER_PASSWORD=pw-for-carrier")
+	waitLog(t, g, `msg="trunk registered"`)
+	require.NoError(t, g.cmd.Process.Signal(syscall.SIGTERM))
+	require.Equal(t, 0, g.wait(t))
+	select {
+	case err := <-regDone:
+		regDone <- err
+		require.NoError(t, err, "registrar: %s", lastLines(out.String(), 30))
+	case <-time.After(20 * time.Second):
+		t.Fatal("the registrar saw no un-REGISTER")
+	}
+	var lines []string
+	for l := range g.logs {
+		lines = append(lines, l)
+	}
+	logs := strings.Join(lines, "\n")
+	require.Contains(t, logs, `msg="trunk unregistered"`)
+	require.NotContains(t, logs, "pw-for-carrier")
+}
+
+// waitLog waits for a log line of the gateway containing s.
+func waitLog(t *testing.T, g *gateway, s string) {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case l, ok := <-g.logs:
+			require.True(t, ok, "mediagate exited before logging %s", s)
+			if strings.Contains(l, s) {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no log line with %s", s)
+		}
+	}
 }

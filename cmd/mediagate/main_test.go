@@ -215,6 +215,10 @@ func TestBadConfigRefused(t *testing.T) {
 			[]string{"MEDIAGATE_RTP_PORT_MIN"}},
 		{"dispatch rule to an unknown room", "dialin:\n  numbers:\n    \"2000\":\n      room: board\n", nil,
 			[]string{"bad.yaml:4", "dialin.numbers.2000.room"}},
+		{"bad trunk", "sip:\n  trunks:\n    lan:\n      cidrs: [10.0.0.1/8]\n", nil,
+			[]string{"bad.yaml:4", "sip.trunks.lan.cidrs[0]", "host bits"}},
+		{"bad trunk env", "", []string{`MEDIAGATE_SIP_TRUNKS={"pbx": {"username": "pbx", "password": "pw-Secret-42", "register": true}}`},
+			[]string{"MEDIAGATE_SIP_TRUNKS", "sip.trunks.pbx.register: needs sip.trunks.pbx.registrar"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(dir, "bad.yaml")
@@ -228,6 +232,7 @@ func TestBadConfigRefused(t *testing.T) {
 			for _, w := range tc.want {
 				require.Contains(t, string(out), w)
 			}
+			require.NotContains(t, string(out), "pw-Secret-42", "a trunk's password is never printed")
 		})
 	}
 }

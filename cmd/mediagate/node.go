@@ -107,7 +107,8 @@ func (n *node) drain(ctx context.Context) {
 }
 
 // close stops what newNode started: calls and sessions first (each says
-// goodbye to its peer), then the rooms.
+// goodbye to its peer, and registration trunks remove their binding with
+// REGISTER Expires 0), then the rooms.
 func (n *node) close(ctx context.Context) error {
 	return errors.Join(n.sip.Close(ctx), n.rtc.Close(ctx), n.rooms.Close(ctx))
 }
