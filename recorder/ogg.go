@@ -77,6 +77,7 @@ type oggWriter struct {
 
 	granule uint64 // samples of all packets handed in so far
 	written int64  // bytes of complete pages written
+	done    uint64 // granule of the last page written
 
 	segs    [maxSegments]byte
 	nsegs   int
@@ -192,15 +193,16 @@ func (o *oggWriter) flush(flags byte, granule uint64) error {
 	}
 	o.sum.Write(b)
 	o.written += int64(len(b))
+	o.done = granule
 	o.seq++
 	o.pages++
 	o.nsegs, o.packets, o.body = 0, 0, o.body[:0]
 	return nil
 }
 
-// Duration is the playing time of the packets written so far, as a player
+// Duration is the playing time of the pages written so far, as a player
 // shows it: granule position minus pre-skip (RFC 7845 §4.2).
-func (o *oggWriter) Duration() float64 { return playSeconds(o.granule, o.preSkip) }
+func (o *oggWriter) Duration() float64 { return playSeconds(o.done, o.preSkip) }
 
 // playSeconds converts a final granule position into playing time.
 func playSeconds(granule uint64, preSkip uint16) float64 {
