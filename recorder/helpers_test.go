@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -310,3 +311,6 @@ func (h *harness) diskManifest(t *testing.T, id ID) Manifest {
 	require.NoError(t, err)
 	return m
 }
+
+// errorsAs is errors.As, named so tests read as the API handler will.
+func errorsAs(err error, target any) bool { return errors.As(err, target) }
