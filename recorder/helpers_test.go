@@ -220,15 +220,6 @@ func toneFrames(tone *mediatest.Tone, first uint64, n int) []room.MixFrame {
 	return out
 }
 
-// pcmOf concatenates the frames' audio.
-func pcmOf(frames []room.MixFrame) []int16 {
-	out := make([]int16, 0, len(frames)*media.FrameSamples)
-	for i := range frames {
-		out = append(out, frames[i].PCM[:]...)
-	}
-	return out
-}
-
 // probe runs ffprobe on an Ogg/Opus file.
 type probeResult struct {
 	Duration   float64

@@ -163,9 +163,6 @@ func (l *receiptLog) Append(rc *Receipt) error {
 	return nil
 }
 
-// path returns the log's file name, for reading it back.
-func (l *receiptLog) path() string { return l.f.Name() }
-
 // Close closes the log; later appends fail with ErrClosed.
 func (l *receiptLog) Close() error {
 	l.mu.Lock()

@@ -174,6 +174,7 @@ func TestEraseTenant(t *testing.T) {
 	_, err = h.r.SetLegalHold(held.ID, "case 17", "legal")
 	require.NoError(t, err)
 	other := h.record(t, "globex", "", shortTone())
+	h.clock.Set(t0.Add(time.Hour)) // erased oldest first
 	src := newChanSource()
 	live, err := h.r.Start("room-9", "acme", "", src)
 	require.NoError(t, err)

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mediagate/mediagate/media"
 	"github.com/mediagate/mediagate/room"
 )
 
@@ -71,6 +72,11 @@ func New(opts Options) (*Recorder, error) {
 	if err != nil {
 		return nil, err
 	}
+	enc, err := media.NewOpusEncoder(media.WithOpusConfig(opts.Opus))
+	if err != nil { // found now, not at the first Start
+		return nil, fmt.Errorf("%w: Opus: %w", ErrOptions, err)
+	}
+	_ = enc.Close()
 	if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create store directory: %w", err)
 	}
@@ -136,8 +142,9 @@ func (r *Recorder) Start(roomID room.ID, tenant Tenant, policy string, src Sourc
 		return nil, err
 	}
 	r.log.Info("recording started", "recording", string(rec.id), "room", string(roomID), "tenant", string(tenant))
-	r.emit(EventStarted, &rec.e.m, nil)
+	snap := rec.Manifest()
 	go rec.run()
+	r.emit(EventStarted, &snap, nil)
 	return rec, nil
 }
 
@@ -158,9 +165,14 @@ func (r *Recorder) start(roomID room.ID, tenant Tenant, policyName string, src S
 		State: StateRecording, Format: Format, StartedAt: now,
 		Retention: policy.Name, ExpiresAt: now.Add(policy.Duration),
 	}}
+	// e.mu is held until the files exist, so that nobody who finds the
+	// entry in the index sees it half made; it is released before r.mu is
+	// taken again (Close takes r.mu, then e.mu).
+	e.mu.Lock()
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
+		e.mu.Unlock()
 		return nil, ErrClosed
 	}
 	for e.m.ID == "" || r.entries[e.m.ID] != nil { // 128 random bits: a repeat is a broken RNG
@@ -171,7 +183,12 @@ func (r *Recorder) start(roomID room.ID, tenant Tenant, policyName string, src S
 	r.entries[e.m.ID] = e
 	r.wg.Add(1)
 	r.mu.Unlock()
-	if err := rec.open(); err != nil {
+	err := rec.open()
+	if err != nil {
+		e.rec = nil
+	}
+	e.mu.Unlock()
+	if err != nil {
 		r.mu.Lock()
 		delete(r.entries, e.m.ID)
 		r.mu.Unlock()

@@ -238,7 +238,7 @@ func (r *Recorder) beginDeletion(m *Manifest, reason DeletionReason, actor strin
 	sum, size, err := r.hashAudio(m.ID)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		sum, size = m.SHA256, 0 // nothing left on disk; say what the manifest knew
+		sum, size = "", 0 // nothing on disk to delete, and the receipt says so
 	case err != nil:
 		return err
 	}
