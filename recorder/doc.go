@@ -1,0 +1,21 @@
+// Package recorder keeps the recordings of rooms exactly as long as the
+// operator may keep them (DESIGN.md decisions 6 and 7).
+//
+// A Recorder owns one store directory on one node. Each Recording reads a
+// room's full mix (a Source, normally a *room.MixConsumer), encodes it to
+// Opus and writes it as Ogg/Opus (RFC 7845) in pages of at most one second,
+// each written and (by default) fsynced, next to a JSON manifest that is
+// replaced atomically. A crash therefore leaves a playable file; New cuts it
+// at its last intact page and marks it interrupted.
+//
+// Retention: expires_at is fixed when a recording starts from its Policy;
+// Extend can move it later but never past the policy's maximum; a legal
+// hold suspends expiry. Expiry is enforced when a file is opened, not only
+// by the sweeper (Sweep, Run), which deletes expired recordings and retries
+// deletions that failed. Every deletion appends a receipt to a hash-chained,
+// HMAC-signed JSON-lines log (Verify checks it); the audio goes, the
+// manifest stays with its personal details (participants) removed.
+//
+// The package imports media for the codec and room only for the types of
+// the mix it reads (room.MixFrame, room.ID): it never reaches into a room.
+package recorder
