@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
+	"fmt"
 	"log/slog"
+	"net/netip"
 
 	"github.com/mediagate/mediagate/bridge"
 	"github.com/mediagate/mediagate/configs"
@@ -76,9 +79,39 @@ func dialIn(cfg configs.Config, log *slog.Logger, rooms *room.Manager) (*sip.UA,
 			log.Warn("call ended with an error", "call", in.Info(), "err", err)
 		}
 	})
-	return sip.New(cfg.SIP.Listen, handle,
+	network, err := sipNetwork(cfg.SIP)
+	if err != nil {
+		return nil, err
+	}
+	return sip.New(cfg.SIP.Listen, handle, append([]sip.Option{
 		sip.WithLogger(log),
 		sip.WithCodecs(cfg.SIP.Codecs...),
 		sip.WithMediaTimeout(cfg.SIP.MediaTimeout),
-		sip.WithRTPPorts(cfg.RTP.PortMin, cfg.RTP.PortMax))
+		sip.WithRTPPorts(cfg.RTP.PortMin, cfg.RTP.PortMax),
+		sip.WithSessionExpires(cfg.SIP.SessionExpires),
+		sip.WithMinSE(cfg.SIP.MinSE),
+		sip.WithMaxCallDuration(cfg.SIP.MaxCallDuration),
+	}, network...)...)
+}
+
+// sipNetwork turns sip.external_address and sip.tls into options: the
+// address announced behind NAT, and the TLS listener with the certificate
+// loaded from sip.tls.cert and sip.tls.key.
+func sipNetwork(s configs.SIP) ([]sip.Option, error) {
+	var opts []sip.Option
+	if s.ExternalAddress != "" {
+		a, err := netip.ParseAddr(s.ExternalAddress)
+		if err != nil {
+			return nil, fmt.Errorf("sip.external_address: %w", err)
+		}
+		opts = append(opts, sip.WithAdvertisedAddr(a))
+	}
+	if s.TLS.Enabled() {
+		cert, err := tls.LoadX509KeyPair(s.TLS.Cert, s.TLS.Key)
+		if err != nil {
+			return nil, fmt.Errorf("sip.tls.cert, sip.tls.key: %w", err)
+		}
+		opts = append(opts, sip.WithTLS(s.TLS.Listen, &tls.Config{Certificates: []tls.Certificate{cert}}))
+	}
+	return opts, nil
 }

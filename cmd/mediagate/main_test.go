@@ -213,6 +213,10 @@ func TestBadConfigRefused(t *testing.T) {
 			[]string{"bad.yaml:2", "log.level"}},
 		{"bad env", "", []string{"MEDIAGATE_RTP_PORT_MIN=abc"},
 			[]string{"MEDIAGATE_RTP_PORT_MIN"}},
+		{"tls cert without key", "sip:\n  tls:\n    cert: /etc/mediagate/sip.pem\n", nil,
+			[]string{"bad.yaml:3", "sip.tls.cert", "sip.tls.key"}},
+		{"min-se below rfc 4028", "", []string{"MEDIAGATE_SIP_MIN_SE=30s"},
+			[]string{"MEDIAGATE_SIP_MIN_SE", "below 90s"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(dir, "bad.yaml")
