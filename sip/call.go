@@ -69,6 +69,7 @@ func newCall(in *IncomingCall) (*Call, error) {
 	} else {
 		c.lastSDP, err = buildOffer(c.local, in.ua.opts.codecs, sdp.DirectionSendRecv)
 		c.offer = offerSent // until the ACK answers it
+		c.offerAll = true
 	}
 	if err != nil {
 		m.close()
@@ -251,7 +252,7 @@ func (c *Call) describe(build func(localMedia) ([]byte, error)) ([]byte, error) 
 			return nil, err
 		}
 	}
-	c.lastSDP = b
+	c.lastSDP, c.offerAll = b, false
 	return b, nil
 }
 

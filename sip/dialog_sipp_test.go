@@ -83,6 +83,15 @@ func TestSippDialog(t *testing.T) {
 			},
 		},
 		{
+			scenario: "session_refresh_offerless.xml",
+			opts:     []Option{WithMinSE(time.Second)},
+			check: func(t *testing.T, c *Call, lasted time.Duration) {
+				require.ErrorIs(t, c.Err(), ErrRemoteHangup)
+				require.Equal(t, CodecPCMA, c.Codec().Name, "the codec the ACK's answer chose")
+				require.GreaterOrEqual(t, lasted, 2*time.Second)
+			},
+		},
+		{
 			scenario: "session_expired.xml",
 			opts:     []Option{WithMinSE(time.Second)},
 			check: func(t *testing.T, c *Call, took time.Duration) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/pion/sdp/v3"
 )
 
 // refreshTimeout bounds a session refresh transaction: Timer B and F are
@@ -36,6 +37,7 @@ type dialogState struct {
 	target     sip.Uri       // the caller's current Contact (RFC 3261 §12.2.1.1)
 	peerUpdate bool          // the caller's Allow lists UPDATE
 	lastAck    *sip.Request  // ACK of our last re-INVITE's 2xx, sent again on its retransmissions
+	offerAll   bool          // our last description is an offerless INVITE's offer of every codec
 
 	byeReceived atomic.Bool // set before the caller's BYE is answered
 
@@ -107,9 +109,14 @@ func (c *Call) untilDue() time.Duration {
 
 // startSupervisor starts the goroutine that keeps the session timer and
 // the call length limit. It ends with the call and belongs to the UA's
-// WaitGroup.
+// WaitGroup. The timer runs from the INVITE's negotiation unless a
+// re-INVITE or UPDATE that crossed the ACK renegotiated it already.
 func (c *Call) startSupervisor() {
-	c.restartTimer(c.in.timer)
+	c.mu.Lock()
+	if c.timerStart.IsZero() {
+		c.timer, c.timerStart = c.in.timer, time.Now()
+	}
+	c.mu.Unlock()
 	c.ua.wg.Add(1)
 	go c.supervise()
 }
@@ -196,7 +203,9 @@ func (c *Call) refresh(st sessionTimer) (time.Duration, error) {
 	}
 	switch {
 	case err != nil:
-		c.log.Info("session refresh failed", "method", methodName(update), "err", err)
+		if c.ctx.Err() == nil { // else the call is ending anyway
+			c.log.Info("session refresh failed", "method", methodName(update), "err", redactText(err.Error()))
+		}
 		return 0, ErrSessionExpired
 	case res.IsSuccess():
 		c.restartTimer(c.ua.afterRefresh(st, res))
@@ -241,27 +250,52 @@ func (c *Call) sendRefresh(st sessionTimer, update bool) (*sip.Response, error) 
 	}
 	req.AppendHeader(sip.NewHeader("Allow", allowed))
 	if !update {
-		req.SetBody(c.localSDP())
+		body, err := c.refreshOffer()
+		if err != nil {
+			return nil, err
+		}
+		req.SetBody(body)
 		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, refreshTimeout)
 	defer cancel()
 	res, err := c.in.dlg.Do(ctx, req)
-	if err != nil || update || !res.IsSuccess() {
+	if err != nil || !res.IsSuccess() {
 		return res, err
 	}
 	if ct := res.Contact(); ct != nil {
 		c.mu.Lock()
-		c.target = *ct.Address.Clone() // RFC 3261 §12.2.1.2
+		c.target = *ct.Address.Clone() // RFC 3261 §12.2.1.2, RFC 3311 §5.1
 		c.mu.Unlock()
+	}
+	if update {
+		return res, nil
 	}
 	c.ackRefresh()
 	c.takeRefreshAnswer(res)
 	return res, nil
 }
 
+// refreshOffer is what a refresh re-INVITE offers: our last description
+// unchanged (RFC 3264 §8: same o= version), except while that is still
+// the offer of an offerless INVITE, which lists every codec of ours: then
+// the call's codec alone, so that the answer cannot switch codecs.
+func (c *Call) refreshOffer() ([]byte, error) {
+	c.mu.Lock()
+	all, codec := c.offerAll, c.codec.Name
+	c.mu.Unlock()
+	if !all {
+		return c.localSDP(), nil
+	}
+	return c.describe(func(l localMedia) ([]byte, error) {
+		return buildOffer(l, []string{codec}, sdp.DirectionSendRecv)
+	})
+}
+
 // ackRefresh ACKs the 2xx of our re-INVITE (RFC 3261 §13.2.2.4) and keeps
-// the ACK for the 2xx's retransmissions.
+// the ACK for the 2xx's retransmissions. A retransmission that crosses
+// the first ACK finds none kept yet; the next one, T1 later at the
+// earliest (§13.3.1.4), gets it.
 func (c *Call) ackRefresh() {
 	ack := c.newRequest(sip.ACK)
 	if err := c.in.dlg.WriteRequest(ack); err != nil {
@@ -283,7 +317,7 @@ func (c *Call) takeRefreshAnswer(res *sip.Response) {
 		rm, err = readAnswer(sd, []string{codec.Name}, codec.Name)
 	}
 	if err != nil {
-		c.log.Info("unusable answer to session refresh", "err", err)
+		c.log.Info("unusable answer to session refresh", "err", redactText(err.Error()))
 		return
 	}
 	c.apply(rm)
@@ -313,9 +347,12 @@ func (u *UA) onStrayResponse(res *sip.Response) {
 	ack := c.lastAck
 	c.mu.Unlock()
 	if ack != nil && ack.CSeq().SeqNo == cseq.SeqNo {
-		_ = u.client.WriteRequest(ack.Clone(), func(*sipgo.Client, *sip.Request) error { return nil })
+		_ = u.client.WriteRequest(ack.Clone(), noBuild)
 	}
 }
+
+// noBuild sends a request as it is: it was built for its dialog already.
+func noBuild(*sipgo.Client, *sip.Request) error { return nil }
 
 // byeReason is the Reason header (RFC 3326 §2) of a BYE that mediagate's
 // own limits send, with the Q.850 causes carriers' records expect: 102

@@ -219,16 +219,16 @@ func TestRefreshGlare(t *testing.T) {
 	to := sip.Uri{Scheme: "sip", User: "2000", Host: "127.0.0.1", Port: u.Port()}
 	d, err := p.dialogs.Invite(ctx, to, peerOffer(1, rp.port(), CodecPCMU, "sendrecv"),
 		sip.NewHeader("Content-Type", "application/sdp"), sip.NewHeader("Supported", "timer"),
-		sip.NewHeader("Session-Expires", "6;refresher=uas"), sip.NewHeader("Allow", "INVITE, ACK, BYE, CANCEL"))
+		sip.NewHeader("Session-Expires", "8;refresher=uas"), sip.NewHeader("Allow", "INVITE, ACK, BYE, CANCEL"))
 	require.NoError(t, err)
 	defer d.Close()
 	require.NoError(t, d.WaitAnswer(ctx, sipgo.AnswerOptions{}))
-	require.Equal(t, "6;refresher=uas", d.InviteResponse.GetHeader("Session-Expires").Value())
+	require.Equal(t, "8;refresher=uas", d.InviteResponse.GetHeader("Session-Expires").Value())
 	require.NoError(t, d.Ack(ctx))
 	c := h.call(t)
 
-	first := p.nextInvite(t) // at 3 s, half the interval
-	require.Equal(t, "6;refresher=uac", first.req.GetHeader("Session-Expires").Value())
+	first := p.nextInvite(t) // at 4 s, half the interval
+	require.Equal(t, "8;refresher=uac", first.req.GetHeader("Session-Expires").Value())
 	target := d.InviteResponse.Contact().Address
 	for _, method := range []sip.RequestMethod{sip.INVITE, sip.UPDATE} {
 		req := sip.NewRequest(method, target)
@@ -245,12 +245,15 @@ func TestRefreshGlare(t *testing.T) {
 	require.Greater(t, second.req.CSeq().SeqNo, first.req.CSeq().SeqNo)
 	require.Equal(t, string(first.req.Body()), string(second.req.Body()), "the same description again")
 	ok := sip.NewSDPResponseFromRequest(second.req, peerOffer(3, rp.port(), CodecPCMU, "sendrecv"))
-	ok.AppendHeader(sip.NewHeader("Session-Expires", "6;refresher=uac"))
+	ok.AppendHeader(sip.NewHeader("Session-Expires", "8;refresher=uac"))
 	ok.AppendHeader(sip.HeaderClone(d.InviteRequest.Contact()))
 	require.NoError(t, second.respond(ok))
 	ack := p.nextAck(t)
 	require.Equal(t, second.req.CSeq().SeqNo, ack.CSeq().SeqNo)
-	require.NoError(t, p.srv.WriteResponse(ok)) // a retransmission after the transaction ended
+	// A retransmission, T1 after the first 200 as RFC 3261 §13.3.1.4 has
+	// it, reaches the gateway after its transaction ended.
+	<-time.After(sip.T1)
+	require.NoError(t, p.srv.WriteResponse(ok))
 	again := p.nextAck(t)
 	require.Equal(t, ack.CSeq().SeqNo, again.CSeq().SeqNo)
 
