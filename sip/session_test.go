@@ -261,3 +261,38 @@ func TestRefreshGlare(t *testing.T) {
 	waitDone(t, c)
 	require.ErrorIs(t, c.Err(), ErrRemoteHangup)
 }
+
+// FuzzNegotiateTimer: Session-Expires, Min-SE, Supported and Require come
+// from the network; nothing may panic, a refusal is 400 or 422, and an
+// accepted timer respects our Min-SE and never raises the interval of a
+// caller that supports timers (RFC 4028 §9).
+func FuzzNegotiateTimer(f *testing.F) {
+	f.Add("1800;refresher=uac", "90", "timer", "")
+	f.Add("60", "", "timer", "timer")
+	f.Add(" 300 ; Refresher = UAS ;x", "4294967295", "100rel, timer", "")
+	f.Add("soon", "-1", "", "timer, 100rel")
+	f.Add("99999999999", "1e3", ",,", ";")
+	u := &UA{opts: options{session: defaultSessionOptions()}}
+	f.Fuzz(func(t *testing.T, se, minSE, supported, require string) {
+		req := sip.NewRequest(sip.UPDATE, sip.Uri{Scheme: "sip", Host: "127.0.0.1"})
+		for name, v := range map[string]string{"Session-Expires": se, "Min-SE": minSE, "Supported": supported, "Require": require} {
+			if v != "" {
+				req.AppendHeader(sip.NewHeader(name, v))
+			}
+		}
+		st, err := u.negotiateTimer(req)
+		if err != nil {
+			if c := statusOf(err); c != 400 && c != 422 {
+				t.Fatalf("refused with %d: %v", c, err)
+			}
+			return
+		}
+		if st.interval < u.opts.session.minSE || st.due() <= 0 {
+			t.Fatalf("interval %v below Min-SE", st.interval)
+		}
+		if d, _, ok, _ := sessionExpires(req); ok && st.peerSupports && st.interval > max(d, st.peerMinSE) {
+			t.Fatalf("raised %v to %v", d, st.interval)
+		}
+		_ = st.responseHeaders()
+	})
+}
