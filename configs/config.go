@@ -50,9 +50,10 @@ type HTTP struct {
 	Listen string `yaml:"listen"`
 }
 
-// SIP is the SIP user agent: its listener (UDP and TCP on the same
-// address), the codecs it negotiates, when it gives up on a silent call,
-// and the trunks that may call it.
+// SIP is the SIP user agent: its listeners (UDP and TCP on the same
+// address, TLS on its own), the codecs it negotiates, when it gives up on
+// a silent or forgotten call, the address it announces behind NAT, and the
+// trunks that may call it.
 type SIP struct {
 	Listen string `yaml:"listen"`
 	// Codecs is the audio codec preference order, most preferred first
@@ -68,7 +69,35 @@ type SIP struct {
 	// Trunks are the carrier connections calls come in on, by name (see
 	// Trunk); none means every caller is accepted.
 	Trunks map[string]Trunk `yaml:"trunks"`
+	// SessionExpires is the session timer interval asked for and accepted
+	// at most (RFC 4028): a call nobody refreshes for this long ends.
+	SessionExpires time.Duration `yaml:"session_expires"`
+	// MinSE is the shortest session interval accepted; callers asking for
+	// less get 422 Session Interval Too Small (RFC 4028 §6).
+	MinSE time.Duration `yaml:"min_se"`
+	// MaxCallDuration ends every call after this long; 0 means no limit.
+	MaxCallDuration time.Duration `yaml:"max_call_duration"`
+	// ExternalAddress is the IP address put in SDP and Contact instead of
+	// the local one, for a node behind a 1:1 NAT; empty means the local
+	// address.
+	ExternalAddress string `yaml:"external_address"`
+	// TLS is the SIP over TLS listener, on when a certificate is set.
+	TLS SIPTLS `yaml:"tls"`
 }
+
+// SIPTLS is the SIP over TLS listener (RFC 3261 §26.2): off while Cert
+// and Key are empty.
+type SIPTLS struct {
+	Listen string `yaml:"listen"`
+	// Cert is the PEM file with the certificate (chain) the listener
+	// presents.
+	Cert string `yaml:"cert"`
+	// Key is the PEM file with the certificate's private key.
+	Key string `yaml:"key"`
+}
+
+// Enabled reports whether the TLS listener is configured.
+func (t SIPTLS) Enabled() bool { return t.Cert != "" && t.Key != "" }
 
 // RTP is the UDP port range for phone calls' media.
 type RTP struct {
@@ -114,7 +143,7 @@ func Default() Config {
 		Node:       Node{DrainTimeout: 30 * time.Second},
 		Log:        Log{Level: "info", Format: "text"},
 		HTTP:       HTTP{Listen: ":8080"},
-		SIP:        SIP{Listen: ":5060", Trunks: map[string]Trunk{}},
+		SIP:        defaultSIP(),
 		RTP:        RTP{PortMin: 10000, PortMax: 20000},
 		Dialin:     Dialin{Language: "en", Numbers: map[string]DialinNumber{}},
 		WebRTC:     WebRTC{UDPPort: 7882},
@@ -123,6 +152,13 @@ func Default() Config {
 		Rooms:      map[string]Room{},
 		Conference: Conference{EmptyTimeout: 30 * time.Second, MaxSpeakers: 4},
 	}
+}
+
+// defaultSIP is the SIP section's defaults: the standard ports (RFC 3261
+// §19.1.2), and session timers of 30 minutes with the RFC 4028 §4 minimum.
+func defaultSIP() SIP {
+	return SIP{Listen: ":5060", SessionExpires: 30 * time.Minute, MinSE: 90 * time.Second,
+		TLS: SIPTLS{Listen: ":5061"}, Trunks: map[string]Trunk{}}
 }
 
 // NodeID returns the name this node goes by in a cluster: node.id when set,

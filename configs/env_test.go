@@ -7,6 +7,12 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// everySIPKey is the SIP section the "every key" case sets.
+var everySIPKey = SIP{Listen: "127.0.0.1:5070", SessionExpires: 10 * time.Minute, MinSE: 2 * time.Minute,
+	MaxCallDuration: 4 * time.Hour, ExternalAddress: "203.0.113.7",
+	TLS:         SIPTLS{Listen: ":5062", Cert: "/etc/mediagate/sip.pem", Key: "/etc/mediagate/sip.key"},
+	HideUnknown: true, Trunks: map[string]Trunk{"lan": {CIDRs: []string{"10.0.0.0/8", "192.168.0.0/16"}}}}
+
 // TestEnvOverrides: each variable sets its key; the rest are left alone.
 func TestEnvOverrides(t *testing.T) {
 	tests := []struct {
@@ -24,6 +30,13 @@ func TestEnvOverrides(t *testing.T) {
 			"MEDIAGATE_SIP_LISTEN=127.0.0.1:5070",
 			"MEDIAGATE_SIP_HIDE_UNKNOWN=true",
 			"MEDIAGATE_SIP_TRUNKS_LAN_CIDRS=10.0.0.0/8, 192.168.0.0/16",
+			"MEDIAGATE_SIP_SESSION_EXPIRES=10m",
+			"MEDIAGATE_SIP_MIN_SE=2m",
+			"MEDIAGATE_SIP_MAX_CALL_DURATION=4h",
+			"MEDIAGATE_SIP_EXTERNAL_ADDRESS=203.0.113.7",
+			"MEDIAGATE_SIP_TLS_LISTEN=:5062",
+			"MEDIAGATE_SIP_TLS_CERT=/etc/mediagate/sip.pem",
+			"MEDIAGATE_SIP_TLS_KEY=/etc/mediagate/sip.key",
 			"MEDIAGATE_RTP_PORT_MIN=12000",
 			"MEDIAGATE_RTP_PORT_MAX=12999",
 			"MEDIAGATE_WEBRTC_UDP_PORT=0",
@@ -39,11 +52,10 @@ func TestEnvOverrides(t *testing.T) {
 			"MEDIAGATE_DIALIN_NUMBERS_4930123450_ROOM=board",
 		}, func(c *Config) {
 			*c = Config{
-				Node: Node{ID: "gw-2", DrainTimeout: 10 * time.Second},
-				Log:  Log{Level: "debug", Format: "json"},
-				HTTP: HTTP{Listen: "127.0.0.1:0"},
-				SIP: SIP{Listen: "127.0.0.1:5070", HideUnknown: true,
-					Trunks: map[string]Trunk{"lan": {CIDRs: []string{"10.0.0.0/8", "192.168.0.0/16"}}}},
+				Node:       Node{ID: "gw-2", DrainTimeout: 10 * time.Second},
+				Log:        Log{Level: "debug", Format: "json"},
+				HTTP:       HTTP{Listen: "127.0.0.1:0"},
+				SIP:        everySIPKey,
 				RTP:        RTP{PortMin: 12000, PortMax: 12999},
 				WebRTC:     WebRTC{UDPPort: 0},
 				Storage:    Storage{Dir: "/var/lib/mediagate"},

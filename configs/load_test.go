@@ -107,6 +107,15 @@ func TestLoadBadFiles(t *testing.T) {
 			`testdata/sip_trunk_many.bad.yaml:17: sip.trunks.beta.registrar: is only used with sip.trunks.beta.register: true`,
 			`testdata/sip_trunk_many.bad.yaml:17: sip.trunks.beta.registrar: "carrier.example:99999" has port "99999", not 1..65535`,
 		}, "\n"), ErrInvalid},
+		{"sip_session_timer", strings.Join([]string{
+			`testdata/sip_session_timer.bad.yaml:2: sip.session_expires: 1m0s out of range 90s..24h`,
+			`testdata/sip_session_timer.bad.yaml:3: sip.min_se: 30s below 90s (RFC 4028 §4)`,
+		}, "\n"), ErrInvalid},
+		{"sip_min_se_above", `testdata/sip_min_se_above.bad.yaml:4: sip.min_se: 1h0m0s above sip.session_expires (10m0s)`, ErrInvalid},
+		{"sip_max_call_duration", `testdata/sip_max_call_duration.bad.yaml:2: sip.max_call_duration: 30s below 1m (or 0s for no limit)`, ErrInvalid},
+		{"sip_external_address", `testdata/sip_external_address.bad.yaml:2: sip.external_address: "gw.example.com" is not a unicast IP address`, ErrInvalid},
+		{"sip_tls_half", `testdata/sip_tls_half.bad.yaml:3: sip.tls.cert: set without sip.tls.key (both or neither)`, ErrInvalid},
+		{"sip_tls_listen", `testdata/sip_tls_listen.bad.yaml:3: sip.tls.listen: "5061" is not host:port: missing port in address`, ErrInvalid},
 		{"many_invalid", strings.Join([]string{
 			`testdata/many_invalid.bad.yaml:3: log.level: "loud" is not one of debug, info, warn, error`,
 			`testdata/many_invalid.bad.yaml:5: rtp.port_min: 10001 must be even (RFC 3550 §11)`,
@@ -191,6 +200,13 @@ func TestLoadGood(t *testing.T) {
 			func(c *Config) { c.Rooms = map[string]Room{"sales-eu": {Open: true}} }},
 		{"empty env section removes the file's rooms", "rooms:\n  board:\n", []string{"MEDIAGATE_ROOMS="},
 			func(*Config) {}},
+		{"sip timers, limit, nat and tls", "sip:\n  session_expires: 1h\n  min_se: 2m\n  max_call_duration: 4h\n" +
+			"  external_address: 2001:db8::7\n  tls:\n    listen: 127.0.0.1:5062\n    cert: /etc/mg/sip.pem\n    key: /etc/mg/sip.key\n", nil,
+			func(c *Config) {
+				c.SIP.SessionExpires, c.SIP.MinSE, c.SIP.MaxCallDuration = time.Hour, 2*time.Minute, 4*time.Hour
+				c.SIP.ExternalAddress = "2001:db8::7"
+				c.SIP.TLS = SIPTLS{Listen: "127.0.0.1:5062", Cert: "/etc/mg/sip.pem", Key: "/etc/mg/sip.key"}
+			}},
 		{"auth", "auth:\n  token_secret: " + testSecret + "\n  page_token_lifetime: 24h\n", nil,
 			func(c *Config) { c.Auth = Auth{TokenSecret: testSecret, PageTokenLifetime: 24 * time.Hour} }},
 	}

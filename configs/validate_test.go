@@ -55,6 +55,33 @@ func TestValidate(t *testing.T) {
 		{"webrtc negative", func(c *Config) { c.WebRTC.UDPPort = -1 },
 			"webrtc.udp_port: -1 out of range 0..65535"},
 		{"storage empty", func(c *Config) { c.Storage.Dir = "" }, "storage.dir: must not be empty"},
+		{"session expires 90s", func(c *Config) { c.SIP.SessionExpires = 90 * time.Second }, ""},
+		{"session expires 24h", func(c *Config) { c.SIP.SessionExpires = 24 * time.Hour }, ""},
+		{"session expires below 90s", func(c *Config) { c.SIP.SessionExpires = 89 * time.Second },
+			"sip.session_expires: 1m29s out of range 90s..24h"},
+		{"session expires above 24h", func(c *Config) { c.SIP.SessionExpires = 24*time.Hour + time.Second },
+			"sip.session_expires: 24h0m1s out of range 90s..24h"},
+		{"min-se equals session expires", func(c *Config) { c.SIP.MinSE = 30 * time.Minute }, ""},
+		{"min-se above session expires", func(c *Config) { c.SIP.MinSE = 31 * time.Minute },
+			"sip.min_se: 31m0s above sip.session_expires (30m0s)"},
+		{"min-se below 90s", func(c *Config) { c.SIP.MinSE = 89 * time.Second },
+			"sip.min_se: 1m29s below 90s (RFC 4028 §4)"},
+		{"max call duration 1m", func(c *Config) { c.SIP.MaxCallDuration = time.Minute }, ""},
+		{"max call duration below 1m", func(c *Config) { c.SIP.MaxCallDuration = 59 * time.Second },
+			"sip.max_call_duration: 59s below 1m (or 0s for no limit)"},
+		{"max call duration negative", func(c *Config) { c.SIP.MaxCallDuration = -time.Minute },
+			"sip.max_call_duration: -1m0s below 1m (or 0s for no limit)"},
+		{"external ipv4", func(c *Config) { c.SIP.ExternalAddress = "203.0.113.7" }, ""},
+		{"external ipv6", func(c *Config) { c.SIP.ExternalAddress = "2001:db8::7" }, ""},
+		{"external unspecified", func(c *Config) { c.SIP.ExternalAddress = "0.0.0.0" },
+			`sip.external_address: "0.0.0.0" is not a unicast IP address`},
+		{"external with port", func(c *Config) { c.SIP.ExternalAddress = "203.0.113.7:5060" },
+			`sip.external_address: "203.0.113.7:5060" is not a unicast IP address`},
+		{"tls both", func(c *Config) { c.SIP.TLS.Cert, c.SIP.TLS.Key = "c.pem", "k.pem" }, ""},
+		{"tls key only", func(c *Config) { c.SIP.TLS.Key = "k.pem" },
+			"sip.tls.key: set without sip.tls.cert (both or neither)"},
+		{"tls listen port too big", func(c *Config) { c.SIP.TLS.Listen = ":65536" },
+			`sip.tls.listen: ":65536": port 65536 out of range 0..65535`},
 		{"redis set", func(c *Config) { c.Redis.Addr = "10.0.0.5:6379" }, ""},
 		{"redis no port", func(c *Config) { c.Redis.Addr = "redis" },
 			`redis.addr: "redis" is not host:port: missing port in address`},
@@ -86,6 +113,9 @@ func TestValidateReportsAll(t *testing.T) {
 		`http.listen: "" is not host:port: missing port in address`,
 		`auth.page_token_lifetime: 0s out of range 1m..24h`,
 		`sip.listen: "" is not host:port: missing port in address`,
+		`sip.session_expires: 0s out of range 90s..24h`,
+		`sip.min_se: 0s below 90s (RFC 4028 §4)`,
+		`sip.tls.listen: "" is not host:port: missing port in address`,
 		`rtp.port_min: 0 out of range 1024..65535`,
 		`rtp.port_max: 0 out of range 1024..65535`,
 		`dialin.language: "" is not one of de, en (dialin.prompts_dir can add languages)`,
@@ -95,7 +125,7 @@ func TestValidateReportsAll(t *testing.T) {
 
 	var all interface{ Unwrap() []error }
 	require.ErrorAs(t, err, &all)
-	require.Len(t, all.Unwrap(), 10)
+	require.Len(t, all.Unwrap(), 13)
 	for _, e := range all.Unwrap() {
 		var ce *Error
 		require.True(t, errors.As(e, &ce))

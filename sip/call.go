@@ -39,6 +39,8 @@ type Call struct {
 	codec      Codec
 	acks       map[uint32]chan *sip.Request // waiting for the ACK of a 2xx, by CSeq
 	reinviting bool
+	offer      offerState
+	dialogState
 
 	done    chan struct{}
 	endOnce sync.Once
@@ -50,6 +52,7 @@ type Call struct {
 func newCall(in *IncomingCall) (*Call, error) {
 	c := &Call{ua: in.ua, in: in, info: in.info, log: in.log, dtmf: newDTMFQueue(),
 		acks: map[uint32]chan *sip.Request{}, done: make(chan struct{})}
+	c.initDialogState()
 	m, err := newRTPSession(in.log, in.ua.ports, &in.ua.wg, func(d DTMF) { c.dtmf.push(d) })
 	if err != nil {
 		return nil, err
@@ -65,6 +68,8 @@ func newCall(in *IncomingCall) (*Call, error) {
 		c.lastSDP, err = buildAnswer(c.local, in.offer, in.rm)
 	} else {
 		c.lastSDP, err = buildOffer(c.local, in.ua.opts.codecs, sdp.DirectionSendRecv)
+		c.offer = offerSent // until the ACK answers it
+		c.offerAll = true
 	}
 	if err != nil {
 		m.close()
@@ -167,9 +172,10 @@ func (c *Call) end(ctx context.Context, reason error, bye bool) error {
 		c.mu.Lock()
 		c.err = reason
 		c.mu.Unlock()
+		c.stop() // aborts a session refresh in flight
 		if bye {
 			bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), byeTimeout)
-			err = c.sendBye(bctx)
+			err = c.sendBye(bctx, reason)
 			cancel()
 		}
 		c.media.close()
@@ -186,24 +192,42 @@ func (c *Call) end(ctx context.Context, reason error, bye bool) error {
 	return err
 }
 
-// sendBye sends BYE to the caller's Contact (RFC 3261 §12.2.1.1) with our
-// own Via, since sipgo's default Via names the listener's wildcard address.
-func (c *Call) sendBye(ctx context.Context) error {
-	req := c.in.dlg.InviteRequest
-	bye := sip.NewRequest(sip.BYE, req.Contact().Address)
-	bye.SetTransport(req.Transport())
-	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: req.Transport(),
-		Host: c.in.ip.String(), Port: c.ua.port, Params: sip.NewParams()}
-	via.Params.Add("branch", sip.GenerateBranch())
-	bye.AppendHeader(via)
-	if !sip.IsReliable(req.Transport()) {
-		// Send from the SIP port (RFC 3261 §18.1.1), not an ephemeral one,
-		// so the BYE passes the same NAT bindings as the INVITE did.
-		if la, ok := c.ua.udp.LocalAddr().(*net.UDPAddr); ok {
-			bye.Laddr = sip.Addr{IP: la.IP, Port: la.Port}
-		}
+// sendBye sends BYE to the caller (RFC 3261 §15.1.1), saying why with a
+// Reason header (RFC 3326) when mediagate's own limits end the call.
+func (c *Call) sendBye(ctx context.Context, reason error) error {
+	bye := c.newRequest(sip.BYE)
+	if h := byeReason(reason); h != nil {
+		bye.AppendHeader(h)
 	}
 	return c.in.dlg.WriteBye(ctx, bye)
+}
+
+// newRequest starts a request inside the dialog, to the caller's current
+// target (RFC 3261 §12.2.1.1), with our own Via, since sipgo's default Via
+// names the listener's wildcard address.
+func (c *Call) newRequest(method sip.RequestMethod) *sip.Request {
+	transport := c.in.dlg.InviteRequest.Transport()
+	req := sip.NewRequest(method, c.remoteTarget())
+	req.SetTransport(transport)
+	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: transport,
+		Host: c.in.ip.String(), Port: c.ua.portFor(transport), Params: sip.NewParams()}
+	via.Params.Add("branch", sip.GenerateBranch())
+	req.AppendHeader(via)
+	if !sip.IsReliable(transport) {
+		// Send from the SIP port (RFC 3261 §18.1.1), not an ephemeral one,
+		// so the request passes the same NAT bindings as the INVITE did.
+		if la, ok := c.ua.udp.LocalAddr().(*net.UDPAddr); ok {
+			req.Laddr = sip.Addr{IP: la.IP, Port: la.Port}
+		}
+		return req
+	}
+	// Over TCP and TLS, reuse the caller's connection while it is open
+	// (RFC 5923 §4): a phone behind NAT cannot take a new one.
+	src := c.in.dlg.InviteRequest.Source()
+	if _, err := c.ua.srv.TransportLayer().GetConnection(transport, src); err == nil {
+		req.SetDestination(src)
+	}
+	return req
 }
 
 // localSDP is the description we sent last (or will send first).
@@ -228,7 +252,7 @@ func (c *Call) describe(build func(localMedia) ([]byte, error)) ([]byte, error) 
 			return nil, err
 		}
 	}
-	c.lastSDP = b
+	c.lastSDP, c.offerAll = b, false
 	return b, nil
 }
 
@@ -272,16 +296,19 @@ func (c *Call) takeAnswer(ack *sip.Request) error {
 	}
 	c.mu.Lock()
 	c.remote, c.codec = rm, rm.codec
+	c.offer = offerNone
 	c.mu.Unlock()
 	return nil
 }
 
-// established starts the media timeout once the ACK is in.
+// established starts the media timeout, the session timer and the call
+// length limit once the ACK is in.
 func (c *Call) established() {
 	c.media.watch(c.ua.opts.mediaTimeout, func() {
 		c.log.Info("media timeout", "after", c.ua.opts.mediaTimeout)
 		_ = c.end(context.Background(), ErrMediaTimeout, true)
 	})
+	c.startSupervisor()
 	c.mu.Lock()
 	codec, te := c.codec, c.remote.tePT >= 0
 	c.mu.Unlock()

@@ -1,7 +1,9 @@
-// Package sip is mediagate's SIP user agent: UDP and TCP transports
-// (sipgo), the INVITE server side with its dialogs, SDP offer/answer
-// (pion/sdp), one RTP/RTCP session per call, and the caller's DTMF from
-// RFC 4733 events, SIP INFO and in-band tones.
+// Package sip is mediagate's SIP user agent: UDP, TCP and TLS transports
+// (sipgo), the INVITE server side with its dialogs (re-INVITE and UPDATE
+// for hold, resume and media moves; session timers, RFC 4028; a call
+// length limit), SDP offer/answer (pion/sdp), one RTP/RTCP session per
+// call, and the caller's DTMF from RFC 4733 events, SIP INFO and in-band
+// tones.
 //
 // It exposes calls and knows nothing of rooms: a Handler (the bridge) gets
 // each IncomingCall, rings, answers or rejects it, and turns the answered

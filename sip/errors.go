@@ -51,6 +51,11 @@ var (
 	// rejected exactly once (RFC 3261 §13.3.1).
 	ErrFinalResponse = &Error{"sip: invite already has a final response", 500}
 
+	// ErrIntervalTooSmall means the caller asked for a session interval
+	// (Session-Expires) below sip.min_se: 422 Session Interval Too Small
+	// with our Min-SE, so that it retries with a longer one (RFC 4028 §6).
+	ErrIntervalTooSmall = &Error{"sip: session interval too small", 422}
+
 	// ErrNoEarlyMedia means Progress was asked for on an INVITE without an
 	// SDP offer: our offer would need a reliable 183 (RFC 3262, 100rel),
 	// which mediagate does not implement, so early media is impossible.
@@ -74,6 +79,17 @@ var (
 	// sip.media_timeout while not on hold: the peer is gone without a BYE
 	// (crashed, network lost), so mediagate sends one and frees the seat.
 	ErrMediaTimeout = errors.New("sip: no media received")
+
+	// ErrSessionExpired ends a call whose session timer ran out (RFC 4028
+	// §10): the caller was to refresh the session and did not before the
+	// expiry, or our refresh got 408, 481 or no answer at all. The caller
+	// is gone without a BYE; mediagate sends one, with a Reason header.
+	ErrSessionExpired = errors.New("sip: session timer expired")
+
+	// ErrMaxDuration ends a call that reached sip.max_call_duration
+	// (WithMaxCallDuration); the caller gets a BYE with a Reason header
+	// (RFC 3326) saying so.
+	ErrMaxDuration = errors.New("sip: maximum call duration reached")
 
 	// ErrBadAnswer ends an offerless call whose ACK carried no usable SDP
 	// answer (RFC 3264 §5: the answer must pick one of the offered codecs);
@@ -153,7 +169,7 @@ var reasonPhrases = map[int]string{
 	100: "Trying", 180: "Ringing", 183: "Session Progress", 200: "OK",
 	400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
 	405: "Method Not Allowed", 408: "Request Timeout", 410: "Gone",
-	415: "Unsupported Media Type", 420: "Bad Extension",
+	415: "Unsupported Media Type", 420: "Bad Extension", 422: "Session Interval Too Small",
 	480: "Temporarily Unavailable", 481: "Call/Transaction Does Not Exist",
 	486: "Busy Here", 487: "Request Terminated", 488: "Not Acceptable Here",
 	491: "Request Pending", 500: "Server Internal Error", 501: "Not Implemented",

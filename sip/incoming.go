@@ -25,7 +25,7 @@ type CallInfo struct {
 	// Dialed is the Request-URI user, else the To user: the number the
 	// caller dialed, which dispatch rules match.
 	Dialed Number
-	// Transport is "UDP" or "TCP".
+	// Transport is "UDP", "TCP" or "TLS".
 	Transport string
 	// Source is where the INVITE came from, for trunk matching. Personal
 	// data: log it only through LogValue.
@@ -56,6 +56,7 @@ type IncomingCall struct {
 
 	offer *sdp.SessionDescription // nil for an offerless INVITE
 	rm    remoteMedia             // negotiated from offer
+	timer sessionTimer            // negotiated from the INVITE (RFC 4028)
 
 	cancel context.CancelFunc // the handler's context
 
@@ -121,7 +122,8 @@ func (u *UA) refuse(req *sip.Request, tx sip.ServerTransaction, err error) {
 
 // refusalHeaders adds what a refusal must explain: Warning 305 with 488
 // (RFC 3261 §20.43), Unsupported with 420 (§20.40), Accept with 415
-// (§21.4.13), Retry-After when asked for (§20.33).
+// (§21.4.13), Min-SE with 422 (RFC 4028 §6), Retry-After when asked for
+// (§20.33).
 func refusalHeaders(err error, code int) []sip.Header {
 	var h []sip.Header
 	switch code {
@@ -134,6 +136,11 @@ func refusalHeaders(err error, code int) []sip.Header {
 		}
 	case 415:
 		h = append(h, sip.NewHeader("Accept", "application/sdp"))
+	case 422:
+		var ts *intervalTooSmall
+		if errors.As(err, &ts) {
+			h = append(h, ts.minSEHeader())
+		}
 	case 503:
 		h = append(h, sip.NewHeader("Retry-After", "30"))
 	}
@@ -152,18 +159,19 @@ func (e *badExtension) SIPStatus() int { return 420 }
 
 // newIncoming checks an INVITE, negotiates its offer and creates the dialog.
 func (u *UA) newIncoming(req *sip.Request, tx sip.ServerTransaction) (*IncomingCall, error) {
-	// RFC 3261 §8.2.2.3: we support no extension, so any Require is 420.
-	if hs := req.GetHeaders("Require"); len(hs) > 0 {
-		tags := make([]string, 0, len(hs))
-		for _, h := range hs {
-			tags = append(tags, h.Value())
-		}
-		return nil, &badExtension{tags: strings.Join(tags, ", ")}
+	// RFC 3261 §8.2.2.3: a Require naming an extension other than ours
+	// (supported) is 420.
+	if tags := unsupportedTags(req); tags != "" {
+		return nil, &badExtension{tags: tags}
 	}
 	if req.From() == nil || req.CallID() == nil {
 		return nil, &StatusError{Code: 400, Reason: "Missing From or Call-ID"}
 	}
 	in := &IncomingCall{ua: u, req: req, tx: tx, finished: make(chan struct{})}
+	var err error
+	if in.timer, err = u.negotiateTimer(req); err != nil {
+		return nil, err // 422 or 400 (RFC 4028 §9)
+	}
 	if body := req.Body(); len(body) > 0 {
 		if ct := req.ContentType(); ct == nil || !strings.EqualFold(strings.TrimSpace(strings.Split(ct.Value(), ";")[0]), "application/sdp") {
 			return nil, &StatusError{Code: 415}
@@ -186,7 +194,7 @@ func (u *UA) newIncoming(req *sip.Request, tx sip.ServerTransaction) (*IncomingC
 		in.info.Dialed = Number(req.To().Address.User)
 	}
 	in.log = u.log.With("call", in.info.ID)
-	in.contact = u.contact(in.ip, req.Transport())
+	in.contact = u.contact(in.ip, req)
 	dua := &sipgo.DialogUA{Client: u.client, ContactHDR: in.contact}
 	dlg, err := dua.ReadInvite(req, tx)
 	if err != nil {
@@ -194,16 +202,6 @@ func (u *UA) newIncoming(req *sip.Request, tx sip.ServerTransaction) (*IncomingC
 	}
 	in.dlg = dlg
 	return in, nil
-}
-
-// contact is our Contact header for a call (RFC 3261 §8.1.1.8).
-func (u *UA) contact(ip netip.Addr, transport string) sip.ContactHeader {
-	uri := sip.Uri{Scheme: "sip", Host: ip.String(), Port: u.port}
-	if strings.EqualFold(transport, "TCP") {
-		uri.UriParams = sip.NewParams()
-		uri.UriParams.Add("transport", "tcp")
-	}
-	return sip.ContactHeader{Address: uri}
 }
 
 // runHandler runs the handler and rejects the INVITE if it returned
@@ -336,8 +334,7 @@ func (in *IncomingCall) Answer() (*Call, error) {
 		return nil, err
 	}
 	res := sip.NewSDPResponseFromRequest(in.dlg.InviteRequest, c.localSDP())
-	res.AppendHeader(sip.NewHeader("Allow", allowed))
-	res.AppendHeader(sip.HeaderClone(&in.contact))
+	c.addDialogHeaders(res, in.timer)
 	return in.confirm(c, res)
 }
 

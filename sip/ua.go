@@ -35,7 +35,11 @@ func (f HandlerFunc) HandleCall(ctx context.Context, in *IncomingCall) { f(ctx, 
 var _ Handler = HandlerFunc(nil)
 
 // allowed is what the UA implements, for Allow headers (RFC 3261 §20.5).
-const allowed = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"
+const allowed = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"
+
+// supported are the extensions the UA implements, for Supported headers
+// (RFC 3261 §20.37): session timers (RFC 4028).
+const supported = "timer"
 
 // accepted are the bodies the UA understands (RFC 3261 §20.1).
 const accepted = "application/sdp, application/dtmf-relay, application/dtmf"
@@ -53,6 +57,8 @@ type options struct {
 	advertise    netip.Addr
 	name         string
 	trunk        trunkOptions // trunk.go
+	session      sessionOptions
+	tls          tlsOptions
 }
 
 // WithLogger sets the logger; records get component=sip. Default: discard.
@@ -88,7 +94,7 @@ func WithMediaTimeout(d time.Duration) Option {
 }
 
 // WithAdvertisedAddr sets the address put in SDP, Contact and Via instead
-// of the local one, for a node behind a 1:1 NAT.
+// of the local one, for a node behind a 1:1 NAT (sip.external_address).
 func WithAdvertisedAddr(a netip.Addr) Option { return func(o *options) { o.advertise = a } }
 
 // WithUserAgent sets the User-Agent/Server product name (default
@@ -107,6 +113,8 @@ type UA struct {
 	client  *sipgo.Client
 	udp     net.PacketConn
 	tcp     net.Listener
+	tls     net.Listener // nil without WithTLS
+	tlsPort int
 	bindIP  netip.Addr // listen host; invalid means all interfaces
 	port    int
 	ports   *portAllocator
@@ -130,6 +138,7 @@ func New(listen string, h Handler, opts ...Option) (*UA, error) {
 	o := options{
 		log: slog.New(slog.DiscardHandler), stackLevel: slog.LevelWarn, codecs: DefaultCodecs,
 		portMin: 10000, portMax: 20000, mediaTimeout: 30 * time.Second, name: "mediagate",
+		session: defaultSessionOptions(),
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -142,11 +151,18 @@ func New(listen string, h Handler, opts ...Option) (*UA, error) {
 	if o.mediaTimeout <= 0 {
 		return nil, fmt.Errorf("%w: media timeout %v", ErrConfig, o.mediaTimeout)
 	}
+	if err := o.session.check(); err != nil {
+		return nil, err
+	}
 	u := &UA{log: o.log.With("component", "sip"), opts: o, handler: h, dialogs: map[string]*IncomingCall{}}
 	if u.tr, err = newTrunking(o.trunk, o.name); err != nil {
 		return nil, err
 	}
 	if err := u.listen(listen); err != nil {
+		return nil, err
+	}
+	if err := u.listenTLS(); err != nil {
+		u.closeListeners()
 		return nil, err
 	}
 	if u.ports, err = newPortAllocator(u.bindIP, o.portMin, o.portMax); err != nil {
@@ -162,7 +178,8 @@ func New(listen string, h Handler, opts ...Option) (*UA, error) {
 	u.serve.Add(2)
 	go func() { defer u.serve.Done(); _ = u.srv.ServeUDP(u.udp) }()
 	go func() { defer u.serve.Done(); _ = u.srv.ServeTCP(u.tcp) }()
-	u.log.Info("sip listening", "port", u.port, "codecs", o.codecs)
+	u.serveTLS()
+	u.log.Info("sip listening", "port", u.port, "tls_port", u.tlsPort, "codecs", o.codecs)
 	return u, nil
 }
 
@@ -198,6 +215,9 @@ func (u *UA) listen(addr string) error {
 func (u *UA) closeListeners() {
 	_ = u.udp.Close()
 	_ = u.tcp.Close()
+	if u.tls != nil {
+		_ = u.tls.Close()
+	}
 }
 
 // startStack builds sipgo's UA, server and client with our logger.
@@ -207,7 +227,7 @@ func (u *UA) startStack() error {
 		sipgo.WithUserAgent(u.opts.name),
 		sipgo.WithUserAgentTransactionLayerOptions(
 			sip.WithTransactionLayerLogger(stackLog),
-			sip.WithTransactionLayerUnhandledResponseHandler(func(*sip.Response) {})),
+			sip.WithTransactionLayerUnhandledResponseHandler(u.onStrayResponse)),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(stackLog)),
 	)
 	if err != nil {
@@ -227,6 +247,7 @@ func (u *UA) startStack() error {
 	srv.OnBye(u.gated(u.onBye))
 	srv.OnCancel(u.gated(u.onCancel))
 	srv.OnInfo(u.gated(u.onInfo))
+	srv.OnUpdate(u.gated(u.onUpdate))
 	srv.OnOptions(u.gated(u.onOptions))
 	srv.OnNoRoute(u.gated(u.onNoRoute))
 	return nil
@@ -234,6 +255,9 @@ func (u *UA) startStack() error {
 
 // Port is the UDP and TCP port the UA listens on.
 func (u *UA) Port() int { return u.port }
+
+// TLSPort is the port of the TLS listener (WithTLS), 0 without one.
+func (u *UA) TLSPort() int { return u.tlsPort }
 
 // Close stops taking calls (new INVITEs and OPTIONS get 503), hangs up every
 // call with BYE, waits for handlers and media goroutines to end (bounded by
@@ -361,7 +385,8 @@ func (u *UA) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	u.respond(req, tx, 200, "", sip.NewHeader("Allow", allowed), sip.NewHeader("Accept", accepted),
-		sip.NewHeader("Accept-Language", "en"), sip.NewHeader("Server", u.opts.name))
+		sip.NewHeader("Accept-Language", "en"), sip.NewHeader("Supported", supported),
+		sip.NewHeader("Server", u.opts.name))
 }
 
 // onCancel answers a CANCEL that matched no INVITE transaction (matching
@@ -376,7 +401,7 @@ func (u *UA) onCancel(req *sip.Request, tx sip.ServerTransaction) {
 // (§21.5.2).
 var knownMethods = map[sip.RequestMethod]bool{
 	sip.REGISTER: true, sip.SUBSCRIBE: true, sip.NOTIFY: true, sip.REFER: true,
-	sip.MESSAGE: true, sip.PRACK: true, sip.UPDATE: true, sip.PUBLISH: true,
+	sip.MESSAGE: true, sip.PRACK: true, sip.PUBLISH: true,
 }
 
 func (u *UA) onNoRoute(req *sip.Request, tx sip.ServerTransaction) {

@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -82,13 +83,21 @@ func dialIn(cfg configs.Config, log *slog.Logger, rooms *room.Manager) (*sip.UA,
 	if err != nil {
 		return nil, err
 	}
-	return sip.New(cfg.SIP.Listen, bridge.NewCallHandler(newDispatcher(cfg), deps),
+	network, err := sipNetwork(cfg.SIP)
+	if err != nil {
+		return nil, err
+	}
+	return sip.New(cfg.SIP.Listen, bridge.NewCallHandler(newDispatcher(cfg), deps), append([]sip.Option{
 		sip.WithLogger(log),
 		sip.WithCodecs(cfg.SIP.Codecs...),
 		sip.WithMediaTimeout(cfg.SIP.MediaTimeout),
 		sip.WithRTPPorts(cfg.RTP.PortMin, cfg.RTP.PortMax),
 		sip.WithTrunks(trunks...),
-		sip.WithHideUnknown(cfg.SIP.HideUnknown))
+		sip.WithHideUnknown(cfg.SIP.HideUnknown),
+		sip.WithSessionExpires(cfg.SIP.SessionExpires),
+		sip.WithMinSE(cfg.SIP.MinSE),
+		sip.WithMaxCallDuration(cfg.SIP.MaxCallDuration),
+	}, network...)...)
 }
 
 // sipTrunks turns sip.trunks into package sip's trunks, in name order.
@@ -153,4 +162,26 @@ func loadPrompts(d configs.Dialin) (*bridge.Prompts, error) {
 		}
 	}
 	return prompts, nil
+}
+
+// sipNetwork turns sip.external_address and sip.tls into options: the
+// address announced behind NAT, and the TLS listener with the certificate
+// loaded from sip.tls.cert and sip.tls.key.
+func sipNetwork(s configs.SIP) ([]sip.Option, error) {
+	var opts []sip.Option
+	if s.ExternalAddress != "" {
+		a, err := netip.ParseAddr(s.ExternalAddress)
+		if err != nil {
+			return nil, fmt.Errorf("sip.external_address: %w", err)
+		}
+		opts = append(opts, sip.WithAdvertisedAddr(a))
+	}
+	if s.TLS.Enabled() {
+		cert, err := tls.LoadX509KeyPair(s.TLS.Cert, s.TLS.Key)
+		if err != nil {
+			return nil, fmt.Errorf("sip.tls.cert, sip.tls.key: %w", err)
+		}
+		opts = append(opts, sip.WithTLS(s.TLS.Listen, &tls.Config{Certificates: []tls.Certificate{cert}}))
+	}
+	return opts, nil
 }

@@ -219,6 +219,10 @@ func TestBadConfigRefused(t *testing.T) {
 			[]string{"bad.yaml:4", "sip.trunks.lan.cidrs[0]", "host bits"}},
 		{"bad trunk env", "", []string{`MEDIAGATE_SIP_TRUNKS={"pbx": {"username": "pbx", "password": "pw-Secret-42", "register": true}}`},
 			[]string{"MEDIAGATE_SIP_TRUNKS", "sip.trunks.pbx.register: needs sip.trunks.pbx.registrar"}},
+		{"tls cert without key", "sip:\n  tls:\n    cert: /etc/mediagate/sip.pem\n", nil,
+			[]string{"bad.yaml:3", "sip.tls.cert", "sip.tls.key"}},
+		{"min-se below rfc 4028", "", []string{"MEDIAGATE_SIP_MIN_SE=30s"},
+			[]string{"MEDIAGATE_SIP_MIN_SE", "below 90s"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(dir, "bad.yaml")

@@ -63,6 +63,7 @@ func serve(ctx context.Context, configPath string, environ []string, stderr io.W
 		"addr", ln.Addr().String(),
 		"webrtc_udp", n.rtc.Addr().String(),
 		"sip_port", n.sip.Port(),
+		"sip_tls_port", n.sip.TLSPort(),
 		"rooms", len(cfg.Rooms),
 		"join", "/r/{room}", "health", "/healthz", "metrics", "/metrics")
 
