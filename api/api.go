@@ -39,8 +39,12 @@ type Server struct {
 
 	requests *prometheus.CounterVec
 
-	join  *joinPage // nil unless WithJoinPage
-	admin *admin    // nil unless WithAdmin
+	join     *joinPage // nil unless WithJoinPage
+	admin    *admin    // nil unless WithAdmin
+	keyStore *KeyStore // nil unless WithKeyStore
+	audit    *AuditLog // nil unless WithAuditLog
+
+	auditFailures prometheus.Counter
 }
 
 type namedCheck struct {
@@ -105,7 +109,11 @@ func (s *Server) registerMetrics() {
 		Name: "mediagate_http_requests_total",
 		Help: "HTTP requests answered, by route pattern and status code.",
 	}, []string{"route", "code"})
-	s.registry.MustRegister(build, s.requests)
+	s.auditFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mediagate_audit_write_failures_total",
+		Help: "Audit entries that could not be written to the audit log (disk full, permissions); each is also logged.",
+	})
+	s.registry.MustRegister(build, s.requests, s.auditFailures)
 }
 
 // Registry is the Prometheus registry behind /metrics.
