@@ -284,7 +284,7 @@ func (l *AuditLog) appendLine(path string, line []byte) (err error) {
 
 // AuditSweep reports what one Sweep did.
 type AuditSweep struct {
-	// Removed are the files deleted whole, every entry in them expired.
+	// Removed are the files deleted, every entry in them expired.
 	Removed []string
 	// Rewritten are the access files some of whose entries expired: they
 	// were replaced by a copy without them.
@@ -323,12 +323,13 @@ func (l *AuditLog) Sweep(now time.Time) (AuditSweep, error) {
 			}
 			rep.Removed = append(rep.Removed, de.Name())
 		case c == ClassAccess && !now.Before(c.ExpiresAt(month)):
-			n, err := l.purgeFile(path, now)
-			if err != nil {
+			n, empty, err := l.purgeFile(path, now)
+			switch {
+			case err != nil:
 				errs = append(errs, err)
-				continue
-			}
-			if n > 0 {
+			case empty:
+				rep.Removed, rep.Purged = append(rep.Removed, de.Name()), rep.Purged+n
+			case n > 0:
 				rep.Rewritten, rep.Purged = append(rep.Rewritten, de.Name()), rep.Purged+n
 			}
 		}
@@ -342,15 +343,15 @@ func (l *AuditLog) Sweep(now time.Time) (AuditSweep, error) {
 }
 
 // purgeFile replaces the access file at path with its lines that have
-// not expired at now, and returns how many it dropped.
-func (l *AuditLog) purgeFile(path string, now time.Time) (int, error) {
+// not expired at now, or removes it when none is left; it returns how many
+// entries it dropped and whether it removed the file.
+func (l *AuditLog) purgeFile(path string, now time.Time) (dropped int, removed bool, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	defer f.Close()
 	var keep []byte
-	dropped := 0
 	err = scanLines(f, func(line []byte, e *AuditEntry) {
 		if e != nil && !now.Before(e.Class.ExpiresAt(e.Time)) {
 			dropped++
@@ -358,10 +359,13 @@ func (l *AuditLog) purgeFile(path string, now time.Time) (int, error) {
 		}
 		keep = append(append(keep, line...), '\n')
 	})
-	if err != nil || dropped == 0 {
-		return 0, err
+	switch {
+	case err != nil || dropped == 0:
+		return 0, false, err
+	case len(keep) == 0:
+		return dropped, true, os.Remove(path)
 	}
-	return dropped, replaceFile(path, keep)
+	return dropped, false, replaceFile(path, keep)
 }
 
 // scanLines calls fn for every non-empty line of r (without its newline),

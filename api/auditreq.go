@@ -88,11 +88,11 @@ func participantRef(id string) string {
 // auditRequest writes the audit entry of a request that adminOnly does not
 // wrap, e.g. a download through a signed link: action from the class
 // table, the resource's tenant and ID (validated by the caller), the
-// answer's status. The principal, if the request has one, is taken from
-// its context.
+// answer's status (a refused link too: its status says so). The
+// principal, if the request has one, is taken from its context.
 func (s *Server) auditRequest(r *http.Request, action string, status int, tenant, target string) {
 	p, _ := PrincipalFrom(r.Context())
-	s.writeAudit(r, action, p, p.Role != "", &auditNote{target: target, tenant: tenant}, status, nil)
+	s.writeAudit(r, action, p, true, &auditNote{target: target, tenant: tenant}, status, nil)
 }
 
 // writeAudit writes a request's audit entry: to the persistent log when
