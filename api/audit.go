@@ -33,6 +33,9 @@ import (
 // entries out even before a sweep removed them, so retention holds to the
 // nanosecond for readers.
 
+// AuditDirName is the audit log's directory in storage.dir.
+const AuditDirName = "audit"
+
 // AuditClass is the retention class of an audit entry.
 type AuditClass string
 

@@ -109,6 +109,9 @@ func (s *Server) adminCreateKey(w http.ResponseWriter, r *http.Request) error {
 	case req.Tenant != AllTenants && !configs.ValidTenant(req.Tenant):
 		return fmt.Errorf("%w: tenant must be %q or 1 to %d characters from A-Z a-z 0-9 . _ -", ErrBadRequest, AllTenants, configs.MaxTenantLen)
 	}
+	if req.Tenant == AllTenants && p.Tenant != AllTenants {
+		return fmt.Errorf("%w: only admins of every tenant make keys for every tenant", ErrForbidden)
+	}
 	if err := s.authorize(r, req.Tenant, true); err != nil {
 		return err
 	}
