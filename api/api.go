@@ -1,8 +1,9 @@
 // Package api is mediagate's HTTP face: health and readiness for the load
 // balancer, Prometheus metrics, the browser join page with its join tokens
-// and access policy, the mount point for rtc's WHIP/WHEP handlers, and (in
-// later issues) the admin REST API. It owns no media; it asks the domain
-// packages. Every error answer is problem+json (RFC 9457, problem.go).
+// and access policy, the mount point for rtc's WHIP/WHEP handlers, and the
+// admin REST API with its API keys (roles, tenants) and persistent audit
+// log. It owns no media; it asks the domain packages. Every error answer
+// is problem+json (RFC 9457, problem.go).
 package api
 
 import (
