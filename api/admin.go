@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -8,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"mime"
 	"net/http"
 	"slices"
@@ -20,21 +20,27 @@ import (
 )
 
 // The admin REST API (/api/v1) for the operator's platform and staff:
-// rooms, their participants, and join tokens for the operator's own pages.
-// Callers authenticate with an API key as a bearer token; the server knows
-// only the keys' SHA-256 hashes (auth.admin_keys). Every call is audited in
-// the log with the key's ID, never the key. Issue [4] extends this with
-// keys of its own (roles, tenants), recordings and a persistent audit log.
+// rooms, their participants, join tokens for the operator's own pages, API
+// keys (keys.go) and the audit log (auditquery.go). Callers authenticate
+// with an API key as a bearer token; the server knows only the keys'
+// SHA-256 hashes: the bootstrap keys of auth.admin_keys (role admin, all
+// tenants) and the keys made through the API (KeyStore), each with a role
+// and a tenant (authorize.go). Every call is audited (audit.go) with the
+// key's ID, never the key.
 
 // AdminKeyPrefix starts every API key NewAdminKey makes, so a key found in
 // a paste or a log is recognisable as one.
 const AdminKeyPrefix = "mgk_"
 
+// adminKeyLen is the length of the keys NewAdminKey makes: the prefix and
+// two rand.Text (26 base32 characters each).
+const adminKeyLen = len(AdminKeyPrefix) + 52
+
 // maxAdminBody bounds admin request bodies.
 const maxAdminBody = 16 << 10
 
-// NewAdminKey returns a new random API key (256 bits) and the hash line
-// for auth.admin_keys.
+// NewAdminKey returns a new random API key (256 bits) and its hash, the
+// form auth.admin_keys and the key store keep.
 func NewAdminKey() (key, hash string) {
 	key = AdminKeyPrefix + rand.Text() + rand.Text()
 	return key, hashAdminKey(key)
@@ -47,32 +53,53 @@ func hashAdminKey(key string) string {
 
 // admin holds what the admin API's handlers need.
 type admin struct {
-	mgr    *room.Manager
-	auth   *Auth
-	hashes [][]byte // configured key hashes, "sha256:..." as bytes
+	mgr          *room.Manager
+	auth         *Auth
+	hashes       [][]byte // bootstrap key hashes, "sha256:..." as bytes
+	bootstrapIDs []string // their key IDs, in configuration order
+	keys         *KeyStore
 }
 
 // WithAdmin mounts the admin REST API:
 //
-//	GET  /api/v1/rooms                                   rooms open on this node and configured ones
+//	GET  /api/v1/rooms                                   rooms of the key's tenant open on this node and configured ones
 //	GET  /api/v1/rooms/{room}                            one room with its participants
 //	POST /api/v1/rooms/{room}/tokens                     a join token: {identity, name, grants, ttl_seconds}
 //	POST /api/v1/rooms/{room}/lock | /unlock             refuse or allow new participants
 //	POST /api/v1/rooms/{room}/participants/{id}/mute | /unmute   server-side mute
+//	... /api/v1/keys                                     API keys (keys.go)
+//	GET  /api/v1/audit                                   the audit log (with WithAuditLog)
 //
-// keys are the auth.admin_keys hashes; with none, every call answers 401.
+// keys are the auth.admin_keys hashes, the bootstrap keys. The keys made
+// through the API live in the KeyStore of WithKeyStore, or in memory
+// without one.
 func WithAdmin(mgr *room.Manager, auth *Auth, keys []string) Option {
 	return func(s *Server) {
 		a := &admin{mgr: mgr, auth: auth}
 		for _, k := range keys {
 			a.hashes = append(a.hashes, []byte(k))
+			if id := keyIDOf(k); !slices.Contains(a.bootstrapIDs, id) {
+				a.bootstrapIDs = append(a.bootstrapIDs, id)
+			}
 		}
 		s.admin = a
 	}
 }
 
+// WithKeyStore keeps the API keys made through the admin API in ks
+// (normally OpenKeyStore(storage.dir/keys.json)).
+func WithKeyStore(ks *KeyStore) Option { return func(s *Server) { s.keyStore = ks } }
+
+// WithAuditLog writes every admin API request's audit entry to l as well
+// as to the node's log, and mounts GET /api/v1/audit to read it.
+func WithAuditLog(l *AuditLog) Option { return func(s *Server) { s.audit = l } }
+
 // mountAdmin registers the admin API's routes.
 func (s *Server) mountAdmin() {
+	s.admin.keys = s.keyStore
+	if s.admin.keys == nil {
+		s.admin.keys, _ = OpenKeyStore("") // a memory store cannot fail
+	}
 	s.mux.Handle("GET /api/v1/rooms", s.adminOnly("rooms.list", s.adminRooms))
 	s.mux.Handle("GET /api/v1/rooms/{room}", s.adminOnly("rooms.get", s.adminRoom))
 	s.mux.Handle("POST /api/v1/rooms/{room}/tokens", s.adminOnly("tokens.issue", s.adminToken))
@@ -80,62 +107,85 @@ func (s *Server) mountAdmin() {
 	s.mux.Handle("POST /api/v1/rooms/{room}/unlock", s.adminOnly("rooms.unlock", s.adminLock(false)))
 	s.mux.Handle("POST /api/v1/rooms/{room}/participants/{participant}/mute", s.adminOnly("participants.mute", s.adminMute(true)))
 	s.mux.Handle("POST /api/v1/rooms/{room}/participants/{participant}/unmute", s.adminOnly("participants.unmute", s.adminMute(false)))
+	s.mountKeys()
+	if s.audit != nil {
+		s.mux.Handle("GET /api/v1/audit", s.adminOnly("audit.list", s.adminAudit))
+	}
 	s.mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, fmt.Errorf("%w: %s %s", ErrNoSuchResource, r.Method, r.URL.Path))
 	})
 }
 
-// adminOnly authenticates the API key, then runs h and writes the audit
-// entry: which key did what to which room, from where, with what result.
+// adminOnly authenticates the API key, puts its Principal in the request
+// context, runs h and writes the audit entry: which key did what to which
+// resource of which tenant, from where, with what result. action must be
+// in the audit class table (auditClasses): adminOnly panics at mount
+// otherwise, so that no endpoint is kept for a guessed time.
 func (s *Server) adminOnly(action string, h func(w http.ResponseWriter, r *http.Request) error) http.Handler {
+	if _, ok := AuditClassOf(action); !ok {
+		panic("api: admin action " + action + " has no audit class; add it to auditClasses")
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		keyID, err := s.admin.authenticate(r)
-		if err == nil {
-			err = h(w, r)
-		}
-		attrs := []slog.Attr{
-			slog.String("action", action),
-			slog.String("key", keyID),
-			slog.String("client", AnonymizeAddr(r.RemoteAddr)),
-		}
-		if v := r.PathValue("room"); v != "" {
-			attrs = append(attrs, slog.String("room", v))
-		}
-		if v := r.PathValue("participant"); v != "" {
-			attrs = append(attrs, slog.String("participant", v))
+		sw := &statusWriter{ResponseWriter: w}
+		note := &auditNote{}
+		p, err := s.admin.authenticate(r)
+		authenticated := err == nil
+		if authenticated {
+			ctx := context.WithValue(withPrincipal(r.Context(), p), auditNoteKey{}, note)
+			r = r.WithContext(ctx)
+			err = h(sw, r)
 		}
 		if err != nil {
-			attrs = append(attrs, slog.String("refused", err.Error()))
-			s.writeProblem(w, r, err)
+			s.writeProblem(sw, r, err)
 		}
-		s.log.LogAttrs(r.Context(), slog.LevelInfo, "audit", attrs...)
+		if sw.code == 0 {
+			sw.code = http.StatusOK
+		}
+		s.writeAudit(r, action, p, authenticated, note, sw.code, err)
 	})
 }
 
-// authenticate checks the bearer API key against every configured hash in
-// constant time and returns the key's ID for the audit log (the first 12
-// hex digits of its hash).
-func (a *admin) authenticate(r *http.Request) (string, error) {
+// authenticate finds the API key of the request: a bootstrap key (checked
+// against every configured hash in constant time) or a valid key of the
+// key store (looked up by its hash, which tells an attacker nothing he
+// could use: he cannot choose hashes). The Principal of a refused key
+// still carries its ID for the audit entry when the key has our form, but
+// never for anything else (a password sent by mistake must not leave even
+// part of its hash).
+func (a *admin) authenticate(r *http.Request) (Principal, error) {
 	key := bearerToken(r)
 	if key == "" {
-		return "", ErrAdminKeyMissing
+		return Principal{}, ErrAdminKeyMissing
 	}
-	h := []byte(hashAdminKey(key))
+	h := hashAdminKey(key)
 	ok := 0
 	for _, want := range a.hashes {
-		ok |= subtle.ConstantTimeCompare(h, want)
+		ok |= subtle.ConstantTimeCompare([]byte(h), want)
 	}
-	id := string(h[len(configs.AdminKeyPrefix) : len(configs.AdminKeyPrefix)+12])
-	if ok != 1 {
-		return id, ErrAdminKeyInvalid
+	id := keyIDOf(h)
+	if ok == 1 {
+		return Principal{KeyID: id, Name: BootstrapKeyName, Role: RoleAdmin, Tenant: AllTenants}, nil
 	}
-	return id, nil
+	k, found := a.keys.byHashOf(h)
+	switch {
+	case found && k.RevokedAt == nil:
+		return Principal{KeyID: k.ID, Name: k.Name, Role: k.Role, Tenant: k.Tenant}, nil
+	case found:
+		return Principal{KeyID: k.ID}, ErrAdminKeyRevoked
+	case len(key) == adminKeyLen && strings.HasPrefix(key, AdminKeyPrefix):
+		return Principal{KeyID: id}, ErrAdminKeyInvalid
+	}
+	return Principal{}, ErrAdminKeyInvalid
 }
+
+// isBootstrap reports whether id is the ID of a bootstrap key.
+func (a *admin) isBootstrap(id string) bool { return slices.Contains(a.bootstrapIDs, id) }
 
 // roomJSON is a room as the admin API shows it.
 type roomJSON struct {
 	ID           string             `json:"id"`
 	Name         string             `json:"name,omitempty"`
+	Tenant       string             `json:"tenant"`
 	Configured   bool               `json:"configured"`
 	Open         bool               `json:"open"` // open on this node now
 	Locked       bool               `json:"locked"`
@@ -156,7 +206,7 @@ type adminParticipant struct {
 
 func (a *admin) describe(id room.ID, withParticipants bool) roomJSON {
 	cfg, configured := a.auth.Room(id)
-	out := roomJSON{ID: string(id), Name: cfg.Name, Configured: configured}
+	out := roomJSON{ID: string(id), Name: cfg.Name, Tenant: a.auth.RoomTenant(id), Configured: configured}
 	rm, err := a.mgr.Get(id)
 	if err != nil {
 		return out
@@ -176,7 +226,13 @@ func (a *admin) describe(id room.ID, withParticipants bool) roomJSON {
 	return out
 }
 
-func (s *Server) adminRooms(w http.ResponseWriter, _ *http.Request) error {
+// adminRooms lists the rooms of the key's tenant (every room for
+// AllTenants keys) that are configured or open on this node.
+func (s *Server) adminRooms(w http.ResponseWriter, r *http.Request) error {
+	p, ok := PrincipalFrom(r.Context())
+	if !ok {
+		return ErrAdminKeyMissing
+	}
 	ids := map[room.ID]bool{}
 	for _, rm := range s.admin.mgr.List() {
 		ids[rm.ID()] = true
@@ -186,7 +242,9 @@ func (s *Server) adminRooms(w http.ResponseWriter, _ *http.Request) error {
 	}
 	sorted := make([]room.ID, 0, len(ids))
 	for id := range ids {
-		sorted = append(sorted, id)
+		if p.Sees(s.admin.auth.RoomTenant(id)) {
+			sorted = append(sorted, id)
+		}
 	}
 	slices.Sort(sorted)
 	out := make([]roomJSON, 0, len(sorted))
@@ -197,24 +255,34 @@ func (s *Server) adminRooms(w http.ResponseWriter, _ *http.Request) error {
 	return nil
 }
 
-// knownRoom returns the room ID of the request if it is valid and the
-// room is configured or open.
-func (a *admin) knownRoom(r *http.Request) (room.ID, error) {
+// knownRoom returns the room ID of the request if it is valid, the room
+// is configured or open, and the key may read it (write false) or change
+// it (write true).
+func (s *Server) knownRoom(r *http.Request, write bool) (room.ID, error) {
+	id, err := roomOf(r)
+	if err != nil {
+		return "", err
+	}
+	if _, ok := s.admin.auth.Room(id); !ok {
+		if _, err := s.admin.mgr.Get(id); err != nil {
+			return "", fmt.Errorf("room %s: %w", id, room.ErrNotFound)
+		}
+	}
+	auditTarget(r, string(id))
+	return id, s.authorize(r, s.admin.auth.RoomTenant(id), write)
+}
+
+// roomOf returns the request's room ID if it is a valid one.
+func roomOf(r *http.Request) (room.ID, error) {
 	id := room.ID(r.PathValue("room"))
 	if !configs.ValidRoomID(string(id)) {
 		return "", fmt.Errorf("%w: room id %q", ErrBadRequest, truncate(string(id), 70))
-	}
-	if _, ok := a.auth.Room(id); ok {
-		return id, nil
-	}
-	if _, err := a.mgr.Get(id); err != nil {
-		return "", fmt.Errorf("room %s: %w", id, room.ErrNotFound)
 	}
 	return id, nil
 }
 
 func (s *Server) adminRoom(w http.ResponseWriter, r *http.Request) error {
-	id, err := s.admin.knownRoom(r)
+	id, err := s.knownRoom(r, false)
 	if err != nil {
 		return err
 	}
@@ -233,11 +301,15 @@ type tokenRequest struct {
 // adminToken issues a join token for the operator's platform, which hands
 // it to its user's browser (as /r/{room}#token=... or to its own WHIP
 // client). Any valid room ID will do: a room that is not configured opens
-// on its first join.
+// on its first join, as a room of configs.DefaultTenant.
 func (s *Server) adminToken(w http.ResponseWriter, r *http.Request) error {
-	id := room.ID(r.PathValue("room"))
-	if !configs.ValidRoomID(string(id)) {
-		return fmt.Errorf("%w: room id %q", ErrBadRequest, truncate(string(id), 70))
+	id, err := roomOf(r)
+	if err != nil {
+		return err
+	}
+	auditTarget(r, string(id))
+	if err := s.authorize(r, s.admin.auth.RoomTenant(id), true); err != nil {
+		return err
 	}
 	var req tokenRequest
 	if err := decodeJSON(w, r, &req); err != nil {
@@ -264,7 +336,7 @@ func (s *Server) adminToken(w http.ResponseWriter, r *http.Request) error {
 // if it is open on this node, and answers 204.
 func (s *Server) onOpenRoom(change func(rm *room.Room, r *http.Request) error) func(w http.ResponseWriter, r *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		id, err := s.admin.knownRoom(r)
+		id, err := s.knownRoom(r, true)
 		if err != nil {
 			return err
 		}

@@ -6,8 +6,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -15,28 +17,56 @@ import (
 )
 
 // adminEnv is a Server with the admin API over a real room.Manager, one
-// configured admin key, and the log captured for the audit entries.
+// bootstrap admin key, a key store and an audit log in a temporary
+// directory on the env's clock, and the node's log captured.
 type adminEnv struct {
 	*joinEnv
-	key string
-	log *bytes.Buffer
+	key   string // a bootstrap key: admin of every tenant
+	log   *bytes.Buffer
+	dir   string // storage.dir
+	keys  *KeyStore
+	audit *AuditLog
 }
 
 func newAdminEnv(t *testing.T) *adminEnv {
 	t.Helper()
-	e := &adminEnv{joinEnv: newJoinEnv(t), log: &bytes.Buffer{}}
+	e := &adminEnv{joinEnv: newJoinEnv(t), log: &bytes.Buffer{}, dir: t.TempDir()}
 	key, hash := NewAdminKey()
 	other, otherHash := NewAdminKey()
 	require.NotEqual(t, key, other)
 	e.key = key
 	log := slog.New(slog.NewTextHandler(e.log, nil))
-	e.h = New(log, WithJoinPage(e.mgr, e.auth), WithAdmin(e.mgr, e.auth, []string{otherHash, hash})).Handler()
+	var err error
+	e.keys, err = OpenKeyStore(filepath.Join(e.dir, KeyStoreFileName))
+	require.NoError(t, err)
+	e.audit, err = OpenAuditLog(filepath.Join(e.dir, "audit"), log, WithAuditClock(func() time.Time { return e.now }))
+	require.NoError(t, err)
+	e.h = New(log, WithJoinPage(e.mgr, e.auth), WithAdmin(e.mgr, e.auth, []string{otherHash, hash}),
+		WithKeyStore(e.keys), WithAuditLog(e.audit)).Handler()
 	return e
 }
 
-// admin sends an admin request with the env's key.
+// admin sends an admin request with the env's bootstrap key.
 func (e *adminEnv) admin(method, path, body string) *httptest.ResponseRecorder {
-	return e.do(method, path, body, "Authorization", "Bearer "+e.key, "Content-Type", "application/json")
+	return e.as(e.key, method, path, body)
+}
+
+// as sends an admin request with key.
+func (e *adminEnv) as(key, method, path, body string) *httptest.ResponseRecorder {
+	return e.do(method, path, body, "Authorization", "Bearer "+key, "Content-Type", "application/json")
+}
+
+// newKey makes a key through the API with the bootstrap key and returns
+// the key and its ID.
+func (e *adminEnv) newKey(t *testing.T, name string, role Role, tenant string) (key, id string) {
+	t.Helper()
+	body, err := json.Marshal(keyRequest{Name: name, Role: role, Tenant: tenant})
+	require.NoError(t, err)
+	w := e.admin(http.MethodPost, "/api/v1/keys", string(body))
+	require.Equal(t, http.StatusCreated, w.Code, w.Body.String())
+	var k newKeyJSON
+	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &k))
+	return k.Key, k.ID
 }
 
 func TestAdminKeys(t *testing.T) {
@@ -95,8 +125,8 @@ func TestAdminRooms(t *testing.T) {
 		ids = append(ids, r.ID)
 	}
 	require.Equal(t, []string{"adhoc", "annex", "board", "lobby", "vip"}, ids, "configured and open rooms, sorted")
-	require.Equal(t, roomJSON{ID: "adhoc", Open: true, Count: 1}, list[0])
-	require.Equal(t, roomJSON{ID: "board", Name: `Board <b>&</b> "Co"`, Configured: true}, list[2])
+	require.Equal(t, roomJSON{ID: "adhoc", Tenant: "default", Open: true, Count: 1}, list[0])
+	require.Equal(t, roomJSON{ID: "board", Name: `Board <b>&</b> "Co"`, Tenant: "acme", Configured: true}, list[2])
 
 	w = e.admin(http.MethodGet, "/api/v1/rooms/adhoc", "")
 	require.Equal(t, http.StatusOK, w.Code)

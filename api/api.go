@@ -1,8 +1,9 @@
 // Package api is mediagate's HTTP face: health and readiness for the load
 // balancer, Prometheus metrics, the browser join page with its join tokens
-// and access policy, the mount point for rtc's WHIP/WHEP handlers, and (in
-// later issues) the admin REST API. It owns no media; it asks the domain
-// packages. Every error answer is problem+json (RFC 9457, problem.go).
+// and access policy, the mount point for rtc's WHIP/WHEP handlers, and the
+// admin REST API with its API keys (roles, tenants) and persistent audit
+// log. It owns no media; it asks the domain packages. Every error answer
+// is problem+json (RFC 9457, problem.go).
 package api
 
 import (
@@ -39,8 +40,12 @@ type Server struct {
 
 	requests *prometheus.CounterVec
 
-	join  *joinPage // nil unless WithJoinPage
-	admin *admin    // nil unless WithAdmin
+	join     *joinPage // nil unless WithJoinPage
+	admin    *admin    // nil unless WithAdmin
+	keyStore *KeyStore // nil unless WithKeyStore
+	audit    *AuditLog // nil unless WithAuditLog
+
+	auditFailures prometheus.Counter
 }
 
 type namedCheck struct {
@@ -105,7 +110,11 @@ func (s *Server) registerMetrics() {
 		Name: "mediagate_http_requests_total",
 		Help: "HTTP requests answered, by route pattern and status code.",
 	}, []string{"route", "code"})
-	s.registry.MustRegister(build, s.requests)
+	s.auditFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mediagate_audit_write_failures_total",
+		Help: "Audit entries that could not be written to the audit log (disk full, permissions); each is also logged.",
+	})
+	s.registry.MustRegister(build, s.requests, s.auditFailures)
 }
 
 // Registry is the Prometheus registry behind /metrics.

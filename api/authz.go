@@ -70,6 +70,14 @@ func (a *Auth) Room(id room.ID) (configs.Room, bool) {
 	return r, ok
 }
 
+// RoomTenant returns the tenant room id belongs to: its rooms.<id>.tenant
+// (configs.DefaultTenant when unset), and configs.DefaultTenant for rooms
+// the configuration does not list, which tokens open on first join. The
+// recordings of a room are its tenant's.
+func (a *Auth) RoomTenant(id room.ID) string {
+	return a.rooms[id].TenantName()
+}
+
 // RoomIDs returns the IDs of the configured rooms, sorted.
 func (a *Auth) RoomIDs() []room.ID {
 	ids := make([]room.ID, 0, len(a.rooms))

@@ -123,6 +123,25 @@ var (
 	// 401 with error="invalid_token" (RFC 6750 §3.1).
 	ErrAdminKeyInvalid = &Error{"api key not accepted", http.StatusUnauthorized, "api-key-invalid", "invalid_token", true}
 
+	// ErrAdminKeyRevoked means the API key was made through the admin API
+	// and has since been revoked. 401 with error="invalid_token"; the key
+	// stays revoked.
+	ErrAdminKeyRevoked = &Error{"api key revoked", http.StatusUnauthorized, "api-key-revoked", "invalid_token", true}
+
+	// ErrForbidden means the API key is valid but may not do this: a
+	// viewer key asked for a change, or the resource belongs to another
+	// tenant than the key's. 403 with error="insufficient_scope" (RFC 6750
+	// §3.1).
+	ErrForbidden = &Error{"forbidden", http.StatusForbidden, "forbidden", "insufficient_scope", true}
+
+	// ErrKeyNotFound means no API key has the ID of the request. 404.
+	ErrKeyNotFound = &Error{"no such api key", http.StatusNotFound, "key-not-found", "", false}
+
+	// ErrBootstrapKey means the request would revoke a bootstrap key of
+	// auth.admin_keys, which only the configuration can: remove its hash
+	// there. 409.
+	ErrBootstrapKey = &Error{"bootstrap keys are revoked in auth.admin_keys", http.StatusConflict, "bootstrap-key", "", false}
+
 	// ErrNoSuchResource means an /api/v1 path or method that does not
 	// exist. 404.
 	ErrNoSuchResource = &Error{"no such resource", http.StatusNotFound, "no-such-resource", "", false}

@@ -20,8 +20,8 @@ import (
 
 // joinRooms are the configured rooms of the join page tests.
 var joinRooms = map[string]configs.Room{
-	"board": {Name: `Board <b>&</b> "Co"`, PIN: "4711", MaxParticipants: 2},
-	"annex": {PIN: "2468"},
+	"board": {Name: `Board <b>&</b> "Co"`, PIN: "4711", MaxParticipants: 2, Tenant: "acme"},
+	"annex": {PIN: "2468", Tenant: "globex"},
 	"lobby": {Open: true},
 	"vip":   {},
 }

@@ -67,6 +67,7 @@ func TestLoadBadFiles(t *testing.T) {
 		{"rooms_negative_max", `testdata/rooms_negative_max.bad.yaml:3: rooms.board.max_participants: -1 must not be negative (0: no limit)`, ErrInvalid},
 		{"rooms_wrong_type", `testdata/rooms_wrong_type.bad.yaml:3: rooms.board.max_participants: want an integer, got "many"`, ErrType},
 		{"rooms_bad_name", `testdata/rooms_bad_name.bad.yaml:3: rooms.board.name: must be at most 100 printable characters`, ErrInvalid},
+		{"rooms_bad_tenant", `testdata/rooms_bad_tenant.bad.yaml:4: rooms.board.tenant: "*" must be 1 to 64 characters from A-Z a-z 0-9 . _ -`, ErrInvalid},
 		{"rooms_many", strings.Join([]string{
 			`testdata/rooms_many.bad.yaml:4: rooms.zeta.pin: must be 4 to 12 digits`,
 			`testdata/rooms_many.bad.yaml:7: rooms.alpha.max_participants: -5 must not be negative (0: no limit)`,

@@ -65,7 +65,41 @@ type Room struct {
 	// Number is the conference number phone callers dial in with; empty
 	// means the room takes no dial-in calls.
 	Number string `yaml:"number"`
+	// Tenant is the customer the room belongs to: admin API keys of
+	// another tenant neither see nor change it, and its recordings are
+	// that tenant's. Empty means DefaultTenant.
+	Tenant string `yaml:"tenant"`
 }
+
+// DefaultTenant owns the rooms whose entry names no tenant and the rooms
+// the configuration does not list at all, so a node without tenants needs
+// no tenant setting anywhere.
+const DefaultTenant = "default"
+
+// MaxTenantLen bounds tenant names, which appear in every manifest,
+// receipt and audit entry.
+const MaxTenantLen = 64
+
+// ValidTenant reports whether t can name a tenant: 1 to MaxTenantLen
+// characters from A-Z a-z 0-9 . _ -, the alphabet recorder.Tenant accepts,
+// so a room's tenant is always a valid recording tenant. "*", which marks
+// API keys for every tenant, is not a tenant.
+func ValidTenant(t string) bool {
+	if t == "" || len(t) > MaxTenantLen {
+		return false
+	}
+	for i := range len(t) {
+		c := t[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// TenantName is the room's tenant: Tenant, or DefaultTenant when none is
+// set.
+func (r Room) TenantName() string { return cmp.Or(r.Tenant, DefaultTenant) }
 
 // DisplayName is the room's name as the join page shows it: Name, or the
 // room's ID when no name is set.
@@ -178,6 +212,9 @@ func (v *validator) rooms(rooms map[string]Room) {
 		if r.Open && r.PIN != "" {
 			v.fail(key+".pin", "must be empty in an open room (%s.open: true)", key)
 		}
+		if r.Tenant != "" && !ValidTenant(r.Tenant) {
+			v.fail(key+".tenant", "%q must be 1 to %d characters from A-Z a-z 0-9 . _ -", r.Tenant, MaxTenantLen)
+		}
 		if r.MaxParticipants < 0 {
 			v.fail(key+".max_participants", "%d must not be negative (0: no limit)", r.MaxParticipants)
 		}
@@ -227,7 +264,7 @@ func (r Room) String() string {
 	if r.PIN != "" {
 		pin = redactedValue
 	}
-	return fmt.Sprintf("{name:%q pin:%q open:%t max_participants:%d number:%q}", r.Name, pin, r.Open, r.MaxParticipants, r.Number)
+	return fmt.Sprintf("{name:%q pin:%q open:%t max_participants:%d number:%q tenant:%q}", r.Name, pin, r.Open, r.MaxParticipants, r.Number, r.Tenant)
 }
 
 // String keeps the token secret out of fmt's %v and %+v.

@@ -54,6 +54,13 @@ func TestValidateRoomsAndAuth(t *testing.T) {
 			`rooms.b.number: "1" is already the number of rooms.a`},
 		{"bad id", map[string]Room{"a.b": {}}, nil,
 			`rooms.a.b: room id "a.b" must be 1 to 64 characters from a-z 0-9 _ -, starting with a letter or digit`},
+		{"tenant 64 characters", map[string]Room{"a": {Tenant: "Acme.EU_" + strings.Repeat("x", 55) + "-"}}, nil, ""},
+		{"tenant 65 characters", map[string]Room{"a": {Tenant: strings.Repeat("x", 65)}}, nil,
+			`rooms.a.tenant: "` + strings.Repeat("x", 65) + `" must be 1 to 64 characters from A-Z a-z 0-9 . _ -`},
+		{"tenant with a space", map[string]Room{"a": {Tenant: "acme eu"}}, nil,
+			`rooms.a.tenant: "acme eu" must be 1 to 64 characters from A-Z a-z 0-9 . _ -`},
+		{"tenant star is for keys", map[string]Room{"a": {Tenant: "*"}}, nil,
+			`rooms.a.tenant: "*" must be 1 to 64 characters from A-Z a-z 0-9 . _ -`},
 		{"secret 32 bytes", nil, func(a *Auth) { a.TokenSecret = testSecret }, ""},
 		{"secret 31 bytes", nil, func(a *Auth) { a.TokenSecret = testSecret[1:] },
 			"auth.token_secret: must be at least 32 bytes (RFC 7518 §3.2), got 31"},
@@ -89,6 +96,22 @@ func TestValidateRoomsAndAuth(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRoomTenant: a room without a tenant belongs to the default tenant;
+// ValidTenant takes what recorder.Tenant takes and nothing else.
+func TestRoomTenant(t *testing.T) {
+	require.Equal(t, DefaultTenant, Room{}.TenantName())
+	require.Equal(t, "acme", Room{Tenant: "acme"}.TenantName())
+	for s, want := range map[string]bool{
+		"acme": true, "A": true, "acme.eu-2_x": true, strings.Repeat("a", 64): true,
+		"": false, strings.Repeat("a", 65): false, "*": false, "a b": false, "a/b": false, "ä": false, "a\n": false,
+	} {
+		require.Equal(t, want, ValidTenant(s), "%q", s)
+	}
+	got, err := Load("", []string{"MEDIAGATE_ROOMS_BOARD_TENANT=acme"})
+	require.NoError(t, err)
+	require.Equal(t, map[string]Room{"board": {Tenant: "acme"}}, got.Rooms)
 }
 
 // TestRedacted: secrets are replaced in the copy, the original and its map

@@ -1,7 +1,8 @@
 // Command mediagate is the gateway: `mediagate serve` (the default) runs a
-// node; later issues add admin subcommands that talk to the admin API.
+// node; the admin subcommands talk to a node's admin API.
 //
 //	mediagate [serve] [--config FILE]
+//	mediagate keys new | create | ls | revoke
 //	mediagate --version
 package main
 
@@ -43,7 +44,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	case "serve":
 		return serveCommand(args, environ, stdout, stderr)
 	case "keys":
-		return keysCommand(args, stdout, stderr)
+		return keysCommand(args, environ, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "mediagate", version)
 		return exitOK
@@ -60,13 +61,17 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   mediagate [serve] [--config FILE]   run a gateway node (default: embedded configuration)
-  mediagate keys new                  make an admin API key and its auth.admin_keys line
+  mediagate keys new                  make a bootstrap API key and its auth.admin_keys line
+  mediagate keys create|ls|revoke     manage API keys through the admin API
+                                      (mediagate keys, for the details)
   mediagate version                   print the version
   mediagate --version                 the same
 
 Every configuration key can be overridden from the environment as
 MEDIAGATE_<SECTION>_<KEY>, e.g. MEDIAGATE_HTTP_LISTEN=:9090.
 The reference is configs/mediagate.yaml.
+Admin commands read the API key from MEDIAGATE_API_KEY and the node's URL
+from --server or MEDIAGATE_SERVER (default http://127.0.0.1:8080).
 `)
 }
 

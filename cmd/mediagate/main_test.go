@@ -116,8 +116,16 @@ type gateway struct {
 // in a temporary working directory and waits for its ready line.
 func startGateway(t *testing.T, args []string, env ...string) *gateway {
 	t.Helper()
+	return startGatewayIn(t, t.TempDir(), args, env...)
+}
+
+// startGatewayIn is startGateway in working directory dir, where the
+// default storage.dir (./data) is, so a second gateway can find what the
+// first left.
+func startGatewayIn(t *testing.T, dir string, args []string, env ...string) *gateway {
+	t.Helper()
 	cmd := exec.Command(binary, args...)
-	cmd.Dir = t.TempDir()
+	cmd.Dir = dir
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + cmd.Dir,
 		"MEDIAGATE_HTTP_LISTEN=127.0.0.1:0", "MEDIAGATE_WEBRTC_UDP_PORT=0", "MEDIAGATE_SIP_LISTEN=127.0.0.1:0"}, env...)
 	stderr, err := cmd.StderrPipe()
@@ -217,6 +225,8 @@ func TestBadConfigRefused(t *testing.T) {
 			[]string{"bad.yaml:4", "dialin.numbers.2000.room"}},
 		{"bad trunk", "sip:\n  trunks:\n    lan:\n      cidrs: [10.0.0.1/8]\n", nil,
 			[]string{"bad.yaml:4", "sip.trunks.lan.cidrs[0]", "host bits"}},
+		{"bad room tenant", "rooms:\n  board:\n    tenant: \"acme corp\"\n", nil,
+			[]string{"bad.yaml:3", "rooms.board.tenant", `"acme corp" must be 1 to 64 characters`}},
 		{"bad trunk env", "", []string{`MEDIAGATE_SIP_TRUNKS={"pbx": {"username": "pbx", "password": "pw-Secret-42", "register": true}}`},
 			[]string{"MEDIAGATE_SIP_TRUNKS", "sip.trunks.pbx.register: needs sip.trunks.pbx.registrar"}},
 		{"tls cert without key", "sip:\n  tls:\n    cert: /etc/mediagate/sip.pem\n", nil,

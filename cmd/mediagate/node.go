@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/mediagate/mediagate/api"
@@ -24,6 +25,9 @@ type node struct {
 	rtc   *rtc.Server
 	sip   *sip.UA
 	http  *api.Server
+
+	stopAudit func()        // ends the audit log's sweeper
+	auditDone chan struct{} // closed when the sweeper has returned
 }
 
 // newNode builds the node's parts from the configuration. It binds the
@@ -32,6 +36,14 @@ func newNode(cfg configs.Config, log *slog.Logger) (*node, error) {
 	auth, err := api.NewAuth(cfg.Auth, cfg.Rooms)
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
+	}
+	keys, err := api.OpenKeyStore(filepath.Join(cfg.Storage.Dir, api.KeyStoreFileName))
+	if err != nil {
+		return nil, err
+	}
+	audit, err := api.OpenAuditLog(filepath.Join(cfg.Storage.Dir, api.AuditDirName), log)
+	if err != nil {
+		return nil, err
 	}
 	rooms := room.NewManager(room.WithRoomDefaults(
 		room.WithLogger(log),
@@ -63,10 +75,21 @@ func newNode(cfg configs.Config, log *slog.Logger) (*node, error) {
 	}
 	srv := api.New(log, api.WithVersion(version),
 		api.WithJoinPage(rooms, auth),
-		api.WithAdmin(rooms, auth, cfg.Auth.AdminKeys))
+		api.WithAdmin(rooms, auth, cfg.Auth.AdminKeys),
+		api.WithKeyStore(keys),
+		api.WithAuditLog(audit))
 	srv.Handle("/whip/", webrtc.Handler())
 	srv.Handle("/whep/", webrtc.Handler())
-	return &node{log: log, rooms: rooms, rtc: webrtc, sip: ua, http: srv}, nil
+	n := &node{log: log, rooms: rooms, rtc: webrtc, sip: ua, http: srv, auditDone: make(chan struct{})}
+	// The audit sweeper deletes entries past their retention, at start and
+	// daily; close stops it.
+	actx, cancel := context.WithCancel(context.Background())
+	n.stopAudit = cancel
+	go func() {
+		defer close(n.auditDone)
+		_ = audit.Run(actx)
+	}()
+	return n, nil
 }
 
 // authorizer lets the join-token policy of api decide rtc's WHIP and WHEP
@@ -108,7 +131,11 @@ func (n *node) drain(ctx context.Context) {
 
 // close stops what newNode started: calls and sessions first (each says
 // goodbye to its peer, and registration trunks remove their binding with
-// REGISTER Expires 0), then the rooms.
+// REGISTER Expires 0), then the rooms, then the audit sweeper (a sweep in
+// progress finishes first).
 func (n *node) close(ctx context.Context) error {
-	return errors.Join(n.sip.Close(ctx), n.rtc.Close(ctx), n.rooms.Close(ctx))
+	err := errors.Join(n.sip.Close(ctx), n.rtc.Close(ctx), n.rooms.Close(ctx))
+	n.stopAudit()
+	<-n.auditDone
+	return err
 }

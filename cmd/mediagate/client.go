@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// The admin subcommands (mediagate keys ..., later recordings, receipts,
+// rooms, streams) talk to a node's admin API like any other client: the
+// server from --server or MEDIAGATE_SERVER, the API key from
+// MEDIAGATE_API_KEY, never from a flag, so it stays out of shell history
+// and process listings.
+
+// defaultServer is the admin API the subcommands talk to unless told
+// otherwise: a node on this machine with the default http.listen.
+const defaultServer = "http://127.0.0.1:8080"
+
+// clientTimeout bounds one admin API request.
+const clientTimeout = 30 * time.Second
+
+// errUsage marks errors of the command line (exit code 2, with the
+// usage), errSetup those of the environment (exit code 2), as opposed to
+// failures of the request (exit code 1). Their own text is not shown.
+var (
+	errUsage = errors.New("usage")
+	errSetup = errors.New("setup")
+)
+
+// adminClient sends requests to the admin API with an API key.
+type adminClient struct {
+	base *url.URL
+	key  string
+	http *http.Client
+}
+
+// serverFlag adds --server to fs.
+func serverFlag(fs *flag.FlagSet) *string {
+	return fs.String("server", "", "admin API URL (default $MEDIAGATE_SERVER, else "+defaultServer+")")
+}
+
+// newAdminClient returns a client for server (the --server flag; empty
+// means MEDIAGATE_SERVER, else defaultServer) with the key of
+// MEDIAGATE_API_KEY.
+func newAdminClient(server string, environ []string) (*adminClient, error) {
+	if server == "" {
+		server = lookupEnv(environ, "MEDIAGATE_SERVER")
+	}
+	if server == "" {
+		server = defaultServer
+	}
+	u, err := url.Parse(server)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%w: server %q is not an http:// or https:// URL", errSetup, server)
+	}
+	key := lookupEnv(environ, "MEDIAGATE_API_KEY")
+	if key == "" {
+		return nil, fmt.Errorf("%w: MEDIAGATE_API_KEY is not set: export an API key of the node (made by `mediagate keys new` or `mediagate keys create`)", errSetup)
+	}
+	return &adminClient{base: u, key: key, http: &http.Client{Timeout: clientTimeout}}, nil
+}
+
+// do sends method path with body (JSON; nil for none) and decodes a
+// successful answer into out (nil to ignore it). Error answers become
+// errors that say the status and the problem's detail.
+func (c *adminClient) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	u := c.base.JoinPath(path)
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.key)
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		// The URL error repeats the URL; the key is in a header, not in it.
+		return fmt.Errorf("cannot reach the admin API at %s: %w", c.base, errors.Unwrap(err))
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("%s %s: reading the answer: %w", method, path, err)
+	}
+	if resp.StatusCode >= 300 {
+		return problemError(resp.StatusCode, b)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("%s %s: unexpected answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// problemError turns an error answer into an error: "403 forbidden: a
+// viewer key only reads", from the problem+json body when there is one.
+func problemError(status int, body []byte) error {
+	var p struct {
+		Title  string `json:"title"`
+		Detail string `json:"detail"`
+	}
+	_ = json.Unmarshal(body, &p) // not problem+json: the status alone
+	msg := p.Detail
+	if msg == "" {
+		msg = p.Title
+	}
+	if msg == "" {
+		msg = strings.ToLower(http.StatusText(status))
+	}
+	hint := ""
+	switch status {
+	case http.StatusUnauthorized:
+		hint = " (check MEDIAGATE_API_KEY)"
+	case http.StatusForbidden:
+		hint = " (the key's role or tenant does not allow this)"
+	}
+	return fmt.Errorf("%d %s%s", status, msg, hint)
+}
+
+// parseInterspersed parses fs's flags wherever they stand among args and
+// returns the other arguments, so that `keys revoke ID --server URL` works
+// as well as `keys revoke --server URL ID`.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return rest, nil
+		}
+		rest = append(rest, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
