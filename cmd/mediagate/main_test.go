@@ -116,7 +116,14 @@ type gateway struct {
 // in a temporary working directory and waits for its ready line.
 func startGateway(t *testing.T, args []string, env ...string) *gateway {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	return startGatewayBinary(t, binary, args, env...)
+}
+
+// startGatewayBinary is startGateway with another build of mediagate (the
+// benchmarks' one without -race).
+func startGatewayBinary(t testing.TB, bin string, args []string, env ...string) *gateway {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	cmd.Dir = t.TempDir()
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + cmd.Dir,
 		"MEDIAGATE_HTTP_LISTEN=127.0.0.1:0", "MEDIAGATE_WEBRTC_UDP_PORT=0", "MEDIAGATE_SIP_LISTEN=127.0.0.1:0"}, env...)
