@@ -219,16 +219,22 @@ func BenchmarkPhoneCallerCPU(b *testing.B) {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	require.NoError(b, cmd.Start())
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	// done is closed when sipp has exited, with its result in sippErr.
+	done := make(chan struct{})
+	var sippErr error
+	go func() { sippErr = cmd.Wait(); close(done) }()
 	b.Cleanup(func() { cancel(); <-done })
 
-	waitCallers(b, g.base, key, callers, &out)
+	if joined, ok := waitCallers(b, g.base, key, callers); !ok {
+		cancel()
+		<-done
+		b.Fatalf("%d of %d callers joined; sipp: %s", joined, callers, lastLines(out.String(), 20))
+	}
 	pid := g.cmd.Process.Pid
 	cpu0, t0 := processCPU(b, pid), time.Now()
 	select {
-	case err := <-done:
-		b.Fatalf("sipp ended during the measurement: %v\n%s", err, lastLines(out.String(), 20))
+	case <-done:
+		b.Fatalf("sipp ended during the measurement: %v\n%s", sippErr, lastLines(out.String(), 20))
 	case <-time.After(window):
 	}
 	cpu, elapsed := processCPU(b, pid)-cpu0, time.Since(t0)
@@ -238,25 +244,26 @@ func BenchmarkPhoneCallerCPU(b *testing.B) {
 	b.ReportMetric(perCaller, "µs-cpu/caller/s")
 	b.ReportMetric(100*cpu.Seconds()/elapsed.Seconds(), "%core")
 	select {
-	case err := <-done:
-		require.NoError(b, err, "sipp: %s", lastLines(out.String(), 20))
+	case <-done:
+		require.NoError(b, sippErr, "sipp: %s", lastLines(out.String(), 20))
 	case <-ctx.Done():
 		b.Fatal("sipp did not finish its calls")
 	}
 }
 
-// waitCallers waits up to 30 s for n phone participants in the rooms.
-func waitCallers(b *testing.B, base, key string, n int, sippOut *bytes.Buffer) {
+// waitCallers waits up to 30 s for n participants in the rooms and
+// returns how many it saw last.
+func waitCallers(b *testing.B, base, key string, n int) (int, bool) {
 	b.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	joined := 0
 	for time.Now().Before(deadline) {
 		if joined = phoneParticipants(b, base, key); joined == n {
-			return
+			return joined, true
 		}
 		time.Sleep(200 * time.Millisecond) // polling the admin API: no event to await
 	}
-	b.Fatalf("%d of %d callers joined; sipp: %s", joined, n, lastLines(sippOut.String(), 20))
+	return joined, false
 }
 
 // phoneParticipants counts the phone participants in all rooms through
