@@ -124,7 +124,21 @@ func startGateway(t *testing.T, args []string, env ...string) *gateway {
 // first left.
 func startGatewayIn(t *testing.T, dir string, args []string, env ...string) *gateway {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	return launchGateway(t, binary, dir, args, env...)
+}
+
+// startGatewayBinary is startGateway with another build of mediagate (the
+// benchmarks' one without -race).
+func startGatewayBinary(t testing.TB, bin string, args []string, env ...string) *gateway {
+	t.Helper()
+	return launchGateway(t, bin, t.TempDir(), args, env...)
+}
+
+// launchGateway runs bin in dir with args and env and waits for its ready
+// line.
+func launchGateway(t testing.TB, bin, dir string, args []string, env ...string) *gateway {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + cmd.Dir,
 		"MEDIAGATE_HTTP_LISTEN=127.0.0.1:0", "MEDIAGATE_WEBRTC_UDP_PORT=0", "MEDIAGATE_SIP_LISTEN=127.0.0.1:0"}, env...)
