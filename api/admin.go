@@ -104,6 +104,12 @@ func (s *Server) adminOnly(action string, h func(w http.ResponseWriter, r *http.
 		if v := r.PathValue("participant"); v != "" {
 			attrs = append(attrs, slog.String("participant", v))
 		}
+		if v := r.PathValue("id"); v != "" {
+			attrs = append(attrs, slog.String("recording", truncate(v, 40)))
+		}
+		if v := r.PathValue("tenant"); v != "" {
+			attrs = append(attrs, slog.String("tenant", truncate(v, 70)))
+		}
 		if err != nil {
 			attrs = append(attrs, slog.String("refused", err.Error()))
 			s.writeProblem(w, r, err)
