@@ -1,7 +1,9 @@
 // Command mediagate is the gateway: `mediagate serve` (the default) runs a
-// node; later issues add admin subcommands that talk to the admin API.
+// node; `mediagate receipts verify` checks the deletion receipts offline;
+// later issues add admin subcommands that talk to the admin API.
 //
 //	mediagate [serve] [--config FILE]
+//	mediagate receipts verify [--config FILE] [--file FILE]
 //	mediagate --version
 package main
 
@@ -44,6 +46,8 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		return serveCommand(args, environ, stdout, stderr)
 	case "keys":
 		return keysCommand(args, stdout, stderr)
+	case "receipts":
+		return receiptsCommand(args, environ, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "mediagate", version)
 		return exitOK
@@ -61,6 +65,9 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   mediagate [serve] [--config FILE]   run a gateway node (default: embedded configuration)
   mediagate keys new                  make an admin API key and its auth.admin_keys line
+  mediagate receipts verify [--config FILE] [--file FILE]
+                                      check the deletion receipts log offline (signatures,
+                                      chain); prints OK and the count or the first bad line
   mediagate version                   print the version
   mediagate --version                 the same
 
