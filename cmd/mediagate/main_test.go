@@ -116,7 +116,14 @@ type gateway struct {
 // in a temporary working directory and waits for its ready line.
 func startGateway(t *testing.T, args []string, env ...string) *gateway {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	return startCommand(t, exec.Command(binary, args...), env...)
+}
+
+// startCommand is startGateway for a command that execs mediagate in the
+// end (a wrapper that sets up a namespace first, say): the process the
+// test kills is mediagate's.
+func startCommand(t *testing.T, cmd *exec.Cmd, env ...string) *gateway {
+	t.Helper()
 	cmd.Dir = t.TempDir()
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + cmd.Dir,
 		"MEDIAGATE_HTTP_LISTEN=127.0.0.1:0", "MEDIAGATE_WEBRTC_UDP_PORT=0", "MEDIAGATE_SIP_LISTEN=127.0.0.1:0"}, env...)
@@ -219,6 +226,12 @@ func TestBadConfigRefused(t *testing.T) {
 			[]string{"bad.yaml:4", "sip.trunks.lan.cidrs[0]", "host bits"}},
 		{"bad trunk env", "", []string{`MEDIAGATE_SIP_TRUNKS={"pbx": {"username": "pbx", "password": "pw-Secret-42", "register": true}}`},
 			[]string{"MEDIAGATE_SIP_TRUNKS", "sip.trunks.pbx.register: needs sip.trunks.pbx.registrar"}},
+		{"recording format", "recording:\n  format: m4a\n", nil,
+			[]string{"bad.yaml:2", "recording.format", "Ogg/Opus only"}},
+		{"recording policy", "recording:\n  room_policies:\n    board: legal\n", nil,
+			[]string{"bad.yaml:3", "recording.room_policies.board", `"legal" is no policy`}},
+		{"short receipt key", "", []string{"MEDIAGATE_RECORDING_RECEIPT_KEY=pw-Secret-42"},
+			[]string{"MEDIAGATE_RECORDING_RECEIPT_KEY", "must be at least 32 bytes"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(dir, "bad.yaml")
@@ -232,7 +245,7 @@ func TestBadConfigRefused(t *testing.T) {
 			for _, w := range tc.want {
 				require.Contains(t, string(out), w)
 			}
-			require.NotContains(t, string(out), "pw-Secret-42", "a trunk's password is never printed")
+			require.NotContains(t, string(out), "pw-Secret-42", "a password or key is never printed")
 		})
 	}
 }
