@@ -285,3 +285,34 @@ func fillLeaving(t *testing.T, path string, free int64) {
 	require.NoError(t, f.Truncate(size-free))
 	t.Logf("store filled, %d bytes left", free)
 }
+
+// TestRecordingCompletesOnSIGTERM: a node told to stop completes its
+// recordings (last page written, manifest final) instead of leaving them
+// for crash recovery.
+func TestRecordingCompletesOnSIGTERM(t *testing.T) {
+	key, keyEnv := newAdminKey()
+	storage := t.TempDir()
+	g := startGateway(t, nil, recordedRoomEnv(storage, keyEnv, "MEDIAGATE_NODE_DRAIN_TIMEOUT=0s")...)
+	admin := adminClient{t, g.base, key}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pion, err := rtctest.Join(ctx, t, g.base, "lobby", "", rtctest.Options{Tone: 500})
+	require.NoError(t, err)
+	started := admin.manifest(http.MethodPost, "/api/v1/rooms/lobby/recording/start", "", http.StatusCreated)
+	g.awaitLog(t, 10*time.Second, "event=recording.started", "recording="+string(started.ID))
+	require.NoError(t, pion.WaitFrames(ctx, pion.Received()+100))
+	require.NoError(t, g.cmd.Process.Signal(syscall.SIGTERM))
+	g.awaitLog(t, 10*time.Second, "event=recording.completed", "recording="+string(started.ID))
+	require.Equal(t, 0, g.wait(t))
+
+	g2 := startGateway(t, nil, recordedRoomEnv(storage, keyEnv)...)
+	admin.base = g2.base
+	m := admin.manifest(http.MethodGet, "/api/v1/recordings/"+string(started.ID), "", http.StatusOK)
+	require.Equal(t, recorder.StateComplete, m.State, "%s", m.Error)
+	require.NotEmpty(t, m.SHA256)
+	path, sum := admin.download(m.ID, t.TempDir())
+	require.Equal(t, m.SHA256, sum)
+	require.InDelta(t, m.Duration, ffprobeDuration(t, path), 0.05)
+	require.Greater(t, m.Duration, 1.5)
+	require.Greater(t, mediatest.ToneDB(ffmpegDecode(t, path), 500, media.Rate48k), -20.0)
+}
