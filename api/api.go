@@ -82,7 +82,7 @@ func New(log *slog.Logger, opts ...Option) *Server {
 	if s.admin != nil {
 		s.mountAdmin()
 	}
-	if s.recs != nil {
+	if s.recs != nil && s.admin != nil { // the routes need the API keys
 		s.mountRecordings()
 	}
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{

@@ -82,7 +82,8 @@ type recordings struct {
 //	GET    /api/v1/receipts/export                the same as a file: format=json|csv
 //	DELETE /api/v1/tenants/{tenant}/recordings    erase a tenant's recordings: {reason}
 //
-// It needs WithAdmin for the API keys.
+// The routes are mounted only together with WithAdmin, which holds the
+// API keys.
 func WithRecordings(c Recordings) Option {
 	return func(s *Server) {
 		rc := &recordings{
