@@ -9,9 +9,12 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"path"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,10 +43,11 @@ type Server struct {
 
 	requests *prometheus.CounterVec
 
-	join     *joinPage // nil unless WithJoinPage
-	admin    *admin    // nil unless WithAdmin
-	keyStore *KeyStore // nil unless WithKeyStore
-	audit    *AuditLog // nil unless WithAuditLog
+	join     *joinPage   // nil unless WithJoinPage
+	admin    *admin      // nil unless WithAdmin
+	keyStore *KeyStore   // nil unless WithKeyStore
+	audit    *AuditLog   // nil unless WithAuditLog
+	recs     *recordings // nil unless WithRecordings
 
 	auditFailures prometheus.Counter
 }
@@ -82,6 +86,9 @@ func New(log *slog.Logger, opts ...Option) *Server {
 	}
 	if s.admin != nil {
 		s.mountAdmin()
+	}
+	if s.recs != nil && s.admin != nil { // the routes need the API keys
+		s.mountRecordings()
 	}
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelError),
@@ -158,7 +165,34 @@ const drainRetryAfter = 5 * time.Second
 
 // Handler returns the HTTP handler with every endpoint mounted, wrapped in
 // request accounting and the access log.
-func (s *Server) Handler() http.Handler { return s.observe(s.mux) }
+func (s *Server) Handler() http.Handler { return s.observe(s.cleanAPIPaths(s.mux)) }
+
+// cleanAPIPaths refuses /api/ requests whose path has dot segments ("..",
+// "."), empty segments or a backslash with 400, where http.ServeMux would
+// redirect them to the cleaned path: an admin client that sends such a
+// path has a bug or an attacker behind it, and a redirect would send it
+// somewhere it did not mean. (Encoded forms, %2e%2e%2f, reach the handlers
+// as one segment, which the IDs' strict form refuses.)
+func (s *Server) cleanAPIPaths(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if strings.HasPrefix(p, "/api/") && (cleanPath(p) != p || strings.ContainsRune(p, '\\')) {
+			s.writeProblem(w, r, fmt.Errorf("%w: path %q is not in canonical form", ErrBadRequest, truncate(p, 100)))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// cleanPath is path.Clean keeping a trailing slash, as http.ServeMux
+// cleans paths.
+func cleanPath(p string) string {
+	np := path.Clean(p)
+	if strings.HasSuffix(p, "/") && np != "/" {
+		np += "/"
+	}
+	return np
+}
 
 // Serve answers HTTP on ln until Shutdown is called; it then returns nil.
 // It may be called once.

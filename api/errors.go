@@ -146,6 +146,23 @@ var (
 	// exist. 404.
 	ErrNoSuchResource = &Error{"no such resource", http.StatusNotFound, "no-such-resource", "", false}
 
+	// ErrAlreadyRecording means a recording of the room was asked for while
+	// one is running; stop it first. 409.
+	ErrAlreadyRecording = &Error{"room is already being recorded", http.StatusConflict, "already-recording", "", false}
+
+	// ErrNotRecording means a recording of the room was to be stopped, but
+	// none is running. 409.
+	ErrNotRecording = &Error{"room is not being recorded", http.StatusConflict, "not-recording", "", false}
+
+	// ErrLinkInvalid means a signed download link's signature does not
+	// match: it was changed, made for another recording, or signed with
+	// another key. 403: the link is the only credential it carries.
+	ErrLinkInvalid = &Error{"download link is not valid", http.StatusForbidden, "link-invalid", "", false}
+
+	// ErrLinkExpired means a signed download link is past its expiry; ask
+	// for a new one (POST /api/v1/recordings/{id}/link). 403.
+	ErrLinkExpired = &Error{"download link expired", http.StatusForbidden, "link-expired", "", false}
+
 	// ErrDraining means the node is shutting down and takes no new
 	// sessions; the client should try again (another node, or this one
 	// after a restart). 503 with Retry-After.

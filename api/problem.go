@@ -5,9 +5,11 @@ import (
 	"errors"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
+	"github.com/mediagate/mediagate/recorder"
 	"github.com/mediagate/mediagate/room"
 )
 
@@ -50,6 +52,27 @@ var roomSlugs = []struct {
 	{room.ErrManagerClosed, "server-closed"},
 }
 
+// recorderSlugs names the problem types of recorder's errors, which know
+// their status but not a problem type.
+var recorderSlugs = []struct {
+	err  error
+	slug string
+}{
+	{recorder.ErrInvalidID, "invalid-recording-id"},
+	{recorder.ErrInvalidTenant, "invalid-tenant"},
+	{recorder.ErrInvalidArgument, "bad-request"},
+	{recorder.ErrUnknownPolicy, "unknown-policy"},
+	{recorder.ErrNotFound, "recording-not-found"},
+	{recorder.ErrExpired, "recording-expired"},
+	{recorder.ErrDeleted, "recording-deleted"},
+	{recorder.ErrActive, "recording-in-progress"},
+	{recorder.ErrLegalHold, "legal-hold"},
+	{recorder.ErrRetentionMin, "retention-minimum"},
+	{recorder.ErrRetentionMax, "retention-maximum"},
+	{recorder.ErrRetentionShorten, "retention-shorten"},
+	{recorder.ErrClosed, "server-closed"},
+}
+
 // retryError is an error answered with a Retry-After header (RFC 9110
 // §10.2.3).
 type retryError struct {
@@ -63,8 +86,8 @@ func (e *retryError) Unwrap() error { return e.err }
 // RetryAfter is how long the client should wait before trying again.
 func (e *retryError) RetryAfter() time.Duration { return e.after }
 
-// problemFor builds the problem for err: status and type from an api or
-// room error anywhere in its chain, 500 for anything else. Only those
+// problemFor builds the problem for err: status and type from an api,
+// room or recorder error anywhere in its chain, 500 for anything else. Only those
 // errors put their message in Detail; others are internal and stay in the
 // log.
 func problemFor(err error) Problem {
@@ -78,7 +101,7 @@ func problemFor(err error) Problem {
 	case errors.As(err, &withStatus):
 		p.Status = withStatus.HTTPStatus()
 		p.Title = http.StatusText(p.Status)
-		for _, rs := range roomSlugs {
+		for _, rs := range slices.Concat(roomSlugs, recorderSlugs) {
 			if errors.Is(err, rs.err) {
 				p.Type, p.Title = ProblemTypeBase+rs.slug, rs.err.Error()
 				break

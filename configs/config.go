@@ -22,7 +22,10 @@ type Config struct {
 	Dialin  Dialin  `yaml:"dialin"`
 	WebRTC  WebRTC  `yaml:"webrtc"`
 	Storage Storage `yaml:"storage"`
-	Redis   Redis   `yaml:"redis"`
+	// Recording is how rooms are recorded and how long recordings are
+	// kept.
+	Recording Recording `yaml:"recording"`
+	Redis     Redis     `yaml:"redis"`
 	// Conference holds what every room gets unless its own entry says
 	// otherwise.
 	Conference Conference `yaml:"conference"`
@@ -148,6 +151,7 @@ func Default() Config {
 		Dialin:     Dialin{Language: "en", Numbers: map[string]DialinNumber{}},
 		WebRTC:     WebRTC{UDPPort: 7882},
 		Storage:    Storage{Dir: "./data"},
+		Recording:  defaultRecording(),
 		Auth:       Auth{PageTokenLifetime: 10 * time.Minute},
 		Rooms:      map[string]Room{},
 		Conference: Conference{EmptyTimeout: 30 * time.Second, MaxSpeakers: 4},

@@ -18,7 +18,9 @@ import (
 // Values are written as on a command line: strings as is (an empty value sets
 // ""), integers in decimal, booleans as strconv.ParseBool reads them (1, t,
 // true, 0, f, false, ...), durations as Go durations (10s), lists as
-// comma-separated items (spaces around items trimmed, empty items dropped).
+// comma-separated items (spaces around items trimmed, empty items dropped),
+// mappings of strings (recording.room_policies) as a JSON object (any YAML
+// flow mapping), e.g. {"board": "legal"}; an empty value empties them.
 //
 // Map sections (rooms) have entry names chosen by the operator, which may
 // hold '_' and '-'; since '-' cannot appear in a variable name and '_' is
@@ -108,6 +110,14 @@ func (l *loader) env(environ []string, root reflect.Value) {
 		if !ok {
 			if !l.envEntry(name, values[name], root, sections) {
 				l.errs = append(l.errs, &Error{Env: name, Msg: "matches no config key", Err: ErrUnknownKey})
+			}
+			continue
+		}
+		if isStringMap(lf.typ) { // JSON, like a whole map section
+			before := len(l.errs)
+			l.envSection(name, values[name], root.FieldByIndex(lf.index), lf.key)
+			if len(l.errs) == before {
+				l.origins[lf.key] = origin{env: name}
 			}
 			continue
 		}
@@ -219,12 +229,17 @@ func setString(v reflect.Value, s string) string {
 			return bad
 		}
 		v.SetFloat(f)
-	case k == reflect.Slice && t.Elem().Kind() == reflect.String:
+	case k == reflect.Slice && (t.Elem().Kind() == reflect.String || t.Elem() == durationType):
 		out := reflect.Zero(t)
 		for item := range strings.SplitSeq(s, ",") {
-			if item = strings.TrimSpace(item); item != "" {
-				out = reflect.Append(out, reflect.ValueOf(item).Convert(t.Elem()))
+			if item = strings.TrimSpace(item); item == "" {
+				continue
 			}
+			e := reflect.New(t.Elem()).Elem()
+			if msg := setString(e, item); msg != "" {
+				return bad
+			}
+			out = reflect.Append(out, e)
 		}
 		v.Set(out)
 	default:

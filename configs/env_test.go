@@ -41,6 +41,16 @@ func TestEnvOverrides(t *testing.T) {
 			"MEDIAGATE_RTP_PORT_MAX=12999",
 			"MEDIAGATE_WEBRTC_UDP_PORT=0",
 			"MEDIAGATE_STORAGE_DIR=/var/lib/mediagate",
+			"MEDIAGATE_RECORDING_DIR=/srv/recordings",
+			"MEDIAGATE_RECORDING_RECEIPT_KEY=" + testSecret,
+			"MEDIAGATE_RECORDING_FORMAT=opus",
+			`MEDIAGATE_RECORDING_POLICIES={"short": {"duration": "1h"}}`,
+			"MEDIAGATE_RECORDING_POLICIES_LEGAL_DURATION=2160h",
+			"MEDIAGATE_RECORDING_POLICIES_LEGAL_MIN=720h",
+			`MEDIAGATE_RECORDING_ROOM_POLICIES={"board": "legal", "sales-eu": "short"}`,
+			"MEDIAGATE_RECORDING_AUTO_RECORD=board, sales-eu",
+			"MEDIAGATE_RECORDING_EXPIRY_WARNINGS=48h,1h30m",
+			"MEDIAGATE_RECORDING_LINK_LIFETIME=5m",
 			"MEDIAGATE_REDIS_ADDR=redis:6379",
 			"MEDIAGATE_AUTH_TOKEN_SECRET=" + testSecret,
 			"MEDIAGATE_AUTH_PAGE_TOKEN_LIFETIME=1h",
@@ -52,13 +62,23 @@ func TestEnvOverrides(t *testing.T) {
 			"MEDIAGATE_DIALIN_NUMBERS_4930123450_ROOM=board",
 		}, func(c *Config) {
 			*c = Config{
-				Node:       Node{ID: "gw-2", DrainTimeout: 10 * time.Second},
-				Log:        Log{Level: "debug", Format: "json"},
-				HTTP:       HTTP{Listen: "127.0.0.1:0"},
-				SIP:        everySIPKey,
-				RTP:        RTP{PortMin: 12000, PortMax: 12999},
-				WebRTC:     WebRTC{UDPPort: 0},
-				Storage:    Storage{Dir: "/var/lib/mediagate"},
+				Node:    Node{ID: "gw-2", DrainTimeout: 10 * time.Second},
+				Log:     Log{Level: "debug", Format: "json"},
+				HTTP:    HTTP{Listen: "127.0.0.1:0"},
+				SIP:     everySIPKey,
+				RTP:     RTP{PortMin: 12000, PortMax: 12999},
+				WebRTC:  WebRTC{UDPPort: 0},
+				Storage: Storage{Dir: "/var/lib/mediagate"},
+				Recording: Recording{Dir: "/srv/recordings", ReceiptKey: testSecret, Format: "opus",
+					Policies: map[string]RetentionPolicy{
+						"short": {Duration: time.Hour},
+						"legal": {Duration: 2160 * time.Hour, Min: 720 * time.Hour},
+					},
+					RoomPolicies:   map[string]string{"board": "legal", "sales-eu": "short"},
+					AutoRecord:     []string{"board", "sales-eu"},
+					ExpiryWarnings: []time.Duration{48 * time.Hour, 90 * time.Minute},
+					LinkLifetime:   5 * time.Minute,
+				},
 				Redis:      Redis{Addr: "redis:6379"},
 				Auth:       Auth{TokenSecret: testSecret, PageTokenLifetime: time.Hour},
 				Rooms:      map[string]Room{"board": {PIN: "4711"}},
@@ -117,6 +137,7 @@ func TestEnvTypes(t *testing.T) {
 		"MEDIAGATE_S_STR=a b", "MEDIAGATE_S_INT=-3", "MEDIAGATE_S_I8=-128", "MEDIAGATE_S_U16=8",
 		"MEDIAGATE_S_F=1e3", "MEDIAGATE_S_B=1", "MEDIAGATE_S_D=250ms", "MEDIAGATE_S_L= a, b ,,c ",
 		"MEDIAGATE_S_DEEP_X=5", "MEDIAGATE_UNTAGGED=9",
+		"MEDIAGATE_S_DL=1h, 2m30s,", `MEDIAGATE_S_M={"a": "x", "b-c": "y"}`,
 	})
 	require.Empty(t, msg)
 	require.Equal(t, "a b", c.S.Str)
@@ -129,6 +150,8 @@ func TestEnvTypes(t *testing.T) {
 	require.Equal(t, []string{"a", "b", "c"}, c.S.L)
 	require.Equal(t, 5, c.S.Deep.X)
 	require.Equal(t, 9, c.Untagged)
+	require.Equal(t, []time.Duration{time.Hour, 150 * time.Second}, c.S.DL)
+	require.Equal(t, map[string]string{"a": "x", "b-c": "y"}, c.S.M)
 
 	c, msg = loadTypes(t, "s:\n  l: [x]\n", []string{"MEDIAGATE_S_L="})
 	require.Empty(t, msg)
@@ -139,6 +162,10 @@ func TestEnvTypes(t *testing.T) {
 		{"MEDIAGATE_S_U16=-1", `env MEDIAGATE_S_U16: want a non-negative integer, got "-1"`},
 		{"MEDIAGATE_S_F=x", `env MEDIAGATE_S_F: want a number, got "x"`},
 		{"MEDIAGATE_S_B=yes", `env MEDIAGATE_S_B: want true or false, got "yes"`},
+		{"MEDIAGATE_S_DL=1h,x", `env MEDIAGATE_S_DL: want a list of durations such as [168h, 24h], got "1h,x"`},
+		{`MEDIAGATE_S_M={"a": ["x"]}`, "env MEDIAGATE_S_M: s.m.a: want a string, got a list"},
+		{`MEDIAGATE_S_M=[a]`, "env MEDIAGATE_S_M: want a mapping of strings, got a list"},
+		{`MEDIAGATE_S_M={"a": `, "env MEDIAGATE_S_M: did not find expected node content"},
 		{"MEDIAGATE_SKIPPED=1", "env MEDIAGATE_SKIPPED: matches no config key"},
 		{"MEDIAGATE_S=1", "env MEDIAGATE_S: matches no config key"},
 	}

@@ -16,6 +16,14 @@ import (
 
 var durationType = reflect.TypeFor[time.Duration]()
 
+// stringMapType is the one map type that is a leaf rather than a map
+// section: a mapping from names the operator chooses to plain strings
+// (recording.room_policies).
+var stringMapType = reflect.TypeFor[map[string]string]()
+
+// isStringMap reports whether a leaf of type t is a mapping of strings.
+func isStringMap(t reflect.Type) bool { return t == stringMapType }
+
 // leaf is one settable value of a config struct.
 type leaf struct {
 	key   string       // full dotted YAML path, e.g. "rtp.port_min"
@@ -143,8 +151,15 @@ func describe(t reflect.Type) string {
 	case reflect.Float32, reflect.Float64:
 		return "a number"
 	case reflect.Slice:
-		if t.Elem().Kind() == reflect.String {
+		switch {
+		case t.Elem() == durationType:
+			return "a list of durations such as [168h, 24h]"
+		case t.Elem().Kind() == reflect.String:
 			return "a list of strings"
+		}
+	case reflect.Map:
+		if isStringMap(t) {
+			return "a mapping of strings"
 		}
 	}
 	return ""

@@ -240,6 +240,10 @@ func (l *loader) value(keyLine int, n *yaml.Node, v reflect.Value, key string) {
 		if !l.list(n, v, key) {
 			return
 		}
+	case isStringMap(t):
+		if !l.stringMap(n, v, key) {
+			return
+		}
 	default:
 		if msg := setNode(v, n); msg != "" {
 			l.fail(n.Line, key, ErrType, msg)
@@ -249,8 +253,8 @@ func (l *loader) value(keyLine int, n *yaml.Node, v reflect.Value, key string) {
 	l.origins[key] = l.at(keyLine)
 }
 
-// list sets the []string field v from n, reporting each bad element under
-// key[i]. An empty list or an empty value leaves v nil.
+// list sets the []string or []time.Duration field v from n, reporting each
+// bad element under key[i]. An empty list or an empty value leaves v nil.
 func (l *loader) list(n *yaml.Node, v reflect.Value, key string) bool {
 	if isNull(n) {
 		v.Set(reflect.Zero(v.Type()))
@@ -264,17 +268,51 @@ func (l *loader) list(n *yaml.Node, v reflect.Value, key string) bool {
 	ok := true
 	for i, e := range n.Content {
 		e = resolve(e)
-		if e.Kind != yaml.ScalarNode || isNull(e) {
-			l.fail(e.Line, fmt.Sprintf("%s[%d]", key, i), ErrType, "want a string, got "+got(e))
+		item := reflect.New(v.Type().Elem()).Elem()
+		msg := setNode(item, e)
+		if isNull(e) { // setNode would take it as ""
+			msg = "want " + describe(item.Type()) + ", got " + got(e)
+		}
+		if msg != "" {
+			l.fail(e.Line, fmt.Sprintf("%s[%d]", key, i), ErrType, msg)
 			ok = false
 			continue
 		}
-		out = reflect.Append(out, reflect.ValueOf(e.Value).Convert(v.Type().Elem()))
+		out = reflect.Append(out, item)
 	}
 	if ok {
 		v.Set(out)
 	}
 	return ok
+}
+
+// stringMap sets the map[string]string field v from the YAML mapping n,
+// reporting each bad value under key.name. An empty value empties it.
+// Each entry's origin is recorded, so Validate can point at its line.
+func (l *loader) stringMap(n *yaml.Node, v reflect.Value, key string) bool {
+	out := reflect.MakeMap(v.Type())
+	if isNull(n) {
+		v.Set(out)
+		return true
+	}
+	if n.Kind != yaml.MappingNode {
+		l.fail(n.Line, key, ErrType, "want "+describe(v.Type())+", got "+got(n))
+		return false
+	}
+	before := len(l.errs)
+	l.pairs(n, key, func(k, val *yaml.Node, entry string) {
+		if val.Kind != yaml.ScalarNode || isNull(val) {
+			l.fail(val.Line, entry, ErrType, "want a string, got "+got(val))
+			return
+		}
+		out.SetMapIndex(reflect.ValueOf(k.Value), reflect.ValueOf(val.Value))
+		l.origins[entry] = l.at(k.Line)
+	})
+	if len(l.errs) > before {
+		return false
+	}
+	v.Set(out)
+	return true
 }
 
 // setNode sets the scalar leaf v from n and returns "" or what is wrong.

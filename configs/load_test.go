@@ -117,6 +117,25 @@ func TestLoadBadFiles(t *testing.T) {
 		{"sip_external_address", `testdata/sip_external_address.bad.yaml:2: sip.external_address: "gw.example.com" is not a unicast IP address`, ErrInvalid},
 		{"sip_tls_half", `testdata/sip_tls_half.bad.yaml:3: sip.tls.cert: set without sip.tls.key (both or neither)`, ErrInvalid},
 		{"sip_tls_listen", `testdata/sip_tls_listen.bad.yaml:3: sip.tls.listen: "5061" is not host:port: missing port in address`, ErrInvalid},
+		{"recording_format", `testdata/recording_format.bad.yaml:3: recording.format: "m4a" is not one of opus (the recorder writes Ogg/Opus only)`, ErrInvalid},
+		{"recording_short_key", `testdata/recording_short_key.bad.yaml:2: recording.receipt_key: must be at least 32 bytes (RFC 2104 §3), got 9`, ErrInvalid},
+		{"recording_policies_many", strings.Join([]string{
+			`testdata/recording_policies_many.bad.yaml:5: recording.policies.zeta.duration: 0s out of range (0s, 87600h]`,
+			`testdata/recording_policies_many.bad.yaml:6: recording.policies.Legal: policy name "Legal" must be 1 to 64 characters from a-z 0-9 _ -, starting with a letter or digit`,
+			`testdata/recording_policies_many.bad.yaml:8: recording.policies.Legal.min: 1000h0m0s out of range 0s..720h0m0s (the duration)`,
+			`testdata/recording_policies_many.bad.yaml:9: recording.policies.Legal.max: 24h0m0s out of range 720h0m0s..87600h (or 0s for the duration)`,
+			`testdata/recording_policies_many.bad.yaml:11: recording.policies.default.duration: 87601h0m0s out of range (0s, 87600h]`,
+		}, "\n"), ErrInvalid},
+		{"recording_room_policy", `testdata/recording_room_policy.bad.yaml:7: recording.room_policies.sales: "legl" is no policy of recording.policies`, ErrInvalid},
+		{"recording_room_policies_type", `testdata/recording_room_policies_type.bad.yaml:3: recording.room_policies.board: want a string, got a list`, ErrType},
+		{"recording_lists", strings.Join([]string{
+			`testdata/recording_lists.bad.yaml:2: recording.auto_record[1]: room id "Board" must be 1 to 64 characters from a-z 0-9 _ -, starting with a letter or digit`,
+			`testdata/recording_lists.bad.yaml:2: recording.auto_record[2]: "board" repeats recording.auto_record[0]`,
+			`testdata/recording_lists.bad.yaml:3: recording.expiry_warnings[1]: -1h0m0s out of range (0s, 87600h]`,
+			`testdata/recording_lists.bad.yaml:3: recording.expiry_warnings[2]: 24h0m0s repeats recording.expiry_warnings[0]`,
+			`testdata/recording_lists.bad.yaml:4: recording.link_lifetime: 30s out of range 1m..24h`,
+		}, "\n"), ErrInvalid},
+		{"recording_warning_type", `testdata/recording_warning_type.bad.yaml:2: recording.expiry_warnings[1]: want a duration such as 30s or 1m30s, got "7d"`, ErrType},
 		{"many_invalid", strings.Join([]string{
 			`testdata/many_invalid.bad.yaml:3: log.level: "loud" is not one of debug, info, warn, error`,
 			`testdata/many_invalid.bad.yaml:5: rtp.port_min: 10001 must be even (RFC 3550 §11)`,
@@ -278,14 +297,16 @@ func TestLoadOrigins(t *testing.T) {
 // two levels deep, which Config itself does not yet have.
 type typesConfig struct {
 	S struct {
-		Str  string        `yaml:"str"`
-		Int  int           `yaml:"int"`
-		I8   int8          `yaml:"i8"`
-		U16  uint16        `yaml:"u16"`
-		F    float64       `yaml:"f"`
-		B    bool          `yaml:"b"`
-		D    time.Duration `yaml:"d"`
-		L    []string      `yaml:"l,omitempty"`
+		Str  string            `yaml:"str"`
+		Int  int               `yaml:"int"`
+		I8   int8              `yaml:"i8"`
+		U16  uint16            `yaml:"u16"`
+		F    float64           `yaml:"f"`
+		B    bool              `yaml:"b"`
+		D    time.Duration     `yaml:"d"`
+		L    []string          `yaml:"l,omitempty"`
+		DL   []time.Duration   `yaml:"dl"`
+		M    map[string]string `yaml:"m"`
 		Deep struct {
 			X int `yaml:"x"`
 		} `yaml:"deep"`
@@ -323,6 +344,8 @@ s:
   b: true
   d: 1.5s
   l: [a, "b c"]
+  dl: [1h, 90s]
+  m: {a: x, "b-c": "y z"}
   deep:
     x: 7
 untagged: 3
@@ -336,6 +359,8 @@ untagged: 3
 	require.True(t, c.S.B)
 	require.Equal(t, 1500*time.Millisecond, c.S.D)
 	require.Equal(t, []string{"a", "b c"}, c.S.L)
+	require.Equal(t, []time.Duration{time.Hour, 90 * time.Second}, c.S.DL)
+	require.Equal(t, map[string]string{"a": "x", "b-c": "y z"}, c.S.M)
 	require.Equal(t, 7, c.S.Deep.X)
 	require.Equal(t, 3, c.Untagged)
 	require.Zero(t, c.hidden)
@@ -349,6 +374,14 @@ untagged: 3
 		{"s:\n  l: a\n", `t.yaml:2: s.l: want a list of strings, got "a"`},
 		{"s:\n  l:\n    - a\n    - [b]\n    -\n", "t.yaml:4: s.l[1]: want a string, got a list\n" +
 			"t.yaml:5: s.l[2]: want a string, got an empty value"},
+		{"s:\n  dl: 1h\n", `t.yaml:2: s.dl: want a list of durations such as [168h, 24h], got "1h"`},
+		{"s:\n  dl: [1h, 2, \"\"]\n", "t.yaml:2: s.dl[1]: want a duration such as 30s or 1m30s, got \"2\"\n" +
+			`t.yaml:2: s.dl[2]: want a duration such as 30s or 1m30s, got ""`},
+		{"s:\n  dl: [~]\n", "t.yaml:2: s.dl[0]: want a duration such as 30s or 1m30s, got an empty value"},
+		{"s:\n  m: [a]\n", "t.yaml:2: s.m: want a mapping of strings, got a list"},
+		{"s:\n  m:\n    a: {b: c}\n    d: \n    a: e\n", "t.yaml:3: s.m.a: want a string, got a mapping\n" +
+			"t.yaml:4: s.m.d: want a string, got an empty value\n" +
+			"t.yaml:5: s.m.a: duplicate key (first at line 3)"},
 		{"s:\n  deep:\n    y: 1\n", "t.yaml:3: s.deep.y: unknown key"},
 		{"s:\n  deep: 1\n", `t.yaml:2: s.deep: want a mapping, got "1"`},
 		{"skipped: 1\n", "t.yaml:1: skipped: unknown key"},
@@ -366,6 +399,9 @@ untagged: 3
 	c, msg = loadTypes(t, "s:\n  l:\n", nil)
 	require.Empty(t, msg)
 	require.Nil(t, c.S.L)
+	c, msg = loadTypes(t, "s:\n  m:\n", nil)
+	require.Empty(t, msg)
+	require.Equal(t, map[string]string{}, c.S.M, "an empty value empties the mapping")
 }
 
 // TestErrorFormat pins the documented formats of Error.

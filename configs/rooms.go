@@ -150,7 +150,7 @@ func ValidRoomID(id string) bool {
 }
 
 // Redacted returns a copy of c with every secret (auth.token_secret, the
-// rooms' PINs, the trunks' passwords) replaced by "<redacted>" when it is
+// rooms' PINs, the trunks' passwords, recording.receipt_key) replaced by "<redacted>" when it is
 // set, for code that prints or logs the configuration. A set secret is
 // replaced rather than emptied so the reader still sees that there is one;
 // the copy is for showing only and does not pass Validate. The maps are
@@ -159,6 +159,9 @@ func (c Config) Redacted() Config {
 	c.SIP.Trunks = redactTrunks(c.SIP.Trunks)
 	if c.Auth.TokenSecret != "" {
 		c.Auth.TokenSecret = redactedValue
+	}
+	if c.Recording.ReceiptKey != "" {
+		c.Recording.ReceiptKey = redactedValue
 	}
 	if c.Rooms != nil {
 		rooms := make(map[string]Room, len(c.Rooms))

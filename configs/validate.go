@@ -55,6 +55,7 @@ func (c Config) validate(file string, origins map[string]origin) error {
 	if c.Storage.Dir == "" {
 		v.fail("storage.dir", "must not be empty")
 	}
+	v.recording(c.Recording)
 	if c.Redis.Addr != "" {
 		v.hostPort("redis.addr", c.Redis.Addr, 1)
 	}

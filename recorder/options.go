@@ -1,10 +1,12 @@
 package recorder
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/mediagate/mediagate/media"
@@ -108,6 +110,10 @@ type Options struct {
 	Sync SyncPolicy
 	// SweepInterval is how often Run sweeps; default DefaultSweepInterval.
 	SweepInterval time.Duration
+	// ExpiryWarnings are the lead times before expires_at at which
+	// WarnExpiring (run after every sweep) raises EventExpiring, e.g. 7
+	// days and 1 day. Each must be positive; none: no warnings.
+	ExpiryWarnings []time.Duration
 	// Now is the clock for start, end, expiry and deletion times; default
 	// time.Now. Tests inject their own.
 	Now func() time.Time
@@ -115,8 +121,9 @@ type Options struct {
 	// discards. Logs carry recording IDs, never names or numbers.
 	Logger *slog.Logger
 	// OnEvent, when set, is called for every Event (started, completed,
-	// interrupted, recovered, deleted, deletion failed) from the goroutine
-	// that caused it, with no lock held. It must return quickly.
+	// interrupted, recovered, deleted, deletion failed, expiring) from
+	// the goroutine that caused it, with no lock held. It must return
+	// quickly.
 	OnEvent func(Event)
 }
 
@@ -149,6 +156,15 @@ func (o Options) withDefaults() (Options, error) {
 	if o.SweepInterval <= 0 {
 		o.SweepInterval = DefaultSweepInterval
 	}
+	o.ExpiryWarnings = slices.Clone(o.ExpiryWarnings)
+	for _, d := range o.ExpiryWarnings {
+		if d <= 0 {
+			return o, fmt.Errorf("%w: ExpiryWarnings must be positive, got %s", ErrOptions, d)
+		}
+	}
+	// Longest first, so that the level of a warning grows with urgency.
+	slices.SortFunc(o.ExpiryWarnings, func(a, b time.Duration) int { return cmp.Compare(b, a) })
+	o.ExpiryWarnings = slices.Compact(o.ExpiryWarnings)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -214,6 +230,9 @@ const (
 	// EventManifestFailed: a manifest could not be written (Err); the
 	// recording goes on if it can, and start-up recovery repairs it.
 	EventManifestFailed
+	// EventExpiring: the recording expires within one of
+	// Options.ExpiryWarnings (Lead), at ExpiresAt (WarnExpiring).
+	EventExpiring
 )
 
 // String returns the event name webhooks and logs use.
@@ -233,6 +252,8 @@ func (t EventType) String() string {
 		return "delete_failed"
 	case EventManifestFailed:
 		return "manifest_failed"
+	case EventExpiring:
+		return "expiring"
 	}
 	return "unknown"
 }
@@ -247,4 +268,8 @@ type Event struct {
 	// EventManifestFailed.
 	Err  error
 	Time time.Time
+	// ExpiresAt and Lead are set for EventExpiring: when the recording
+	// expires, and the lead time of the warning.
+	ExpiresAt time.Time
+	Lead      time.Duration
 }

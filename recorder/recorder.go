@@ -51,6 +51,10 @@ type Recorder struct {
 	closed  bool
 	wg      sync.WaitGroup
 
+	// warnMu guards warned, what WarnExpiring has told (expiry.go).
+	warnMu sync.Mutex
+	warned map[ID]warned
+
 	// createAudio opens a new audio file; tests replace it to fail writes.
 	createAudio func(path string) (audioFile, error)
 }
@@ -85,6 +89,7 @@ func New(opts Options) (*Recorder, error) {
 		log:     opts.Logger.With("component", "recorder", "node", opts.Node),
 		st:      store{dir: opts.Dir},
 		entries: make(map[ID]*entry),
+		warned:  make(map[ID]warned),
 		createAudio: func(path string) (audioFile, error) {
 			return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
 		},
@@ -243,6 +248,10 @@ type Filter struct {
 	State  State
 	// From and To bound StartedAt: From <= started_at < To.
 	From, To time.Time
+	// ExpiresBefore selects the recordings not deleted whose expires_at
+	// is before it: what must be downloaded or extended soon (those on
+	// legal hold included; their manifest says so).
+	ExpiresBefore time.Time
 }
 
 func (f *Filter) match(m *Manifest) bool {
@@ -250,7 +259,8 @@ func (f *Filter) match(m *Manifest) bool {
 		(f.Room == "" || m.Room == f.Room) &&
 		(f.State == "" || m.State == f.State) &&
 		(f.From.IsZero() || !m.StartedAt.Before(f.From)) &&
-		(f.To.IsZero() || m.StartedAt.Before(f.To))
+		(f.To.IsZero() || m.StartedAt.Before(f.To)) &&
+		(f.ExpiresBefore.IsZero() || m.State != StateDeleted && m.Deletion == nil && m.ExpiresAt.Before(f.ExpiresBefore))
 }
 
 // List returns copies of the manifests f selects, oldest first.

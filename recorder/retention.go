@@ -329,8 +329,8 @@ func (r *Recorder) Sweep(now time.Time) SweepReport {
 const sweeperActor = "retention-sweeper"
 
 // Run sweeps at once (catching up on whatever expired while the node was
-// down) and then every Options.SweepInterval until ctx ends; it returns
-// ctx's error. Failed deletions are logged, reported as EventDeleteFailed,
+// down) and then every Options.SweepInterval until ctx ends, each sweep
+// followed by WarnExpiring; it returns ctx's error. Failed deletions are logged, reported as EventDeleteFailed,
 // and retried at the next sweep.
 func (r *Recorder) Run(ctx context.Context) error {
 	t := time.NewTicker(r.opts.SweepInterval)
@@ -340,6 +340,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 		if len(rep.Deleted) > 0 || len(rep.Failed) > 0 {
 			r.log.Info("retention sweep", "deleted", len(rep.Deleted), "failed", len(rep.Failed), "held", rep.Held)
 		}
+		r.WarnExpiring(r.now())
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

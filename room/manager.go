@@ -15,6 +15,7 @@ import (
 type Manager struct {
 	autoCreate bool
 	defaults   []Option
+	onOpen     func(*Room)
 
 	mu     sync.Mutex
 	rooms  map[ID]*Room
@@ -39,6 +40,14 @@ func WithRoomDefaults(opts ...Option) ManagerOption {
 // API creates rooms.
 func WithAutoCreate(on bool) ManagerOption { return func(m *Manager) { m.autoCreate = on } }
 
+// WithOnOpen sets a function called with every room the manager opens
+// (Create, or Join opening a room), after the room is registered and before
+// anyone is in it, so that a subscriber to its events misses nobody: the
+// recorder's auto-recording watches rooms this way. It runs on the opening
+// goroutine without the manager's lock; it must return quickly and must not
+// close the room.
+func WithOnOpen(f func(*Room)) ManagerOption { return func(m *Manager) { m.onOpen = f } }
+
 // NewManager returns a Manager with no rooms.
 func NewManager(opts ...ManagerOption) *Manager {
 	m := &Manager{autoCreate: true, rooms: make(map[ID]*Room)}
@@ -52,14 +61,25 @@ func NewManager(opts ...ManagerOption) *Manager {
 // with ErrRoomExists if the room is open, ErrManagerClosed after Close.
 func (m *Manager) Create(id ID, opts ...Option) (*Room, error) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.closed {
+		m.mu.Unlock()
 		return nil, ErrManagerClosed
 	}
 	if m.rooms[id] != nil {
+		m.mu.Unlock()
 		return nil, fmt.Errorf("create %s: %w", id, ErrRoomExists)
 	}
-	return m.openLocked(id, opts), nil
+	r := m.openLocked(id, opts)
+	m.mu.Unlock()
+	m.opened(r)
+	return r, nil
+}
+
+// opened runs the WithOnOpen function for a room just opened.
+func (m *Manager) opened(r *Room) {
+	if m.onOpen != nil {
+		m.onOpen(r)
+	}
 }
 
 // openLocked opens a room and registers it; m.mu is held.
@@ -119,17 +139,22 @@ func (m *Manager) Join(id ID, p Participant) (*Room, error) {
 
 func (m *Manager) getOrOpen(id ID) (*Room, error) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.closed {
+		m.mu.Unlock()
 		return nil, ErrManagerClosed
 	}
 	if r := m.rooms[id]; r != nil {
+		m.mu.Unlock()
 		return r, nil
 	}
 	if !m.autoCreate {
+		m.mu.Unlock()
 		return nil, fmt.Errorf("room %s: %w", id, ErrNotFound)
 	}
-	return m.openLocked(id, nil), nil
+	r := m.openLocked(id, nil)
+	m.mu.Unlock()
+	m.opened(r)
+	return r, nil
 }
 
 // Admits reports whether a participant could join room id now: the open

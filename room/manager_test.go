@@ -180,3 +180,36 @@ func TestConcurrentControls(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestOnOpen: the manager tells of every room it opens, by Create or by a
+// Join, before anyone is in it, so an event subscriber made then sees the
+// first join; rooms already open are not reported again.
+func TestOnOpen(t *testing.T) {
+	c := newClock()
+	type opened struct {
+		id  ID
+		len int
+		sub *EventSub
+	}
+	var got []opened
+	m := newTestManager(t, c, WithOnOpen(func(r *Room) {
+		got = append(got, opened{r.ID(), r.Len(), r.SubscribeEvents(4)})
+	}))
+	_, err := m.Create("board")
+	require.NoError(t, err)
+	r, err := m.Join("lobby", newPeer(t, "a", 0, 0, formatL16))
+	require.NoError(t, err)
+	_, err = m.Join("lobby", newPeer(t, "b", 0, 0, formatL16))
+	require.NoError(t, err)
+	_, err = m.Create("board")
+	require.ErrorIs(t, err, ErrRoomExists)
+
+	require.Len(t, got, 2)
+	require.Equal(t, ID("board"), got[0].id)
+	require.Equal(t, ID("lobby"), got[1].id)
+	require.Zero(t, got[1].len, "reported before the first participant is in")
+	require.Equal(t, 2, r.Len())
+	ev := <-got[1].sub.C()
+	require.Equal(t, EventJoined, ev.Type)
+	require.Equal(t, ParticipantID("a"), ev.Participant)
+}

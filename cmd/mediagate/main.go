@@ -1,8 +1,10 @@
 // Command mediagate is the gateway: `mediagate serve` (the default) runs a
-// node; the admin subcommands talk to a node's admin API.
+// node; `mediagate receipts verify` checks the deletion receipts offline;
+// the admin subcommands talk to a node's admin API.
 //
 //	mediagate [serve] [--config FILE]
 //	mediagate keys new | create | ls | revoke
+//	mediagate receipts verify [--config FILE] [--file FILE]
 //	mediagate --version
 package main
 
@@ -45,6 +47,8 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		return serveCommand(args, environ, stdout, stderr)
 	case "keys":
 		return keysCommand(args, environ, stdout, stderr)
+	case "receipts":
+		return receiptsCommand(args, environ, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "mediagate", version)
 		return exitOK
@@ -64,6 +68,9 @@ func usage(w io.Writer) {
   mediagate keys new                  make a bootstrap API key and its auth.admin_keys line
   mediagate keys create|ls|revoke     manage API keys through the admin API
                                       (mediagate keys, for the details)
+  mediagate receipts verify [--config FILE] [--file FILE]
+                                      check the deletion receipts log offline (signatures,
+                                      chain); prints OK and the count or the first bad line
   mediagate version                   print the version
   mediagate --version                 the same
 

@@ -124,22 +124,27 @@ func startGateway(t *testing.T, args []string, env ...string) *gateway {
 // first left.
 func startGatewayIn(t *testing.T, dir string, args []string, env ...string) *gateway {
 	t.Helper()
-	return launchGateway(t, binary, dir, args, env...)
+	cmd := exec.Command(binary, args...)
+	cmd.Dir = dir
+	return startCommand(t, cmd, env...)
 }
 
 // startGatewayBinary is startGateway with another build of mediagate (the
 // benchmarks' one without -race).
 func startGatewayBinary(t testing.TB, bin string, args []string, env ...string) *gateway {
 	t.Helper()
-	return launchGateway(t, bin, t.TempDir(), args, env...)
+	return startCommand(t, exec.Command(bin, args...), env...)
 }
 
-// launchGateway runs bin in dir with args and env and waits for its ready
-// line.
-func launchGateway(t testing.TB, bin, dir string, args []string, env ...string) *gateway {
+// startCommand is startGateway for a command that execs mediagate in the
+// end (a wrapper that sets up a namespace first, say): the process the
+// test kills is mediagate's. It runs in cmd.Dir, a temporary directory
+// when that is empty.
+func startCommand(t testing.TB, cmd *exec.Cmd, env ...string) *gateway {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = dir
+	if cmd.Dir == "" {
+		cmd.Dir = t.TempDir()
+	}
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + cmd.Dir,
 		"MEDIAGATE_HTTP_LISTEN=127.0.0.1:0", "MEDIAGATE_WEBRTC_UDP_PORT=0", "MEDIAGATE_SIP_LISTEN=127.0.0.1:0"}, env...)
 	stderr, err := cmd.StderrPipe()
@@ -247,6 +252,12 @@ func TestBadConfigRefused(t *testing.T) {
 			[]string{"bad.yaml:3", "sip.tls.cert", "sip.tls.key"}},
 		{"min-se below rfc 4028", "", []string{"MEDIAGATE_SIP_MIN_SE=30s"},
 			[]string{"MEDIAGATE_SIP_MIN_SE", "below 90s"}},
+		{"recording format", "recording:\n  format: m4a\n", nil,
+			[]string{"bad.yaml:2", "recording.format", "Ogg/Opus only"}},
+		{"recording policy", "recording:\n  room_policies:\n    board: legal\n", nil,
+			[]string{"bad.yaml:3", "recording.room_policies.board", `"legal" is no policy`}},
+		{"short receipt key", "", []string{"MEDIAGATE_RECORDING_RECEIPT_KEY=pw-Secret-42"},
+			[]string{"MEDIAGATE_RECORDING_RECEIPT_KEY", "must be at least 32 bytes"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(dir, "bad.yaml")
@@ -260,7 +271,7 @@ func TestBadConfigRefused(t *testing.T) {
 			for _, w := range tc.want {
 				require.Contains(t, string(out), w)
 			}
-			require.NotContains(t, string(out), "pw-Secret-42", "a trunk's password is never printed")
+			require.NotContains(t, string(out), "pw-Secret-42", "a password or key is never printed")
 		})
 	}
 }

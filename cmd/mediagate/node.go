@@ -11,6 +11,7 @@ import (
 
 	"github.com/mediagate/mediagate/api"
 	"github.com/mediagate/mediagate/configs"
+	"github.com/mediagate/mediagate/recorder"
 	"github.com/mediagate/mediagate/room"
 	"github.com/mediagate/mediagate/rtc"
 	"github.com/mediagate/mediagate/sip"
@@ -25,13 +26,21 @@ type node struct {
 	rtc   *rtc.Server
 	sip   *sip.UA
 	http  *api.Server
+	recs  *roomRecordings
 
-	stopAudit func()        // ends the audit log's sweeper
-	auditDone chan struct{} // closed when the sweeper has returned
+	stopSweep  context.CancelFunc
+	sweepDone  chan struct{} // closed when the recorder's sweeper returned
+	recordings *recorder.Recorder
+
+	stopAudit context.CancelFunc // ends the audit log's sweeper
+	auditDone chan struct{}      // closed when the audit sweeper returned
 }
 
 // newNode builds the node's parts from the configuration. It binds the
-// WebRTC UDP port but not the HTTP listener, which serve owns.
+// WebRTC UDP port but not the HTTP listener, which serve owns. The
+// recorder comes first: it repairs what a crash left (recordings cut at
+// their last intact page, marked interrupted) before any room opens, and
+// its sweeper starts at once to catch up on what expired meanwhile.
 func newNode(cfg configs.Config, log *slog.Logger) (*node, error) {
 	auth, err := api.NewAuth(cfg.Auth, cfg.Rooms)
 	if err != nil {
@@ -45,50 +54,70 @@ func newNode(cfg configs.Config, log *slog.Logger) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
-	rooms := room.NewManager(room.WithRoomDefaults(
+	key, err := receiptKey(cfg, log, true)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := recorder.New(recorderOptions(cfg, key, log))
+	if err != nil {
+		return nil, fmt.Errorf("recorder: %w", err)
+	}
+	n := &node{log: log, recordings: rec, sweepDone: make(chan struct{}), auditDone: make(chan struct{})}
+	var sweepCtx context.Context
+	sweepCtx, n.stopSweep = context.WithCancel(context.Background())
+	go func() {
+		defer close(n.sweepDone)
+		_ = rec.Run(sweepCtx)
+	}()
+	// The audit sweeper deletes entries past their retention, at start and
+	// daily; close stops it.
+	var auditCtx context.Context
+	auditCtx, n.stopAudit = context.WithCancel(context.Background())
+	go func() {
+		defer close(n.auditDone)
+		_ = audit.Run(auditCtx)
+	}()
+	tenantOf := func(id room.ID) recorder.Tenant { return recorder.Tenant(auth.RoomTenant(id)) }
+	policyOf := func(id room.ID) string { return cfg.Recording.RoomPolicy(string(id)) }
+	n.recs = newRoomRecordings(log, rec, tenantOf, policyOf, cfg.Recording.AutoRecord, cfg.Conference.EmptyTimeout)
+	n.rooms = room.NewManager(room.WithOnOpen(n.recs.opened), room.WithRoomDefaults(
 		room.WithLogger(log),
 		room.WithEmptyTimeout(cfg.Conference.EmptyTimeout),
 		room.WithMaxSpeakers(cfg.Conference.MaxSpeakers)))
+	n.recs.rooms = n.rooms
 	// Configured rooms stay open while the node runs, with their limits;
 	// rooms a join token names but the configuration does not are opened
 	// on first join and closed when empty.
 	for id, rc := range cfg.Rooms {
-		if _, err := rooms.Create(room.ID(id),
+		if _, err := n.rooms.Create(room.ID(id),
 			room.WithMaxParticipants(rc.MaxParticipants),
 			room.WithEmptyTimeout(-1)); err != nil {
+			_ = n.close(context.Background())
 			return nil, fmt.Errorf("room %s: %w", id, err)
 		}
 	}
-	webrtc, err := rtc.NewServer(rooms,
+	if n.rtc, err = rtc.NewServer(n.rooms,
 		rtc.WithLogger(log),
 		rtc.WithSettings(rtc.Settings{UDPPort: cfg.WebRTC.UDPPort, PublicIPs: cfg.WebRTC.PublicIPs}),
-		rtc.WithAuthorizer(authorizer(auth)))
-	if err != nil {
-		_ = rooms.Close(context.Background())
+		rtc.WithAuthorizer(authorizer(auth))); err != nil {
+		_ = n.close(context.Background())
 		return nil, err
 	}
-	ua, err := dialIn(cfg, log, rooms)
-	if err != nil {
-		_ = webrtc.Close(context.Background())
-		_ = rooms.Close(context.Background())
+	if n.sip, err = dialIn(cfg, log, n.rooms); err != nil {
+		_ = n.close(context.Background())
 		return nil, fmt.Errorf("sip: %w", err)
 	}
-	srv := api.New(log, api.WithVersion(version),
-		api.WithJoinPage(rooms, auth),
-		api.WithAdmin(rooms, auth, cfg.Auth.AdminKeys),
+	n.http = api.New(log, api.WithVersion(version),
+		api.WithJoinPage(n.rooms, auth),
+		api.WithAdmin(n.rooms, auth, cfg.Auth.AdminKeys),
 		api.WithKeyStore(keys),
-		api.WithAuditLog(audit))
-	srv.Handle("/whip/", webrtc.Handler())
-	srv.Handle("/whep/", webrtc.Handler())
-	n := &node{log: log, rooms: rooms, rtc: webrtc, sip: ua, http: srv, auditDone: make(chan struct{})}
-	// The audit sweeper deletes entries past their retention, at start and
-	// daily; close stops it.
-	actx, cancel := context.WithCancel(context.Background())
-	n.stopAudit = cancel
-	go func() {
-		defer close(n.auditDone)
-		_ = audit.Run(actx)
-	}()
+		api.WithAuditLog(audit),
+		api.WithRecordings(api.Recordings{
+			Recorder: rec, Rooms: n.recs, TenantOf: tenantOf,
+			LinkSecret: key, LinkLifetime: cfg.Recording.LinkLifetime,
+		}))
+	n.http.Handle("/whip/", n.rtc.Handler())
+	n.http.Handle("/whep/", n.rtc.Handler())
 	return n, nil
 }
 
@@ -129,13 +158,31 @@ func (n *node) drain(ctx context.Context) {
 	}
 }
 
-// close stops what newNode started: calls and sessions first (each says
-// goodbye to its peer, and registration trunks remove their binding with
-// REGISTER Expires 0), then the rooms, then the audit sweeper (a sweep in
-// progress finishes first).
+// close stops what newNode started (what it got to): calls and sessions
+// first (each says goodbye to its peer, and registration trunks remove
+// their binding with REGISTER Expires 0), then the recordings (each
+// completes: its last page written, its manifest final) and the sweeper,
+// then the rooms, then the audit sweeper (a sweep in progress finishes
+// first).
 func (n *node) close(ctx context.Context) error {
-	err := errors.Join(n.sip.Close(ctx), n.rtc.Close(ctx), n.rooms.Close(ctx))
+	var errs []error
+	if n.sip != nil {
+		errs = append(errs, n.sip.Close(ctx))
+	}
+	if n.rtc != nil {
+		errs = append(errs, n.rtc.Close(ctx))
+	}
+	n.stopSweep()
+	select { // Recorder.Close wants the sweeper gone
+	case <-n.sweepDone:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("sweeper: %w", ctx.Err()))
+	}
+	errs = append(errs, n.recs.close(ctx))
+	if n.rooms != nil {
+		errs = append(errs, n.rooms.Close(ctx))
+	}
 	n.stopAudit()
 	<-n.auditDone
-	return err
+	return errors.Join(errs...)
 }

@@ -1,0 +1,191 @@
+package configs
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+)
+
+// Recording is how rooms are recorded and how long the recordings are kept
+// (package recorder; DESIGN.md decisions 6 and 7).
+type Recording struct {
+	// Dir is the recordings store: audio, manifests and the deletion
+	// receipts log. Empty means storage.dir/recordings (RecordingDir).
+	Dir string `yaml:"dir"`
+	// ReceiptKey signs the deletion receipts (HMAC-SHA256), at least
+	// MinReceiptKeyLen bytes. Empty means a key the node generates once
+	// and keeps in storage.dir (ReceiptKeyFile), so receipts stay
+	// verifiable across restarts. It is a secret: never logged, blanked
+	// by Redacted.
+	ReceiptKey string `yaml:"receipt_key"`
+	// Format is the recordings' file format; the recorder writes Ogg/Opus
+	// (RFC 7845) only, so "opus" is the one value.
+	Format string `yaml:"format"`
+	// Policies are the retention policies by name. A room without a
+	// policy in RoomPolicies gets DefaultPolicy; when Policies does not
+	// define it, the recorder's built-in one (30 days, extendable to a
+	// year) applies.
+	Policies map[string]RetentionPolicy `yaml:"policies"`
+	// RoomPolicies names the policy of a room's recordings, by room ID.
+	RoomPolicies map[string]string `yaml:"room_policies"`
+	// AutoRecord are the rooms recorded whenever someone is in them,
+	// without an admin starting it.
+	AutoRecord []string `yaml:"auto_record"`
+	// ExpiryWarnings are the lead times before a recording's expiry at
+	// which a recording.expiring event is raised, so that someone can
+	// download or extend it in time. Empty: no warnings.
+	ExpiryWarnings []time.Duration `yaml:"expiry_warnings"`
+	// LinkLifetime is how long a signed download link stays valid (never
+	// past the recording's expiry).
+	LinkLifetime time.Duration `yaml:"link_lifetime"`
+}
+
+// RetentionPolicy is one entry of recording.policies: how long a recording
+// is kept (recorder.Policy). Every field's zero value is its default.
+type RetentionPolicy struct {
+	// Duration is the retention a recording starts with.
+	Duration time.Duration `yaml:"duration"`
+	// Min is how long a recording must be kept whatever an admin or an
+	// erasure request asks (a legal duty); 0: no minimum.
+	Min time.Duration `yaml:"min"`
+	// Max is how far an admin may extend the retention; 0 means Duration
+	// (no extension).
+	Max time.Duration `yaml:"max"`
+}
+
+// Names and limits of the recording section.
+const (
+	// DefaultPolicy is the policy of rooms recording.room_policies does not
+	// name (recorder.DefaultPolicyName).
+	DefaultPolicy = "default"
+	// RecordingFormatOpus is the only recording.format: Ogg/Opus.
+	RecordingFormatOpus = "opus"
+	// MinReceiptKeyLen is the shortest recording.receipt_key: 256 bits, the
+	// size of the HMAC-SHA256 output (RFC 2104 §3); recorder.MinReceiptKeyLen.
+	MinReceiptKeyLen = 32
+	// ReceiptKeyFile is the file in storage.dir that holds the generated
+	// receipt key when recording.receipt_key is empty.
+	ReceiptKeyFile = "receipt.key"
+	// maxRetention bounds every retention duration: ten years.
+	maxRetention = 10 * 365 * 24 * time.Hour
+	// minLinkLifetime and maxLinkLifetime bound recording.link_lifetime: a
+	// link must outlive a click, and a leaked one must not open a
+	// recording for long.
+	minLinkLifetime, maxLinkLifetime = time.Minute, 24 * time.Hour
+)
+
+// defaultRecording is the recording section's defaults.
+func defaultRecording() Recording {
+	return Recording{
+		Format: RecordingFormatOpus,
+		Policies: map[string]RetentionPolicy{
+			DefaultPolicy: {Duration: 30 * 24 * time.Hour, Max: 365 * 24 * time.Hour},
+		},
+		RoomPolicies:   map[string]string{},
+		ExpiryWarnings: []time.Duration{7 * 24 * time.Hour, 24 * time.Hour},
+		LinkLifetime:   15 * time.Minute,
+	}
+}
+
+// RecordingDir returns the recordings store: recording.dir, or
+// storage.dir/recordings when it is empty.
+func (c Config) RecordingDir() string {
+	if c.Recording.Dir != "" {
+		return c.Recording.Dir
+	}
+	return c.Storage.Dir + "/recordings"
+}
+
+// RoomPolicy returns the retention policy name of room id's recordings.
+func (r Recording) RoomPolicy(id string) string {
+	return cmp.Or(r.RoomPolicies[id], DefaultPolicy)
+}
+
+// String keeps the receipt key out of fmt's %v and %+v.
+func (r Recording) String() string {
+	key := ""
+	if r.ReceiptKey != "" {
+		key = redactedValue
+	}
+	return fmt.Sprintf("{dir:%q receipt_key:%q format:%q policies:%v room_policies:%v auto_record:%v expiry_warnings:%v link_lifetime:%s}",
+		r.Dir, key, r.Format, r.Policies, r.RoomPolicies, r.AutoRecord, r.ExpiryWarnings, r.LinkLifetime)
+}
+
+// recording checks the recording section. Messages never show the key.
+// room_policies and auto_record may name rooms the rooms section does not
+// define: those open on demand.
+func (v *validator) recording(r Recording) {
+	if n := len(r.ReceiptKey); n > 0 && n < MinReceiptKeyLen {
+		v.fail("recording.receipt_key", "must be at least %d bytes (RFC 2104 §3), got %d", MinReceiptKeyLen, n)
+	}
+	if r.Format != RecordingFormatOpus {
+		v.fail("recording.format", "%q is not one of %s (the recorder writes Ogg/Opus only)", r.Format, RecordingFormatOpus)
+	}
+	v.policies(r.Policies)
+	for _, id := range ordered(v, "recording.room_policies", r.RoomPolicies) {
+		key, name := "recording.room_policies."+id, r.RoomPolicies[id]
+		if !ValidRoomID(id) {
+			v.fail(key, "room id %q must be 1 to %d characters from a-z 0-9 _ -, starting with a letter or digit", id, MaxRoomIDLen)
+		}
+		if _, ok := r.Policies[name]; !ok && name != DefaultPolicy {
+			v.fail(key, "%q is no policy of recording.policies", name)
+		}
+	}
+	seen := map[string]int{}
+	for i, id := range r.AutoRecord {
+		key := fmt.Sprintf("recording.auto_record[%d]", i)
+		if first, dup := seen[id]; dup {
+			v.fail(key, "%q repeats recording.auto_record[%d]", id, first)
+			continue
+		}
+		seen[id] = i
+		if !ValidRoomID(id) {
+			v.fail(key, "room id %q must be 1 to %d characters from a-z 0-9 _ -, starting with a letter or digit", id, MaxRoomIDLen)
+		}
+	}
+	leads := map[time.Duration]int{}
+	for i, d := range r.ExpiryWarnings {
+		key := fmt.Sprintf("recording.expiry_warnings[%d]", i)
+		if first, dup := leads[d]; dup {
+			v.fail(key, "%s repeats recording.expiry_warnings[%d]", d, first)
+			continue
+		}
+		leads[d] = i
+		if d <= 0 || d > maxRetention {
+			v.fail(key, "%s out of range (0s, 87600h]", d)
+		}
+	}
+	if d := r.LinkLifetime; d < minLinkLifetime || d > maxLinkLifetime {
+		v.fail("recording.link_lifetime", "%s out of range 1m..24h", d)
+	}
+}
+
+// policies checks recording.policies in the order the operator wrote them.
+func (v *validator) policies(ps map[string]RetentionPolicy) {
+	for _, name := range ordered(v, "recording.policies", ps) {
+		p, key := ps[name], "recording.policies."+name
+		if !ValidRoomID(name) {
+			v.fail(key, "policy name %q must be 1 to %d characters from a-z 0-9 _ -, starting with a letter or digit", name, MaxRoomIDLen)
+		}
+		if p.Duration <= 0 || p.Duration > maxRetention {
+			v.fail(key+".duration", "%s out of range (0s, 87600h]", p.Duration)
+			continue
+		}
+		if p.Min < 0 || p.Min > p.Duration {
+			v.fail(key+".min", "%s out of range 0s..%s (the duration)", p.Min, p.Duration)
+		}
+		if p.Max != 0 && (p.Max < p.Duration || p.Max > maxRetention) {
+			v.fail(key+".max", "%s out of range %s..87600h (or 0s for the duration)", p.Max, p.Duration)
+		}
+	}
+}
+
+// ordered returns the keys of the map at key in the order the operator
+// wrote them (file line, then name).
+func ordered[V any](v *validator, key string, m map[string]V) []string {
+	return slices.SortedFunc(maps.Keys(m), func(a, b string) int {
+		return cmp.Or(cmp.Compare(v.origins[key+"."+a].line, v.origins[key+"."+b].line), cmp.Compare(a, b))
+	})
+}
