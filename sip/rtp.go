@@ -157,7 +157,7 @@ func (s *rtpSession) configure(rm remoteMedia) error {
 	s.readMu.Unlock()
 
 	s.rx.Store(&rxConfig{audioPT: rm.codec.PayloadType, tePT: rm.tePT,
-		te: media.NewTelephoneEventDecoder(rm.codec.ClockRate)})
+		te: media.NewTelephoneEventDecoder(rm.teRate)})
 	s.tx.setFormat(rm.codec.PayloadType, rm.codec.FrameTS(), rm.codec.ClockRate)
 	old := s.dest.Load()
 	if old.sdpRTP != rm.rtp || old.sdpRTCP != rm.rtcp {
