@@ -106,9 +106,10 @@ type keyJob struct {
 // rtpMedia is a call's RTP: one socket, a sender paced by a 20 ms ticker
 // and a receiver that decodes into a timeline of samples.
 type rtpMedia struct {
-	codec  codec
-	teRate int // telephone-event clock offered, 0 for none
-	conn   *net.UDPConn
+	codec      codec
+	teRate     int  // telephone-event clock offered, 0 for none
+	interleave bool // audio goes on during telephone events
+	conn       *net.UDPConn
 
 	to   netip.AddrPort
 	te   bool // the answer accepted telephone-event
@@ -129,12 +130,12 @@ type rtpMedia struct {
 	closeOnce sync.Once
 }
 
-func newMedia(c codec, teRate int) (*rtpMedia, error) {
+func newMedia(c codec, teRate int, interleave bool) (*rtpMedia, error) {
 	conn, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
 	if err != nil {
 		return nil, fmt.Errorf("siptest: rtp: %w", err)
 	}
-	return &rtpMedia{codec: c, teRate: teRate, conn: conn, keys: make(chan keyJob),
+	return &rtpMedia{codec: c, teRate: teRate, interleave: interleave, conn: conn, keys: make(chan keyJob),
 		stop: make(chan struct{}), changed: make(chan struct{})}, nil
 }
 
@@ -258,14 +259,14 @@ func (m *rtpMedia) send() {
 				}
 				events = true
 			}
-			// Audio resumes after the last end packet, marked as a new
-			// talkspurt (RFC 3551 §4.1).
+			// Replaced audio resumes after the last end packet, marked
+			// as a new talkspurt (RFC 3551 §4.1).
 			if next < len(plan) || events {
 				events = true
-				pkt.Marker = true
+				pkt.Marker = !m.interleave
 			}
 		}
-		if !events {
+		if !events || m.interleave {
 			switch {
 			case key != nil && key.how&InBand != 0 && tick < pressTicks:
 				media.DTMFTone(key.digit, m.codec.rate, pcm, tick*len(pcm), inBandAmp)

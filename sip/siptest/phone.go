@@ -56,6 +56,11 @@ type Options struct {
 	// 8000 for G.711 and G.722 and 48000 for Opus. Softphones that offer
 	// Opus with telephone-event/8000 (baresip) set 8000.
 	TelephoneEventRate int
+	// AudioDuringEvents keeps sending audio packets while a key goes out
+	// as telephone events, interleaved with them in the one RTP stream,
+	// as baresip does; by default events replace the audio (RFC 4733
+	// allows both).
+	AudioDuringEvents bool
 	// User is the user part of the request URI: the number dialed
 	// (default "1000").
 	User string
@@ -162,7 +167,7 @@ func (p *Phone) Dial(ctx context.Context, gateway netip.AddrPort, o Options) (*C
 			teRate = codec.clockRate
 		}
 	}
-	m, err := newMedia(codec, teRate)
+	m, err := newMedia(codec, teRate, o.AudioDuringEvents)
 	if err != nil {
 		return nil, err
 	}
