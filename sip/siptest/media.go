@@ -69,7 +69,8 @@ func (c codec) newDecoder() (media.Decoder, error) {
 	}
 }
 
-// How a key press of Press reaches the gateway; combine them with |.
+// Method says how Press sends a key press to the gateway; combine them
+// with |.
 type Method uint8
 
 const (
