@@ -2,19 +2,13 @@ package bridge
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/netip"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/emiago/sipgo"
-	sipgosip "github.com/emiago/sipgo/sip"
-	"github.com/pion/rtp"
-	"github.com/pion/sdp/v3"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
@@ -22,6 +16,7 @@ import (
 	"github.com/mediagate/mediagate/media/mediatest"
 	"github.com/mediagate/mediagate/room"
 	"github.com/mediagate/mediagate/sip"
+	"github.com/mediagate/mediagate/sip/siptest"
 )
 
 func TestMain(m *testing.M) {
@@ -88,9 +83,7 @@ func TestPhoneParticipantInRoom(t *testing.T) {
 		joined <- p
 	}))
 
-	caller := newTestCaller(t)
-	phone := newTestRTP(t)
-	_, to := caller.call(t, u, phone.port())
+	phone := dial(t, u, siptest.Options{})
 	var p *PhoneParticipant
 	select {
 	case p = <-joined:
@@ -99,11 +92,11 @@ func TestPhoneParticipantInRoom(t *testing.T) {
 	}
 	require.Equal(t, room.KindPhone, p.Info().Kind)
 	require.Equal(t, room.PCMU, p.Info().Format)
-	phone.sendTone(to, 440)
+	phone.PlayTone(440, 0.3)
 
 	const window = 4000 // 0.5 s at 8 kHz
 	require.Eventually(t, func() bool {
-		got := phone.last(window)
+		got := phone.Last(window)
 		return len(got) == window && phoneToneGap(got, 660, 440) >= 20
 	}, 5*time.Second, 20*time.Millisecond, "the caller hears the room's 660 Hz and not its own 440 Hz")
 	require.Eventually(t, func() bool {
@@ -113,7 +106,7 @@ func TestPhoneParticipantInRoom(t *testing.T) {
 
 	require.NoError(t, rm.Kick(p.Info().ID))
 	select {
-	case <-caller.byes:
+	case <-phone.HungUp():
 	case <-time.After(5 * time.Second):
 		t.Fatal("kicking the caller sent no BYE")
 	}
@@ -121,10 +114,9 @@ func TestPhoneParticipantInRoom(t *testing.T) {
 	require.False(t, p.ReadFrame(new(media.Frame)), "a closed participant has nothing to play")
 }
 
-// answeredCall starts a UA that answers one call and a sipgo caller that
-// places it with its RTP on phone; it returns the call, the caller's dialog
-// and the gateway's RTP address.
-func answeredCall(t testing.TB, phone *testRTP) (*sip.Call, *sipgo.DialogClientSession, netip.AddrPort) {
+// answeredCall starts a UA that answers one call and a siptest phone that
+// places it offering PCMU; it returns the call and the phone's side.
+func answeredCall(t testing.TB) (*sip.Call, *siptest.Call) {
 	t.Helper()
 	calls := make(chan *sip.Call, 1)
 	u := startTestUA(t, sip.HandlerFunc(func(_ context.Context, in *sip.IncomingCall) {
@@ -132,14 +124,29 @@ func answeredCall(t testing.TB, phone *testRTP) (*sip.Call, *sipgo.DialogClientS
 			calls <- c
 		}
 	}))
-	d, to := newTestCaller(t).call(t, u, phone.port())
+	phone := dial(t, u, siptest.Options{})
 	select {
 	case c := <-calls:
-		return c, d, to
+		return c, phone
 	case <-time.After(5 * time.Second):
 		t.Fatal("no call answered")
-		return nil, nil, netip.AddrPort{}
+		return nil, nil
 	}
+}
+
+// dial calls u from a new siptest phone with o and returns the answered
+// call; it hangs up when the test ends.
+func dial(t testing.TB, u *sip.UA, o siptest.Options) *siptest.Call {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if o.User == "" {
+		o.User = "2000"
+	}
+	gw := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(u.Port()))
+	c, err := siptest.NewPhone(t).Dial(ctx, gw, o)
+	require.NoError(t, err)
+	return c
 }
 
 // TestPhoneParticipantReadFrame: outside any room, ReadFrame turns the
@@ -147,11 +154,10 @@ func answeredCall(t testing.TB, phone *testRTP) (*sip.Call, *sipgo.DialogClientS
 // its neighbours, without allocating; after the caller hangs up, Detached
 // leaves the ended call alone and Close reports no error.
 func TestPhoneParticipantReadFrame(t *testing.T) {
-	phone := newTestRTP(t)
-	c, d, to := answeredCall(t, phone)
+	c, phone := answeredCall(t)
 	p, err := NewPhoneParticipant(c, room.ParticipantID(c.ID()), "caller")
 	require.NoError(t, err)
-	phone.sendTone(to, 440)
+	phone.PlayTone(440, 0.3)
 
 	var frame media.Frame
 	heard := make([]int16, 0, 25*len(frame))
@@ -178,7 +184,7 @@ func TestPhoneParticipantReadFrame(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	require.NoError(t, d.Bye(ctx))
+	require.NoError(t, phone.Hangup(ctx))
 	select {
 	case <-c.Done():
 	case <-time.After(5 * time.Second):
@@ -192,8 +198,7 @@ func TestPhoneParticipantReadFrame(t *testing.T) {
 // BenchmarkPhoneParticipantReadFrame measures the mixer's per-tick cost of
 // a PCMU caller: jitter-buffer read, decode and 8→48 kHz resampling.
 func BenchmarkPhoneParticipantReadFrame(b *testing.B) {
-	phone := newTestRTP(b)
-	c, _, _ := answeredCall(b, phone)
+	c, _ := answeredCall(b)
 	p, err := NewPhoneParticipant(c, room.ParticipantID(c.ID()), "caller")
 	require.NoError(b, err)
 	b.Cleanup(func() {
@@ -259,148 +264,4 @@ func (f *toneParticipant) last(n int) []int16 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]int16(nil), f.heard[max(len(f.heard)-n, 0):]...)
-}
-
-// testCaller is a calling phone built from sipgo's client side: it sends
-// an INVITE offering PCMU and reports the gateway's BYE.
-type testCaller struct {
-	dc   *sipgo.DialogClientCache
-	byes chan struct{}
-}
-
-func newTestCaller(t testing.TB) *testCaller {
-	t.Helper()
-	quiet := slog.New(slog.DiscardHandler)
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("caller"),
-		sipgo.WithUserAgentTransactionLayerOptions(sipgosip.WithTransactionLayerLogger(quiet)),
-		sipgo.WithUserAgentTransportLayerOptions(sipgosip.WithTransportLayerLogger(quiet)))
-	require.NoError(t, err)
-	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := conn.LocalAddr().(*net.UDPAddr).Port
-	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(quiet))
-	require.NoError(t, err)
-	cli, err := sipgo.NewClient(ua, sipgo.WithClientLogger(quiet), sipgo.WithClientHostname("127.0.0.1"),
-		sipgo.WithClientPort(port))
-	require.NoError(t, err)
-	contact := sipgosip.ContactHeader{Address: sipgosip.Uri{Scheme: "sip", User: "caller", Host: "127.0.0.1", Port: port}}
-	c := &testCaller{dc: sipgo.NewDialogClientCache(cli, contact), byes: make(chan struct{}, 4)}
-	srv.OnBye(func(req *sipgosip.Request, tx sipgosip.ServerTransaction) {
-		if err := c.dc.ReadBye(req, tx); err == nil {
-			c.byes <- struct{}{}
-		}
-	})
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.ServeUDP(conn) }()
-	t.Cleanup(func() {
-		_ = conn.Close()
-		_ = ua.Close()
-		<-done
-	})
-	return c
-}
-
-// call dials u offering PCMU with RTP at rtpPort and returns the dialog
-// and the gateway's RTP address from the answer.
-func (c *testCaller) call(t testing.TB, u *sip.UA, rtpPort int) (*sipgo.DialogClientSession, netip.AddrPort) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	offer := fmt.Appendf(nil, "v=0\r\no=caller 7 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"+
-		"m=audio %d RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\na=sendrecv\r\n", rtpPort)
-	to := sipgosip.Uri{Scheme: "sip", User: "2000", Host: "127.0.0.1", Port: u.Port()}
-	d, err := c.dc.Invite(ctx, to, offer, sipgosip.NewHeader("Content-Type", "application/sdp"))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = d.Close() })
-	require.NoError(t, d.WaitAnswer(ctx, sipgo.AnswerOptions{}))
-	require.NoError(t, d.Ack(ctx))
-	var sd sdp.SessionDescription
-	require.NoError(t, sd.Unmarshal(d.InviteResponse.Body()))
-	require.Len(t, sd.MediaDescriptions, 1)
-	ip := netip.MustParseAddr(sd.ConnectionInformation.Address.Address)
-	return d, netip.AddrPortFrom(ip, uint16(sd.MediaDescriptions[0].MediaName.Port.Value))
-}
-
-// testRTP is the caller's media: it sends a tone as PCMU RTP every 20 ms
-// and decodes what arrives.
-type testRTP struct {
-	conn *net.UDPConn
-	stop chan struct{}
-	wg   sync.WaitGroup
-
-	mu  sync.Mutex
-	got []int16
-}
-
-func newTestRTP(t testing.TB) *testRTP {
-	t.Helper()
-	conn, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
-	require.NoError(t, err)
-	r := &testRTP{conn: conn, stop: make(chan struct{})}
-	r.wg.Add(1)
-	go r.receive()
-	t.Cleanup(func() {
-		close(r.stop)
-		_ = conn.Close()
-		r.wg.Wait()
-	})
-	return r
-}
-
-func (r *testRTP) port() int { return r.conn.LocalAddr().(*net.UDPAddr).Port }
-
-func (r *testRTP) receive() {
-	defer r.wg.Done()
-	buf := make([]byte, 1500)
-	pcm := make([]int16, 1500)
-	var pkt rtp.Packet
-	for {
-		n, err := r.conn.Read(buf)
-		if err != nil {
-			return
-		}
-		if pkt.Unmarshal(buf[:n]) != nil || pkt.PayloadType != 0 {
-			continue
-		}
-		k := media.DecodeULaw(pcm, pkt.Payload)
-		r.mu.Lock()
-		r.got = append(r.got, pcm[:k]...)
-		r.mu.Unlock()
-	}
-}
-
-// last returns up to the last n samples received.
-func (r *testRTP) last(n int) []int16 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]int16(nil), r.got[max(len(r.got)-n, 0):]...)
-}
-
-// sendTone sends freq Hz to to as PCMU, one 20 ms packet per tick, until
-// cleanup.
-func (r *testRTP) sendTone(to netip.AddrPort, freq float64) {
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		tone := mediatest.Tone{Freq: freq, Amp: 0.3, Rate: media.Rate8k}
-		pcm := make([]int16, media.SamplesPerFrame(media.Rate8k))
-		payload := make([]byte, len(pcm))
-		pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SSRC: 0x4400, Marker: true}}
-		tick := time.NewTicker(media.FrameDuration)
-		defer tick.Stop()
-		for {
-			select {
-			case <-r.stop:
-				return
-			case <-tick.C:
-			}
-			tone.Fill(pcm)
-			pkt.Payload = payload[:media.EncodeULaw(payload, pcm)]
-			b, _ := pkt.Marshal()
-			_, _ = r.conn.WriteToUDPAddrPort(b, to)
-			pkt.SequenceNumber++
-			pkt.Timestamp += uint32(len(pcm))
-			pkt.Marker = false
-		}
-	}()
 }

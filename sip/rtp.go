@@ -54,6 +54,17 @@ type rtpSession struct {
 	digits  [4]media.Digit
 	ended   bool
 
+	// Receive loop only. Telephone events take sequence numbers of the
+	// RTP stream they share with the audio (RFC 4733 §2.1), and phones
+	// such as baresip keep sending audio between them: the jitter buffer,
+	// seeing a gap before every audio packet, would conceal, re-anchor
+	// and add delay for each. It gets the audio numbered without the
+	// events: seqShift counts those of the stream seqSSRC so far, maxSeq
+	// is the highest sequence number seen in it.
+	seqShift, maxSeq uint16
+	seqSSRC          uint32
+	seqSeen          bool
+
 	tx    sendQueue
 	stats rtpCounters
 	rtcp  rtcpState
@@ -157,7 +168,7 @@ func (s *rtpSession) configure(rm remoteMedia) error {
 	s.readMu.Unlock()
 
 	s.rx.Store(&rxConfig{audioPT: rm.codec.PayloadType, tePT: rm.tePT,
-		te: media.NewTelephoneEventDecoder(rm.codec.ClockRate)})
+		te: media.NewTelephoneEventDecoder(rm.teRate)})
 	s.tx.setFormat(rm.codec.PayloadType, rm.codec.FrameTS(), rm.codec.ClockRate)
 	old := s.dest.Load()
 	if old.sdpRTP != rm.rtp || old.sdpRTCP != rm.rtcp {
@@ -213,8 +224,9 @@ func (s *rtpSession) handleRTP(b []byte, from netip.AddrPort, pkt *rtp.Packet, n
 	}
 	s.lastRx.Store(now.UnixNano())
 	s.rtcp.noteRTP(pkt.SequenceNumber, pkt.SSRC)
+	seq := s.audioSeq(pkt, pkt.PayloadType != cfg.audioPT)
 	if pkt.PayloadType == cfg.audioPT {
-		err := s.jb.Push(media.Packet{Seq: pkt.SequenceNumber, Timestamp: pkt.Timestamp, SSRC: pkt.SSRC,
+		err := s.jb.Push(media.Packet{Seq: seq, Timestamp: pkt.Timestamp, SSRC: pkt.SSRC,
 			Marker: pkt.Marker, Payload: pkt.Payload}, now)
 		if err != nil {
 			s.stats.malformed.Add(1)
@@ -232,6 +244,23 @@ func (s *rtpSession) handleRTP(b []byte, from netip.AddrPort, pkt *rtp.Packet, n
 	if ok && ev.Press {
 		s.onDTMF(DTMF{Digit: ev.Digit, Source: DTMFRFC4733, At: now})
 	}
+}
+
+// audioSeq returns the sequence number the jitter buffer gets for an
+// audio packet: its own less the telephone events (te) before it in the
+// stream. An event counts when it advances the highest sequence number
+// seen, so a late or repeated one is not counted twice.
+func (s *rtpSession) audioSeq(pkt *rtp.Packet, te bool) uint16 {
+	if !s.seqSeen || pkt.SSRC != s.seqSSRC {
+		s.seqSeen, s.seqSSRC, s.seqShift, s.maxSeq = true, pkt.SSRC, 0, pkt.SequenceNumber-1
+	}
+	if int16(pkt.SequenceNumber-s.maxSeq) > 0 {
+		s.maxSeq = pkt.SequenceNumber
+		if te {
+			s.seqShift++
+		}
+	}
+	return pkt.SequenceNumber - s.seqShift
 }
 
 // admit latches to the first valid packet's source and afterwards accepts

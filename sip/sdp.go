@@ -13,17 +13,23 @@ import (
 
 // SDP offer/answer (RFC 3264) for one audio stream. mediagate answers with
 // exactly one audio codec — the first of its preference list (sip.codecs)
-// that the offer holds — plus telephone-event at the codec's clock rate when
-// offered, so a call never switches codec mid-stream. Other streams (video,
-// a second audio line, encrypted media) are refused with port 0 (§6).
+// that the offer holds — plus telephone-event when offered (at the codec's
+// clock rate if the offer has it there), so a call never switches codec
+// mid-stream. Other streams (video, a second audio line, encrypted media)
+// are refused with port 0 (§6).
 
 // remoteMedia is what a peer's session description says about the audio
 // stream mediagate uses.
 type remoteMedia struct {
 	codec Codec
-	// tePT is the telephone-event payload type at the codec's clock rate,
-	// or -1 when the peer has none (RFC 4733 §7.1.1).
-	tePT int
+	// tePT is the telephone-event payload type, or -1 when the peer has
+	// none (RFC 4733 §7.1.1); teRate is its clock rate. It is the one at
+	// the codec's clock rate when offered (§2.1), else another one: phones
+	// that offer Opus with telephone-event/8000 alone (baresip 1.0, for
+	// one) have no other way to key the IVR's digits, as in-band DTMF
+	// does not survive Opus. The rate only scales event durations.
+	tePT   int
+	teRate int
 	// rtp and rtcp are where to send; rtp has an unspecified address
 	// (0.0.0.0) for an RFC 2543 hold.
 	rtp, rtcp netip.AddrPort
@@ -148,9 +154,13 @@ func formatCodec(md *sdp.MediaDescription, format string) (Codec, bool) {
 func describeRemote(sd *sdp.SessionDescription, md *sdp.MediaDescription, index int, c Codec) (remoteMedia, error) {
 	rm := remoteMedia{codec: c, tePT: -1, index: index, dir: direction(sd, md)}
 	for _, f := range md.MediaName.Formats {
-		if name, rate, _, ok := rtpmap(md, f); ok && strings.EqualFold(name, "telephone-event") && rate == c.ClockRate {
-			pt, _ := strconv.Atoi(f)
-			rm.tePT = pt
+		name, rate, _, ok := rtpmap(md, f)
+		if !ok || !strings.EqualFold(name, "telephone-event") || (rm.tePT >= 0 && rate != c.ClockRate) {
+			continue
+		}
+		rm.tePT, _ = strconv.Atoi(f)
+		rm.teRate = rate
+		if rate == c.ClockRate {
 			break
 		}
 	}
@@ -283,7 +293,7 @@ func buildAnswer(local localMedia, offer *sdp.SessionDescription, rm remoteMedia
 		}
 		var te []teFormat
 		if rm.tePT >= 0 {
-			te = append(te, teFormat{rm.tePT, rm.codec.ClockRate})
+			te = append(te, teFormat{rm.tePT, rm.teRate})
 		}
 		sd.MediaDescriptions = append(sd.MediaDescriptions,
 			audioStream(local, md.MediaName.Protos, []Codec{rm.codec}, te, answerDirection(rm)))

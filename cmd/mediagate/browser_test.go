@@ -437,7 +437,11 @@ const (
 // takes whichever offset of its block and the two next to it fits it
 // best, as a slip falls inside some block. The result is one normalised
 // correlation over all frames, each at its offset.
-func alignBlocks(want, got []int16) alignment {
+func alignBlocks(want, got []int16) alignment { return alignWithin(want, got, maxSlip) }
+
+// alignWithin is alignBlocks with blocks moving up to within samples from
+// where the whole recording lines up.
+func alignWithin(want, got []int16, within int) alignment {
 	n := len(want)
 	w := make([]complex128, n)
 	for i, v := range want {
@@ -475,7 +479,7 @@ func alignBlocks(want, got []int16) alignment {
 		if energy > alignBlock*100*100 { // louder than -50 dBFS
 			r := correlate(from, from+alignBlock)
 			best := -math.MaxFloat64
-			for d := -maxSlip; d <= maxSlip; d++ {
+			for d := -within; d <= within; d++ {
 				if v := real(r[(whole+d+n)%n]); v > best {
 					best, slip = v, d
 				}
