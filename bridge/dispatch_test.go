@@ -4,19 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/emiago/sipgo"
-	sipgosip "github.com/emiago/sipgo/sip"
-	"github.com/pion/sdp/v3"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mediagate/mediagate/media/mediatest"
 	"github.com/mediagate/mediagate/room"
 	"github.com/mediagate/mediagate/sip"
+	"github.com/mediagate/mediagate/sip/siptest"
 )
 
 // TestDispatcherRoute: a dialed number finds its own rule, else the
@@ -102,47 +98,27 @@ func TestRefusal(t *testing.T) {
 
 // dialResult is what a caller saw of its INVITE.
 type dialResult struct {
-	provisional []int
-	final       int
-	dialog      *sipgo.DialogClientSession
-	media       netip.AddrPort // the gateway's RTP address, when answered
+	codes []int         // the status codes of the responses, in order, the final one last
+	final int           // the final status code
+	call  *siptest.Call // the call, when answered
 }
 
-// dial calls number at u offering PCMU and telephone-event with RTP at
-// rtpPort, and acknowledges a 2xx.
-func (c *testCaller) dial(t *testing.T, u *sip.UA, number string, rtpPort int) dialResult {
+// dialNumber calls number at u from a new siptest phone offering PCMU and
+// telephone-event, recording the responses to its INVITE.
+func dialNumber(t *testing.T, u *sip.UA, number string) dialResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	offer := fmt.Appendf(nil, "v=0\r\no=caller 7 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"+
-		"m=audio %d RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"+
-		"a=fmtp:101 0-15\r\na=ptime:20\r\na=sendrecv\r\n", rtpPort)
-	to := sipgosip.Uri{Scheme: "sip", User: number, Host: "127.0.0.1", Port: u.Port()}
-	d, err := c.dc.Invite(ctx, to, offer, sipgosip.NewHeader("Content-Type", "application/sdp"))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = d.Close() })
-	var mu sync.Mutex
-	res := dialResult{dialog: d}
-	err = d.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(r *sipgosip.Response) error {
-		mu.Lock()
-		defer mu.Unlock()
-		res.provisional = append(res.provisional, int(r.StatusCode))
-		return nil
-	}})
-	mu.Lock()
-	defer mu.Unlock()
-	var refused *sipgo.ErrDialogResponse
-	if errors.As(err, &refused) {
-		res.final = int(refused.Res.StatusCode)
+	var res dialResult
+	call, err := tryDial(t, u, siptest.Options{User: number, TelephoneEvent: true,
+		OnResponse: func(code int, _ string) { res.codes = append(res.codes, code) }})
+	if refused, ok := errors.AsType[*siptest.RefusedError](err); ok {
+		require.NotEmpty(t, res.codes)
+		require.Equal(t, refused.Code, res.codes[len(res.codes)-1], "the refusal is the last response")
+		res.final = refused.Code
 		return res
 	}
 	require.NoError(t, err)
-	res.final = int(d.InviteResponse.StatusCode)
-	require.NoError(t, d.Ack(ctx))
-	var sd sdp.SessionDescription
-	require.NoError(t, sd.Unmarshal(d.InviteResponse.Body()))
-	ip := netip.MustParseAddr(sd.ConnectionInformation.Address.Address)
-	res.media = netip.AddrPortFrom(ip, uint16(sd.MediaDescriptions[0].MediaName.Port.Value))
+	require.NotEmpty(t, res.codes)
+	res.final, res.call = res.codes[len(res.codes)-1], call
 	return res
 }
 
@@ -168,32 +144,31 @@ func TestCallHandler(t *testing.T) {
 	})
 	u := startTestUA(t, NewCallHandler(d, SessionDeps{Prompts: prompts, Rooms: rooms, Directory: fakeDirectory{}}))
 
-	unknown := newTestCaller(t).dial(t, u, "3000", newTestRTP(t).port())
+	unknown := dialNumber(t, u, "3000")
 	require.Equal(t, 404, unknown.final)
-	require.NotContains(t, unknown.provisional, 180, "an unknown number does not ring")
+	require.NotContains(t, unknown.codes, 180, "an unknown number does not ring")
 
-	phone := newTestRTP(t)
-	fixed := newTestCaller(t).dial(t, u, "2000", phone.port())
+	fixed := dialNumber(t, u, "2000")
 	require.Equal(t, 200, fixed.final)
-	require.Contains(t, fixed.provisional, 180, "180 Ringing before the answer")
+	require.Contains(t, fixed.codes, 180, "180 Ringing before the answer")
+	phone := fixed.call
 	require.Eventually(t, func() bool { return board.Len() == 1 }, 5*time.Second, 5*time.Millisecond,
 		"the fixed-room number joins the room without the IVR's questions")
 	corr := hearsPrompt(t, phone, prompts, PromptFirstParticipant, 0, samples8k(1000))
 	t.Logf("first participant prompt: correlation %.3f", corr)
 	require.GreaterOrEqual(t, corr, 0.8, "the caller hears that it is the first participant")
 
-	busy := newTestCaller(t).dial(t, u, "2000", newTestRTP(t).port())
+	busy := dialNumber(t, u, "2000")
 	require.Equal(t, 486, busy.final, "the room is full")
 
-	german := newTestRTP(t)
-	ivr := newTestCaller(t).dial(t, u, "2001", german.port())
+	ivr := dialNumber(t, u, "2001")
 	require.Equal(t, 200, ivr.final)
+	german := ivr.call
 	welcome, _ := prompts.Get(German, PromptWelcome)
-	require.Eventually(t, func() bool { return german.count() >= len(welcome)+samples8k(1000) },
-		10*time.Second, 20*time.Millisecond)
-	_, de := mediatest.BestLag(welcome, german.span(0, len(welcome)+samples8k(1000)), samples8k(1000))
 	enWelcome, _ := prompts.Get(English, PromptWelcome)
-	_, en := mediatest.BestLag(enWelcome, german.span(0, len(enWelcome)+samples8k(1000)), samples8k(1000))
+	waitSamples(t, german, max(len(welcome), len(enWelcome))+samples8k(1000), "the German welcome")
+	_, de := mediatest.BestLag(welcome, german.PCM(0, len(welcome)+samples8k(1000)), samples8k(1000))
+	_, en := mediatest.BestLag(enWelcome, german.PCM(0, len(enWelcome)+samples8k(1000)), samples8k(1000))
 	t.Logf("welcome: German %.3f, English %.3f", de, en)
 	require.GreaterOrEqual(t, de, 0.8, "the rule's language")
 	require.Less(t, en, 0.5)
@@ -201,7 +176,7 @@ func TestCallHandler(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	require.NoError(t, fixed.dialog.Bye(ctx))
-	require.NoError(t, ivr.dialog.Bye(ctx))
+	require.NoError(t, fixed.call.Hangup(ctx))
+	require.NoError(t, ivr.call.Hangup(ctx))
 	require.Eventually(t, func() bool { return board.Len() == 0 }, 5*time.Second, 20*time.Millisecond)
 }

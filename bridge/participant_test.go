@@ -138,15 +138,22 @@ func answeredCall(t testing.TB) (*sip.Call, *siptest.Call) {
 // call; it hangs up when the test ends.
 func dial(t testing.TB, u *sip.UA, o siptest.Options) *siptest.Call {
 	t.Helper()
+	c, err := tryDial(t, u, o)
+	require.NoError(t, err)
+	return c
+}
+
+// tryDial is dial returning Dial's error (a *siptest.RefusedError when u
+// refuses the call); o.User defaults to 2000.
+func tryDial(t testing.TB, u *sip.UA, o siptest.Options) (*siptest.Call, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if o.User == "" {
 		o.User = "2000"
 	}
 	gw := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(u.Port()))
-	c, err := siptest.NewPhone(t).Dial(ctx, gw, o)
-	require.NoError(t, err)
-	return c
+	return siptest.NewPhone(t).Dial(ctx, gw, o)
 }
 
 // TestPhoneParticipantReadFrame: outside any room, ReadFrame turns the

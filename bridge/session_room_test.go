@@ -10,25 +10,8 @@ import (
 	"github.com/mediagate/mediagate/media"
 	"github.com/mediagate/mediagate/media/mediatest"
 	"github.com/mediagate/mediagate/room"
+	"github.com/mediagate/mediagate/sip/siptest"
 )
-
-// count returns how many samples have arrived.
-func (r *testRTP) count() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.got)
-}
-
-// span returns the samples received in [from, to), clipped to what arrived.
-func (r *testRTP) span(from, to int) []int16 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	from, to = max(from, 0), min(to, len(r.got))
-	if from >= to {
-		return nil
-	}
-	return append([]int16(nil), r.got[from:to]...)
-}
 
 // samples8k is n milliseconds in samples at 8 kHz.
 func samples8k(n int) int { return n * media.Rate8k / 1000 }
@@ -37,15 +20,25 @@ func samples8k(n int) int { return n * media.Rate8k / 1000 }
 // starting at most maxLag samples after sample from, and returns how well
 // the prompt (as loaded, 8 kHz) correlates with what arrived there at the
 // best lag.
-func hearsPrompt(t *testing.T, phone *testRTP, prompts *Prompts, id PromptID, from, maxLag int) float64 {
+func hearsPrompt(t *testing.T, phone *siptest.Call, prompts *Prompts, id PromptID, from, maxLag int) float64 {
 	t.Helper()
 	pcm, rate := prompts.Get(English, id)
 	require.Equal(t, media.Rate8k, rate, "the shipped prompts are 8 kHz")
+	require.GreaterOrEqual(t, from, 0)
 	end := from + len(pcm) + maxLag
-	require.Eventually(t, func() bool { return phone.count() >= end }, 10*time.Second, 20*time.Millisecond,
-		"the caller receives audio while %s plays", id)
-	_, corr := mediatest.BestLag(pcm, phone.span(from, end), maxLag)
+	waitSamples(t, phone, end, string(id))
+	lag, corr := mediatest.BestLag(pcm, phone.PCM(from, end), maxLag)
+	t.Logf("%s: at lag %d of at most %d", id, lag, maxLag)
 	return corr
+}
+
+// waitSamples waits up to 10 s until phone has received n samples, the
+// audio of what.
+func waitSamples(t *testing.T, phone *siptest.Call, n int, what string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, phone.WaitSamples(ctx, n), "the caller receives audio while %s plays", what)
 }
 
 // TestSessionPromptsInRoom: after the join the caller hears the joining
@@ -60,18 +53,15 @@ func TestSessionPromptsInRoom(t *testing.T) {
 	f := newSessionFixture(t)
 	prompts, err := Load("")
 	require.NoError(t, err)
-	phone := newTestRTP(t)
-	tc := newTestCaller(t)
-	_, to := tc.callDTMF(t, f.ua, phone.port())
+	phone := f.dialDTMF(t)
 	require.Eventually(t, func() bool {
-		return loudFrames(phone.last(8000)) >= 10
+		return loudFrames(phone.Last(8000)) >= 10
 	}, 5*time.Second, 20*time.Millisecond, "the caller hears the welcome prompt")
 
 	other := &toneParticipant{tone: mediatest.Tone{Freq: 660, Amp: 0.1, Rate: media.Rate48k}}
 	r, err := f.rooms.Join("demo", other)
 	require.NoError(t, err)
-	keys := newDTMFSender(phone, to)
-	keys.send(t, "1234#4711#")
+	press(t, phone, "1234#4711#")
 	var caller room.ParticipantID
 	require.Eventually(t, func() bool {
 		for _, p := range r.Participants() {
@@ -81,8 +71,8 @@ func TestSessionPromptsInRoom(t *testing.T) {
 		}
 		return caller != ""
 	}, 5*time.Second, 5*time.Millisecond, "the caller joins room demo")
-	// The join happened when '#' arrived, before keys.send returned.
-	joined := phone.count() - samples8k(300)
+	// The join happened when '#' arrived, before press returned.
+	joined := phone.Received() - samples8k(300)
 
 	corr := hearsPrompt(t, phone, prompts, PromptJoining, joined, samples8k(400))
 	t.Logf("joining prompt: correlation %.3f", corr)
@@ -90,15 +80,15 @@ func TestSessionPromptsInRoom(t *testing.T) {
 
 	const window = 4000 // 0.5 s
 	require.Eventually(t, func() bool {
-		got := phone.last(window)
+		got := phone.Last(window)
 		return len(got) == window && mediatest.ToneDB(got, 660, media.Rate8k) > -23 &&
 			phoneToneGap(got, 660, 1000) >= 20 && phoneToneGap(got, 660, 440) >= 20
 	}, 5*time.Second, 20*time.Millisecond, "then the caller hears the room's tone at its level")
 
 	// An operator mutes the caller; *6 unmutes it.
 	require.NoError(t, r.Mute(caller, true))
-	pressed := phone.count()
-	keys.send(t, "*6")
+	pressed := phone.Received()
+	press(t, phone, "*6")
 	require.Eventually(t, func() bool {
 		for _, p := range r.Participants() {
 			if p.ID == caller {
@@ -113,9 +103,9 @@ func TestSessionPromptsInRoom(t *testing.T) {
 
 	// A recording starts: the notice.
 	require.Eventually(t, func() bool {
-		return phoneToneGap(phone.last(window), 660, 1000) >= 20
+		return phoneToneGap(phone.Last(window), 660, 1000) >= 20
 	}, 5*time.Second, 20*time.Millisecond, "the unmuted prompt ends")
-	started := phone.count()
+	started := phone.Received()
 	r.SetRecording(true)
 	notice := hearsPrompt(t, phone, prompts, PromptRecordingNotice, started, samples8k(300))
 	t.Logf("recording notice: correlation %.3f", notice)
@@ -123,9 +113,9 @@ func TestSessionPromptsInRoom(t *testing.T) {
 
 	// The room closes: room_closed, goodbye, BYE.
 	require.Eventually(t, func() bool {
-		return phoneToneGap(phone.last(window), 660, 1000) >= 20
+		return phoneToneGap(phone.Last(window), 660, 1000) >= 20
 	}, 5*time.Second, 20*time.Millisecond, "the recording notice ends")
-	closed := phone.count()
+	closed := phone.Received()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	require.NoError(t, f.rooms.CloseRoom(ctx, "demo"))
@@ -133,7 +123,7 @@ func TestSessionPromptsInRoom(t *testing.T) {
 	t.Logf("room closed prompt: correlation %.3f", bye)
 	require.GreaterOrEqual(t, bye, 0.8, "the caller hears why the call ends")
 	select {
-	case <-tc.byes:
+	case <-phone.HungUp():
 	case <-time.After(10 * time.Second):
 		t.Fatal("no BYE after the room closed")
 	}

@@ -67,6 +67,23 @@ type Options struct {
 	// From is the caller's user part, the calling number (default
 	// "+4930123456").
 	From string
+	// OnResponse, when set, is called with the status code and reason of
+	// each response to the INVITE as it arrives, provisional and final
+	// alike (100 Trying, 180 Ringing, ..., then 200 or the refusal), on
+	// Dial's goroutine before Dial returns.
+	OnResponse func(code int, reason string)
+}
+
+// RefusedError is Dial's error when the gateway answers the INVITE with a
+// final status other than 2xx (404 for an unknown number, 486 Busy Here,
+// ...); errors.As finds it.
+type RefusedError struct {
+	Code   int
+	Reason string
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("siptest: invite refused: %d %s", e.Code, e.Reason)
 }
 
 // Phone is a SIP user agent that places calls from loopback. Make it with
@@ -147,7 +164,8 @@ func (p *Phone) onBye(req *sip.Request, tx sip.ServerTransaction) {
 // Dial calls the SIP user agent at gateway (UDP) with an offer made from
 // o, waits for its answer and acknowledges it. The call then sends audio
 // (silence until Play) and records what it receives, until Hangup, the
-// gateway's BYE or the test's end (which hangs up a call still up).
+// gateway's BYE or the test's end (which hangs up a call still up). A
+// final answer other than 2xx is a *RefusedError.
 func (p *Phone) Dial(ctx context.Context, gateway netip.AddrPort, o Options) (*Call, error) {
 	p.t.Helper()
 	codec, err := lookupCodec(o.Codec)
@@ -187,7 +205,17 @@ func (p *Phone) Dial(ctx context.Context, gateway netip.AddrPort, o Options) (*C
 	p.mu.Lock()
 	p.calls[d] = c
 	p.mu.Unlock()
-	if err := d.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+	var answer sipgo.AnswerOptions
+	if o.OnResponse != nil {
+		answer.OnResponse = func(r *sip.Response) error {
+			o.OnResponse(r.StatusCode, r.Reason)
+			return nil
+		}
+	}
+	if err := d.WaitAnswer(ctx, answer); err != nil {
+		if refused, ok := errors.AsType[*sipgo.ErrDialogResponse](err); ok {
+			return nil, &RefusedError{Code: refused.Res.StatusCode, Reason: refused.Res.Reason}
+		}
 		return nil, fmt.Errorf("siptest: invite: %w", err)
 	}
 	if err := d.Ack(ctx); err != nil {
