@@ -142,9 +142,14 @@ func TestDialInBaresipWrongPIN(t *testing.T) {
 // file at the codec's rate, keys number and PIN, and joins room demo: the
 // pion participant hears the phone's tone, and the phone (decoding at the
 // codec's rate) hears the pion participant's 660 Hz, each at least 20 dB
-// above every other band probed.
+// above every other band probed, once the joining prompt (spoken over the
+// ducked room) has ended.
 func TestDialInWidebandCodecs(t *testing.T) {
 	t.Parallel()
+	prompts, err := bridge.Load("")
+	require.NoError(t, err)
+	joining := prompts.Prompt(bridge.English, bridge.PromptJoining)
+	joiningFrames := len(joining.PCM) * 50 / joining.Rate
 	for _, tc := range []struct {
 		name, codecs, answered string
 		rate                   int
@@ -168,7 +173,9 @@ func TestDialInWidebandCodecs(t *testing.T) {
 
 			level, margin, worst := hearsTone(ctx, t, pion, phoneToneHz)
 			t.Logf("pion participant hears the phone's %d Hz at %.1f dB, %.1f dB above %.0f Hz", phoneToneHz, level, margin, worst)
-			waitFrames(ctx, t, pion, 100) // 2 s more of the room for the phone to hear
+			// The phone hears the joining prompt over the ducked room, then
+			// the room alone: 2 s of it after the prompt.
+			waitFrames(ctx, t, pion, joiningFrames+100)
 
 			phone.do(t, "hangup", "")
 			phone.await(t, "CALL_CLOSED", 5*time.Second)
