@@ -77,6 +77,7 @@ type Room struct {
 	ticks   atomic.Uint64
 	encodes atomic.Uint64
 	dropped atomic.Uint64
+	skipped atomic.Uint64
 
 	quit     chan struct{} // closed to stop the ticker goroutine
 	quitOnce sync.Once
@@ -116,20 +117,54 @@ func NewRoom(id ID, opts ...Option) *Room {
 	return r
 }
 
-// run is the room's ticker goroutine: one Tick every 20 ms until Close (or
-// the empty-room grace period) stops it.
+// run is the room's clock goroutine: one Tick per 20 ms of wall-clock
+// time until Close (or the empty-room grace period) stops it. A
+// time.Ticker drops the ticks a starved process misses, and the room
+// would fall behind the wall clock for good: recordings shorter than the
+// time recorded, phones' jitter buffers drained by RTP timestamps that lag
+// their arrival. So run keeps a schedule and catches up on missed frames
+// in a burst of at most maxCatchUp ticks (which jitter buffers absorb);
+// a longer stall is given up and counted (Stats.Skipped).
 func (r *Room) run() {
 	defer close(r.loopDone)
-	t := time.NewTicker(media.FrameDuration)
+	next := time.Now().Add(media.FrameDuration)
+	t := time.NewTimer(media.FrameDuration)
 	defer t.Stop()
 	for {
 		select {
 		case <-r.quit:
 			return
-		case now := <-t.C:
-			r.Tick(now)
+		case <-t.C:
 		}
+		ticks, skip := schedule(next, time.Now())
+		for range ticks {
+			r.Tick(next)
+			next = next.Add(media.FrameDuration)
+		}
+		if skip > 0 {
+			r.skipped.Add(uint64(skip))
+			next = next.Add(time.Duration(skip) * media.FrameDuration)
+		}
+		t.Reset(time.Until(next))
 	}
+}
+
+// maxCatchUp bounds the ticks run back to back after a stall: 100 ms of
+// audio at once, within what the participants' jitter buffers take.
+const maxCatchUp = 5
+
+// schedule says what to do at now for the frame due at next: how many
+// ticks to run (those due, at most maxCatchUp) and how many frames to give
+// up on when even that leaves the room behind.
+func schedule(next, now time.Time) (ticks, skip int) {
+	if now.Before(next) {
+		return 0, 0
+	}
+	due := int(now.Sub(next)/media.FrameDuration) + 1
+	if due <= maxCatchUp {
+		return due, 0
+	}
+	return maxCatchUp, due - maxCatchUp
 }
 
 func (r *Room) stop() { r.quitOnce.Do(func() { close(r.quit) }) }
@@ -385,11 +420,15 @@ type Stats struct {
 	Encodes uint64
 	// Dropped counts mix packets participants refused.
 	Dropped uint64
+	// Skipped counts 20 ms frames the room's clock gave up on after a
+	// stall longer than it catches up on (the process was starved of CPU).
+	Skipped uint64
 }
 
 // Stats returns the room's counters.
 func (r *Room) Stats() Stats {
-	return Stats{Ticks: r.ticks.Load(), Encodes: r.encodes.Load(), Dropped: r.dropped.Load()}
+	return Stats{Ticks: r.ticks.Load(), Encodes: r.encodes.Load(), Dropped: r.dropped.Load(),
+		Skipped: r.skipped.Load()}
 }
 
 // SubscribeEvents returns a subscription to the room's events with a buffer
