@@ -295,6 +295,7 @@
 
   function renderRecordings(list) {
     $('recordings-body').replaceChildren(...list.map(recordingRow));
+    tickAll(); // now that the countdowns are in their rows, which they highlight
     $('recordings-empty').hidden = list.length > 0;
     $('prev-page').disabled = st.cursors.length <= 1;
     $('next-page').disabled = !st.next;
