@@ -104,6 +104,11 @@ func recordingsList(args, environ []string, stdout, stderr io.Writer) error {
 	case len(rest) > 0:
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, truncateArg(rest[0]))
 	}
+	switch recorder.State(*state) {
+	case "", recorder.StateRecording, recorder.StateComplete, recorder.StateInterrupted, recorder.StateDeleted:
+	default:
+		return fmt.Errorf("%w: --state must be recording, complete, interrupted or deleted", errUsage)
+	}
 	c, err := newAdminClient(*fs.server, environ)
 	if err != nil {
 		return err
