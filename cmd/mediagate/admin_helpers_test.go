@@ -82,6 +82,24 @@ func cliIn(t *testing.T, dir string, env []string, args ...string) (stdout, stde
 	return out.String(), errOut.String(), code
 }
 
+// cliCase is a command line that must fail with code, saying want.
+type cliCase struct {
+	env  []string
+	args []string
+	code int
+	want string
+}
+
+// requireCLIErrors runs each case's command and checks its failure.
+func requireCLIErrors(t *testing.T, cases []cliCase) {
+	t.Helper()
+	for _, tc := range cases {
+		_, errOut, code := cli(t, tc.env, tc.args...)
+		require.Equal(t, tc.code, code, "%v: %s", tc.args, errOut)
+		require.Contains(t, errOut, tc.want, "%v", tc.args)
+	}
+}
+
 // cutProxy is a TCP proxy in front of a gateway that cuts downloads
 // deterministically: on every connection it forwards the answer's first
 // limit bytes, then forwards nothing more, closes cut, and holds the

@@ -64,7 +64,26 @@ func TestReceiptsCLI(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(out), &rs))
 	require.Len(t, rs, 2)
 
-	// Export: the API's file, to a file or to stdout.
+	cliExport(t, as, admin)
+
+	// Mistakes, and the offline check next to them.
+	requireCLIErrors(t, []cliCase{
+		{as, []string{"receipts", "export", "--format", "xml"}, exitUsage, "--format must be json or csv"},
+		{as, []string{"receipts", "ls", "--from", "yesterday"}, exitUsage, "--from must be an RFC 3339 time"},
+		{as, []string{"receipts", "ls", "--tenant", "acme corp"}, exitFailed, "400 "},
+		{as, []string{"receipts", "ls", "extra"}, exitUsage, `unexpected argument "extra"`},
+		{as, []string{"receipts", "frobnicate"}, exitUsage, `unknown command "frobnicate"`},
+		{[]string{"MEDIAGATE_SERVER=" + g.base, "MEDIAGATE_API_KEY=mgk_wrong"}, []string{"receipts", "export"}, exitFailed, "401 "},
+	})
+	out, errOut, code = cli(t, []string{"MEDIAGATE_STORAGE_DIR=" + storage}, "receipts", "verify")
+	require.Equal(t, exitOK, code, errOut)
+	require.Contains(t, out, "OK: 2 receipts verified")
+}
+
+// cliExport checks receipts export against the API's export file, to a
+// file and to stdout, with and without a filter.
+func cliExport(t *testing.T, as []string, admin apiClient) {
+	t.Helper()
 	for _, format := range []string{"csv", "json"} {
 		code, want := admin.do(http.MethodGet, "/api/v1/receipts/export?format="+format, "")
 		require.Equal(t, http.StatusOK, code)
@@ -75,36 +94,14 @@ func TestReceiptsCLI(t *testing.T) {
 		got, err := os.ReadFile(path)
 		require.NoError(t, err)
 		require.Equal(t, string(want), string(got))
-		out, errOut, exit = cli(t, as, "receipts", "export", "--format", format)
+		out, errOut, exit := cli(t, as, "receipts", "export", "--format", format)
 		require.Equal(t, exitOK, exit, errOut)
 		require.Equal(t, string(want), out)
 	}
 	code, want := admin.do(http.MethodGet, "/api/v1/receipts/export?format=csv&tenant=acme", "")
 	require.Equal(t, http.StatusOK, code)
-	out, _, code = cli(t, as, "receipts", "export", "--format", "csv", "--tenant", "acme")
+	out, _, code := cli(t, as, "receipts", "export", "--format", "csv", "--tenant", "acme")
 	require.Equal(t, exitOK, code)
 	require.Equal(t, string(want), out)
 	require.Equal(t, 2, bytes.Count(want, []byte("\n")), "the header and acme's receipt")
-
-	// Mistakes, and the offline check next to them.
-	for _, tc := range []struct {
-		env  []string
-		args []string
-		code int
-		want string
-	}{
-		{as, []string{"export", "--format", "xml"}, exitUsage, "--format must be json or csv"},
-		{as, []string{"ls", "--from", "yesterday"}, exitUsage, "--from must be an RFC 3339 time"},
-		{as, []string{"ls", "--tenant", "acme corp"}, exitFailed, "400 "},
-		{as, []string{"ls", "extra"}, exitUsage, `unexpected argument "extra"`},
-		{as, []string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
-		{[]string{"MEDIAGATE_SERVER=" + g.base, "MEDIAGATE_API_KEY=mgk_wrong"}, []string{"export"}, exitFailed, "401 "},
-	} {
-		_, errOut, code := cli(t, tc.env, append([]string{"receipts"}, tc.args...)...)
-		require.Equal(t, tc.code, code, "%v: %s", tc.args, errOut)
-		require.Contains(t, errOut, tc.want, "%v", tc.args)
-	}
-	out, errOut, code = cli(t, []string{"MEDIAGATE_STORAGE_DIR=" + storage}, "receipts", "verify")
-	require.Equal(t, exitOK, code, errOut)
-	require.Contains(t, out, "OK: 2 receipts verified")
 }

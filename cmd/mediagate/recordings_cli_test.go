@@ -66,29 +66,7 @@ func TestRecordingsCLI(t *testing.T) {
 	require.Equal(t, board.SHA256, got.SHA256)
 	require.Len(t, got.Participants, 1, "get shows the participants")
 
-	// Retention and legal hold.
-	until := board.ExpiresAt.Add(48 * time.Hour).UTC().Truncate(time.Second)
-	out, errOut, code = cli(t, as(key), "recordings", "extend", string(board.ID), "--until", until.Format(time.RFC3339))
-	require.Equal(t, exitOK, code, errOut)
-	require.Equal(t, "recording "+string(board.ID)+" now expires at "+until.Format(time.RFC3339)+"\n", out)
-	require.True(t, until.Equal(admin.manifest(http.MethodGet, "/api/v1/recordings/"+string(board.ID), "", http.StatusOK).ExpiresAt))
-	_, errOut, code = cli(t, as(key), "recordings", "extend", string(board.ID), "--until", board.ExpiresAt.UTC().Format(time.RFC3339))
-	require.Equal(t, exitFailed, code)
-	require.Contains(t, errOut, "mediagate recordings extend: 422 expiry can only be extended")
-
-	out, errOut, code = cli(t, as(key), "recordings", "hold", string(board.ID), "--reason", "case 2031-17")
-	require.Equal(t, exitOK, code, errOut)
-	require.Equal(t, "recording "+string(board.ID)+" is on legal hold: case 2031-17\n", out)
-	held := admin.manifest(http.MethodGet, "/api/v1/recordings/"+string(board.ID), "", http.StatusOK)
-	require.NotNil(t, held.LegalHold)
-	require.Equal(t, "case 2031-17", held.LegalHold.Reason)
-	_, errOut, code = cli(t, as(key), "recordings", "rm", string(board.ID), "--reason", "admin")
-	require.Equal(t, exitFailed, code)
-	require.Contains(t, errOut, "409 recording is on legal hold")
-	out, errOut, code = cli(t, as(key), "recordings", "hold", "--off", string(board.ID))
-	require.Equal(t, exitOK, code, errOut)
-	require.Contains(t, out, "legal hold lifted")
-	require.Nil(t, admin.manifest(http.MethodGet, "/api/v1/recordings/"+string(board.ID), "", http.StatusOK).LegalHold)
+	cliRetention(t, as(key), admin, board)
 
 	// A viewer reads, and is refused the rest.
 	viewer := makeViewer(t, admin, "default")
@@ -108,9 +86,29 @@ func TestRecordingsCLI(t *testing.T) {
 	require.Equal(t, exitFailed, code)
 	require.Contains(t, errOut, "410 recording deleted")
 
-	// Download, into the working directory by default; again: nothing to do.
+	cliDownload(t, as(key), board)
+
+	// Mistakes.
+	requireCLIErrors(t, []cliCase{
+		{as(key), []string{"recordings", "get", "../../etc/passwd"}, exitUsage, `"../../etc/passwd" is not a recording ID`},
+		{as(key), []string{"recordings", "get", "AAAAAAAAAAAAAAAAAAAAAA"}, exitFailed, "404 recording not found"},
+		{as(key), []string{"recordings", "hold", string(board.ID)}, exitUsage, "either --reason R or --off"},
+		{as(key), []string{"recordings", "rm", string(board.ID)}, exitUsage, "needs --reason admin or --reason erasure-request"},
+		{as(key), []string{"recordings", "extend", string(board.ID), "--until", "tomorrow"}, exitUsage, "--until must be an RFC 3339 time"},
+		{as(key), []string{"recordings", "ls", "--state", "lost"}, exitUsage, "--state must be recording, complete, interrupted or deleted"},
+		{as(key), []string{"recordings", "ls", "--room", "no such room"}, exitFailed, "400 "},
+		{as(key), []string{"recordings", "frobnicate"}, exitUsage, `unknown command "frobnicate"`},
+		{[]string{"MEDIAGATE_SERVER=" + g.base}, []string{"recordings", "ls"}, exitUsage, "MEDIAGATE_API_KEY is not set"},
+		{as("mgk_wrong"), []string{"recordings", "ls"}, exitFailed, "401 "},
+	})
+}
+
+// cliDownload downloads a recording into the working directory (the
+// default file name) with progress lines, then again: nothing to do.
+func cliDownload(t *testing.T, as []string, board recorder.Manifest) {
+	t.Helper()
 	dir := t.TempDir()
-	out, errOut, code = cliIn(t, dir, as(key), "recordings", "download", string(board.ID))
+	out, errOut, code := cliIn(t, dir, as, "recordings", "download", string(board.ID))
 	require.Equal(t, exitOK, code, errOut)
 	file := string(board.ID) + ".opus"
 	require.Equal(t, board.SHA256, sha256File(t, filepath.Join(dir, file)))
@@ -118,32 +116,38 @@ func TestRecordingsCLI(t *testing.T) {
 	require.Contains(t, errOut, file+": 0% (0 of ")
 	require.Contains(t, errOut, file+": 100% (")
 	require.NotContains(t, errOut, "\r", "no bar without a terminal")
-	_, errOut, code = cliIn(t, dir, as(key), "recordings", "download", string(board.ID))
+	_, errOut, code = cliIn(t, dir, as, "recordings", "download", string(board.ID))
 	require.Equal(t, exitOK, code, errOut)
 	require.Equal(t, file+": complete already\n", errOut)
+}
 
-	// Mistakes.
-	for _, tc := range []struct {
-		env  []string
-		args []string
-		code int
-		want string
-	}{
-		{as(key), []string{"get", "../../etc/passwd"}, exitUsage, `"../../etc/passwd" is not a recording ID`},
-		{as(key), []string{"get", "AAAAAAAAAAAAAAAAAAAAAA"}, exitFailed, "404 recording not found"},
-		{as(key), []string{"hold", string(board.ID)}, exitUsage, "either --reason R or --off"},
-		{as(key), []string{"rm", string(board.ID)}, exitUsage, "needs --reason admin or --reason erasure-request"},
-		{as(key), []string{"extend", string(board.ID), "--until", "tomorrow"}, exitUsage, "--until must be an RFC 3339 time"},
-		{as(key), []string{"ls", "--state", "lost"}, exitUsage, "--state must be recording, complete, interrupted or deleted"},
-		{as(key), []string{"ls", "--room", "no such room"}, exitFailed, "400 "},
-		{as(key), []string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
-		{[]string{"MEDIAGATE_SERVER=" + g.base}, []string{"ls"}, exitUsage, "MEDIAGATE_API_KEY is not set"},
-		{as("mgk_wrong"), []string{"ls"}, exitFailed, "401 "},
-	} {
-		_, errOut, code := cli(t, tc.env, append([]string{"recordings"}, tc.args...)...)
-		require.Equal(t, tc.code, code, "%v: %s", tc.args, errOut)
-		require.Contains(t, errOut, tc.want, "%v", tc.args)
-	}
+// cliRetention extends a recording, puts it on legal hold (which refuses
+// its deletion) and lifts the hold through the CLI, checking the manifest
+// through the API after each.
+func cliRetention(t *testing.T, as []string, admin apiClient, board recorder.Manifest) {
+	t.Helper()
+	until := board.ExpiresAt.Add(48 * time.Hour).UTC().Truncate(time.Second)
+	out, errOut, code := cli(t, as, "recordings", "extend", string(board.ID), "--until", until.Format(time.RFC3339))
+	require.Equal(t, exitOK, code, errOut)
+	require.Equal(t, "recording "+string(board.ID)+" now expires at "+until.Format(time.RFC3339)+"\n", out)
+	require.True(t, until.Equal(admin.manifest(http.MethodGet, "/api/v1/recordings/"+string(board.ID), "", http.StatusOK).ExpiresAt))
+	_, errOut, code = cli(t, as, "recordings", "extend", string(board.ID), "--until", board.ExpiresAt.UTC().Format(time.RFC3339))
+	require.Equal(t, exitFailed, code)
+	require.Contains(t, errOut, "mediagate recordings extend: 422 expiry can only be extended")
+
+	out, errOut, code = cli(t, as, "recordings", "hold", string(board.ID), "--reason", "case 2031-17")
+	require.Equal(t, exitOK, code, errOut)
+	require.Equal(t, "recording "+string(board.ID)+" is on legal hold: case 2031-17\n", out)
+	held := admin.manifest(http.MethodGet, "/api/v1/recordings/"+string(board.ID), "", http.StatusOK)
+	require.NotNil(t, held.LegalHold)
+	require.Equal(t, "case 2031-17", held.LegalHold.Reason)
+	_, errOut, code = cli(t, as, "recordings", "rm", string(board.ID), "--reason", "admin")
+	require.Equal(t, exitFailed, code)
+	require.Contains(t, errOut, "409 recording is on legal hold")
+	out, errOut, code = cli(t, as, "recordings", "hold", "--off", string(board.ID))
+	require.Equal(t, exitOK, code, errOut)
+	require.Contains(t, out, "legal hold lifted")
+	require.Nil(t, admin.manifest(http.MethodGet, "/api/v1/recordings/"+string(board.ID), "", http.StatusOK).LegalHold)
 }
 
 // TestRecordingsCLIDownloadResume: a download through a proxy that stops
