@@ -69,6 +69,7 @@ type admin struct {
 //	POST /api/v1/rooms/{room}/participants/{id}/mute | /unmute   server-side mute
 //	... /api/v1/keys                                     API keys (keys.go)
 //	GET  /api/v1/audit                                   the audit log (with WithAuditLog)
+//	GET  /admin                                          the admin page (adminpage.go), which uses the routes above
 //
 // keys are the auth.admin_keys hashes, the bootstrap keys. The keys made
 // through the API live in the KeyStore of WithKeyStore, or in memory

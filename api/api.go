@@ -86,6 +86,10 @@ func New(log *slog.Logger, opts ...Option) *Server {
 	}
 	if s.admin != nil {
 		s.mountAdmin()
+		s.mountAdminPage()
+	}
+	if s.join != nil || s.admin != nil { // the pages' scripts and styles
+		s.mux.HandleFunc("GET /static/{file}", s.staticFile)
 	}
 	if s.recs != nil && s.admin != nil { // the routes need the API keys
 		s.mountRecordings()

@@ -52,7 +52,7 @@ type joinPage struct {
 //	GET  /r/{room}               the page (404 with a "not found" page for unknown rooms)
 //	POST /r/{room}/token         {name, pin} → {token, expires_at}; with a bearer token, a renewal
 //	GET  /r/{room}/participants  the participant list, for bearers of a token for the room
-//	GET  /static/{file}          the page's script and styles (package web)
+//	GET  /static/{file}          the page's script and styles (package web; also with WithAdmin)
 //
 // mgr supplies the rooms that are open now, auth the configured rooms, the
 // tokens and the access policy. A room is known when it is configured or
@@ -68,7 +68,6 @@ func (s *Server) mountJoin() {
 	s.mux.HandleFunc("GET /r/{room}", s.joinPageHTML)
 	s.mux.HandleFunc("POST /r/{room}/token", s.joinToken)
 	s.mux.HandleFunc("GET /r/{room}/participants", s.joinParticipants)
-	s.mux.HandleFunc("GET /static/{file}", s.staticFile)
 }
 
 // lookup finds room id: its configuration, whether it is configured, and
@@ -120,7 +119,7 @@ func (s *Server) joinPageHTML(w http.ResponseWriter, r *http.Request) {
 	_, _ = b.WriteTo(w)
 }
 
-// staticFile serves the page's files with validators, so browsers
+// staticFile serves the pages' files with validators, so browsers
 // revalidate with If-None-Match and get 304 (RFC 9110 §13.1.2).
 func (s *Server) staticFile(w http.ResponseWriter, r *http.Request) {
 	a, ok := web.Lookup(r.PathValue("file"))

@@ -1,7 +1,9 @@
 // Package web holds the browser files mediagate serves, embedded in the
 // binary so that one node needs nothing but the binary (DESIGN.md decision
 // 9): the join page of /r/{room} (join.html, an html/template, with join.js
-// and join.css). Nothing is loaded from elsewhere: no CDN, no web fonts, no
+// and join.css) and the admin page of /admin (admin.html, with admin.js and
+// admin.css: recordings and deletion receipts through the admin REST API,
+// signed in with an API key). Nothing is loaded from elsewhere: no CDN, no web fonts, no
 // frameworks, so the page works on closed networks and under a strict
 // Content-Security-Policy. The api package serves these files; this package
 // only holds them.
@@ -68,11 +70,13 @@ type JoinData struct {
 }
 
 var (
-	assets   = loadAssets()
-	version  = assetsVersion(assets)
-	joinPage = template.Must(template.New("join.html").Funcs(template.FuncMap{
+	assets  = loadAssets()
+	version = assetsVersion(assets)
+	// pages are the page templates, by file name; each references the
+	// assets with ?v={{version}}.
+	pages = template.Must(template.New("").Funcs(template.FuncMap{
 		"version": func() string { return version },
-	}).ParseFS(static, "static/join.html"))
+	}).ParseFS(static, "static/*.html"))
 )
 
 // loadAssets reads every embedded file except the templates (*.html),
@@ -122,9 +126,17 @@ func Lookup(name string) (Asset, bool) {
 
 // RenderJoin writes the join page for d. It renders into a buffer first, so
 // a template error never leaves half a page on the wire.
-func RenderJoin(w io.Writer, d JoinData) error {
+func RenderJoin(w io.Writer, d JoinData) error { return render(w, "join.html", d) }
+
+// RenderAdmin writes the admin page. It holds no data of the node: the
+// page's script asks the admin API for everything once signed in, so the
+// page itself can be served to anyone.
+func RenderAdmin(w io.Writer) error { return render(w, "admin.html", nil) }
+
+// render executes the page template name into a buffer, then writes it.
+func render(w io.Writer, name string, d any) error {
 	var b bytes.Buffer
-	if err := joinPage.Execute(&b, d); err != nil {
+	if err := pages.ExecuteTemplate(&b, name, d); err != nil {
 		return err
 	}
 	_, err := b.WriteTo(w)

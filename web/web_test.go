@@ -13,8 +13,10 @@ import (
 // validators; the template is not an asset.
 func TestAssets(t *testing.T) {
 	for name, ctype := range map[string]string{
-		"join.js":  "text/javascript; charset=utf-8",
-		"join.css": "text/css; charset=utf-8",
+		"join.js":   "text/javascript; charset=utf-8",
+		"join.css":  "text/css; charset=utf-8",
+		"admin.js":  "text/javascript; charset=utf-8",
+		"admin.css": "text/css; charset=utf-8",
 	} {
 		a, ok := Lookup(name)
 		require.True(t, ok, name)
@@ -22,7 +24,7 @@ func TestAssets(t *testing.T) {
 		require.NotEmpty(t, a.Body)
 		require.Regexp(t, `^"[0-9a-f]{24}"$`, a.ETag)
 	}
-	for _, name := range []string{"join.html", "../web.go", "", "static/join.js"} {
+	for _, name := range []string{"join.html", "admin.html", "../web.go", "", "static/join.js"} {
 		_, ok := Lookup(name)
 		require.False(t, ok, name)
 	}
@@ -30,19 +32,52 @@ func TestAssets(t *testing.T) {
 
 // TestNoExternalResources: nothing the page loads comes from another origin.
 func TestNoExternalResources(t *testing.T) {
-	external := map[string]*regexp.Regexp{
-		"join.js":  regexp.MustCompile(`(?i)(https?:|wss?:)?//[a-z0-9-]+\.[a-z0-9.-]+|import\s*\(|importScripts`),
-		"join.css": regexp.MustCompile(`(?i)@import|url\(`),
-	}
-	for name, re := range external {
-		a, _ := Lookup(name)
+	script := regexp.MustCompile(`(?i)(https?:|wss?:)?//[a-z0-9-]+\.[a-z0-9.-]+|import\s*\(|importScripts`)
+	style := regexp.MustCompile(`(?i)@import|url\(`)
+	for name, re := range map[string]*regexp.Regexp{
+		"join.js": script, "join.css": style, "admin.js": script, "admin.css": style,
+	} {
+		a, ok := Lookup(name)
+		require.True(t, ok, name)
 		require.Empty(t, re.FindAllString(string(a.Body), -1), "%s loads something from elsewhere", name)
 	}
+	var join, admin bytes.Buffer
+	require.NoError(t, RenderJoin(&join, JoinData{RoomID: "board", RoomName: "Board", Access: AccessPIN, Found: true}))
+	require.NoError(t, RenderAdmin(&admin))
+	for _, b := range []bytes.Buffer{join, admin} {
+		require.NotContains(t, b.String(), "http")
+		require.NotContains(t, b.String(), "<script>", "no inline scripts: the CSP forbids them")
+		require.NotContains(t, b.String(), "style=", "no inline styles: the CSP forbids them")
+		require.NotRegexp(t, `(?i) on[a-z]+=`, b.String(), "no inline event handlers: the CSP forbids them")
+	}
+}
+
+// TestRenderAdmin: the admin page references its versioned assets, every
+// form field has a label, and its script keeps the API key in
+// sessionStorage only and sends it only as a bearer header.
+func TestRenderAdmin(t *testing.T) {
 	var b bytes.Buffer
-	require.NoError(t, RenderJoin(&b, JoinData{RoomID: "board", RoomName: "Board", Access: AccessPIN, Found: true}))
-	require.NotContains(t, b.String(), "http")
-	require.NotContains(t, b.String(), "<script>", "no inline scripts: the CSP forbids them")
-	require.NotContains(t, b.String(), "style=", "no inline styles: the CSP forbids them")
+	require.NoError(t, RenderAdmin(&b))
+	page := b.String()
+	require.True(t, strings.HasPrefix(page, "<!doctype html>"))
+	require.Contains(t, page, `src="/static/admin.js?v=`+version+`"`)
+	require.Contains(t, page, `href="/static/admin.css?v=`+version+`"`)
+	require.NotContains(t, page, "{{")
+	fields := regexp.MustCompile(`<(?:input|select)[^>]* id="([^"]+)"`).FindAllStringSubmatch(page, -1)
+	require.GreaterOrEqual(t, len(fields), 10)
+	for _, f := range fields {
+		require.Contains(t, page, `<label for="`+f[1]+`">`, "field %s has no label", f[1])
+	}
+	require.Equal(t, 1, strings.Count(page, `type="password"`), "the key field hides the key")
+
+	js, ok := Lookup("admin.js")
+	require.True(t, ok)
+	for _, banned := range []string{"localStorage.", "document.cookie", "indexedDB", "?key=", "&key=", "console."} {
+		require.False(t, strings.Contains(string(js.Body), banned), "admin.js uses %s", banned)
+	}
+	for _, want := range []string{`Authorization: 'Bearer ' + st.key`, `sessionStorage.setItem(KEY_STORAGE, key)`} {
+		require.True(t, strings.Contains(string(js.Body), want), "admin.js lacks %s", want)
+	}
 }
 
 // TestRenderJoin: the page escapes the room's name and ID, shows the PIN

@@ -113,7 +113,7 @@ func TestBrowserJoin(t *testing.T) {
 	t.Logf("pion client hears the speech: correlation %.3f at loop offset %.3f s, blocks moved within %.1f ms",
 		al.corr, float64(al.offset)/media.Rate8k, float64(al.spread)*1000/media.Rate8k)
 	require.GreaterOrEqual(t, al.corr, 0.8, "the speech the pion client received does not match the source")
-	screenshot(t, tab)
+	screenshot(t, tab, "join.png")
 
 	// Leave: the room is down to the pion client.
 	var closed bool
@@ -327,8 +327,8 @@ func pageString(tab context.Context, expr string) string {
 }
 
 // screenshot takes the whole page as a PNG into $MEDIAGATE_SCREENSHOT_DIR
-// (else a temporary directory) as join.png.
-func screenshot(t *testing.T, tab context.Context) {
+// (else a temporary directory) as name.
+func screenshot(t *testing.T, tab context.Context, name string) {
 	t.Helper()
 	var png []byte
 	require.NoError(t, runIn(tab, 10*time.Second, chromedp.FullScreenshot(&png, 100)))
@@ -336,7 +336,7 @@ func screenshot(t *testing.T, tab context.Context) {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	path := filepath.Join(dir, "join.png")
+	path := filepath.Join(dir, name)
 	require.NoError(t, os.WriteFile(path, png, 0o644))
 	t.Logf("screenshot: %s (%d bytes)", path, len(png))
 }

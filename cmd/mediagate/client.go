@@ -72,36 +72,23 @@ func newAdminClient(server string, environ []string) (*adminClient, error) {
 // successful answer into out (nil to ignore it). Error answers become
 // errors that say the status and the problem's detail.
 func (c *adminClient) do(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	u := c.base.JoinPath(path)
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	return c.call(ctx, method, path, nil, body, out)
+}
+
+// call is do with a query.
+func (c *adminClient) call(ctx context.Context, method, path string, q url.Values, body, out any) error {
+	req, err := c.request(ctx, method, path, q, body)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.key)
-	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(req)
+	resp, err := c.send(c.http, req)
 	if err != nil {
-		// The URL error repeats the URL; the key is in a header, not in it.
-		return fmt.Errorf("cannot reach the admin API at %s: %w", c.base, errors.Unwrap(err))
+		return err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
 		return fmt.Errorf("%s %s: reading the answer: %w", method, path, err)
-	}
-	if resp.StatusCode >= 300 {
-		return problemError(resp.StatusCode, b)
 	}
 	if out == nil {
 		return nil
@@ -110,6 +97,47 @@ func (c *adminClient) do(ctx context.Context, method, path string, body, out any
 		return fmt.Errorf("%s %s: unexpected answer: %w", method, path, err)
 	}
 	return nil
+}
+
+// request makes a request for path (and query q) of the admin API with the
+// key as its bearer token and body, when not nil, as JSON.
+func (c *adminClient) request(ctx context.Context, method, path string, q url.Values, body any) (*http.Request, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	u := c.base.JoinPath(path)
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.key)
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return req, nil
+}
+
+// send sends req with hc and returns the answer when it is a success; an
+// error answer is read and closed, and becomes the error.
+func (c *adminClient) send(hc *http.Client, req *http.Request) (*http.Response, error) {
+	resp, err := hc.Do(req)
+	if err != nil {
+		// The URL error repeats the URL; the key is in a header, not in it.
+		return nil, fmt.Errorf("cannot reach the admin API at %s: %w", c.base, errors.Unwrap(err))
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10)) // what came of it
+		return nil, problemError(resp.StatusCode, b)
+	}
+	return resp, nil
 }
 
 // problemError turns an error answer into an error: "403 forbidden: a
@@ -152,4 +180,51 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		rest = append(rest, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
+}
+
+// commandFlags returns a flag set for `mediagate group name` that reports
+// to stderr and never exits; its usage is the subcommand's flags.
+func commandFlags(group, name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("mediagate "+group+" "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage of mediagate %s %s (mediagate %s: all commands):\n", group, name, group)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// exitCode reports the outcome err of `mediagate group sub` on stderr and
+// returns the exit code: 0 for success (and -h), 2 for a bad command line
+// (with usage) or environment, 1 when the request or the work failed.
+func exitCode(group, sub, usage string, err error, stderr io.Writer) int {
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.Is(err, errReported):
+		return exitUsage
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "mediagate %s: %s\n%s", group, strings.TrimPrefix(err.Error(), "usage: "), usage)
+		return exitUsage
+	case errors.Is(err, errSetup):
+		fmt.Fprintf(stderr, "mediagate %s %s: %s\n", group, sub, strings.TrimPrefix(err.Error(), "setup: "))
+		return exitUsage
+	default:
+		fmt.Fprintf(stderr, "mediagate %s %s: %v\n", group, sub, err)
+		return exitFailed
+	}
+}
+
+// errReported is a command line error the flag package has printed
+// already, with the usage.
+var errReported = errors.New("reported")
+
+// flagErr marks a flag parsing error as reported, except for -h.
+func flagErr(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return errReported
 }

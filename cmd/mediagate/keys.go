@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -59,23 +57,7 @@ func keysCommand(args, environ []string, stdout, stderr io.Writer) int {
 	default:
 		err = fmt.Errorf("%w: unknown command %q", errUsage, args[0])
 	}
-	switch {
-	case err == nil:
-		return exitOK
-	case errors.Is(err, flag.ErrHelp):
-		return exitOK
-	case errors.Is(err, errReported):
-		return exitUsage
-	case errors.Is(err, errUsage):
-		fmt.Fprintf(stderr, "mediagate keys: %s\n%s", strings.TrimPrefix(err.Error(), "usage: "), keysUsage)
-		return exitUsage
-	case errors.Is(err, errSetup):
-		fmt.Fprintf(stderr, "mediagate keys %s: %s\n", args[0], strings.TrimPrefix(err.Error(), "setup: "))
-		return exitUsage
-	default:
-		fmt.Fprintf(stderr, "mediagate keys %s: %v\n", args[0], err)
-		return exitFailed
-	}
+	return exitCode("keys", args[0], keysUsage, err, stderr)
 }
 
 // keysNew prints a new bootstrap key and its hash line.
@@ -92,32 +74,8 @@ Add its hash to auth.admin_keys in the configuration (or MEDIAGATE_AUTH_ADMIN_KE
 	return nil
 }
 
-// newFlags returns a flag set for subcommand name that reports to stderr
-// and never exits; its usage is the subcommand's flags.
-func newFlags(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("mediagate keys "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage of mediagate keys %s (mediagate keys: all commands):\n", name)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-// errReported is a command line error the flag package has printed
-// already, with the usage.
-var errReported = errors.New("reported")
-
-// flagErr marks a flag parsing error as reported, except for -h.
-func flagErr(err error) error {
-	if errors.Is(err, flag.ErrHelp) {
-		return err
-	}
-	return errReported
-}
-
 func keysCreate(args, environ []string, stdout, stderr io.Writer) error {
-	fs := newFlags("create", stderr)
+	fs := commandFlags("keys", "create", stderr)
 	server := serverFlag(fs)
 	name := fs.String("name", "", "what the key is for, e.g. \"billing export\" (required)")
 	role := fs.String("role", "", "admin (everything) or viewer (reads only) (required)")
@@ -155,7 +113,7 @@ Tenant: %s
 }
 
 func keysList(args, environ []string, stdout, stderr io.Writer) error {
-	fs := newFlags("ls", stderr)
+	fs := commandFlags("keys", "ls", stderr)
 	server := serverFlag(fs)
 	asJSON := fs.Bool("json", false, "print the admin API's JSON answer")
 	rest, err := parseInterspersed(fs, args)
@@ -195,7 +153,7 @@ func keysList(args, environ []string, stdout, stderr io.Writer) error {
 }
 
 func keysRevoke(args, environ []string, stdout, stderr io.Writer) error {
-	fs := newFlags("revoke", stderr)
+	fs := commandFlags("keys", "revoke", stderr)
 	server := serverFlag(fs)
 	rest, err := parseInterspersed(fs, args)
 	switch {

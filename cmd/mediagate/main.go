@@ -4,6 +4,8 @@
 //
 //	mediagate [serve] [--config FILE]
 //	mediagate keys new | create | ls | revoke
+//	mediagate recordings ls | get | download | extend | hold | rm
+//	mediagate receipts ls | export
 //	mediagate receipts verify [--config FILE] [--file FILE]
 //	mediagate --version
 package main
@@ -47,6 +49,8 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		return serveCommand(args, environ, stdout, stderr)
 	case "keys":
 		return keysCommand(args, environ, stdout, stderr)
+	case "recordings":
+		return recordingsCommand(args, environ, stdout, stderr)
 	case "receipts":
 		return receiptsCommand(args, environ, stdout, stderr)
 	case "version":
@@ -68,6 +72,11 @@ func usage(w io.Writer) {
   mediagate keys new                  make a bootstrap API key and its auth.admin_keys line
   mediagate keys create|ls|revoke     manage API keys through the admin API
                                       (mediagate keys, for the details)
+  mediagate recordings ls|get|download|extend|hold|rm
+                                      recordings through the admin API: list, manifest,
+                                      resumable verified download, retention, legal hold,
+                                      deletion (mediagate recordings, for the details)
+  mediagate receipts ls|export        deletion receipts through the admin API
   mediagate receipts verify [--config FILE] [--file FILE]
                                       check the deletion receipts log offline (signatures,
                                       chain); prints OK and the count or the first bad line
