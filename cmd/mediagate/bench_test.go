@@ -118,7 +118,7 @@ func BenchmarkCallSetup(b *testing.B) {
 	g := startGatewayBinary(b, bin, nil, env...)
 	port := sipPort(b, g)
 	best, bestP99 := 0, time.Duration(0)
-	for _, rate := range []int{25, 50, 75, 100, 150, 200, 300, 400} {
+	for _, rate := range []int{25, 50, 100, 150, 200, 250, 300, 400} {
 		p99, failed, err := setupRun(b, port, rate)
 		require.NoError(b, err)
 		b.Logf("%3d calls/s: p99 INVITE→200 %v, %d failed", rate, p99, failed)
