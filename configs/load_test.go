@@ -129,11 +129,9 @@ func TestLoadBadFiles(t *testing.T) {
 		{"recording_room_policy", `testdata/recording_room_policy.bad.yaml:7: recording.room_policies.sales: "legl" is no policy of recording.policies`, ErrInvalid},
 		{"recording_room_policies_type", `testdata/recording_room_policies_type.bad.yaml:3: recording.room_policies.board: want a string, got a list`, ErrType},
 		{"recording_lists", strings.Join([]string{
-			`testdata/recording_lists.bad.yaml:2: recording.auto_record[1]: room id "Board" must be 1 to 64 characters from a-z 0-9 _ -, starting with a letter or digit`,
-			`testdata/recording_lists.bad.yaml:2: recording.auto_record[2]: "board" repeats recording.auto_record[0]`,
-			`testdata/recording_lists.bad.yaml:3: recording.expiry_warnings[1]: -1h0m0s out of range (0s, 87600h]`,
-			`testdata/recording_lists.bad.yaml:3: recording.expiry_warnings[2]: 24h0m0s repeats recording.expiry_warnings[0]`,
-			`testdata/recording_lists.bad.yaml:4: recording.link_lifetime: 30s out of range 1m..24h`,
+			`testdata/recording_lists.bad.yaml:2: recording.expiry_warnings[1]: -1h0m0s out of range (0s, 87600h]`,
+			`testdata/recording_lists.bad.yaml:2: recording.expiry_warnings[2]: 24h0m0s repeats recording.expiry_warnings[0]`,
+			`testdata/recording_lists.bad.yaml:3: recording.link_lifetime: 30s out of range 1m..24h`,
 		}, "\n"), ErrInvalid},
 		{"recording_warning_type", `testdata/recording_warning_type.bad.yaml:2: recording.expiry_warnings[1]: want a duration such as 30s or 1m30s, got "7d"`, ErrType},
 		{"many_invalid", strings.Join([]string{

@@ -30,9 +30,6 @@ type Recording struct {
 	Policies map[string]RetentionPolicy `yaml:"policies"`
 	// RoomPolicies names the policy of a room's recordings, by room ID.
 	RoomPolicies map[string]string `yaml:"room_policies"`
-	// AutoRecord are the rooms recorded whenever someone is in them,
-	// without an admin starting it.
-	AutoRecord []string `yaml:"auto_record"`
 	// ExpiryWarnings are the lead times before a recording's expiry at
 	// which a recording.expiring event is raised, so that someone can
 	// download or extend it in time. Empty: no warnings.
@@ -109,12 +106,12 @@ func (r Recording) String() string {
 	if r.ReceiptKey != "" {
 		key = redactedValue
 	}
-	return fmt.Sprintf("{dir:%q receipt_key:%q format:%q policies:%v room_policies:%v auto_record:%v expiry_warnings:%v link_lifetime:%s}",
-		r.Dir, key, r.Format, r.Policies, r.RoomPolicies, r.AutoRecord, r.ExpiryWarnings, r.LinkLifetime)
+	return fmt.Sprintf("{dir:%q receipt_key:%q format:%q policies:%v room_policies:%v expiry_warnings:%v link_lifetime:%s}",
+		r.Dir, key, r.Format, r.Policies, r.RoomPolicies, r.ExpiryWarnings, r.LinkLifetime)
 }
 
 // recording checks the recording section. Messages never show the key.
-// room_policies and auto_record may name rooms the rooms section does not
+// room_policies may name rooms the rooms section does not
 // define: those open on demand.
 func (v *validator) recording(r Recording) {
 	if n := len(r.ReceiptKey); n > 0 && n < MinReceiptKeyLen {
@@ -131,18 +128,6 @@ func (v *validator) recording(r Recording) {
 		}
 		if _, ok := r.Policies[name]; !ok && name != DefaultPolicy {
 			v.fail(key, "%q is no policy of recording.policies", name)
-		}
-	}
-	seen := map[string]int{}
-	for i, id := range r.AutoRecord {
-		key := fmt.Sprintf("recording.auto_record[%d]", i)
-		if first, dup := seen[id]; dup {
-			v.fail(key, "%q repeats recording.auto_record[%d]", id, first)
-			continue
-		}
-		seen[id] = i
-		if !ValidRoomID(id) {
-			v.fail(key, "room id %q must be 1 to %d characters from a-z 0-9 _ -, starting with a letter or digit", id, MaxRoomIDLen)
 		}
 	}
 	leads := map[time.Duration]int{}

@@ -44,9 +44,6 @@ func TestRecordingValidate(t *testing.T) {
 			`recording.room_policies.board: "legal" is no policy of recording.policies`},
 		{"room policy bad room", func(r *Recording) { r.RoomPolicies = map[string]string{"a/b": "default"} },
 			`recording.room_policies.a/b: room id "a/b" must be 1 to 64 characters from a-z 0-9 _ -, starting with a letter or digit`},
-		{"auto record", func(r *Recording) { r.AutoRecord = []string{"board", "adhoc-1"} }, ""},
-		{"auto record empty id", func(r *Recording) { r.AutoRecord = []string{""} },
-			`recording.auto_record[0]: room id "" must be 1 to 64 characters from a-z 0-9 _ -, starting with a letter or digit`},
 		{"no warnings", func(r *Recording) { r.ExpiryWarnings = nil }, ""},
 		{"warning of ten years", func(r *Recording) { r.ExpiryWarnings = []time.Duration{3650 * day} }, ""},
 		{"warning of 0s", func(r *Recording) { r.ExpiryWarnings = []time.Duration{0} },
@@ -106,7 +103,6 @@ func TestRecordingFromFile(t *testing.T) {
 		"    legal: {duration: 2160h, min: 720h, max: 8760h}",
 		"    minute: {duration: 1m}",
 		"  room_policies: {board: legal, test: minute}",
-		"  auto_record: [board]",
 		"  expiry_warnings: [72h]",
 		"  link_lifetime: 5m",
 	}, "\n")), nil)
@@ -118,7 +114,6 @@ func TestRecordingFromFile(t *testing.T) {
 			"minute": {Duration: time.Minute},
 		},
 		RoomPolicies:   map[string]string{"board": "legal", "test": "minute"},
-		AutoRecord:     []string{"board"},
 		ExpiryWarnings: []time.Duration{72 * time.Hour},
 		LinkLifetime:   5 * time.Minute,
 	}, c.Recording)

@@ -69,6 +69,9 @@ type Room struct {
 	// another tenant neither see nor change it, and its recordings are
 	// that tenant's. Empty means DefaultTenant.
 	Tenant string `yaml:"tenant"`
+	// AutoRecord records the room whenever someone is in it, without an
+	// admin starting it (issue [4]: the room setting auto_record).
+	AutoRecord bool `yaml:"auto_record"`
 }
 
 // DefaultTenant owns the rooms whose entry names no tenant and the rooms

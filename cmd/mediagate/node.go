@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/mediagate/mediagate/api"
@@ -79,7 +81,7 @@ func newNode(cfg configs.Config, log *slog.Logger) (*node, error) {
 	}()
 	tenantOf := func(id room.ID) recorder.Tenant { return recorder.Tenant(auth.RoomTenant(id)) }
 	policyOf := func(id room.ID) string { return cfg.Recording.RoomPolicy(string(id)) }
-	n.recs = newRoomRecordings(log, rec, tenantOf, policyOf, cfg.Recording.AutoRecord, cfg.Conference.EmptyTimeout)
+	n.recs = newRoomRecordings(log, rec, tenantOf, policyOf, autoRecorded(cfg.Rooms), cfg.Conference.EmptyTimeout)
 	n.rooms = room.NewManager(room.WithOnOpen(n.recs.opened), room.WithRoomDefaults(
 		room.WithLogger(log),
 		room.WithEmptyTimeout(cfg.Conference.EmptyTimeout),
@@ -119,6 +121,17 @@ func newNode(cfg configs.Config, log *slog.Logger) (*node, error) {
 	n.http.Handle("/whip/", n.rtc.Handler())
 	n.http.Handle("/whep/", n.rtc.Handler())
 	return n, nil
+}
+
+// autoRecorded lists the rooms whose entry sets auto_record, in ID order.
+func autoRecorded(rooms map[string]configs.Room) []string {
+	var ids []string
+	for _, id := range slices.Sorted(maps.Keys(rooms)) {
+		if rooms[id].AutoRecord {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 // authorizer lets the join-token policy of api decide rtc's WHIP and WHEP

@@ -18,7 +18,7 @@ import (
 // recording it subscribes the recorder to the room's mix, feeds it the
 // participants from the room's events, and marks the room as recorded
 // (room.Room.SetRecording) from start to end, so that everyone in it, phone
-// callers included, is told. It records the rooms of recording.auto_record
+// callers included, is told. It records the rooms whose entry sets auto_record
 // whenever someone is in them. It implements api.RoomRecorder; one
 // recording per room at a time.
 //
@@ -194,7 +194,7 @@ func (g *roomRecordings) participant(rm *room.Room, id room.ParticipantID) recor
 }
 
 // opened is the room manager's WithOnOpen hook: rooms of
-// recording.auto_record get a watcher, subscribed before anyone joins.
+// auto_record (rooms.<id>.auto_record) get a watcher, subscribed before anyone joins.
 func (g *roomRecordings) opened(rm *room.Room) {
 	if !g.auto[rm.ID()] {
 		return

@@ -164,7 +164,7 @@ func TestRecordingRoomsFollowParticipants(t *testing.T) {
 	require.Equal(t, recorder.StateComplete, got.State, "complete, not interrupted")
 }
 
-// TestRecordingRoomsAutoRecord: a room of recording.auto_record is
+// TestRecordingRoomsAutoRecord: a room with auto_record set is
 // recorded from its first join until it is empty (grace 0 here), again at
 // the next join, and until it closes; other rooms are not.
 func TestRecordingRoomsAutoRecord(t *testing.T) {
