@@ -51,7 +51,7 @@ type joinPage struct {
 //
 //	GET  /r/{room}               the page (404 with a "not found" page for unknown rooms)
 //	POST /r/{room}/token         {name, pin} → {token, expires_at}; with a bearer token, a renewal
-//	GET  /r/{room}/participants  the participant list, for bearers of a token for the room
+//	GET  /r/{room}/participants  {participants, recording}, for bearers of a token for the room
 //	GET  /static/{file}          the page's script and styles (package web; also with WithAdmin)
 //
 // mgr supplies the rooms that are open now, auth the configured rooms, the
@@ -298,10 +298,30 @@ type participantJSON struct {
 	Level int `json:"level"`
 }
 
-// joinParticipants lists the room's participants for the page: who is
-// there, who speaks, how loud. It needs a token for the room (any grant),
-// or nothing in an open room. A known room that is not open now has
-// nobody in it.
+// roomStateJSON is the answer of GET /r/{room}/participants: what the page
+// shows of the room while the visitor is in it.
+//
+// It is an object rather than the bare list it used to be so that the
+// recording flag rides on the poll the page makes every 500 ms anyway: the
+// notice follows a recording within one poll, and list and flag come from
+// one request, so they cannot disagree, and the page's requests do not
+// double, as a second endpoint would make them. (A response header would
+// be neither JSON nor obvious to clients or proxies.) The endpoint belongs
+// to the page's script, which is served by the same binary, so no outside
+// client relies on the old shape.
+type roomStateJSON struct {
+	// Participants are in join order; never null.
+	Participants []participantJSON `json:"participants"`
+	// Recording is whether the room is being recorded now
+	// (room.Room.Recording): the page then shows the recording notice,
+	// as phone callers hear it.
+	Recording bool `json:"recording"`
+}
+
+// joinParticipants tells the page who is in the room, who speaks, how
+// loud, and whether the room is recorded. It needs a token for the room
+// (any grant), or nothing in an open room. A known room that is not open
+// now has nobody in it and is not recorded.
 func (s *Server) joinParticipants(w http.ResponseWriter, r *http.Request) {
 	id := room.ID(r.PathValue("room"))
 	_, configured, live := s.join.lookup(id)
@@ -313,10 +333,11 @@ func (s *Server) joinParticipants(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, err)
 		return
 	}
-	out := []participantJSON{}
+	out := roomStateJSON{Participants: []participantJSON{}}
 	if rm, err := s.join.mgr.Get(id); err == nil {
+		out.Recording = rm.Recording()
 		for _, p := range rm.Participants() {
-			out = append(out, participantJSON{
+			out.Participants = append(out.Participants, participantJSON{
 				ID:       s.join.auth.opaqueID(id, p.ID),
 				Name:     p.Name,
 				Kind:     p.Kind.String(),

@@ -328,7 +328,7 @@ func TestJoinParticipants(t *testing.T) {
 
 	w = e.do(http.MethodGet, "/r/annex/participants", "", "Authorization", bearer)
 	require.Equal(t, http.StatusOK, w.Code)
-	require.JSONEq(t, `[]`, w.Body.String(), "configured, nobody there yet")
+	require.JSONEq(t, `{"participants": [], "recording": false}`, w.Body.String(), "configured, nobody there yet")
 
 	rm, err := e.mgr.Create("annex")
 	require.NoError(t, err)
@@ -359,9 +359,11 @@ func TestJoinParticipants(t *testing.T) {
 		w := e.do(http.MethodGet, "/r/annex/participants", "", "Authorization", bearer)
 		require.Equal(t, http.StatusOK, w.Code, w.Body.String())
 		require.Equal(t, "no-store", w.Header().Get("Cache-Control"))
-		var rows []row
-		require.NoError(t, json.Unmarshal(w.Body.Bytes(), &rows))
-		return rows
+		var state struct {
+			Participants []row `json:"participants"`
+		}
+		require.NoError(t, json.Unmarshal(w.Body.Bytes(), &state))
+		return state.Participants
 	}
 	rows := list()
 	require.Len(t, rows, 2)
@@ -380,5 +382,52 @@ func TestJoinParticipants(t *testing.T) {
 	// Open rooms show their list to anyone with the link.
 	w = e.do(http.MethodGet, "/r/lobby/participants", "")
 	require.Equal(t, http.StatusOK, w.Code)
-	require.JSONEq(t, `[]`, w.Body.String())
+	require.JSONEq(t, `{"participants": [], "recording": false}`, w.Body.String())
+}
+
+// TestJoinParticipantsRecording: the page's poll says whether the room is
+// recorded, following room.Room.SetRecording both ways, next to an
+// unchanged participant list.
+func TestJoinParticipantsRecording(t *testing.T) {
+	e := newJoinEnv(t)
+	tok, _ := requireToken(t, e, e.postToken("annex", "Ada", "2468"), "annex")
+	type state struct {
+		Participants []struct {
+			Name string `json:"name"`
+		} `json:"participants"`
+		Recording *bool `json:"recording"` // a pointer: a missing flag fails
+	}
+	get := func() state {
+		t.Helper()
+		w := e.do(http.MethodGet, "/r/annex/participants", "", "Authorization", "Bearer "+tok)
+		require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+		var s state
+		require.NoError(t, json.Unmarshal(w.Body.Bytes(), &s))
+		require.NotNil(t, s.Recording, "no recording flag in %s", w.Body.String())
+		return s
+	}
+
+	require.False(t, *get().Recording, "a room that is not open is not recorded")
+	rm, err := e.mgr.Create("annex")
+	require.NoError(t, err)
+	require.NoError(t, rm.Join(&fakeParticipant{info: room.Info{ID: "web-1", Name: "Ada", Kind: room.KindWebRTC, Format: room.PCMU}}))
+
+	for i, on := range []bool{false, true, true, false, true} {
+		rm.SetRecording(on)
+		s := get()
+		require.Equal(t, on, *s.Recording, "step %d: SetRecording(%v)", i, on)
+		require.Len(t, s.Participants, 1, "step %d", i)
+		require.Equal(t, "Ada", s.Participants[0].Name, "step %d", i)
+	}
+
+	// The flag belongs to the room asked about, not to every room.
+	lobby, err := e.mgr.Create("lobby")
+	require.NoError(t, err)
+	require.False(t, lobby.Recording())
+	w := e.do(http.MethodGet, "/r/lobby/participants", "")
+	require.Equal(t, http.StatusOK, w.Code)
+	require.JSONEq(t, `{"participants": [], "recording": false}`, w.Body.String())
+	lobby.SetRecording(true)
+	w = e.do(http.MethodGet, "/r/lobby/participants", "")
+	require.JSONEq(t, `{"participants": [], "recording": true}`, w.Body.String())
 }

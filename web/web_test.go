@@ -81,7 +81,8 @@ func TestRenderAdmin(t *testing.T) {
 }
 
 // TestRenderJoin: the page escapes the room's name and ID, shows the PIN
-// field only for PIN rooms, and references versioned assets.
+// field only for PIN rooms, references versioned assets, and holds the
+// recording notice, hidden, in a live region for the script to show.
 func TestRenderJoin(t *testing.T) {
 	tests := []struct {
 		name string
@@ -91,7 +92,9 @@ func TestRenderJoin(t *testing.T) {
 	}{
 		{"pin room", JoinData{RoomID: "board", RoomName: "Board & <Co>", Access: AccessPIN, Found: true},
 			[]string{`<h1 id="room-name">Board &amp; &lt;Co&gt;</h1>`, `data-room="board"`, `data-access="pin"`,
-				`data-found="true"`, `<div id="pin-row" >`, `src="/static/join.js?v=` + version + `"`},
+				`data-found="true"`, `<div id="pin-row" >`, `src="/static/join.js?v=` + version + `"`,
+				`<div id="recording-status" role="status">`, `<p id="recording" class="recording" hidden>`,
+				`This conference is being recorded</p>`},
 			[]string{"<Co>"}},
 		{"open room hides the pin", JoinData{RoomID: "lobby", RoomName: "lobby", Access: AccessOpen, Found: true},
 			[]string{`<div id="pin-row" hidden>`, `data-access="open"`}, nil},

@@ -559,12 +559,14 @@ func participants(t *testing.T, base, token string) []string {
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
-	var rows []struct {
-		Name string `json:"name"`
+	var state struct {
+		Participants []struct {
+			Name string `json:"name"`
+		} `json:"participants"`
 	}
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&rows))
-	names := make([]string, len(rows))
-	for i, r := range rows {
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&state))
+	names := make([]string, len(state.Participants))
+	for i, r := range state.Participants {
 		names[i] = r.Name
 	}
 	return names

@@ -5,9 +5,11 @@
 // (RFC 9725): POST /whip/{room} with a non-trickle SDP offer holding one
 // send-receive audio transceiver, play the answer's audio, and DELETE the
 // session's Location to leave. While in the room it polls
-// GET /r/{room}/participants every 500 ms and renews the token before it
-// runs out. No framework and no external files: the page runs under a
-// Content-Security-Policy that allows only this origin.
+// GET /r/{room}/participants every 500 ms ({participants, recording}: the
+// list, and whether the room is recorded, for the recording notice) and
+// renews the token before it runs out. No framework and no external files:
+// the page runs under a Content-Security-Policy that allows only this
+// origin.
 //
 // For automated tests, window.mediagate exposes the connection state, the
 // last error code, and the received audio's level (rxLevel) and tone
@@ -39,6 +41,7 @@
   const leaveButton = $('leave');
   const list = $('participants');
   const count = $('count');
+  const recordingNotice = $('recording');
   const stateLine = $('state-line');
   const stateText = $('state');
   const message = $('message');
@@ -356,7 +359,10 @@
     try {
       const res = await fetch(roomURL + '/participants', { headers: authHeader(), cache: 'no-store' });
       if (res.ok) {
-        render(await res.json());
+        const body = await res.json();
+        if (!st.polling) return; // left meanwhile: show nothing of the room
+        render(body.participants);
+        showRecording(body.recording === true);
       } else if (res.status === 401) {
         await refreshToken();
       }
@@ -405,6 +411,13 @@
       }
     }
     count.textContent = '(' + participants.length + ')';
+  }
+
+  // showRecording shows or hides the recording notice. Its parent is a
+  // live region (role=status) that is always there, so screen readers
+  // announce the notice when it appears.
+  function showRecording(on) {
+    recordingNotice.hidden = !on;
   }
 
   // --- join and leave -------------------------------------------------------
@@ -477,6 +490,7 @@
     st.rows.clear();
     list.replaceChildren();
     count.textContent = '';
+    showRecording(false);
     muteButton.textContent = 'Mute';
     muteButton.setAttribute('aria-pressed', 'false');
     if (!st.tokenFromLink) st.token = '';
