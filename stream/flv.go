@@ -51,7 +51,7 @@ var errParamSets = errors.New("stream: h264 sps or pps missing")
 // AVCDecoderConfigurationRecord (ISO 14496-15 §5.2.4.1) with one SPS and
 // one PPS and 4-byte NAL lengths.
 func appendVideoHeader(dst, sps, pps []byte) ([]byte, error) {
-	if len(sps) < 4 || len(pps) < 1 || len(sps) > 0xffff || len(pps) > 0xffff {
+	if !paramSetsOK(sps, pps) {
 		return dst, errParamSets
 	}
 	dst = append(dst, flvVideoKey, flvSequenceHeader, 0, 0, 0)
@@ -64,6 +64,12 @@ func appendVideoHeader(dst, sps, pps []byte) ([]byte, error) {
 	dst = append(dst, sps...)
 	dst = append(dst, 1, byte(len(pps)>>8), byte(len(pps)))
 	return append(dst, pps...), nil
+}
+
+// paramSetsOK reports whether an SPS and a PPS fit a decoder configuration
+// record: the SPS holds at least the profile and level bytes.
+func paramSetsOK(sps, pps []byte) bool {
+	return len(sps) >= 4 && len(pps) >= 1 && len(sps) <= 0xffff && len(pps) <= 0xffff
 }
 
 // streamMetadata is what onMetaData announces: the codecs, so a platform

@@ -227,31 +227,67 @@ func withBeeps(pcm []int16, at []float64, freq, amp float64) []int16 {
 
 // events collects an egress's events.
 type events struct {
-	ch chan Event
+	mu    sync.Mutex
+	all   []Event
+	next  map[DestinationID]int // await's position per destination
+	ready chan struct{}         // capacity 1: an event arrived
 }
 
-func newEvents() *events { return &events{ch: make(chan Event, 1000)} }
+func newEvents() *events {
+	return &events{next: map[DestinationID]int{}, ready: make(chan struct{}, 1)}
+}
 
 func (e *events) on(ev Event) {
+	e.mu.Lock()
+	e.all = append(e.all, ev)
+	e.mu.Unlock()
 	select {
-	case e.ch <- ev:
+	case e.ready <- struct{}{}:
 	default:
 	}
 }
 
-// await waits for destination id to reach state, failing on timeout; it
-// returns the event.
+// of returns destination id's events so far.
+func (e *events) of(id DestinationID) []Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []Event
+	for _, ev := range e.all {
+		if ev.Destination == id {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// states returns destination id's states so far, in order.
+func (e *events) states(id DestinationID) []State {
+	var out []State
+	for _, ev := range e.of(id) {
+		out = append(out, ev.State)
+	}
+	return out
+}
+
+// await waits for destination id to reach state after the event the
+// previous await for id returned, failing on timeout.
 func (e *events) await(t *testing.T, id DestinationID, state State, within time.Duration) Event {
 	t.Helper()
 	deadline := time.After(within)
 	for {
-		select {
-		case ev := <-e.ch:
-			if ev.Destination == id && ev.State == state {
+		e.mu.Lock()
+		for i := e.next[id]; i < len(e.all); i++ {
+			if ev := e.all[i]; ev.Destination == id && ev.State == state {
+				e.next[id] = i + 1
+				e.mu.Unlock()
 				return ev
 			}
+		}
+		e.mu.Unlock()
+		select {
+		case <-e.ready:
 		case <-deadline:
-			t.Fatalf("destination %s not %s within %v", id, state, within)
+			t.Fatalf("destination %s not %s within %v: %v", id, state, within, e.states(id))
 		}
 	}
 }

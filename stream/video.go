@@ -242,7 +242,7 @@ func (v *videoPipe) frame(au []byte, rtpTS uint32) {
 	}
 	v.mu.Lock()
 	now := v.e.now()
-	if info.sps != nil && info.pps != nil {
+	if paramSetsOK(info.sps, info.pps) {
 		v.sps, v.pps = append(v.sps[:0], info.sps...), append(v.pps[:0], info.pps...)
 	}
 	if v.needKey && (!info.key || len(v.sps) == 0 || len(v.pps) == 0) {
@@ -260,7 +260,7 @@ func (v *videoPipe) frame(au []byte, rtpTS uint32) {
 	if info.key && (!bytes.Equal(v.sps, v.hdrSPS) || !bytes.Equal(v.pps, v.hdrPPS)) {
 		h := v.e.fan.get(typeVideo, ts)
 		h.hdr = true
-		h.data, _ = appendVideoHeader(h.data, v.sps, v.pps)
+		h.data, _ = appendVideoHeader(h.data, v.sps, v.pps) // checked when stored
 		v.e.fan.publish(h)
 		v.hdrSPS, v.hdrPPS = append(v.hdrSPS[:0], v.sps...), append(v.hdrPPS[:0], v.pps...)
 	}
