@@ -160,21 +160,27 @@ func TestFailingDestinationsIsolated(t *testing.T) {
 	st := eg.Status()
 	require.NoError(t, eg.Close())
 
+	checkIsolation(t, st, ev, key, hole)
+	recs := ng.recordings("healthy")
+	require.Len(t, recs, 1)
+	p := probe(t, recs[0])
+	require.InDelta(t, 6.0, p.duration(t).Seconds(), 0.6)
+	decodeVideo(t, recs[0])
+}
+
+// checkIsolation checks TestFailingDestinationsIsolated's destinations:
+// healthy live throughout, refused and hole failing and backing off
+// (hole by timeout, its connections all closed), stall dropping and timing
+// out; no key anywhere.
+func checkIsolation(t *testing.T, st Status, ev *events, key string, hole *blackHole) {
+	t.Helper()
 	byID := map[DestinationID]DestinationStatus{}
+	states := map[DestinationID][]State{}
+	errs := map[DestinationID][]error{}
 	for _, d := range st.Destinations {
 		byID[d.ID] = d
 		require.NotContains(t, d.LastError, key)
 		require.NotContains(t, d.URL, key)
-	}
-	h := byID[healthy]
-	require.Equal(t, StateLive, h.State)
-	require.Zero(t, h.Reconnects)
-	require.Zero(t, h.Dropped)
-	require.Positive(t, h.Bitrate)
-
-	states := map[DestinationID][]State{}
-	errs := map[DestinationID][]error{}
-	for _, d := range st.Destinations {
 		for _, e := range ev.of(d.ID) {
 			states[d.ID] = append(states[d.ID], e.State)
 			if e.Err != nil {
@@ -183,6 +189,14 @@ func TestFailingDestinationsIsolated(t *testing.T) {
 			}
 		}
 	}
+	timedOut := func(id DestinationID) bool {
+		return slices.ContainsFunc(errs[id], func(err error) bool { return errors.Is(err, ErrTimeout) })
+	}
+	h := byID["healthy"]
+	require.Equal(t, StateLive, h.State)
+	require.Zero(t, h.Reconnects)
+	require.Zero(t, h.Dropped)
+	require.Positive(t, h.Bitrate)
 	require.Equal(t, []State{StateConnecting, StateLive, StateStopped}, states["healthy"])
 	for _, id := range []DestinationID{"refused", "hole"} {
 		require.NotContains(t, states[id], StateLive, id)
@@ -191,8 +205,7 @@ func TestFailingDestinationsIsolated(t *testing.T) {
 	}
 	require.GreaterOrEqual(t, byID["refused"].Reconnects, 2)
 	require.Contains(t, byID["refused"].LastError, "refused")
-	require.True(t, slices.ContainsFunc(errs["hole"], func(err error) bool { return errors.Is(err, ErrTimeout) }),
-		"black hole errors: %v", errs["hole"])
+	require.True(t, timedOut("hole"), "black hole errors: %v", errs["hole"])
 	require.GreaterOrEqual(t, int(hole.accepted.Load()), 2)
 	for range hole.accepted.Load() {
 		select {
@@ -201,17 +214,9 @@ func TestFailingDestinationsIsolated(t *testing.T) {
 			t.Fatal("a black-holed connection was left open")
 		}
 	}
-	s := byID["stall"]
-	require.Positive(t, s.Dropped, "the stalled destination dropped nothing")
+	require.Positive(t, byID["stall"].Dropped, "the stalled destination dropped nothing")
 	require.Contains(t, states["stall"], StateLive)
-	require.True(t, slices.ContainsFunc(errs["stall"], func(err error) bool { return errors.Is(err, ErrTimeout) }),
-		"stalled destination errors: %v", errs["stall"])
-
-	recs := ng.recordings("healthy")
-	require.Len(t, recs, 1)
-	p := probe(t, recs[0])
-	require.InDelta(t, 6.0, p.duration(t).Seconds(), 0.6)
-	decodeVideo(t, recs[0])
+	require.True(t, timedOut("stall"), "stalled destination errors: %v", errs["stall"])
 }
 
 // TestReconnectAfterServerRestart: nginx killed mid-stream and started

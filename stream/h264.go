@@ -3,6 +3,7 @@ package stream
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 )
 
 // H.264 access units, from Annex B byte streams (start codes, ITU-T H.264
@@ -133,4 +134,75 @@ func splitAUs(stream []byte) [][]byte {
 		aus = append(aus, stream[start:])
 	}
 	return aus
+}
+
+// RTP payload types of RFC 6184 §5.2 that WebRTC senders use.
+const (
+	rtpSTAPA = 24
+	rtpFUA   = 28
+)
+
+// errPayload means an RTP payload is not RFC 6184 as the egress takes it:
+// empty, truncated, a STAP-B, MTAP or FU-B (packetization mode 2, which
+// WebRTC does not negotiate), or an FU-A fragment whose start was lost.
+var errPayload = errors.New("stream: bad h264 rtp payload")
+
+// depacketizer reassembles H.264 RTP payloads (RFC 6184 §5.6 single NAL
+// unit, §5.7.1 STAP-A, §5.8 FU-A) into an Annex B access unit, appending to
+// the caller's buffer: nothing is allocated once the buffer has grown. It
+// gives the same bytes as pion's codecs.H264Packet (FuzzDepacketize
+// checks), which copies each unit three times into fresh slices.
+type depacketizer struct {
+	inFU bool // an FU-A's start was seen and its end was not
+}
+
+// annexBStart is the 4-byte start code pion writes too.
+var annexBStart = []byte{0, 0, 0, 1}
+
+// reset forgets a fragment in progress (after a lost packet).
+func (d *depacketizer) reset() { d.inFU = false }
+
+// append appends payload's NAL units (or fragment) to au.
+func (d *depacketizer) append(au, payload []byte) ([]byte, error) {
+	if len(payload) == 0 {
+		return au, errPayload
+	}
+	switch typ := payload[0] & 0x1f; {
+	case typ >= 1 && typ <= 23:
+		d.inFU = false
+		au = append(au, annexBStart...)
+		return append(au, payload...), nil
+	case typ == rtpSTAPA:
+		d.inFU = false
+		for p := payload[1:]; len(p) > 0; {
+			if len(p) < 2 {
+				return au, nil // trailing padding, as pion reads it
+			}
+			n := int(binary.BigEndian.Uint16(p))
+			if n == 0 || n > len(p)-2 {
+				return au, errPayload
+			}
+			au = append(au, annexBStart...)
+			au = append(au, p[2:2+n]...)
+			p = p[2+n:]
+		}
+		return au, nil
+	case typ == rtpFUA:
+		if len(payload) < 2 {
+			return au, errPayload
+		}
+		if payload[1]&0x80 != 0 { // start: rebuild the NAL header
+			au = append(au, annexBStart...)
+			au = append(au, payload[0]&0xe0|payload[1]&0x1f)
+			d.inFU = true
+		} else if !d.inFU {
+			return au, errPayload
+		}
+		au = append(au, payload[2:]...)
+		if payload[1]&0x40 != 0 {
+			d.inFU = false
+		}
+		return au, nil
+	}
+	return au, errPayload
 }

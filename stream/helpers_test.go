@@ -20,9 +20,16 @@ import (
 
 	"github.com/mediagate/mediagate/media"
 	"github.com/mediagate/mediagate/room"
+	"github.com/mediagate/mediagate/rtc"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// The sources the egress is wired to in production.
+var (
+	_ MixSource   = (*room.MixConsumer)(nil)
+	_ VideoSource = (*rtc.VideoSub)(nil)
+)
 
 // mixFeed is a MixSource fed by a test.
 type mixFeed struct {
@@ -96,7 +103,7 @@ var clipCache sync.Map // ffmpeg args → *h264Clip
 // makeClip encodes seconds of lavfi source src at size and fps with
 // libx264 (baseline, no B frames, a keyframe every 2 s), once per test
 // binary.
-func makeClip(t *testing.T, src, vf, size string, fps, seconds int) *h264Clip {
+func makeClip(t testing.TB, src, vf, size string, fps, seconds int) *h264Clip {
 	t.Helper()
 	key := src + vf + size
 	if c, ok := clipCache.Load(key); ok {
@@ -271,7 +278,7 @@ func (e *events) states(id DestinationID) []State {
 
 // await waits for destination id to reach state after the event the
 // previous await for id returned, failing on timeout.
-func (e *events) await(t *testing.T, id DestinationID, state State, within time.Duration) Event {
+func (e *events) await(t testing.TB, id DestinationID, state State, within time.Duration) Event {
 	t.Helper()
 	deadline := time.After(within)
 	for {

@@ -24,7 +24,7 @@ import (
 // (TESTING.md): it accepts publishes on 127.0.0.1:port, application "live",
 // and records everything to rec/.
 type nginx struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	rec     string
 	port    int
@@ -60,7 +60,7 @@ rtmp { server { listen 127.0.0.1:{{.Port}}; chunk_size 4096;
 `
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -70,7 +70,7 @@ func freePort(t *testing.T) int {
 
 // startNginx writes a config into a temp dir, starts nginx on free ports
 // and stops it (by PID) at cleanup.
-func startNginx(t *testing.T, o nginxOpts) *nginx {
+func startNginx(t testing.TB, o nginxOpts) *nginx {
 	t.Helper()
 	if _, err := os.Stat("/usr/lib/nginx/modules/ngx_rtmp_module.so"); err != nil {
 		t.Fatal("nginx with the rtmp module not installed: run scripts/bootstrap")
@@ -121,7 +121,7 @@ func (n *nginx) start() {
 
 // waitListening polls until 127.0.0.1:port accepts a connection (nginx has
 // no readiness signal), failing at once if nginx exited.
-func waitListening(t *testing.T, port int, exited <-chan struct{}, dir string) {
+func waitListening(t testing.TB, port int, exited <-chan struct{}, dir string) {
 	t.Helper()
 	for range 250 {
 		select {

@@ -46,45 +46,14 @@ func parseTarget(raw, key string) (*target, error) {
 		// url.Error quotes the whole URL, key included: say less.
 		return nil, fmt.Errorf("%w: not a url", ErrInvalidURL)
 	}
-	t := &target{}
-	switch strings.ToLower(u.Scheme) {
-	case "rtmp":
-		t.port = defaultRTMPPort
-	case "rtmps":
-		t.tls, t.port = true, defaultRTMPSPort
-	case "":
-		return nil, fmt.Errorf("%w: no scheme (want rtmp:// or rtmps://)", ErrUnsupportedScheme)
-	default:
-		return nil, fmt.Errorf("%w: %q (want rtmp or rtmps)", ErrUnsupportedScheme, truncate(u.Scheme, 16))
-	}
 	scheme := strings.ToLower(u.Scheme)
-	t.host = u.Hostname()
-	if t.host == "" || u.Opaque != "" {
-		return nil, fmt.Errorf("%w: %s: no host", ErrInvalidURL, scheme)
-	}
-	hostPort := u.Host
-	if p := u.Port(); p != "" {
-		n, err := strconv.Atoi(p)
-		if err != nil || n < 1 || n > 65535 {
-			return nil, fmt.Errorf("%w: %s://%s: bad port", ErrInvalidURL, scheme, truncate(t.host, 64))
-		}
-		t.port = n
-	}
-	// The application is the path up to the last segment, which is the
-	// key; with a separate key (Facebook's "rtmps://host/rtmp/" + key) it
-	// is the whole path.
-	path := strings.Trim(u.EscapedPath(), "/")
-	app, last := path, ""
-	if key == "" {
-		if i := strings.LastIndexByte(path, '/'); i >= 0 {
-			app, last = path[:i], path[i+1:]
-		} else {
-			app, last = "", path
-		}
-	}
+	app, last := splitPath(strings.Trim(u.EscapedPath(), "/"), key)
+	t := &target{host: u.Hostname(), tcURL: scheme + "://" + u.Host + "/" + app}
+	t.masked = truncate(t.tcURL, 200)
 	t.app, _ = url.PathUnescape(app)
-	t.tcURL = scheme + "://" + hostPort + "/" + app
-	t.masked = t.tcURL
+	if err := t.setScheme(scheme, u); err != nil {
+		return nil, err
+	}
 	switch {
 	case u.User != nil:
 		return nil, fmt.Errorf("%w: %s: credentials in the url are not supported", ErrInvalidURL, t.masked)
@@ -109,6 +78,45 @@ func parseTarget(raw, key string) (*target, error) {
 		return nil, fmt.Errorf("%w: %s: control characters", ErrInvalidURL, t.masked)
 	}
 	return t, nil
+}
+
+// splitPath splits a URL path into the application and the key: the key
+// is the last segment, unless the key is given apart (Facebook's
+// "rtmps://host/rtmp/" + key), when the whole path is the application.
+func splitPath(path, key string) (app, last string) {
+	if key != "" {
+		return path, ""
+	}
+	i := strings.LastIndexByte(path, '/')
+	if i < 0 {
+		return "", path
+	}
+	return path[:i], path[i+1:]
+}
+
+// setScheme checks the scheme, host and port and sets TLS and the port.
+func (t *target) setScheme(scheme string, u *url.URL) error {
+	switch scheme {
+	case "rtmp":
+		t.port = defaultRTMPPort
+	case "rtmps":
+		t.tls, t.port = true, defaultRTMPSPort
+	case "":
+		return fmt.Errorf("%w: no scheme (want rtmp:// or rtmps://)", ErrUnsupportedScheme)
+	default:
+		return fmt.Errorf("%w: %s (want rtmp or rtmps)", ErrUnsupportedScheme, t.masked)
+	}
+	if t.host == "" || u.Opaque != "" {
+		return fmt.Errorf("%w: %s: no host", ErrInvalidURL, t.masked)
+	}
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%w: %s: bad port", ErrInvalidURL, t.masked)
+		}
+		t.port = n
+	}
+	return nil
 }
 
 // cgnat is the shared address space of RFC 6598 §7, reachable only inside

@@ -68,6 +68,8 @@ func TestParseTarget(t *testing.T) {
 		require.ErrorIs(t, err, b.want, b.url)
 		require.NotContains(t, err.Error(), key, b.url)
 	}
+	_, err := parseTarget("http://h.example:8080/live/"+key, "")
+	require.EqualError(t, err, "unsupported destination scheme: http://h.example:8080/live (want rtmp or rtmps)")
 }
 
 // fakeResolver answers from a table.

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
-	"github.com/pion/rtp/codecs"
 )
 
 // VideoSource is where an egress reads its room's presenter video: an
@@ -163,50 +162,72 @@ func (v *videoPipe) slateFrame(restart bool) {
 	v.lastTS = ts
 }
 
-// runPresenter reads the presenter's RTP packets, reassembles access
-// units (RFC 6184 with pion's depacketizer) and hands them to frame,
-// until the source ends or ctx does.
+// runPresenter reads the presenter's RTP packets and hands them to an
+// assembler, until the source ends or ctx does.
 func (v *videoPipe) runPresenter(ctx context.Context) {
 	buf := make([]byte, rtpBufSize)
-	au := make([]byte, 0, 64<<10)
+	a := assembler{au: make([]byte, 0, 64<<10)}
 	var pkt rtp.Packet
-	var dep codecs.H264Packet
-	var auTS uint32
-	var lastSeq uint16
-	started, broken := false, false
-	flush := func() {
-		if len(au) > 0 && !broken {
-			v.frame(au, auTS)
-		} else if broken {
-			v.lost()
-		}
-		au, broken = au[:0], false
-	}
 	for {
 		n, err := v.src.Read(ctx, buf)
 		if err != nil {
 			return
 		}
-		if pkt.Unmarshal(buf[:n]) != nil {
-			continue
-		}
-		if started && pkt.SequenceNumber != lastSeq+1 {
-			broken, dep = true, codecs.H264Packet{} // RFC 6184 §5.8: a lost fragment spoils the unit
-		}
-		if started && pkt.Timestamp != auTS && len(au) > 0 {
-			flush() // the marker bit of the last packet was lost
-		}
-		started, lastSeq, auTS = true, pkt.SequenceNumber, pkt.Timestamp
-		out, err := dep.Unmarshal(pkt.Payload)
-		if err != nil || len(au)+len(out) > maxAccessUnit {
-			broken = true
-		} else {
-			au = append(au, out...)
-		}
-		if pkt.Marker {
-			flush()
+		if pkt.Unmarshal(buf[:n]) == nil {
+			a.add(v, &pkt)
 		}
 	}
+}
+
+// assembler collects the RTP packets of one access unit (one RTP
+// timestamp, ended by the marker bit: RFC 6184 §5.1) and hands the unit
+// to videoPipe.frame, or reports it lost when a packet of it is missing.
+type assembler struct {
+	dep     depacketizer
+	au      []byte // Annex B
+	ts      uint32
+	lastSeq uint16
+	started bool
+	broken  bool // a packet of au is missing or bad
+}
+
+// add takes the next packet.
+func (a *assembler) add(v *videoPipe, p *rtp.Packet) {
+	gap := a.started && p.SequenceNumber != a.lastSeq+1
+	if a.started && p.Timestamp != a.ts && (len(a.au) > 0 || a.broken) {
+		// A new unit began without the last one's marker: the marker
+		// packet, or more, was lost, unless the gap says nothing was.
+		a.broken = a.broken || gap
+		a.flush(v)
+	}
+	if gap {
+		a.broken = true // RFC 6184 §5.8: a lost fragment spoils the unit
+		a.dep.reset()
+	}
+	a.started, a.lastSeq, a.ts = true, p.SequenceNumber, p.Timestamp
+	if !a.broken {
+		var err error
+		if len(a.au)+len(p.Payload) > maxAccessUnit {
+			a.broken = true
+		} else if a.au, err = a.dep.append(a.au, p.Payload); err != nil {
+			a.broken = true
+		}
+	}
+	if p.Marker {
+		a.flush(v)
+	}
+}
+
+// flush hands over the unit collected, or reports it lost.
+func (a *assembler) flush(v *videoPipe) {
+	switch {
+	case a.broken:
+		v.lost()
+	case len(a.au) > 0:
+		v.frame(a.au, a.ts)
+	}
+	a.au, a.broken = a.au[:0], false
+	a.dep.reset()
 }
 
 // lost notes a damaged access unit: frames until the next IDR would
