@@ -11,7 +11,10 @@ import (
 // MixSource is where an egress reads its room's full mix: a
 // *room.MixConsumer (Room.SubscribeMix with RecommendedMixBuffer frames)
 // or a test's stand-in. Read returns io.EOF when the room has closed; the
-// egress then ends.
+// egress then ends. The audio timeline follows MixFrame.Time (when the
+// room mixed the frame; the time of reading if zero), not the order of
+// reads, so frames held up in the ring keep their place against the
+// video.
 type MixSource interface {
 	Read(ctx context.Context, dst *room.MixFrame) error
 	Close()
@@ -73,7 +76,11 @@ func samplesDur(n int64) time.Duration {
 // with silence, a longer one moves the timeline, and frames that come
 // faster than their clock are dropped.
 func (a *audioPipe) push(f *room.MixFrame) error {
-	at := f.Time.Sub(a.e.zero)
+	when := f.Time
+	if when.IsZero() { // a source without a clock: the frame is now
+		when = a.e.now()
+	}
+	at := when.Sub(a.e.zero)
 	if !a.anchored {
 		a.anchored, a.anchor, a.fed, a.frames = true, at, 0, 0
 	}
@@ -132,7 +139,7 @@ func (a *audioPipe) encode() error {
 	if n == 0 {
 		return nil
 	}
-	t := a.e.fan.get(typeAudio, ts.Milliseconds())
+	t := a.e.fan.get(typeAudio, ts.Round(time.Millisecond).Milliseconds())
 	t.data = appendAudioFrame(t.data)
 	t.data = append(t.data, a.out[:n]...)
 	a.e.fan.publish(t)

@@ -19,8 +19,9 @@ import (
 )
 
 // benchEgress is an Egress with just its pipelines' state, for driving
-// them from a benchmark: no goroutines, one queue drained by the caller.
-func benchEgress(b *testing.B) (*Egress, *queue) {
+// them from a benchmark or test: no goroutines, one queue drained by the
+// caller.
+func benchEgress(b testing.TB) (*Egress, *queue) {
 	b.Helper()
 	slate, err := loadSlate()
 	require.NoError(b, err)

@@ -59,10 +59,12 @@ type Destination struct {
 
 // DestinationStatus is a snapshot of one destination.
 type DestinationStatus struct {
+	// ID and Name are the destination's, as added.
 	ID   DestinationID
 	Name string
 	// URL is the masked URL: scheme, host, port and application.
-	URL   string
+	URL string
+	// State is where the destination is now.
 	State State
 	// StateSince is when the destination entered State.
 	StateSince time.Time
@@ -78,6 +80,7 @@ type DestinationStatus struct {
 	// Dropped counts tags lost because the destination's queue was full.
 	Dropped uint64
 	// LastError describes the last failure, key masked; empty if none.
+	// LastErrorAt is when it happened.
 	LastError   string
 	LastErrorAt time.Time
 	// NextAttempt is when a destination in backoff tries again.
@@ -151,7 +154,10 @@ type maskedError struct {
 	msg string
 }
 
+// Error returns the masked text.
 func (m *maskedError) Error() string { return m.msg }
+
+// Unwrap returns the original error, for errors.Is and errors.As.
 func (m *maskedError) Unwrap() error { return m.err }
 
 // mask returns err with every occurrence of the key replaced.

@@ -28,21 +28,26 @@ const (
 
 // Event reports a change, for the admin API's webhooks and logs.
 type Event struct {
+	// Type says what happened.
 	Type EventType
+	// Room is Options.Room.
 	Room room.ID
 	// Destination and URL (masked) name the destination; empty for
 	// EventEnded.
 	Destination DestinationID
 	URL         string
-	State       State
+	// State is the destination's new state.
+	State State
 	// Err is the failure behind the change, with the stream key masked in
 	// its text; errors.Is sees through it.
-	Err  error
+	Err error
+	// Time is when it happened, by Options.Now.
 	Time time.Time
 }
 
 // Status is a snapshot of an egress.
 type Status struct {
+	// Room is Options.Room.
 	Room room.ID
 	// StartedAt is when New made the egress.
 	StartedAt time.Time
@@ -87,9 +92,21 @@ type Egress struct {
 }
 
 // New starts an egress for a room: audio from mix, video from video (nil:
-// the slate only). It takes both sources over and closes them when it
-// ends. Destinations are added with Add.
+// the slate only). It takes both sources over: the egress closes them when
+// it ends, New when it fails. Destinations are added with Add.
 func New(mix MixSource, video VideoSource, opts Options) (*Egress, error) {
+	e, err := newEgress(mix, video, opts)
+	if err != nil {
+		mix.Close()
+		if video != nil {
+			video.Close()
+		}
+		return nil, err
+	}
+	return e, nil
+}
+
+func newEgress(mix MixSource, video VideoSource, opts Options) (*Egress, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err

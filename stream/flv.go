@@ -73,7 +73,9 @@ func paramSetsOK(sps, pps []byte) bool {
 }
 
 // streamMetadata is what onMetaData announces: the codecs, so a platform
-// (and nginx-rtmp's record) knows the stream before the first frames.
+// (and nginx-rtmp's record) knows the stream before the first frames. The
+// fields are exported for go-amf0's encoder, which names them by their
+// amf0 tags (FLV §E.5).
 type streamMetadata struct {
 	AudioCodecID    int    `amf0:"audiocodecid"`
 	AudioDataRate   int    `amf0:"audiodatarate"`

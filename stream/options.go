@@ -26,11 +26,12 @@ const (
 	// handshake, connect, createStream, publish) and each write: platforms
 	// answer in well under a second; 10 s rides out a slow link.
 	DefaultTimeout = 10 * time.Second
-	// DefaultBackoffMin and DefaultBackoffMax bound the wait before a
-	// reconnect: it doubles from the minimum after each failure up to the
-	// maximum, with ±20 % jitter so that many egresses cut off at once do
-	// not come back at once.
+	// DefaultBackoffMin is the first wait before a reconnect: it doubles
+	// after each failure up to DefaultBackoffMax, with ±20 % jitter so
+	// that many egresses cut off at once do not come back at once.
 	DefaultBackoffMin = time.Second
+	// DefaultBackoffMax caps the wait: a platform that is down for long
+	// is tried once a minute.
 	DefaultBackoffMax = 60 * time.Second
 	// DefaultQueue is each destination's queue, in FLV tags: 512 is about
 	// 5 s of 30 fps video plus audio, enough to ride out a stalled TCP

@@ -13,6 +13,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/yutopp/go-rtmp/handshake"
@@ -129,11 +130,15 @@ func handshakeTLS(ctx context.Context, nc net.Conn, t *target, roots *x509.CertP
 	return tc, nil
 }
 
-// stepError names the failed step and maps timeouts to ErrTimeout.
+// stepError names the failed step and maps timeouts to ErrTimeout and a
+// connection the server closed or reset to ErrDisconnected.
 func stepError(step string, err error) error {
 	var ne net.Error
-	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
 		return fmt.Errorf("%s: %w: %w", step, ErrTimeout, err)
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isReset(err):
+		return fmt.Errorf("%s: %w: %w", step, ErrDisconnected, err)
 	}
 	return fmt.Errorf("%s: %w", step, err)
 }
@@ -291,8 +296,7 @@ func describe(cmd *command) string {
 
 // isReset reports a connection reset or broken pipe.
 func isReset(err error) bool {
-	var oe *net.OpError
-	return errors.As(err, &oe) && !oe.Timeout() && (strings.Contains(oe.Err.Error(), "reset") || strings.Contains(oe.Err.Error(), "broken pipe"))
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // next reads one message, handles protocol control itself and returns
@@ -357,10 +361,7 @@ func (c *conn) readLoop() error {
 	for {
 		cmd, err := c.next()
 		if err != nil {
-			if errors.Is(err, io.EOF) || isReset(err) {
-				return fmt.Errorf("%w: %w", ErrDisconnected, err)
-			}
-			return err
+			return stepError("read", err)
 		}
 		c.noteRead()
 		if cmd != nil && cmd.name == "onStatus" && cmd.infoString("level") == "error" {
