@@ -225,6 +225,9 @@ func (e *Egress) Close() error {
 // resolve to a non-public address unless Options.AllowPrivate (ctx bounds
 // the lookup). Errors name the destination by its masked URL.
 func (e *Egress) Add(ctx context.Context, d Destination) (DestinationID, error) {
+	if !validID(d.ID) {
+		return "", fmt.Errorf("%w: %q", ErrInvalidID, truncate(string(d.ID), 40))
+	}
 	t, err := parseTarget(d.URL, d.Key)
 	if err != nil {
 		return "", err
@@ -266,6 +269,20 @@ func (e *Egress) Add(ctx context.Context, d Destination) (DestinationID, error) 
 		dst.run(ctxD)
 	}()
 	return id, nil
+}
+
+// validID reports whether id is empty (to be generated) or fit for URLs
+// and logs.
+func validID(id DestinationID) bool {
+	if len(id) > 64 {
+		return false
+	}
+	for _, c := range []byte(id) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // Remove stops publishing to destination id (unpublishing politely) and

@@ -39,6 +39,11 @@ var (
 	// was added. 422.
 	ErrResolve = &Error{"destination host does not resolve", http.StatusUnprocessableEntity}
 
+	// ErrInvalidID means a destination ID is longer than 64 bytes or has
+	// characters other than letters, digits, '.', '_' and '-': IDs appear
+	// in URLs of the admin API and in logs. 400.
+	ErrInvalidID = &Error{"invalid destination id", http.StatusBadRequest}
+
 	// ErrDuplicate means an egress already has a destination with the ID
 	// or the same URL and key. 409.
 	ErrDuplicate = &Error{"destination already added", http.StatusConflict}

@@ -88,7 +88,8 @@ type Options struct {
 	// discards. Destinations appear by ID and masked URL, never by key.
 	Logger *slog.Logger
 	// OnEvent, when set, is called for every Event from the goroutine that
-	// caused it, with no lock held. It must return quickly.
+	// caused it, with no lock held. It must return quickly and must not
+	// call Remove or Close, which wait for that goroutine.
 	OnEvent func(Event)
 }
 

@@ -132,6 +132,10 @@ func TestAddRefusesPrivate(t *testing.T) {
 	require.ErrorIs(t, err, ErrDuplicate)
 	_, err = eg.Add(context.Background(), Destination{ID: id, URL: "rtmp://public.example/live/other"})
 	require.ErrorIs(t, err, ErrDuplicate)
+	for _, bad := range []DestinationID{"a/b", "x y", DestinationID(strings.Repeat("i", 65)), "ü"} {
+		_, err = eg.Add(context.Background(), Destination{ID: bad, URL: "rtmp://public.example/live/other"})
+		require.ErrorIs(t, err, ErrInvalidID, bad)
+	}
 
 	// The default dialer checks the address it connects to.
 	def, err := Options{}.withDefaults()
