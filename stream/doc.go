@@ -26,6 +26,8 @@
 // before the caller holds the connection, and Connect waits on a channel
 // that nothing closes when the connection dies), and its AMF0 decoder
 // allocates whatever array length a server announces. go-rtmp provides the
-// handshake and the message and command encoders; answers from the server
-// are read by a bounded decoder here (amf.go).
+// handshake, the message type IDs and the AMF0 encoder for commands and
+// metadata; answers from the server are read by a bounded decoder here
+// (amf.go). Its H.264 depacketizer is pion's behaviour without pion's
+// copies (h264.go, checked against codecs.H264Packet by FuzzDepacketize).
 package stream

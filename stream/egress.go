@@ -223,7 +223,9 @@ func (e *Egress) Close() error {
 // Add checks d and starts publishing to it: the URL must be rtmp or rtmps
 // with an application and a stream key, and its host must not be or
 // resolve to a non-public address unless Options.AllowPrivate (ctx bounds
-// the lookup). Errors name the destination by its masked URL.
+// the lookup). Errors name the destination by its masked URL. A
+// destination that reached a final state (rejected, error) stays listed,
+// with its last error, until Remove.
 func (e *Egress) Add(ctx context.Context, d Destination) (DestinationID, error) {
 	if !validID(d.ID) {
 		return "", fmt.Errorf("%w: %q", ErrInvalidID, truncate(string(d.ID), 40))

@@ -34,8 +34,8 @@ const (
 	// is tried once a minute.
 	DefaultBackoffMax = 60 * time.Second
 	// DefaultQueue is each destination's queue, in FLV tags: 512 is about
-	// 5 s of 30 fps video plus audio, enough to ride out a stalled TCP
-	// window without dropping.
+	// 6 s of 30 fps video plus audio (77 tags a second), enough to ride
+	// out a stalled TCP window without dropping.
 	DefaultQueue = 512
 	// RecommendedMixBuffer is the ring size (frames) to subscribe to a
 	// room's mix with for an egress: 1 s. The egress reads it at once; the
