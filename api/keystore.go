@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mediagate/mediagate/configs"
+	"github.com/mediagate/mediagate/internal/atomicfile"
 )
 
 // KeyStoreFileName is the key store's file in storage.dir.
@@ -278,30 +279,9 @@ func (ks *KeyStore) write(keys []Key) error {
 }
 
 // replaceFile atomically replaces path with data, readable by the owner
-// only: temp file in the same directory, fsync, rename, fsync of the
-// directory. A failure leaves the old file as it was.
+// only (atomicfile.Replace); its temp files start with ".tmp-<name>-".
 func replaceFile(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return fmt.Errorf("replace %s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("replace %s: %w", path, err)
-	}
-	return syncDir(dir)
+	return atomicfile.Replace(path, data, ".tmp-"+filepath.Base(path)+"-*")
 }
 
 // removeTemps removes the files of dir whose names start with prefix: the
@@ -315,19 +295,5 @@ func removeTemps(dir, prefix string) {
 	}
 }
 
-// syncDir fsyncs directory dir, making creates, renames and removals in it
-// durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
-}
+// syncDir fsyncs directory dir (atomicfile.SyncDir).
+func syncDir(dir string) error { return atomicfile.SyncDir(dir) }

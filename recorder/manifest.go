@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mediagate/mediagate/internal/atomicfile"
 	"github.com/mediagate/mediagate/room"
 )
 
@@ -184,40 +185,16 @@ func (s store) writeManifest(m *Manifest) error {
 	if err != nil {
 		return fmt.Errorf("encode manifest %s: %w", m.ID, err)
 	}
-	f, err := os.CreateTemp(s.dir, tempPrefix+string(m.ID)+"-*")
-	if err != nil {
+	if err := atomicfile.Replace(path, append(b, '\n'), tempPrefix+string(m.ID)+"-*"); err != nil {
 		return fmt.Errorf("write manifest %s: %w", m.ID, err)
 	}
-	tmp := f.Name()
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("write manifest %s: %w", m.ID, err)
-	}
-	return s.syncDir()
+	return nil
 }
 
-// syncDir fsyncs the directory, making creates, renames and removals in it
-// durable.
+// syncDir fsyncs the store directory, making creates, renames and
+// removals in it durable.
 func (s store) syncDir() error {
-	d, err := os.Open(s.dir)
-	if err != nil {
-		return fmt.Errorf("sync store directory: %w", err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := atomicfile.SyncDir(s.dir); err != nil {
 		return fmt.Errorf("sync store directory: %w", err)
 	}
 	return nil
