@@ -3,16 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
-	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -20,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mediagate/mediagate/internal/testcert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -34,7 +26,7 @@ func TestDialInTLSAndExternalAddress(t *testing.T) {
 			t.Fatalf("%s not installed: run scripts/bootstrap", tool)
 		}
 	}
-	certFile, keyFile := writeTestCert(t)
+	certFile, keyFile := testcert.WriteSelfSigned(t)
 	g := startGateway(t, nil, "MEDIAGATE_SIP_TLS_LISTEN=127.0.0.1:0", "MEDIAGATE_SIP_TLS_CERT="+certFile,
 		"MEDIAGATE_SIP_TLS_KEY="+keyFile, "MEDIAGATE_SIP_EXTERNAL_ADDRESS=203.0.113.9")
 	port := regexp.MustCompile(`sip_port=(\d+)`).FindStringSubmatch(g.ready)
@@ -87,31 +79,4 @@ func TestDialInTLSAndExternalAddress(t *testing.T) {
 		t.Fatal("no answer to OPTIONS over TLS")
 	}
 	_ = stdin.Close()
-}
-
-// writeTestCert writes a self-signed certificate for 127.0.0.1 and its
-// key as PEM files, as an operator's sip.tls.cert and sip.tls.key.
-func writeTestCert(t *testing.T) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: "mediagate test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		IsCA:         true, BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	require.NoError(t, err)
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	require.NoError(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
-	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600))
-	return certFile, keyFile
 }
