@@ -44,21 +44,33 @@ const (
 	// ClassInstruction records what someone ordered the system to do:
 	// recording starts and stops, retention changes, holds, deletions,
 	// erasures, key creation and revocation, room locks, mutes, join
-	// tokens. Kept three full calendar years after the year of the entry.
+	// tokens. Kept AuditRetention.InstructionYears full calendar years
+	// after the year of the entry (three by default, as the operators'
+	// processing agreements require).
 	ClassInstruction AuditClass = "instruction"
 	// ClassAccess records what someone looked at or fetched: listings,
 	// details, downloads, download links, sign-ins and refused keys. Kept
-	// AccessRetention.
+	// AuditRetention.Access (180 days by default).
 	ClassAccess AuditClass = "access"
 )
 
-// AccessRetention is how long access entries are kept: 180 days of 24 h
-// from the entry's time.
+// AuditRetention says how long each class of audit entries is kept (the
+// audit section of the configuration).
+type AuditRetention struct {
+	// InstructionYears is how many full calendar years instruction
+	// entries are kept after the year they were given.
+	InstructionYears int
+	// Access is how long access entries are kept from their time.
+	Access time.Duration
+}
+
+// AccessRetention is the default lifetime of access entries: 180 days of
+// 24 h from the entry's time.
 const AccessRetention = 180 * 24 * time.Hour
 
-// instructionYears is how many full calendar years instruction entries
-// are kept after the year they were given.
-const instructionYears = 3
+// DefaultAuditRetention keeps instructions three full calendar years after
+// their year and access entries 180 days.
+var DefaultAuditRetention = AuditRetention{InstructionYears: 3, Access: AccessRetention}
 
 // ActionAuthFailed is the action of the entry of a request whose API key
 // was missing, unknown or revoked; its Attempted field names the action
@@ -104,15 +116,19 @@ func AuditClassOf(action string) (AuditClass, bool) {
 	return c, ok
 }
 
+// ExpiresAt is when an entry of class c made at t is deleted under the
+// default retention (DefaultAuditRetention.ExpiresAt).
+func (c AuditClass) ExpiresAt(t time.Time) time.Time { return DefaultAuditRetention.ExpiresAt(c, t) }
+
 // ExpiresAt is when an entry of class c made at t is deleted: for
-// instructions the 1st of January, 00:00 UTC, three full years after t's
-// year (2026-xx-xx → 2030-01-01); for access entries t plus
-// AccessRetention. The entry is kept while now is before it.
-func (c AuditClass) ExpiresAt(t time.Time) time.Time {
+// instructions the 1st of January, 00:00 UTC, InstructionYears full years
+// after t's year (three: 2026-xx-xx → 2030-01-01); for access entries t
+// plus Access. The entry is kept while now is before it.
+func (r AuditRetention) ExpiresAt(c AuditClass, t time.Time) time.Time {
 	if c == ClassInstruction {
-		return time.Date(t.UTC().Year()+instructionYears+1, time.January, 1, 0, 0, 0, 0, time.UTC)
+		return time.Date(t.UTC().Year()+r.InstructionYears+1, time.January, 1, 0, 0, 0, 0, time.UTC)
 	}
-	return t.Add(AccessRetention)
+	return t.Add(r.Access)
 }
 
 // AuditEntry is one line of the audit log. It never holds a key, a PIN or
@@ -162,6 +178,7 @@ type AuditLog struct {
 	now      func() time.Time
 	interval time.Duration
 	tick     <-chan time.Time // tests: replaces the daily ticker
+	ret      AuditRetention
 
 	mu sync.Mutex // serialises appends and sweeps
 }
@@ -175,6 +192,12 @@ func WithAuditClock(now func() time.Time) AuditOption {
 	return func(l *AuditLog) { l.now = now }
 }
 
+// WithAuditRetention sets how long each class is kept
+// (DefaultAuditRetention by default).
+func WithAuditRetention(r AuditRetention) AuditOption {
+	return func(l *AuditLog) { l.ret = r }
+}
+
 // DefaultAuditSweepInterval is how often Run sweeps after the sweep at
 // its start: daily, as retention is counted in days and years.
 const DefaultAuditSweepInterval = 24 * time.Hour
@@ -183,7 +206,8 @@ const DefaultAuditSweepInterval = 24 * time.Hour
 // directory (0700) if needed and removing temp files a crash left
 // behind.
 func OpenAuditLog(dir string, log *slog.Logger, opts ...AuditOption) (*AuditLog, error) {
-	l := &AuditLog{dir: dir, log: log.With("component", "audit"), now: time.Now, interval: DefaultAuditSweepInterval}
+	l := &AuditLog{dir: dir, log: log.With("component", "audit"), now: time.Now, interval: DefaultAuditSweepInterval,
+		ret: DefaultAuditRetention}
 	for _, o := range opts {
 		o(l)
 	}
@@ -319,13 +343,13 @@ func (l *AuditLog) Sweep(now time.Time) (AuditSweep, error) {
 		// Every entry of the file is from [month, next).
 		next := month.AddDate(0, 1, 0)
 		switch {
-		case !now.Before(c.ExpiresAt(next.Add(-time.Nanosecond))):
+		case !now.Before(l.ret.ExpiresAt(c, next.Add(-time.Nanosecond))):
 			if err := os.Remove(path); err != nil {
 				errs = append(errs, err)
 				continue
 			}
 			rep.Removed = append(rep.Removed, de.Name())
-		case c == ClassAccess && !now.Before(c.ExpiresAt(month)):
+		case c == ClassAccess && !now.Before(l.ret.ExpiresAt(c, month)):
 			n, empty, err := l.purgeFile(path, now)
 			switch {
 			case err != nil:
@@ -356,7 +380,7 @@ func (l *AuditLog) purgeFile(path string, now time.Time) (dropped int, removed b
 	defer f.Close()
 	var keep []byte
 	err = scanLines(f, func(line []byte, e *AuditEntry) {
-		if e != nil && !now.Before(e.Class.ExpiresAt(e.Time)) {
+		if e != nil && !now.Before(l.ret.ExpiresAt(e.Class, e.Time)) {
 			dropped++
 			return
 		}

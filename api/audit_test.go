@@ -73,13 +73,52 @@ type auditEnv struct {
 	log *AuditLog
 }
 
-func newAuditEnv(t *testing.T) *auditEnv {
+func newAuditEnv(t *testing.T, opts ...AuditOption) *auditEnv {
 	t.Helper()
 	e := &auditEnv{now: t0, dir: filepath.Join(t.TempDir(), "audit")}
 	var err error
-	e.log, err = OpenAuditLog(e.dir, slog.New(slog.DiscardHandler), WithAuditClock(func() time.Time { return e.now }))
+	e.log, err = OpenAuditLog(e.dir, slog.New(slog.DiscardHandler),
+		append([]AuditOption{WithAuditClock(func() time.Time { return e.now })}, opts...)...)
 	require.NoError(t, err)
 	return e
+}
+
+// TestAuditRetentionConfigured: with a retention of 5 years and 30 days
+// (the audit section), instructions of 2026 stay until 2032-01-01 and
+// access entries exactly 30 days, in queries and sweeps alike.
+func TestAuditRetentionConfigured(t *testing.T) {
+	ret := AuditRetention{InstructionYears: 5, Access: 30 * 24 * time.Hour}
+	at := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	jan2032 := time.Date(2032, 1, 1, 0, 0, 0, 0, time.UTC)
+	require.Equal(t, jan2032, ret.ExpiresAt(ClassInstruction, at))
+	require.Equal(t, at.Add(ret.Access), ret.ExpiresAt(ClassAccess, at))
+
+	e := newAuditEnv(t, WithAuditRetention(ret))
+	e.record(t, "recordings.delete", at, "target", "instruction")
+	e.record(t, "recordings.download", at, "target", "access")
+	visible := func(now time.Time) []string {
+		e.now = now
+		page, err := e.log.Query(AuditQuery{})
+		require.NoError(t, err)
+		var got []string
+		for _, ent := range page.Entries {
+			got = append(got, ent.Target)
+		}
+		slices.Sort(got)
+		return got
+	}
+	require.Equal(t, []string{"access", "instruction"}, visible(at.Add(ret.Access-1)))
+	require.Equal(t, []string{"instruction"}, visible(at.Add(ret.Access)))
+	rep, err := e.log.Sweep(at.Add(ret.Access))
+	require.NoError(t, err)
+	require.Equal(t, []string{"access-2026-06.jsonl"}, rep.Removed)
+	rep, err = e.log.Sweep(jan2032.Add(-1))
+	require.NoError(t, err)
+	require.Empty(t, rep.Removed, "the default three years would have removed it on 2030-01-01")
+	require.Equal(t, []string{"instruction"}, visible(jan2032.Add(-1)))
+	rep, err = e.log.Sweep(jan2032)
+	require.NoError(t, err)
+	require.Equal(t, []string{"instruction-2026-06.jsonl"}, rep.Removed)
 }
 
 // record writes an entry of action at time at.

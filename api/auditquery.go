@@ -76,9 +76,9 @@ func newer(a, b AuditEntry) int {
 }
 
 // matches reports whether e is selected by q and not expired at now.
-func (q AuditQuery) matches(e AuditEntry, now time.Time, after *cursor) bool {
+func (q AuditQuery) matches(e AuditEntry, now time.Time, ret AuditRetention, after *cursor) bool {
 	switch {
-	case !now.Before(e.Class.ExpiresAt(e.Time)),
+	case !now.Before(ret.ExpiresAt(e.Class, e.Time)),
 		!q.From.IsZero() && e.Time.Before(q.From),
 		!q.To.IsZero() && !e.Time.Before(q.To),
 		q.Class != "" && e.Class != q.Class,
@@ -172,7 +172,7 @@ func (l *AuditLog) collect(name string, q AuditQuery, now time.Time, after *curs
 	}
 	defer f.Close()
 	return scanLines(f, func(_ []byte, e *AuditEntry) {
-		if e == nil || !q.matches(*e, now, after) {
+		if e == nil || !q.matches(*e, now, l.ret, after) {
 			return
 		}
 		*got = append(*got, *e)

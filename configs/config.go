@@ -118,9 +118,15 @@ type WebRTC struct {
 	PublicIPs []string `yaml:"public_ips"`
 }
 
-// Storage is where recordings, manifests and receipts are kept.
+// Storage is where recordings, manifests and receipts are kept, and how
+// long the audit log keeps each class of entries.
 type Storage struct {
 	Dir string `yaml:"dir"`
+	// AuditInstructionYears is how many full calendar years after their
+	// year instruction entries (changes) are kept.
+	AuditInstructionYears int `yaml:"audit_instruction_years"`
+	// AuditAccessRetention is how long access entries (reads) are kept.
+	AuditAccessRetention time.Duration `yaml:"audit_access_retention"`
 }
 
 // Redis connects nodes into a cluster; an empty Addr means one node with
@@ -150,7 +156,7 @@ func Default() Config {
 		RTP:        RTP{PortMin: 10000, PortMax: 20000},
 		Dialin:     Dialin{Language: "en", Numbers: map[string]DialinNumber{}},
 		WebRTC:     WebRTC{UDPPort: 7882},
-		Storage:    Storage{Dir: "./data"},
+		Storage:    Storage{Dir: "./data", AuditInstructionYears: 3, AuditAccessRetention: 180 * 24 * time.Hour},
 		Recording:  defaultRecording(),
 		Auth:       Auth{PageTokenLifetime: 10 * time.Minute},
 		Rooms:      map[string]Room{},

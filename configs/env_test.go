@@ -41,6 +41,8 @@ func TestEnvOverrides(t *testing.T) {
 			"MEDIAGATE_RTP_PORT_MAX=12999",
 			"MEDIAGATE_WEBRTC_UDP_PORT=0",
 			"MEDIAGATE_STORAGE_DIR=/var/lib/mediagate",
+			"MEDIAGATE_STORAGE_AUDIT_INSTRUCTION_YEARS=5",
+			"MEDIAGATE_STORAGE_AUDIT_ACCESS_RETENTION=720h",
 			"MEDIAGATE_RECORDING_DIR=/srv/recordings",
 			"MEDIAGATE_RECORDING_RECEIPT_KEY=" + testSecret,
 			"MEDIAGATE_RECORDING_FORMAT=opus",
@@ -68,7 +70,7 @@ func TestEnvOverrides(t *testing.T) {
 				SIP:     everySIPKey,
 				RTP:     RTP{PortMin: 12000, PortMax: 12999},
 				WebRTC:  WebRTC{UDPPort: 0},
-				Storage: Storage{Dir: "/var/lib/mediagate"},
+				Storage: Storage{Dir: "/var/lib/mediagate", AuditInstructionYears: 5, AuditAccessRetention: 720 * time.Hour},
 				Recording: Recording{Dir: "/srv/recordings", ReceiptKey: testSecret, Format: "opus",
 					Policies: map[string]RetentionPolicy{
 						"short": {Duration: time.Hour},

@@ -55,6 +55,10 @@ func (c Config) validate(file string, origins map[string]origin) error {
 	if c.Storage.Dir == "" {
 		v.fail("storage.dir", "must not be empty")
 	}
+	v.intRange("storage.audit_instruction_years", c.Storage.AuditInstructionYears, 1, 30)
+	if d := c.Storage.AuditAccessRetention; d < 24*time.Hour || d > 10*8760*time.Hour {
+		v.fail("storage.audit_access_retention", "%s out of range 24h..87600h", d)
+	}
 	v.recording(c.Recording)
 	if c.Redis.Addr != "" {
 		v.hostPort("redis.addr", c.Redis.Addr, 1)

@@ -120,6 +120,8 @@ func TestValidateReportsAll(t *testing.T) {
 		`rtp.port_max: 0 out of range 1024..65535`,
 		`dialin.language: "" is not one of de, en (dialin.prompts_dir can add languages)`,
 		`storage.dir: must not be empty`,
+		`storage.audit_instruction_years: 0 out of range 1..30`,
+		`storage.audit_access_retention: 0s out of range 24h..87600h`,
 		`recording.format: "" is not one of opus (the recorder writes Ogg/Opus only)`,
 		`recording.link_lifetime: 0s out of range 1m..24h`,
 		`conference.max_speakers: 0 out of range 1..16`,
@@ -127,7 +129,7 @@ func TestValidateReportsAll(t *testing.T) {
 
 	var all interface{ Unwrap() []error }
 	require.ErrorAs(t, err, &all)
-	require.Len(t, all.Unwrap(), 15)
+	require.Len(t, all.Unwrap(), 17)
 	for _, e := range all.Unwrap() {
 		var ce *Error
 		require.True(t, errors.As(e, &ce))

@@ -52,7 +52,11 @@ func newNode(cfg configs.Config, log *slog.Logger) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
-	audit, err := api.OpenAuditLog(filepath.Join(cfg.Storage.Dir, api.AuditDirName), log)
+	audit, err := api.OpenAuditLog(filepath.Join(cfg.Storage.Dir, api.AuditDirName), log,
+		api.WithAuditRetention(api.AuditRetention{
+			InstructionYears: cfg.Storage.AuditInstructionYears,
+			Access:           cfg.Storage.AuditAccessRetention,
+		}))
 	if err != nil {
 		return nil, err
 	}
