@@ -117,6 +117,9 @@ func TestLoadBadFiles(t *testing.T) {
 		{"sip_external_address", `testdata/sip_external_address.bad.yaml:2: sip.external_address: "gw.example.com" is not a unicast IP address`, ErrInvalid},
 		{"sip_tls_half", `testdata/sip_tls_half.bad.yaml:3: sip.tls.cert: set without sip.tls.key (both or neither)`, ErrInvalid},
 		{"sip_tls_listen", `testdata/sip_tls_listen.bad.yaml:3: sip.tls.listen: "5061" is not host:port: missing port in address`, ErrInvalid},
+		{"stream_out_of_range", "testdata/stream_out_of_range.bad.yaml:3: stream.audio_bitrate: 8000 out of range 32000..320000\n" +
+			"testdata/stream_out_of_range.bad.yaml:4: stream.audio_channels: 6 out of range 1..2\n" +
+			"testdata/stream_out_of_range.bad.yaml:6: stream.backoff_max: 5s out of range stream.backoff_min (30s)..10m", ErrInvalid},
 		{"recording_format", `testdata/recording_format.bad.yaml:3: recording.format: "m4a" is not one of opus (the recorder writes Ogg/Opus only)`, ErrInvalid},
 		{"recording_short_key", `testdata/recording_short_key.bad.yaml:2: recording.receipt_key: must be at least 32 bytes (RFC 2104 §3), got 9`, ErrInvalid},
 		{"recording_policies_many", strings.Join([]string{

@@ -56,6 +56,7 @@ func (c Config) validate(file string, origins map[string]origin) error {
 		v.fail("storage.dir", "must not be empty")
 	}
 	v.recording(c.Recording)
+	v.stream(c.Stream)
 	if c.Redis.Addr != "" {
 		v.hostPort("redis.addr", c.Redis.Addr, 1)
 	}

@@ -122,6 +122,10 @@ func TestValidateReportsAll(t *testing.T) {
 		`storage.dir: must not be empty`,
 		`recording.format: "" is not one of opus (the recorder writes Ogg/Opus only)`,
 		`recording.link_lifetime: 0s out of range 1m..24h`,
+		`stream.audio_bitrate: 0 out of range 32000..320000`,
+		`stream.audio_channels: 0 out of range 1..2`,
+		`stream.timeout: 0s out of range 1s..10m`,
+		`stream.backoff_min: 0s out of range 100ms..10m`,
 		`conference.max_speakers: 0 out of range 1..16`,
 	}, "\n"), err.Error())
 
