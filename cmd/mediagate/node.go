@@ -89,12 +89,15 @@ func newNode(cfg configs.Config, log *slog.Logger) (*node, error) {
 	tenantOf := func(id room.ID) recorder.Tenant { return recorder.Tenant(auth.RoomTenant(id)) }
 	policyOf := func(id room.ID) string { return cfg.Recording.RoomPolicy(string(id)) }
 	n.recs = newRoomRecordings(log, rec, tenantOf, policyOf, autoRecorded(cfg.Rooms), cfg.Conference.EmptyTimeout)
-	n.rooms = room.NewManager(room.WithOnOpen(n.recs.opened), room.WithRoomDefaults(
+	n.streams = newRoomStreams(log, streamOpts, autoStreamed(cfg.Rooms), cfg.Conference.EmptyTimeout)
+	n.rooms = room.NewManager(room.WithOnOpen(func(rm *room.Room) {
+		n.recs.opened(rm)
+		n.streams.opened(rm)
+	}), room.WithRoomDefaults(
 		room.WithLogger(log),
 		room.WithEmptyTimeout(cfg.Conference.EmptyTimeout),
 		room.WithMaxSpeakers(cfg.Conference.MaxSpeakers)))
 	n.recs.rooms = n.rooms
-	n.streams = newRoomStreams(log, streamOpts)
 	n.streams.rooms = n.rooms
 	// Configured rooms stay open while the node runs, with their limits;
 	// rooms a join token names but the configuration does not are opened

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/mediagate/mediagate/api"
 	"github.com/mediagate/mediagate/configs"
@@ -23,10 +24,12 @@ import (
 // egress reads the room's mix and its presenter's video (rtc); it ends
 // when the API stops it, when the room closes (its mix ends), or when the
 // node shuts down. Events are logged, destinations by ID and masked URL.
-// It implements api.RoomStreamer.
+// Rooms whose entry lists auto_stream destinations are streamed to them
+// whenever someone is in them. It implements api.RoomStreamer.
 //
 // Goroutines: one reaper per egress, which forgets the egress once it
-// ended; close closes every egress and waits for the reapers.
+// ended; one watcher per open auto-streamed room, ended by the room's
+// close or close. close closes every egress and waits for both.
 type roomStreams struct {
 	log   *slog.Logger
 	opts  stream.Options
@@ -34,7 +37,14 @@ type roomStreams struct {
 	// video subscribes to a room's presenter video (rtc.Server's
 	// SubscribeVideo); nil sends the slate only.
 	video func(room.ID) stream.VideoSource
+	// auto are the auto_stream destinations by room.
+	auto map[room.ID][]stream.Destination
+	// grace is how long an auto-streamed room keeps streaming after its
+	// last participant left (conference.empty_timeout).
+	grace time.Duration
 
+	ctx    context.Context // ends the watchers
+	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	active map[room.ID]*stream.Egress
@@ -44,12 +54,95 @@ type roomStreams struct {
 var _ api.RoomStreamer = (*roomStreams)(nil)
 
 // newRoomStreams returns the egress manager of the rooms a manager will
-// hold; set rooms (and video) before the first request.
-func newRoomStreams(log *slog.Logger, opts stream.Options) *roomStreams {
-	g := &roomStreams{log: log.With("component", "streams"), opts: opts, active: map[room.ID]*stream.Egress{}}
+// hold; set rooms (and video) before the first room opens (the manager's
+// WithOnOpen calls opened).
+func newRoomStreams(log *slog.Logger, opts stream.Options, auto map[room.ID][]stream.Destination, grace time.Duration) *roomStreams {
+	g := &roomStreams{
+		log: log.With("component", "streams"), opts: opts, auto: auto, grace: max(grace, 0),
+		active: map[room.ID]*stream.Egress{},
+	}
 	g.opts.OnEvent = g.event
 	g.opts.Logger = g.log
+	g.ctx, g.cancel = context.WithCancel(context.Background())
 	return g
+}
+
+// autoStreamed returns the rooms' auto_stream destinations as package
+// stream's, by room.
+func autoStreamed(rooms map[string]configs.Room) map[room.ID][]stream.Destination {
+	out := map[room.ID][]stream.Destination{}
+	for id, rc := range rooms {
+		for _, d := range rc.AutoStream {
+			out[room.ID(id)] = append(out[room.ID(id)], stream.Destination{Name: d.Name, URL: d.URL, Key: d.Key})
+		}
+	}
+	return out
+}
+
+// opened is the room manager's WithOnOpen hook: rooms with auto_stream
+// destinations get a watcher, subscribed before anyone joins.
+func (g *roomStreams) opened(rm *room.Room) {
+	if len(g.auto[rm.ID()]) == 0 {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return
+	}
+	sub := rm.SubscribeEvents(followBuffer)
+	g.wg.Add(1)
+	go g.watch(rm, sub)
+}
+
+// watch streams an auto-streamed room whenever someone is in it: from a
+// join into the empty room until it has been empty for the grace period,
+// or until it closes (the egress ends with the room's mix).
+func (g *roomStreams) watch(rm *room.Room, sub *room.EventSub) {
+	defer g.wg.Done()
+	defer sub.Close()
+	idle := time.NewTimer(time.Hour)
+	idle.Stop()
+	defer idle.Stop()
+	if rm.Len() > 0 {
+		g.autoStart(rm)
+	}
+	for {
+		select {
+		case <-g.ctx.Done():
+			return
+		case ev, ok := <-sub.C():
+			switch {
+			case !ok:
+				return
+			case ev.Type == room.EventJoined:
+				idle.Stop()
+				g.autoStart(rm)
+			case ev.Type == room.EventLeft && rm.Len() == 0:
+				idle.Reset(g.grace)
+			}
+		case <-idle.C:
+			if rm.Len() > 0 {
+				continue
+			}
+			if err := g.StopStream(rm.ID()); err != nil && !errors.Is(err, api.ErrNotStreaming) {
+				g.log.Error("auto-stream not stopped", "room", string(rm.ID()), "err", err)
+			}
+		}
+	}
+}
+
+// autoStart starts the auto-stream of rm unless its egress runs.
+func (g *roomStreams) autoStart(rm *room.Room) {
+	if _, err := g.egress(rm.ID()); err == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(g.ctx, g.opts.Timeout+10*time.Second)
+	defer cancel()
+	_, err := g.StartStream(ctx, rm.ID(), g.auto[rm.ID()])
+	if err != nil && !errors.Is(err, api.ErrAlreadyStreaming) && !errors.Is(err, stream.ErrClosed) {
+		g.log.Error("auto-stream not started", "room", string(rm.ID()), "err", err)
+	}
 }
 
 // streamOptions turns the stream section into egress options, reading
@@ -251,6 +344,7 @@ func (g *roomStreams) Streams() []stream.Status {
 func (g *roomStreams) close(ctx context.Context) error {
 	g.mu.Lock()
 	g.closed = true
+	g.cancel()
 	es := make([]*stream.Egress, 0, len(g.active))
 	for _, e := range g.active {
 		es = append(es, e)

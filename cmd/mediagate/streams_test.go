@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"log/slog"
 	"math/big"
 	"net"
@@ -87,7 +88,7 @@ func TestRoomStreams(t *testing.T) {
 		_, err := mgr.Create(id, room.WithEmptyTimeout(-1))
 		require.NoError(t, err)
 	}
-	g := newRoomStreams(slog.New(slog.NewTextHandler(&logs, nil)), stream.Options{AllowPrivate: true, Timeout: time.Minute})
+	g := newRoomStreams(slog.New(slog.NewTextHandler(&logs, nil)), stream.Options{AllowPrivate: true, Timeout: time.Minute}, nil, 0)
 	g.rooms = mgr
 	closed := false
 	t.Cleanup(func() {
@@ -157,5 +158,114 @@ func TestRoomStreams(t *testing.T) {
 	require.Contains(t, logs.String(), "room stream started")
 	require.Contains(t, logs.String(), "room stream ended")
 	require.Contains(t, logs.String(), "destination=local")
+	require.NotContains(t, logs.String(), key)
+}
+
+// acceptAll accepts connections on a loopback listener into a channel
+// until the test ends.
+func acceptAll(t *testing.T) (addr string, conns <-chan net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ch := make(chan net.Conn, 8)
+	done := make(chan struct{})
+	t.Cleanup(func() {
+		_ = ln.Close()
+		<-done
+		for {
+			select {
+			case c := <-ch:
+				_ = c.Close()
+			default:
+				return
+			}
+		}
+	})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			ch <- c
+		}
+	}()
+	return ln.Addr().String(), ch
+}
+
+// awaitConn returns the next accepted connection.
+func awaitConn(t *testing.T, conns <-chan net.Conn) net.Conn {
+	t.Helper()
+	select {
+	case c := <-conns:
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	case <-time.After(10 * time.Second):
+		t.Fatal("no connection from the egress within 10 s")
+		return nil
+	}
+}
+
+// awaitClosed waits until the peer closed c (the egress unpublished).
+func awaitClosed(t *testing.T, c net.Conn) {
+	t.Helper()
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
+	buf := make([]byte, 4096)
+	for {
+		if _, err := c.Read(buf); err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatal("the egress kept its connection open")
+			}
+			return
+		}
+	}
+}
+
+// TestAutoStream: a room with auto_stream destinations streams while
+// somebody is in it: not while empty, from the first join, stopping when
+// the last one left (grace 0 here), and again on the next join.
+func TestAutoStream(t *testing.T) {
+	const key = "sk-auto-0123456789"
+	addr, conns := acceptAll(t)
+	var logs bytes.Buffer
+	auto := autoStreamed(map[string]configs.Room{"board": {AutoStream: []configs.StreamDestination{
+		{Name: "local", URL: "rtmp://" + addr + "/live", Key: key},
+	}}, "lobby": {}})
+	require.Len(t, auto, 1)
+	g := newRoomStreams(slog.New(slog.NewTextHandler(&logs, nil)), stream.Options{AllowPrivate: true}, auto, 0)
+	mgr := room.NewManager(room.WithOnOpen(g.opened))
+	g.rooms = mgr
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, g.close(ctx))
+		require.NoError(t, mgr.Close(ctx))
+	})
+	rm, err := mgr.Create("board", room.WithEmptyTimeout(-1))
+	require.NoError(t, err)
+	_, err = g.StreamStatus("board")
+	require.ErrorIs(t, err, api.ErrNotStreaming, "an empty room does not stream")
+
+	for round := range 2 {
+		require.NoError(t, rm.Join(&member{"a", "Ada"}))
+		c := awaitConn(t, conns)
+		e, err := g.egress("board")
+		require.NoError(t, err, "round %d", round)
+		st := e.Status()
+		require.Len(t, st.Destinations, 1)
+		require.Equal(t, "local", st.Destinations[0].Name)
+		require.NoError(t, rm.Leave("a"))
+		awaitClosed(t, c)
+		select {
+		case <-e.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatal("the auto-stream outlived the last participant")
+		}
+		_, err = g.StreamStatus("board")
+		require.ErrorIs(t, err, api.ErrNotStreaming)
+	}
+	require.NoError(t, g.close(context.Background()))
 	require.NotContains(t, logs.String(), key)
 }
