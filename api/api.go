@@ -43,11 +43,12 @@ type Server struct {
 
 	requests *prometheus.CounterVec
 
-	join     *joinPage   // nil unless WithJoinPage
-	admin    *admin      // nil unless WithAdmin
-	keyStore *KeyStore   // nil unless WithKeyStore
-	audit    *AuditLog   // nil unless WithAuditLog
-	recs     *recordings // nil unless WithRecordings
+	join     *joinPage    // nil unless WithJoinPage
+	admin    *admin       // nil unless WithAdmin
+	keyStore *KeyStore    // nil unless WithKeyStore
+	audit    *AuditLog    // nil unless WithAuditLog
+	recs     *recordings  // nil unless WithRecordings
+	streams  RoomStreamer // nil unless WithStreams
 
 	auditFailures prometheus.Counter
 }
@@ -93,6 +94,9 @@ func New(log *slog.Logger, opts ...Option) *Server {
 	}
 	if s.recs != nil && s.admin != nil { // the routes need the API keys
 		s.mountRecordings()
+	}
+	if s.streams != nil && s.admin != nil {
+		s.mountStreams()
 	}
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelError),

@@ -107,6 +107,12 @@ var auditClasses = map[string]AuditClass{
 	"receipts.list":       ClassAccess,
 	"receipts.export":     ClassAccess,
 	"tenants.erase":       ClassInstruction,
+	"streams.list":        ClassAccess,
+	"streams.get":         ClassAccess,
+	"streams.start":       ClassInstruction,
+	"streams.stop":        ClassInstruction,
+	"streams.add":         ClassInstruction,
+	"streams.remove":      ClassInstruction,
 }
 
 // AuditClassOf returns the retention class of action, and false for an

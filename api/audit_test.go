@@ -29,11 +29,12 @@ func TestAuditClassTable(t *testing.T) {
 		"recordings.extend", "recordings.hold", "recordings.unhold", "recordings.delete",
 		"recordings.start", "recordings.stop", "tenants.erase", "keys.create", "keys.revoke",
 		"rooms.lock", "rooms.unlock", "participants.mute", "participants.unmute", "tokens.issue",
+		"streams.start", "streams.stop", "streams.add", "streams.remove",
 	}
 	access := []string{
 		"recordings.list", "recordings.get", "recordings.download", "recordings.link",
 		"receipts.list", "receipts.export", "rooms.list", "rooms.get", "keys.list",
-		"auth.signin", "auth.failed", "audit.list",
+		"auth.signin", "auth.failed", "audit.list", "streams.list", "streams.get",
 	}
 	want := map[string]AuditClass{}
 	for _, a := range instructions {

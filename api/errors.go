@@ -154,6 +154,13 @@ var (
 	// none is running. 409.
 	ErrNotRecording = &Error{"room is not being recorded", http.StatusConflict, "not-recording", "", false}
 
+	// ErrAlreadyStreaming means an egress was started for a room that
+	// already streams; add destinations to it, or stop it first. 409.
+	ErrAlreadyStreaming = &Error{"room is already streaming", http.StatusConflict, "already-streaming", "", false}
+
+	// ErrNotStreaming means the room has no egress on this node. 404.
+	ErrNotStreaming = &Error{"room is not streaming", http.StatusNotFound, "not-streaming", "", false}
+
 	// ErrLinkInvalid means a signed download link's signature does not
 	// match: it was changed, made for another recording, or signed with
 	// another key. 403: the link is the only credential it carries.

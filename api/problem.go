@@ -11,6 +11,7 @@ import (
 
 	"github.com/mediagate/mediagate/recorder"
 	"github.com/mediagate/mediagate/room"
+	"github.com/mediagate/mediagate/stream"
 )
 
 // ProblemTypeBase prefixes the "type" of every problem this package
@@ -73,6 +74,22 @@ var recorderSlugs = []struct {
 	{recorder.ErrClosed, "server-closed"},
 }
 
+// streamSlugs names the problem types of stream's errors, which know
+// their status but not a problem type.
+var streamSlugs = []struct {
+	err  error
+	slug string
+}{
+	{stream.ErrInvalidURL, "invalid-destination-url"},
+	{stream.ErrUnsupportedScheme, "unsupported-destination-scheme"},
+	{stream.ErrPrivateAddress, "private-destination"},
+	{stream.ErrResolve, "destination-unresolvable"},
+	{stream.ErrInvalidID, "invalid-destination-id"},
+	{stream.ErrDuplicate, "duplicate-destination"},
+	{stream.ErrNotFound, "destination-not-found"},
+	{stream.ErrClosed, "egress-closed"},
+}
+
 // retryError is an error answered with a Retry-After header (RFC 9110
 // §10.2.3).
 type retryError struct {
@@ -101,7 +118,7 @@ func problemFor(err error) Problem {
 	case errors.As(err, &withStatus):
 		p.Status = withStatus.HTTPStatus()
 		p.Title = http.StatusText(p.Status)
-		for _, rs := range slices.Concat(roomSlugs, recorderSlugs) {
+		for _, rs := range slices.Concat(roomSlugs, recorderSlugs, streamSlugs) {
 			if errors.Is(err, rs.err) {
 				p.Type, p.Title = ProblemTypeBase+rs.slug, rs.err.Error()
 				break

@@ -25,7 +25,9 @@ type Config struct {
 	// Recording is how rooms are recorded and how long recordings are
 	// kept.
 	Recording Recording `yaml:"recording"`
-	Redis     Redis     `yaml:"redis"`
+	// Stream is how rooms are pushed live to streaming platforms.
+	Stream Stream `yaml:"stream"`
+	Redis  Redis  `yaml:"redis"`
 	// Conference holds what every room gets unless its own entry says
 	// otherwise.
 	Conference Conference `yaml:"conference"`
@@ -158,6 +160,7 @@ func Default() Config {
 		WebRTC:     WebRTC{UDPPort: 7882},
 		Storage:    Storage{Dir: "./data", AuditInstructionYears: 3, AuditAccessRetention: 180 * 24 * time.Hour},
 		Recording:  defaultRecording(),
+		Stream:     defaultStream(),
 		Auth:       Auth{PageTokenLifetime: 10 * time.Minute},
 		Rooms:      map[string]Room{},
 		Conference: Conference{EmptyTimeout: 30 * time.Second, MaxSpeakers: 4},

@@ -113,7 +113,7 @@ func (l *loader) env(environ []string, root reflect.Value) {
 			}
 			continue
 		}
-		if isStringMap(lf.typ) { // JSON, like a whole map section
+		if isStringMap(lf.typ) || isStructList(lf.typ) { // JSON, like a whole map section
 			before := len(l.errs)
 			l.envSection(name, values[name], root.FieldByIndex(lf.index), lf.key)
 			if len(l.errs) == before {
@@ -129,11 +129,16 @@ func (l *loader) env(environ []string, root reflect.Value) {
 	}
 }
 
-// envSection replaces the map section v (dotted key) with the YAML mapping
-// in the variable name's value s; an empty value empties it.
+// envSection replaces the map section, mapping of strings or list of
+// mappings v (dotted key) with the YAML flow value (JSON) in the variable
+// name's value s; an empty value empties it.
 func (l *loader) envSection(name, s string, v reflect.Value, key string) {
 	if strings.TrimSpace(s) == "" {
-		v.Set(reflect.MakeMap(v.Type()))
+		if v.Kind() == reflect.Map {
+			v.Set(reflect.MakeMap(v.Type()))
+		} else {
+			v.Set(reflect.Zero(v.Type()))
+		}
 		return
 	}
 	sub := loader{origins: l.origins, envVar: name}
@@ -181,7 +186,13 @@ func (l *loader) setEntry(name, value string, m reflect.Value, prefix, id string
 	}
 	entryKey := joinKey(prefix, id)
 	key := joinKey(entryKey, lf.key)
-	if msg := setString(e.FieldByIndex(lf.index), value); msg != "" {
+	if isStructList(lf.typ) { // JSON, like a whole map section
+		before := len(l.errs)
+		l.envSection(name, value, e.FieldByIndex(lf.index), key)
+		if len(l.errs) > before {
+			return
+		}
+	} else if msg := setString(e.FieldByIndex(lf.index), value); msg != "" {
 		l.errs = append(l.errs, &Error{Env: name, Key: key, Msg: msg, Err: ErrType})
 		return
 	}

@@ -24,6 +24,13 @@ var stringMapType = reflect.TypeFor[map[string]string]()
 // isStringMap reports whether a leaf of type t is a mapping of strings.
 func isStringMap(t reflect.Type) bool { return t == stringMapType }
 
+// isStructList reports whether a leaf of type t is a list of mappings,
+// each read like a section (rooms.<id>.auto_stream). Such a leaf is set
+// from the environment as a JSON list, like a whole map section.
+func isStructList(t reflect.Type) bool {
+	return t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct
+}
+
 // leaf is one settable value of a config struct.
 type leaf struct {
 	key   string       // full dotted YAML path, e.g. "rtp.port_min"
@@ -156,6 +163,8 @@ func describe(t reflect.Type) string {
 			return "a list of durations such as [168h, 24h]"
 		case t.Elem().Kind() == reflect.String:
 			return "a list of strings"
+		case isStructList(t):
+			return "a list of mappings"
 		}
 	case reflect.Map:
 		if isStringMap(t) {

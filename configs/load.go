@@ -253,8 +253,9 @@ func (l *loader) value(keyLine int, n *yaml.Node, v reflect.Value, key string) {
 	l.origins[key] = l.at(keyLine)
 }
 
-// list sets the []string or []time.Duration field v from n, reporting each
-// bad element under key[i]. An empty list or an empty value leaves v nil.
+// list sets the []string, []time.Duration or list-of-mappings field v
+// from n, reporting each bad element under key[i] (and a mapping's keys
+// under key[i].name). An empty list or an empty value leaves v nil.
 func (l *loader) list(n *yaml.Node, v reflect.Value, key string) bool {
 	if isNull(n) {
 		v.Set(reflect.Zero(v.Type()))
@@ -269,6 +270,24 @@ func (l *loader) list(n *yaml.Node, v reflect.Value, key string) bool {
 	for i, e := range n.Content {
 		e = resolve(e)
 		item := reflect.New(v.Type().Elem()).Elem()
+		if isStructList(v.Type()) {
+			before := len(l.errs)
+			switch itemKey := fmt.Sprintf("%s[%d]", key, i); {
+			case e.Kind == yaml.ScalarNode: // not quoted: it may be a URL with its key
+				l.fail(e.Line, itemKey, ErrType, "want a mapping, got a string")
+			case e.Kind != yaml.MappingNode:
+				l.fail(e.Line, itemKey, ErrType, "want a mapping, got "+got(e))
+			default:
+				l.mapping(e, item, itemKey)
+				l.origins[itemKey] = l.at(e.Line)
+			}
+			if len(l.errs) > before {
+				ok = false
+				continue
+			}
+			out = reflect.Append(out, item)
+			continue
+		}
 		msg := setNode(item, e)
 		if isNull(e) { // setNode would take it as ""
 			msg = "want " + describe(item.Type()) + ", got " + got(e)

@@ -117,6 +117,16 @@ func TestLoadBadFiles(t *testing.T) {
 		{"sip_external_address", `testdata/sip_external_address.bad.yaml:2: sip.external_address: "gw.example.com" is not a unicast IP address`, ErrInvalid},
 		{"sip_tls_half", `testdata/sip_tls_half.bad.yaml:3: sip.tls.cert: set without sip.tls.key (both or neither)`, ErrInvalid},
 		{"sip_tls_listen", `testdata/sip_tls_listen.bad.yaml:3: sip.tls.listen: "5061" is not host:port: missing port in address`, ErrInvalid},
+		{"stream_out_of_range", "testdata/stream_out_of_range.bad.yaml:3: stream.audio_bitrate: 8000 out of range 32000..320000\n" +
+			"testdata/stream_out_of_range.bad.yaml:4: stream.audio_channels: 6 out of range 1..2\n" +
+			"testdata/stream_out_of_range.bad.yaml:6: stream.backoff_max: 5s out of range stream.backoff_min (30s)..10m", ErrInvalid},
+		{"rooms_auto_stream", "testdata/rooms_auto_stream.bad.yaml:6: rooms.board.auto_stream[0].url: must be an rtmp:// or rtmps:// URL\n" +
+			"testdata/rooms_auto_stream.bad.yaml:7: rooms.board.auto_stream[1].url: needs an application and a stream key in the path (or set key)\n" +
+			"testdata/rooms_auto_stream.bad.yaml:8: rooms.board.auto_stream[2].name: must be at most 100 printable characters\n" +
+			"testdata/rooms_auto_stream.bad.yaml:9: rooms.board.auto_stream[2].url: has no application in the path\n" +
+			"testdata/rooms_auto_stream.bad.yaml:11: rooms.board.auto_stream[3].url: must not hold credentials", ErrInvalid},
+		{"rooms_auto_stream_type", "testdata/rooms_auto_stream_type.bad.yaml:5: rooms.board.auto_stream[0]: want a mapping, got a string\n" +
+			"testdata/rooms_auto_stream_type.bad.yaml:7: rooms.board.auto_stream[1].stream_key: unknown key", ErrType},
 		{"recording_format", `testdata/recording_format.bad.yaml:3: recording.format: "m4a" is not one of opus (the recorder writes Ogg/Opus only)`, ErrInvalid},
 		{"recording_short_key", `testdata/recording_short_key.bad.yaml:2: recording.receipt_key: must be at least 32 bytes (RFC 2104 §3), got 9`, ErrInvalid},
 		{"recording_policies_many", strings.Join([]string{
@@ -149,7 +159,7 @@ func TestLoadBadFiles(t *testing.T) {
 			require.Equal(t, tt.want, err.Error())
 			require.ErrorIs(t, err, tt.kind)
 			require.Equal(t, Config{}, c)
-			for _, secret := range []string{"47a1", "471", "1234", "too short", "s3cret-pw"} {
+			for _, secret := range []string{"47a1", "471", "1234", "too short", "s3cret-pw", "sk-secret"} {
 				require.NotContains(t, err.Error(), secret, "secrets never appear in errors")
 			}
 			var e *Error

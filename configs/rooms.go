@@ -72,6 +72,10 @@ type Room struct {
 	// AutoRecord records the room whenever someone is in it, without an
 	// admin starting it (issue [4]: the room setting auto_record).
 	AutoRecord bool `yaml:"auto_record"`
+	// AutoStream are destinations the room is streamed to live whenever
+	// someone is in it, without an admin starting it. Their keys are
+	// secrets: never logged, blanked by Redacted.
+	AutoStream []StreamDestination `yaml:"auto_stream"`
 }
 
 // DefaultTenant owns the rooms whose entry names no tenant and the rooms
@@ -153,7 +157,7 @@ func ValidRoomID(id string) bool {
 }
 
 // Redacted returns a copy of c with every secret (auth.token_secret, the
-// rooms' PINs, the trunks' passwords, recording.receipt_key) replaced by "<redacted>" when it is
+// rooms' PINs and stream keys, the trunks' passwords, recording.receipt_key) replaced by "<redacted>" when it is
 // set, for code that prints or logs the configuration. A set secret is
 // replaced rather than emptied so the reader still sees that there is one;
 // the copy is for showing only and does not pass Validate. The maps are
@@ -172,6 +176,7 @@ func (c Config) Redacted() Config {
 			if r.PIN != "" {
 				r.PIN = redactedValue
 			}
+			r.AutoStream = redactStreams(r.AutoStream)
 			rooms[id] = r
 		}
 		c.Rooms = rooms
@@ -221,6 +226,7 @@ func (v *validator) rooms(rooms map[string]Room) {
 		if r.Tenant != "" && !ValidTenant(r.Tenant) {
 			v.fail(key+".tenant", "%q must be 1 to %d characters from A-Z a-z 0-9 . _ -", r.Tenant, MaxTenantLen)
 		}
+		v.autoStream(key+".auto_stream", r.AutoStream)
 		if r.MaxParticipants < 0 {
 			v.fail(key+".max_participants", "%d must not be negative (0: no limit)", r.MaxParticipants)
 		}
@@ -270,7 +276,8 @@ func (r Room) String() string {
 	if r.PIN != "" {
 		pin = redactedValue
 	}
-	return fmt.Sprintf("{name:%q pin:%q open:%t max_participants:%d number:%q tenant:%q}", r.Name, pin, r.Open, r.MaxParticipants, r.Number, r.Tenant)
+	return fmt.Sprintf("{name:%q pin:%q open:%t max_participants:%d number:%q tenant:%q auto_record:%t auto_stream:%v}",
+		r.Name, pin, r.Open, r.MaxParticipants, r.Number, r.Tenant, r.AutoRecord, r.AutoStream)
 }
 
 // String keeps the token secret out of fmt's %v and %+v.

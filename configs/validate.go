@@ -60,6 +60,7 @@ func (c Config) validate(file string, origins map[string]origin) error {
 		v.fail("storage.audit_access_retention", "%s out of range 24h..87600h", d)
 	}
 	v.recording(c.Recording)
+	v.stream(c.Stream)
 	if c.Redis.Addr != "" {
 		v.hostPort("redis.addr", c.Redis.Addr, 1)
 	}

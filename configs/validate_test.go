@@ -124,12 +124,16 @@ func TestValidateReportsAll(t *testing.T) {
 		`storage.audit_access_retention: 0s out of range 24h..87600h`,
 		`recording.format: "" is not one of opus (the recorder writes Ogg/Opus only)`,
 		`recording.link_lifetime: 0s out of range 1m..24h`,
+		`stream.audio_bitrate: 0 out of range 32000..320000`,
+		`stream.audio_channels: 0 out of range 1..2`,
+		`stream.timeout: 0s out of range 1s..10m`,
+		`stream.backoff_min: 0s out of range 100ms..10m`,
 		`conference.max_speakers: 0 out of range 1..16`,
 	}, "\n"), err.Error())
 
 	var all interface{ Unwrap() []error }
 	require.ErrorAs(t, err, &all)
-	require.Len(t, all.Unwrap(), 17)
+	require.Len(t, all.Unwrap(), 21)
 	for _, e := range all.Unwrap() {
 		var ce *Error
 		require.True(t, errors.As(e, &ce))

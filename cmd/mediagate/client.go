@@ -140,10 +140,23 @@ func (c *adminClient) send(hc *http.Client, req *http.Request) (*http.Response, 
 	return resp, nil
 }
 
+// apiError is an error answer of the admin API: its status and problem
+// type (RFC 9457), and the message for people.
+type apiError struct {
+	status int
+	typ    string
+	msg    string
+}
+
+// Error is "403 forbidden: a viewer key only reads" and a hint.
+func (e *apiError) Error() string { return e.msg }
+
 // problemError turns an error answer into an error: "403 forbidden: a
 // viewer key only reads", from the problem+json body when there is one.
+// errors.As finds the *apiError with the status and problem type.
 func problemError(status int, body []byte) error {
 	var p struct {
+		Type   string `json:"type"`
 		Title  string `json:"title"`
 		Detail string `json:"detail"`
 	}
@@ -162,7 +175,7 @@ func problemError(status int, body []byte) error {
 	case http.StatusForbidden:
 		hint = " (the key's role or tenant does not allow this)"
 	}
-	return fmt.Errorf("%d %s%s", status, msg, hint)
+	return &apiError{status: status, typ: p.Type, msg: fmt.Sprintf("%d %s%s", status, msg, hint)}
 }
 
 // parseInterspersed parses fs's flags wherever they stand among args and

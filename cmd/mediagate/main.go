@@ -5,6 +5,7 @@
 //	mediagate [serve] [--config FILE]
 //	mediagate keys new | create | ls | revoke
 //	mediagate recordings ls | get | download | extend | hold | rm
+//	mediagate streams ls | start | stop
 //	mediagate receipts ls | export
 //	mediagate receipts verify [--config FILE] [--file FILE]
 //	mediagate --version
@@ -51,6 +52,8 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		return keysCommand(args, environ, stdout, stderr)
 	case "recordings":
 		return recordingsCommand(args, environ, stdout, stderr)
+	case "streams":
+		return streamsCommand(args, environ, os.Stdin, stdout, stderr)
 	case "receipts":
 		return receiptsCommand(args, environ, stdout, stderr)
 	case "version":
@@ -76,6 +79,9 @@ func usage(w io.Writer) {
                                       recordings through the admin API: list, manifest,
                                       resumable verified download, retention, legal hold,
                                       deletion (mediagate recordings, for the details)
+  mediagate streams ls|start|stop     live streams of rooms to YouTube, Twitch, Facebook...
+                                      (RTMP/RTMPS) through the admin API
+                                      (mediagate streams, for the details)
   mediagate receipts ls|export        deletion receipts through the admin API
   mediagate receipts verify [--config FILE] [--file FILE]
                                       check the deletion receipts log offline (signatures,

@@ -17,6 +17,7 @@ import (
 	"github.com/mediagate/mediagate/room"
 	"github.com/mediagate/mediagate/rtc"
 	"github.com/mediagate/mediagate/sip"
+	"github.com/mediagate/mediagate/stream"
 )
 
 // node is one running gateway: the rooms, the WebRTC server and the HTTP
@@ -29,6 +30,8 @@ type node struct {
 	sip   *sip.UA
 	http  *api.Server
 	recs  *roomRecordings
+	// streams are the rooms' live streams (egresses).
+	streams *roomStreams
 
 	stopSweep  context.CancelFunc
 	sweepDone  chan struct{} // closed when the recorder's sweeper returned
@@ -60,6 +63,10 @@ func newNode(cfg configs.Config, log *slog.Logger) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
+	streamOpts, err := streamOptions(cfg.Stream)
+	if err != nil {
+		return nil, err
+	}
 	key, err := receiptKey(cfg, log, true)
 	if err != nil {
 		return nil, err
@@ -86,11 +93,16 @@ func newNode(cfg configs.Config, log *slog.Logger) (*node, error) {
 	tenantOf := func(id room.ID) recorder.Tenant { return recorder.Tenant(auth.RoomTenant(id)) }
 	policyOf := func(id room.ID) string { return cfg.Recording.RoomPolicy(string(id)) }
 	n.recs = newRoomRecordings(log, rec, tenantOf, policyOf, autoRecorded(cfg.Rooms), cfg.Conference.EmptyTimeout)
-	n.rooms = room.NewManager(room.WithOnOpen(n.recs.opened), room.WithRoomDefaults(
+	n.streams = newRoomStreams(log, streamOpts, autoStreamed(cfg.Rooms), cfg.Conference.EmptyTimeout)
+	n.rooms = room.NewManager(room.WithOnOpen(func(rm *room.Room) {
+		n.recs.opened(rm)
+		n.streams.opened(rm)
+	}), room.WithRoomDefaults(
 		room.WithLogger(log),
 		room.WithEmptyTimeout(cfg.Conference.EmptyTimeout),
 		room.WithMaxSpeakers(cfg.Conference.MaxSpeakers)))
 	n.recs.rooms = n.rooms
+	n.streams.rooms = n.rooms
 	// Configured rooms stay open while the node runs, with their limits;
 	// rooms a join token names but the configuration does not are opened
 	// on first join and closed when empty.
@@ -109,6 +121,9 @@ func newNode(cfg configs.Config, log *slog.Logger) (*node, error) {
 		_ = n.close(context.Background())
 		return nil, err
 	}
+	n.streams.video = func(id room.ID) stream.VideoSource {
+		return n.rtc.SubscribeVideo(id, stream.RecommendedVideoBuffer)
+	}
 	if n.sip, err = dialIn(cfg, log, n.rooms); err != nil {
 		_ = n.close(context.Background())
 		return nil, fmt.Errorf("sip: %w", err)
@@ -121,7 +136,8 @@ func newNode(cfg configs.Config, log *slog.Logger) (*node, error) {
 		api.WithRecordings(api.Recordings{
 			Recorder: rec, Rooms: n.recs, TenantOf: tenantOf,
 			LinkSecret: key, LinkLifetime: cfg.Recording.LinkLifetime,
-		}))
+		}),
+		api.WithStreams(n.streams))
 	n.http.Handle("/whip/", n.rtc.Handler())
 	n.http.Handle("/whep/", n.rtc.Handler())
 	return n, nil
@@ -175,14 +191,17 @@ func (n *node) drain(ctx context.Context) {
 	}
 }
 
-// close stops what newNode started (what it got to): calls and sessions
-// first (each says goodbye to its peer, and registration trunks remove
+// close stops what newNode started (what it got to): the live streams
+// first (each unpublishes politely), calls and sessions next (each says goodbye to its peer, and registration trunks remove
 // their binding with REGISTER Expires 0), then the recordings (each
 // completes: its last page written, its manifest final) and the sweeper,
 // then the rooms, then the audit sweeper (a sweep in progress finishes
 // first).
 func (n *node) close(ctx context.Context) error {
 	var errs []error
+	if n.streams != nil {
+		errs = append(errs, n.streams.close(ctx))
+	}
 	if n.sip != nil {
 		errs = append(errs, n.sip.Close(ctx))
 	}
