@@ -216,13 +216,18 @@ func (p probeResult) duration(t *testing.T) time.Duration {
 	return time.Duration(d * float64(time.Second))
 }
 
-// probe runs ffprobe on path.
+// probe runs ffprobe on path and logs what it found (go test -v shows
+// it: the figures of a pushed stream).
 func probe(t *testing.T, path string) probeResult {
 	t.Helper()
 	out, err := exec.Command("ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", path).Output()
 	require.NoError(t, err, "ffprobe %s", path)
 	var p probeResult
 	require.NoError(t, json.Unmarshal(out, &p))
+	for _, s := range p.Streams {
+		t.Logf("ffprobe %s: %s %s %s Hz %d ch %dx%d", filepath.Base(path), s.CodecType, s.CodecName, s.SampleRate, s.Channels, s.Width, s.Height)
+	}
+	t.Logf("ffprobe %s: duration %s s", filepath.Base(path), p.Format.Duration)
 	return p
 }
 
