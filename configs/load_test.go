@@ -117,7 +117,7 @@ func TestLoadBadFiles(t *testing.T) {
 		{"sip_external_address", `testdata/sip_external_address.bad.yaml:2: sip.external_address: "gw.example.com" is not a unicast IP address`, ErrInvalid},
 		{"sip_tls_half", `testdata/sip_tls_half.bad.yaml:3: sip.tls.cert: set without sip.tls.key (both or neither)`, ErrInvalid},
 		{"sip_tls_listen", `testdata/sip_tls_listen.bad.yaml:3: sip.tls.listen: "5061" is not host:port: missing port in address`, ErrInvalid},
-		{"recording_format", `testdata/recording_format.bad.yaml:3: recording.format: "m4a" is not one of opus (the recorder writes Ogg/Opus only)`, ErrInvalid},
+		{"recording_format", `testdata/recording_format.bad.yaml:3: recording.format: "mp3" is not one of opus, m4a`, ErrInvalid},
 		{"recording_short_key", `testdata/recording_short_key.bad.yaml:2: recording.receipt_key: must be at least 32 bytes (RFC 2104 §3), got 9`, ErrInvalid},
 		{"recording_policies_many", strings.Join([]string{
 			`testdata/recording_policies_many.bad.yaml:5: recording.policies.zeta.duration: 0s out of range (0s, 87600h]`,

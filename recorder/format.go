@@ -25,12 +25,12 @@ const (
 )
 
 // ContentType returns the media type to serve a recording of format with:
-// the format without its codecs parameter.
+// FormatOpus as it is (RFC 7845 §9), audio/mp4 (RFC 4337 §2) for FormatM4A.
 func ContentType(format string) string {
 	if format == FormatM4A {
 		return "audio/mp4"
 	}
-	return "audio/ogg"
+	return FormatOpus
 }
 
 // Extension returns the file name extension of recordings in format
