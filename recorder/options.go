@@ -230,7 +230,7 @@ const (
 	// which. Other recordings go on.
 	EventInterrupted
 	// EventRecovered: New found the recording still "recording" after a
-	// crash and cut it at its last intact page.
+	// crash and cut it at its last intact page or fragment.
 	EventRecovered
 	// EventDeleted: the audio was deleted and the receipt written.
 	EventDeleted
