@@ -212,11 +212,11 @@ func (s *Server) serveRecording(w http.ResponseWriter, r *http.Request, id recor
 	}
 	defer f.Close()
 	h := w.Header()
-	h.Set("Content-Type", recorder.Format)
+	h.Set("Content-Type", recorder.ContentType(m.Format))
 	if m.SHA256 != "" {
 		h.Set("ETag", `"`+m.SHA256+`"`)
 	}
-	h.Set("Content-Disposition", `attachment; filename="`+string(m.ID)+`.opus"`)
+	h.Set("Content-Disposition", `attachment; filename="`+string(m.ID)+recorder.Extension(m.Format)+`"`)
 	h.Set("Cache-Control", "private, no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	http.ServeContent(w, r, "", m.EndedAt, f)

@@ -70,10 +70,16 @@ func (f *fakeRoomRecorder) StopRecording(ctx context.Context, id room.ID) (recor
 
 func newRecEnv(t *testing.T) *recEnv {
 	t.Helper()
+	return newRecEnvFormat(t, "")
+}
+
+// newRecEnvFormat is newRecEnv with the recorder writing format.
+func newRecEnvFormat(t *testing.T, format string) *recEnv {
+	t.Helper()
 	e := &recEnv{adminEnv: newAdminEnv(t), clock: &recClock{now: t0}, root: t.TempDir(), rooms: &fakeRoomRecorder{}}
 	e.dir = filepath.Join(e.root, "store")
 	rec, err := recorder.New(recorder.Options{
-		Dir: e.dir, Node: "node-a", ReceiptKey: recTestKey, Now: e.clock.Now, Sync: recorder.SyncNever,
+		Dir: e.dir, Node: "node-a", ReceiptKey: recTestKey, Now: e.clock.Now, Sync: recorder.SyncNever, Format: format,
 		Policies: []recorder.Policy{{Name: "minute", Duration: time.Minute, Max: time.Hour}},
 	})
 	require.NoError(t, err)

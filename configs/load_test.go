@@ -127,7 +127,7 @@ func TestLoadBadFiles(t *testing.T) {
 			"testdata/rooms_auto_stream.bad.yaml:11: rooms.board.auto_stream[3].url: must not hold credentials", ErrInvalid},
 		{"rooms_auto_stream_type", "testdata/rooms_auto_stream_type.bad.yaml:5: rooms.board.auto_stream[0]: want a mapping, got a string\n" +
 			"testdata/rooms_auto_stream_type.bad.yaml:7: rooms.board.auto_stream[1].stream_key: unknown key", ErrType},
-		{"recording_format", `testdata/recording_format.bad.yaml:3: recording.format: "m4a" is not one of opus (the recorder writes Ogg/Opus only)`, ErrInvalid},
+		{"recording_format", `testdata/recording_format.bad.yaml:3: recording.format: "mp3" is not one of opus, m4a`, ErrInvalid},
 		{"recording_short_key", `testdata/recording_short_key.bad.yaml:2: recording.receipt_key: must be at least 32 bytes (RFC 2104 §3), got 9`, ErrInvalid},
 		{"recording_policies_many", strings.Join([]string{
 			`testdata/recording_policies_many.bad.yaml:5: recording.policies.zeta.duration: 0s out of range (0s, 87600h]`,

@@ -20,8 +20,9 @@ type Recording struct {
 	// verifiable across restarts. It is a secret: never logged, blanked
 	// by Redacted.
 	ReceiptKey string `yaml:"receipt_key"`
-	// Format is the recordings' file format; the recorder writes Ogg/Opus
-	// (RFC 7845) only, so "opus" is the one value.
+	// Format is the file format of new recordings: RecordingFormatOpus
+	// (Ogg/Opus, RFC 7845) or RecordingFormatM4A (AAC-LC in fragmented
+	// MP4). Recordings already made keep theirs.
 	Format string `yaml:"format"`
 	// Policies are the retention policies by name. A room without a
 	// policy in RoomPolicies gets DefaultPolicy; when Policies does not
@@ -57,8 +58,11 @@ const (
 	// DefaultPolicy is the policy of rooms recording.room_policies does not
 	// name (recorder.DefaultPolicyName).
 	DefaultPolicy = "default"
-	// RecordingFormatOpus is the only recording.format: Ogg/Opus.
+	// RecordingFormatOpus is recording.format for Ogg/Opus, the default.
 	RecordingFormatOpus = "opus"
+	// RecordingFormatM4A is recording.format for AAC-LC 48 kHz mono at
+	// 128 kbit/s in fragmented MP4 (.m4a), for players without Opus.
+	RecordingFormatM4A = "m4a"
 	// MinReceiptKeyLen is the shortest recording.receipt_key: 256 bits, the
 	// size of the HMAC-SHA256 output (RFC 2104 §3); recorder.MinReceiptKeyLen.
 	MinReceiptKeyLen = 32
@@ -117,9 +121,7 @@ func (v *validator) recording(r Recording) {
 	if n := len(r.ReceiptKey); n > 0 && n < MinReceiptKeyLen {
 		v.fail("recording.receipt_key", "must be at least %d bytes (RFC 2104 §3), got %d", MinReceiptKeyLen, n)
 	}
-	if r.Format != RecordingFormatOpus {
-		v.fail("recording.format", "%q is not one of %s (the recorder writes Ogg/Opus only)", r.Format, RecordingFormatOpus)
-	}
+	v.oneOf("recording.format", r.Format, RecordingFormatOpus, RecordingFormatM4A)
 	v.policies(r.Policies)
 	for _, id := range ordered(v, "recording.room_policies", r.RoomPolicies) {
 		key, name := "recording.room_policies."+id, r.RoomPolicies[id]

@@ -23,8 +23,9 @@ func TestRecordingValidate(t *testing.T) {
 		{"key of 32 bytes", func(r *Recording) { r.ReceiptKey = testSecret }, ""},
 		{"key of 31 bytes", func(r *Recording) { r.ReceiptKey = testSecret[1:] },
 			"recording.receipt_key: must be at least 32 bytes (RFC 2104 §3), got 31"},
-		{"no format", func(r *Recording) { r.Format = "" },
-			`recording.format: "" is not one of opus (the recorder writes Ogg/Opus only)`},
+		{"no format", func(r *Recording) { r.Format = "" }, `recording.format: "" is not one of opus, m4a`},
+		{"format m4a", func(r *Recording) { r.Format = RecordingFormatM4A }, ""},
+		{"format in capitals", func(r *Recording) { r.Format = "M4A" }, `recording.format: "M4A" is not one of opus, m4a`},
 		{"no policies: the built-in default", func(r *Recording) { r.Policies = nil }, ""},
 		{"policy of ten years, min = duration", func(r *Recording) {
 			r.Policies = map[string]RetentionPolicy{"legal": {Duration: 3650 * day, Min: 3650 * day, Max: 3650 * day}}

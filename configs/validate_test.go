@@ -122,7 +122,7 @@ func TestValidateReportsAll(t *testing.T) {
 		`storage.dir: must not be empty`,
 		`storage.audit_instruction_years: 0 out of range 1..30`,
 		`storage.audit_access_retention: 0s out of range 24h..87600h`,
-		`recording.format: "" is not one of opus (the recorder writes Ogg/Opus only)`,
+		`recording.format: "" is not one of opus, m4a`,
 		`recording.link_lifetime: 0s out of range 1m..24h`,
 		`stream.audio_bitrate: 0 out of range 32000..320000`,
 		`stream.audio_channels: 0 out of range 1..2`,

@@ -2,11 +2,13 @@
 // operator may keep them (DESIGN.md decisions 6 and 7).
 //
 // A Recorder owns one store directory on one node. Each Recording reads a
-// room's full mix (a Source, normally a *room.MixConsumer), encodes it to
-// Opus and writes it as Ogg/Opus (RFC 7845) in pages of at most one second,
-// each written and (by default) fsynced, next to a JSON manifest that is
+// room's full mix (a Source, normally a *room.MixConsumer), encodes it and
+// writes it as Ogg/Opus (RFC 7845, the default) or as AAC-LC in fragmented
+// MP4 (Options.Format) in pages or fragments of at most one second, each
+// written and (by default) fsynced, next to a JSON manifest that is
 // replaced atomically. A crash therefore leaves a playable file; New cuts it
-// at its last intact page and marks it interrupted.
+// at its last intact page or fragment and marks it interrupted. The two
+// formats share everything but a packetEncoder and a container (format.go).
 //
 // Retention: expires_at is fixed when a recording starts from its Policy;
 // Extend can move it later but never past the policy's maximum; a legal

@@ -280,10 +280,10 @@ func fileSHA(t *testing.T, path string) (string, int64) {
 	return hex.EncodeToString(s[:]), int64(len(b))
 }
 
-// audioPath returns the audio file of id in h's store.
+// audioPath returns the audio file of id in h's store, in h's format.
 func (h *harness) audioPath(t *testing.T, id ID) string {
 	t.Helper()
-	p, err := h.r.st.audioPath(id)
+	p, err := h.r.st.audioPath(id, h.opts.Format) // not Get: callers may hold the entry's lock
 	require.NoError(t, err)
 	return p
 }

@@ -30,10 +30,6 @@ const (
 	StateDeleted State = "deleted"
 )
 
-// Format is the manifest's format field and the Content-Type of downloads
-// (RFC 7845 §9).
-const Format = "audio/ogg; codecs=opus"
-
 // manifestVersion is the layout version of manifests written here.
 const manifestVersion = 1
 
@@ -46,16 +42,18 @@ type Manifest struct {
 	Tenant  Tenant  `json:"tenant"`
 	Room    room.ID `json:"room"`
 	// Node is the node that recorded it.
-	Node   string `json:"node"`
-	State  State  `json:"state"`
+	Node  string `json:"node"`
+	State State  `json:"state"`
+	// Format is FormatOpus or FormatM4A.
 	Format string `json:"format"`
 
 	StartedAt time.Time `json:"started_at"`
 	// EndedAt is zero while recording.
 	EndedAt time.Time `json:"ended_at,omitzero"`
-	// Duration is the playing time in seconds: granule position minus
-	// pre-skip (RFC 7845 §4). ffprobe reports 6.5 ms more, as it counts
-	// the pre-skip in.
+	// Duration is the playing time in seconds. Ogg/Opus: granule position
+	// minus pre-skip (RFC 7845 §4); ffprobe reports 6.5 ms more, as it
+	// counts the pre-skip in. M4A: AAC frames × 1024 / 48000, what ffprobe
+	// reports (mp4.go).
 	Duration float64 `json:"duration"`
 	// Bytes is the size of the audio file; SHA256 its hex digest, set when
 	// the recording ends.
@@ -158,7 +156,8 @@ func utc(t time.Time) time.Time { return t.UTC().Truncate(time.Millisecond) }
 // from an ID checked by Valid, never from raw input.
 type store struct{ dir string }
 
-func (s store) audioPath(id ID) (string, error) { return s.path(id, ".opus") }
+// audioPath is <id>.opus or <id>.m4a, as the manifest's format says.
+func (s store) audioPath(id ID, format string) (string, error) { return s.path(id, Extension(format)) }
 
 func (s store) manifestPath(id ID) (string, error) { return s.path(id, ".json") }
 

@@ -200,6 +200,9 @@ func (o *oggWriter) flush(flags byte, granule uint64) error {
 	return nil
 }
 
+// Written is the size of the complete pages written so far.
+func (o *oggWriter) Written() int64 { return o.written }
+
 // Duration is the playing time of the pages written so far, as a player
 // shows it: granule position minus pre-skip (RFC 7845 §4.2).
 func (o *oggWriter) Duration() float64 { return playSeconds(o.done, o.preSkip) }

@@ -89,7 +89,7 @@ const (
 
 // Options configure a Recorder. Zero fields take the defaults named on them.
 type Options struct {
-	// Dir is the store directory: <id>.opus and <id>.json per recording,
+	// Dir is the store directory: <id>.opus or <id>.m4a and <id>.json per recording,
 	// and the receipts log. It belongs to one node. Required.
 	Dir string
 	// Node names this node in manifests and receipts (cluster.NodeID);
@@ -106,6 +106,9 @@ type Options struct {
 	// Opus is the encoder's configuration; default media.DefaultOpusConfig
 	// (48 kHz VoIP, 32 kbit/s, complexity 5). Rate must be 48 kHz.
 	Opus media.OpusConfig
+	// Format is the file format of new recordings: FormatOpus (default)
+	// or FormatM4A (AAC-LC 48 kHz mono at AACBitrate in fragmented MP4).
+	Format string
 	// Sync is the fsync policy of audio files; default SyncEveryPage.
 	Sync SyncPolicy
 	// SweepInterval is how often Run sweeps; default DefaultSweepInterval.
@@ -149,6 +152,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Opus.Rate != media.Rate48k {
 		return o, fmt.Errorf("%w: Opus.Rate must be %d", ErrOptions, media.Rate48k)
+	}
+	if o.Format == "" {
+		o.Format = FormatOpus
+	}
+	if err := checkFormat(o.Format); err != nil {
+		return o, err
 	}
 	if o.Sync != SyncEveryPage && o.Sync != SyncNever {
 		return o, fmt.Errorf("%w: Sync %d", ErrOptions, o.Sync)
@@ -221,7 +230,7 @@ const (
 	// which. Other recordings go on.
 	EventInterrupted
 	// EventRecovered: New found the recording still "recording" after a
-	// crash and cut it at its last intact page.
+	// crash and cut it at its last intact page or fragment.
 	EventRecovered
 	// EventDeleted: the audio was deleted and the receipt written.
 	EventDeleted

@@ -167,7 +167,7 @@ func (r *Recorder) start(roomID room.ID, tenant Tenant, policyName string, src S
 	now := r.now()
 	e := &entry{m: Manifest{
 		Version: manifestVersion, Tenant: tenant, Room: roomID, Node: r.opts.Node,
-		State: StateRecording, Format: Format, StartedAt: now,
+		State: StateRecording, Format: r.opts.Format, StartedAt: now,
 		Retention: policy.Name, ExpiresAt: now.Add(policy.Duration),
 	}}
 	// e.mu is held until the files exist, so that nobody who finds the

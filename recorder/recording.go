@@ -2,9 +2,7 @@ package recorder
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -29,9 +27,9 @@ const maxNameLen = 256
 // vendor is the OpusTags vendor string (RFC 7845 §5.2).
 const vendor = "mediagate (libopus)"
 
-// Recording is one room's mix being written to <id>.opus. Its goroutine is
-// the only one touching the file and the encoder; the methods are safe for
-// concurrent use.
+// Recording is one room's mix being written to <id>.opus or <id>.m4a. Its
+// goroutine is the only one touching the file and the encoder; the methods
+// are safe for concurrent use.
 type Recording struct {
 	r      *Recorder
 	e      *entry
@@ -48,12 +46,12 @@ type Recording struct {
 
 	// Owned by the recording's goroutine.
 	f        audioFile
-	enc      media.Encoder
-	ogg      *oggWriter
+	enc      packetEncoder
+	out      container
 	sum      hash.Hash
 	frame    room.MixFrame
 	silence  media.Frame
-	pkt      [media.MaxOpusPayload]byte
+	pkt      []byte // cap the encoder's largest packet
 	lastTick uint64
 	started  bool
 	dropped  uint64
@@ -65,14 +63,14 @@ func newRecording(r *Recorder, e *entry, src Source) *Recording {
 }
 
 // open writes the first manifest (state recording), then creates the audio
-// file with its Opus headers. The manifest comes first so that a crash in
+// file with its container's headers. The manifest comes first so that a crash in
 // between leaves a recording that start-up recovery finds.
 func (rec *Recording) open() (err error) {
 	r := rec.r
 	if err := r.st.writeManifest(&rec.e.m); err != nil {
 		return err
 	}
-	path, err := r.st.audioPath(rec.id)
+	path, err := r.st.audioPath(rec.id, rec.e.m.Format)
 	if err != nil {
 		return err
 	}
@@ -91,11 +89,6 @@ func (rec *Recording) open() (err error) {
 			}
 		}
 	}()
-	enc, err := media.NewOpusEncoder(media.WithOpusConfig(r.opts.Opus))
-	if err != nil {
-		return fmt.Errorf("recording %s: %w", rec.id, err)
-	}
-	rec.enc = enc
 	if rec.f, err = r.createAudio(path); err != nil {
 		return fmt.Errorf("create recording %s: %w", rec.id, err)
 	}
@@ -103,14 +96,12 @@ func (rec *Recording) open() (err error) {
 	if r.opts.Sync == SyncEveryPage {
 		sync = rec.f.Sync
 	}
-	var serial [4]byte
-	_, _ = rand.Read(serial[:])
 	rec.sum = sha256.New()
-	preSkip := opusPreSkip(r.opts.Opus.Application == media.OpusRestrictedLowDelay)
-	rec.ogg = newOggWriter(rec.f, sync, rec.sum, binary.LittleEndian.Uint32(serial[:]), preSkip)
-	if err := rec.ogg.WriteHeaders(vendor); err != nil {
+	tr, err := newTrack(&r.opts, rec.e.m.Format, rec.f, sync, rec.sum)
+	if err != nil {
 		return fmt.Errorf("recording %s: %w", rec.id, err)
 	}
+	rec.enc, rec.out, rec.pkt = tr.enc, tr.out, make([]byte, tr.max)
 	return nil
 }
 
@@ -222,8 +213,8 @@ func (rec *Recording) run() {
 	defer close(rec.done)
 	err := rec.loop()
 	rec.src.Close()
+	rec.finish(err) // flushes the encoder's partial packet
 	_ = rec.enc.Close()
-	rec.finish(err)
 }
 
 // loop reads and writes frames until Stop, the end of the mix, or an error.
@@ -259,11 +250,20 @@ func (rec *Recording) writeFrame() error {
 }
 
 func (rec *Recording) encode(pcm *media.Frame) error {
-	n, err := rec.enc.Encode(pcm[:], rec.pkt[:])
+	n, err := rec.enc.Encode(pcm, rec.pkt)
 	if err != nil {
 		return fmt.Errorf("encode: %w", err)
 	}
-	flushed, err := rec.ogg.WritePacket(rec.pkt[:n])
+	return rec.writePacket(n)
+}
+
+// writePacket hands the n-byte packet in rec.pkt (none if n is 0) to the
+// container, and updates the manifest when a page went to disk.
+func (rec *Recording) writePacket(n int) error {
+	if n == 0 {
+		return nil
+	}
+	flushed, err := rec.out.WritePacket(rec.pkt[:n])
 	if err != nil {
 		return err
 	}
@@ -273,6 +273,22 @@ func (rec *Recording) encode(pcm *media.Frame) error {
 	return nil
 }
 
+// closeTrack writes what the encoder still holds and the last page.
+func (rec *Recording) closeTrack() error {
+	for {
+		n, err := rec.enc.Flush(rec.pkt)
+		if err != nil {
+			return fmt.Errorf("encode: %w", err)
+		}
+		if n == 0 {
+			return rec.out.Close()
+		}
+		if err := rec.writePacket(n); err != nil {
+			return err
+		}
+	}
+}
+
 // saveProgress rewrites the manifest with the participants and the size so
 // far. A failure is reported, not fatal: the audio matters more, and
 // start-up recovery rebuilds size and hash anyway.
@@ -280,7 +296,7 @@ func (rec *Recording) saveProgress() {
 	rec.dirty.Store(false)
 	e := rec.e
 	e.mu.Lock()
-	e.m.Bytes, e.m.Duration = rec.ogg.written, rec.ogg.Duration()
+	e.m.Bytes, e.m.Duration = rec.out.Written(), rec.out.Duration()
 	err := rec.r.st.writeManifest(&e.m)
 	m := e.m.clone()
 	e.mu.Unlock()
@@ -297,14 +313,14 @@ func (rec *Recording) saveProgress() {
 func (rec *Recording) finish(cause error) {
 	r := rec.r
 	if cause == nil {
-		cause = rec.ogg.Close()
+		cause = rec.closeTrack()
 	}
 	if cause == nil {
 		if err := rec.f.Close(); err != nil {
 			cause = fmt.Errorf("close: %w", err)
 		}
 	} else {
-		_ = rec.f.Truncate(rec.ogg.written)
+		_ = rec.f.Truncate(rec.out.Written())
 		_ = rec.f.Sync()
 		_ = rec.f.Close()
 	}
@@ -317,7 +333,7 @@ func (rec *Recording) finish(cause error) {
 	e.mu.Lock()
 	m := &e.m
 	m.State, m.EndedAt, m.Error = state, r.now(), errText
-	m.Duration, m.Bytes = rec.ogg.Duration(), rec.ogg.written
+	m.Duration, m.Bytes = rec.out.Duration(), rec.out.Written()
 	m.SHA256 = hex.EncodeToString(rec.sum.Sum(nil))
 	m.DroppedFrames = rec.dropped
 	closeStays(m.Participants, m.EndedAt)

@@ -12,13 +12,13 @@ import (
 )
 
 // recover repairs a recording that a crash left in state recording
-// (decision 6): it cuts the audio file after its last intact Ogg page (CRC
-// checked), marks that page end-of-stream, and sets duration, size, hash and
+// (decision 6): it cuts the audio file after its last intact Ogg page or
+// MP4 fragment (repairFile), and sets duration, size, hash and
 // end time from what is left. The manifest becomes interrupted. When the
 // file cannot be repaired the manifest still becomes interrupted, with the
 // reason in its error field.
 func (r *Recorder) recover(m *Manifest) {
-	end, dur, size, sum, err := r.repairAudio(m.ID)
+	end, dur, size, sum, err := r.repairAudio(m)
 	m.State = StateInterrupted
 	m.Duration, m.Bytes, m.SHA256 = dur, size, sum
 	m.EndedAt = m.StartedAt.Add(time.Duration(dur * float64(time.Second))).Truncate(time.Millisecond)
@@ -35,10 +35,11 @@ func (r *Recorder) recover(m *Manifest) {
 	r.emit(EventRecovered, m, err)
 }
 
-// repairAudio cuts <id>.opus after its last intact page and returns the
-// cut offset, playing time, size and SHA-256 of what remains.
-func (r *Recorder) repairAudio(id ID) (end int64, dur float64, size int64, sum string, err error) {
-	path, err := r.st.audioPath(id)
+// repairAudio cuts the audio file after its last intact page or fragment
+// (repairFile) and returns the cut offset, playing time, size and SHA-256
+// of what remains.
+func (r *Recorder) repairAudio(m *Manifest) (end int64, dur float64, size int64, sum string, err error) {
+	path, err := r.st.audioPath(m.ID, m.Format)
 	if err != nil {
 		return 0, 0, 0, "", err
 	}
@@ -50,21 +51,9 @@ func (r *Recorder) repairAudio(id ID) (end int64, dur float64, size int64, sum s
 		return 0, 0, 0, "", fmt.Errorf("open audio: %w", err)
 	}
 	defer f.Close()
-	s, err := scanOgg(f)
+	end, dur, ok, err := repairFile(m.Format, f)
 	if err != nil {
-		return 0, 0, 0, "", fmt.Errorf("scan audio: %w", err)
-	}
-	end = s.end
-	if !s.headers {
-		end = 0 // nothing playable: an empty file says so more plainly than torn headers
-	}
-	if err := f.Truncate(end); err != nil {
-		return 0, 0, 0, "", fmt.Errorf("cut audio: %w", err)
-	}
-	if s.headers && s.lastLen > 0 && s.lastFlags&flagEOS == 0 {
-		if err := rewriteEOS(f, s.lastPage, s.lastLen); err != nil {
-			return 0, 0, 0, "", err
-		}
+		return 0, 0, 0, "", err
 	}
 	if err := f.Sync(); err != nil {
 		return 0, 0, 0, "", fmt.Errorf("sync audio: %w", err)
@@ -77,10 +66,32 @@ func (r *Recorder) repairAudio(id ID) (end int64, dur float64, size int64, sum s
 		return 0, 0, 0, "", fmt.Errorf("hash audio: %w", err)
 	}
 	sum = hex.EncodeToString(h.Sum(nil))
-	if !s.headers {
+	if !ok {
 		return end, 0, size, sum, ErrNoAudio
 	}
-	return end, playSeconds(s.granule, s.preSkip), size, sum, nil
+	return end, dur, size, sum, nil
+}
+
+// repairOgg cuts f after its last intact Ogg page (CRC checked) and marks
+// that page end-of-stream.
+func repairOgg(f *os.File) (end int64, dur float64, ok bool, err error) {
+	s, err := scanOgg(f)
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("scan audio: %w", err)
+	}
+	end = s.end
+	if !s.headers {
+		end = 0 // nothing playable: an empty file says so more plainly than torn headers
+	}
+	if err := f.Truncate(end); err != nil {
+		return 0, 0, false, fmt.Errorf("cut audio: %w", err)
+	}
+	if s.headers && s.lastLen > 0 && s.lastFlags&flagEOS == 0 {
+		if err := rewriteEOS(f, s.lastPage, s.lastLen); err != nil {
+			return 0, 0, false, err
+		}
+	}
+	return end, playSeconds(s.granule, s.preSkip), s.headers, nil
 }
 
 // rewriteEOS sets the end-of-stream flag on the page at off.

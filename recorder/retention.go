@@ -29,7 +29,7 @@ func (r *Recorder) Open(id ID) (io.ReadSeekCloser, Manifest, error) {
 	if err := r.readable(e); err != nil {
 		return nil, Manifest{}, err
 	}
-	path, err := r.st.audioPath(id)
+	path, err := r.st.audioPath(id, e.m.Format)
 	if err != nil {
 		return nil, Manifest{}, err
 	}
@@ -200,7 +200,7 @@ func (r *Recorder) deleteLocked(e *entry, reason DeletionReason, actor string, n
 			return err
 		}
 	}
-	path, err := r.st.audioPath(m.ID)
+	path, err := r.st.audioPath(m.ID, m.Format)
 	if err != nil {
 		return err
 	}
@@ -235,7 +235,7 @@ func (r *Recorder) deleteLocked(e *entry, reason DeletionReason, actor string, n
 
 // beginDeletion hashes the file about to go and records the intent.
 func (r *Recorder) beginDeletion(m *Manifest, reason DeletionReason, actor string, now time.Time) error {
-	sum, size, err := r.hashAudio(m.ID)
+	sum, size, err := r.hashAudio(m.ID, m.Format)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		sum, size = "", 0 // nothing on disk to delete, and the receipt says so
@@ -250,8 +250,8 @@ func (r *Recorder) beginDeletion(m *Manifest, reason DeletionReason, actor strin
 	return nil
 }
 
-func (r *Recorder) hashAudio(id ID) (string, int64, error) {
-	path, err := r.st.audioPath(id)
+func (r *Recorder) hashAudio(id ID, format string) (string, int64, error) {
+	path, err := r.st.audioPath(id, format)
 	if err != nil {
 		return "", 0, err
 	}

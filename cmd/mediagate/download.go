@@ -37,18 +37,18 @@ var downloadClient = &http.Client{Transport: func() *http.Transport {
 
 func recordingsDownload(args, environ []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("download", stderr)
-	out := fs.String("o", "", "the file to write (default ID.opus here); a partial one is resumed")
+	out := fs.String("o", "", "the file to write (default ID.opus or ID.m4a here, as the recording's format); a partial one is resumed")
 	id, c, err := oneRecording(fs, "download", args, environ)
 	if err != nil {
 		return err
-	}
-	if *out == "" {
-		*out = string(id) + ".opus"
 	}
 	ctx := context.Background()
 	var m recorder.Manifest
 	if err := c.do(ctx, "GET", recordingPath(id, ""), nil, &m); err != nil {
 		return err
+	}
+	if *out == "" {
+		*out = string(id) + recorder.Extension(m.Format)
 	}
 	if m.SHA256 == "" {
 		return fmt.Errorf("recording %s is %s: it has no final file to download yet", id, m.State)
@@ -134,7 +134,7 @@ func (d *downloader) fetch(ctx context.Context, f *os.File, have int64) error {
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Accept", recorder.Format)
+	req.Header.Set("Accept", recorder.ContentType(d.m.Format))
 	etag := `"` + d.m.SHA256 + `"`
 	if have > 0 {
 		req.Header.Set("Range", "bytes="+strconv.FormatInt(have, 10)+"-")

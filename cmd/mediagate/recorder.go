@@ -94,10 +94,20 @@ func recorderOptions(cfg configs.Config, key []byte, log *slog.Logger) recorder.
 		Node:           cfg.NodeID(),
 		Policies:       policies,
 		ReceiptKey:     key,
+		Format:         recordingFormat(cfg.Recording.Format),
 		ExpiryWarnings: cfg.Recording.ExpiryWarnings,
 		Logger:         log,
 		OnEvent:        func(ev recorder.Event) { logRecordingEvent(log, ev) },
 	}
+}
+
+// recordingFormat maps recording.format to the recorder's format; Validate
+// has refused any other value.
+func recordingFormat(f string) string {
+	if f == configs.RecordingFormatM4A {
+		return recorder.FormatM4A
+	}
+	return recorder.FormatOpus
 }
 
 // logRecordingEvent writes a recorder event as an "event" log line named

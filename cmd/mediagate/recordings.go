@@ -20,7 +20,7 @@ const recordingsUsage = `usage:
                                         S: recording, complete, interrupted, deleted
   mediagate recordings get ID           one recording's manifest (JSON)
   mediagate recordings download ID [-o FILE]
-                                        the audio into FILE (default ID.opus); resumes a
+                                        the audio into FILE (default ID.opus/.m4a); resumes a
                                         partial FILE, checks the SHA-256 of the manifest
   mediagate recordings extend ID --until 2031-05-01T00:00:00Z
                                         keep a recording longer
