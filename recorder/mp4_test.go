@@ -2,7 +2,6 @@ package recorder
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"io"
 	"os"
@@ -145,19 +144,7 @@ func TestM4APathAllocatesNothing(t *testing.T) {
 // disk, the fourth pending in memory.
 func m4aCrashSnapshot(t *testing.T) (string, ID) {
 	t.Helper()
-	h := newHarness(t, m4aOptions)
-	src := newChanSource()
-	rec, err := h.r.Start("room-1", "acme", "", src)
-	require.NoError(t, err)
-	src.feed(t, toneFrames(&mediatest.Tone{Freq: 1000, Amp: 0.5, Rate: media.Rate48k}, 1, 175))
-	dir := t.TempDir()
-	for _, ext := range []string{".m4a", ".json"} {
-		b, err := os.ReadFile(filepath.Join(h.opts.Dir, string(rec.ID())+ext))
-		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(filepath.Join(dir, string(rec.ID())+ext), b, 0o640))
-	}
-	require.NoError(t, rec.Stop(context.Background()))
-	return dir, rec.ID()
+	return snapshotRecording(t, m4aOptions, ".m4a", false)
 }
 
 func TestM4ARecoveryAfterCrash(t *testing.T) {

@@ -20,17 +20,28 @@ import (
 // page still pending in memory). It returns the directory and the ID.
 func crashSnapshot(t *testing.T) (string, ID) {
 	t.Helper()
-	h := newHarness(t, nil)
+	return snapshotRecording(t, nil, ".opus", true)
+}
+
+// snapshotRecording records 3.5 s of a 1 kHz tone with the options mod
+// sets (and, with participant, one participant) and copies its audio
+// (ext) and manifest into a new directory while the recording runs, as a
+// crash would leave them; it returns the directory and the ID.
+func snapshotRecording(t *testing.T, mod func(*Options), ext string, participant bool) (string, ID) {
+	t.Helper()
+	h := newHarness(t, mod)
 	src := newChanSource()
 	rec, err := h.r.Start("room-1", "acme", "", src)
 	require.NoError(t, err)
-	rec.Joined(ParticipantInfo{ID: "p1", Name: "Ada", Number: "+4930123456"}, t0.Add(time.Second))
+	if participant {
+		rec.Joined(ParticipantInfo{ID: "p1", Name: "Ada", Number: "+4930123456"}, t0.Add(time.Second))
+	}
 	src.feed(t, toneFrames(&mediatest.Tone{Freq: 1000, Amp: 0.5, Rate: media.Rate48k}, 1, 175))
 	dir := t.TempDir()
-	for _, ext := range []string{".opus", ".json"} {
-		b, err := os.ReadFile(filepath.Join(h.opts.Dir, string(rec.ID())+ext))
+	for _, e := range []string{ext, ".json"} {
+		b, err := os.ReadFile(filepath.Join(h.opts.Dir, string(rec.ID())+e))
 		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(filepath.Join(dir, string(rec.ID())+ext), b, 0o640))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, string(rec.ID())+e), b, 0o640))
 	}
 	require.NoError(t, rec.Stop(context.Background()))
 	return dir, rec.ID()
