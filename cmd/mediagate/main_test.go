@@ -252,8 +252,8 @@ func TestBadConfigRefused(t *testing.T) {
 			[]string{"bad.yaml:3", "sip.tls.cert", "sip.tls.key"}},
 		{"min-se below rfc 4028", "", []string{"MEDIAGATE_SIP_MIN_SE=30s"},
 			[]string{"MEDIAGATE_SIP_MIN_SE", "below 90s"}},
-		{"recording format", "recording:\n  format: m4a\n", nil,
-			[]string{"bad.yaml:2", "recording.format", "Ogg/Opus only"}},
+		{"recording format", "recording:\n  format: mp3\n", nil,
+			[]string{"bad.yaml:2", "recording.format", `"mp3" is not one of opus, m4a`}},
 		{"recording policy", "recording:\n  room_policies:\n    board: legal\n", nil,
 			[]string{"bad.yaml:3", "recording.room_policies.board", `"legal" is no policy`}},
 		{"short receipt key", "", []string{"MEDIAGATE_RECORDING_RECEIPT_KEY=pw-Secret-42"},
@@ -262,9 +262,14 @@ func TestBadConfigRefused(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(dir, "bad.yaml")
 			require.NoError(t, os.WriteFile(path, []byte(tc.yaml), 0o644))
-			cmd := exec.Command(binary, "serve", "--config", path)
+			// A config that is wrongly accepted starts a server: the
+			// deadline kills it instead of hanging the test.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, binary, "serve", "--config", path)
 			cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, tc.env...)
 			out, err := cmd.CombinedOutput()
+			require.NoError(t, ctx.Err(), "mediagate accepted the configuration and kept running: %s", out)
 			var ee *exec.ExitError
 			require.ErrorAs(t, err, &ee, "output: %s", out)
 			require.Equal(t, exitUsage, ee.ExitCode())
