@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -39,6 +40,14 @@ func (c *fakeClock) Advance(d time.Duration) {
 // answers PING.
 func startRedis(tb testing.TB) string {
 	tb.Helper()
+	addr, _ := startRedisProcess(tb)
+	return addr
+}
+
+// startRedisProcess is startRedis that also hands out the process, for tests
+// that stop or kill Redis to simulate an outage.
+func startRedisProcess(tb testing.TB) (string, *os.Process) {
+	tb.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		tb.Fatal("redis-server not installed: run scripts/bootstrap (package redis-server)")
@@ -55,6 +64,7 @@ func startRedis(tb testing.TB) string {
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	require.NoError(tb, cmd.Start())
 	tb.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGCONT) // a stopped process cannot die
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	})
@@ -66,7 +76,7 @@ func startRedis(tb testing.TB) string {
 	for {
 		err := r.Ping(context.Background())
 		if err == nil {
-			return addr
+			return addr, cmd.Process
 		}
 		if time.Now().After(deadline) {
 			log, _ := os.ReadFile(dir + "/redis.log")
