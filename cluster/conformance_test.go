@@ -18,6 +18,7 @@ type backendUnderTest struct {
 	leases Leases
 	fence  Fence
 	bans   Bans
+	events Events
 	// ttl is the lease and node TTL the implementation was built with.
 	ttl time.Duration
 	// sleep lets d pass: the fake clock moves, or the test really sleeps.
@@ -45,7 +46,7 @@ func TestConformanceMemory(t *testing.T) {
 		clk := &fakeClock{now: time.Unix(1_700_000_000, 0)}
 		const ttl = 5 * time.Second
 		m := NewMemory(WithClock(clk), WithLeaseTTL(ttl), WithNodeTTL(ttl))
-		return backendUnderTest{reg: m, leases: m, fence: m, bans: m, ttl: ttl, sleep: clk.Advance, now: clk.Now}
+		return backendUnderTest{reg: m, leases: m, fence: m, bans: m, events: m, ttl: ttl, sleep: clk.Advance, now: clk.Now}
 	})
 }
 
@@ -55,7 +56,7 @@ func TestConformanceRedis(t *testing.T) {
 		const ttl = 400 * time.Millisecond
 		r := NewRedis(addr, WithLeaseTTL(ttl), WithNodeTTL(ttl), WithKeyPrefix(t.Name()))
 		t.Cleanup(func() { require.NoError(t, r.Close()) })
-		return backendUnderTest{reg: r, leases: r, fence: r, bans: r, ttl: ttl, sleep: time.Sleep, now: time.Now}
+		return backendUnderTest{reg: r, leases: r, fence: r, bans: r, events: r, ttl: ttl, sleep: time.Sleep, now: time.Now}
 	})
 }
 
@@ -231,5 +232,44 @@ func runConformance(t *testing.T, newBackend func(t *testing.T) backendUnderTest
 			require.NoError(t, err)
 			return !banned
 		})
+	})
+
+	t.Run("events reach every subscriber of the topic", func(t *testing.T) {
+		b := newBackend(t)
+		s1, err := b.events.Subscribe(ctx, "rooms", 4)
+		require.NoError(t, err)
+		s2, err := b.events.Subscribe(ctx, "rooms", 4)
+		require.NoError(t, err)
+		other, err := b.events.Subscribe(ctx, "bans", 4)
+		require.NoError(t, err)
+		defer func() { require.NoError(t, other.Close()) }()
+
+		require.NoError(t, b.events.Publish(ctx, "rooms", []byte("moved room-1")))
+		for _, s := range []*Subscription{s1, s2} {
+			select {
+			case got := <-s.C:
+				require.Equal(t, "moved room-1", string(got))
+			case <-time.After(5 * time.Second):
+				t.Fatal("notice not delivered")
+			}
+		}
+		require.NoError(t, s1.Close())
+		require.NoError(t, s1.Close(), "second Close is harmless")
+		_, open := <-s1.C
+		require.False(t, open, "Close closes C")
+
+		require.NoError(t, b.events.Publish(ctx, "rooms", []byte("again")))
+		select {
+		case got := <-s2.C:
+			require.Equal(t, "again", string(got))
+		case <-time.After(5 * time.Second):
+			t.Fatal("remaining subscriber lost the notice")
+		}
+		require.NoError(t, s2.Close())
+		select {
+		case got := <-other.C:
+			t.Fatalf("other topic received %q", got)
+		default:
+		}
 	})
 }

@@ -19,6 +19,9 @@ type Memory struct {
 	leases map[RoomID]memLease
 	epochs map[RoomID]uint64
 	bans   map[string]time.Time
+
+	subMu sync.Mutex
+	subs  map[string][]*memSub
 }
 
 type memNode struct {
