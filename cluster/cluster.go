@@ -1,7 +1,8 @@
 // Package cluster holds the state that nodes share: which nodes are alive, which
 // node owns which room (a lease with a fencing epoch), and which addresses are
-// banned, plus best-effort notices between nodes. Each piece is a small interface with an in-memory implementation for
-// one node (decision 9) and a Redis implementation for many (decisions 4 and 5).
+// banned, plus best-effort notices between nodes. Each piece is a small
+// interface with an in-memory implementation for one node (decision 9) and a
+// Redis implementation for many (decisions 4 and 5).
 package cluster
 
 import (
