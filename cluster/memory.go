@@ -19,6 +19,9 @@ type Memory struct {
 	leases map[RoomID]memLease
 	epochs map[RoomID]uint64
 	bans   map[string]time.Time
+	// banSweepAt is the ban count at which Ban next drops expired bans, so
+	// a flood of one-off addresses cannot grow the map without bound.
+	banSweepAt int
 
 	subMu sync.Mutex
 	subs  map[string][]*memSub
@@ -154,6 +157,15 @@ func (m *Memory) Ban(_ context.Context, addr string, until time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.bans[addr] = until
+	if len(m.bans) >= m.banSweepAt {
+		now := m.cfg.clock.Now()
+		for a, u := range m.bans {
+			if !now.Before(u) {
+				delete(m.bans, a)
+			}
+		}
+		m.banSweepAt = 2*len(m.bans) + 64 // amortised O(1) per Ban
+	}
 	return nil
 }
 
