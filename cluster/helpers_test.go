@@ -46,7 +46,9 @@ func startRedis(tb testing.TB) string {
 
 // startRedisProcess is startRedis that also hands out the process, for tests
 // that stop or kill Redis to simulate an outage.
-func startRedisProcess(tb testing.TB) (string, *os.Process) {
+// Extra arguments go to redis-server; with --requirepass, pass the same
+// password as the last one so the readiness check can log in.
+func startRedisProcess(tb testing.TB, extra ...string) (string, *os.Process) {
 	tb.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -61,6 +63,7 @@ func startRedisProcess(tb testing.TB) (string, *os.Process) {
 	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", dir,
 		"--logfile", dir+"/redis.log")
+	cmd.Args = append(cmd.Args, extra...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	require.NoError(tb, cmd.Start())
 	tb.Cleanup(func() {
@@ -70,7 +73,11 @@ func startRedisProcess(tb testing.TB) (string, *os.Process) {
 	})
 
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	r := NewRedis(addr, WithTimeout(200*time.Millisecond))
+	var pass []Option
+	if len(extra) >= 2 && extra[len(extra)-2] == "--requirepass" {
+		pass = append(pass, WithPassword(extra[len(extra)-1]))
+	}
+	r := NewRedis(addr, append(pass, WithTimeout(200*time.Millisecond))...)
 	defer r.Close()
 	deadline := time.Now().Add(5 * time.Second)
 	for {

@@ -48,3 +48,27 @@ func TestRedisOutageHitsDeadline(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, l.Epoch, own.Epoch)
 }
+
+// TestRedisPasswordAndDB checks that WithPassword logs in (a wrong password
+// is ErrBackend, not "no owner") and WithDB keeps deployments apart.
+func TestRedisPasswordAndDB(t *testing.T) {
+	addr, _ := startRedisProcess(t, "--requirepass", "s3cret")
+	ctx := context.Background()
+
+	wrong := NewRedis(addr, WithPassword("nope"))
+	t.Cleanup(func() { require.NoError(t, wrong.Close()) })
+	_, err := wrong.Owner(ctx, "room")
+	require.ErrorIs(t, err, ErrBackend)
+
+	db3 := NewRedis(addr, WithPassword("s3cret"), WithDB(3))
+	t.Cleanup(func() { require.NoError(t, db3.Close()) })
+	db0 := NewRedis(addr, WithPassword("s3cret"))
+	t.Cleanup(func() { require.NoError(t, db0.Close()) })
+	l, err := db3.Acquire(ctx, "room", "a")
+	require.NoError(t, err)
+	own, err := db3.Owner(ctx, "room")
+	require.NoError(t, err)
+	require.Equal(t, l.Epoch, own.Epoch)
+	_, err = db0.Owner(ctx, "room")
+	require.ErrorIs(t, err, ErrNoOwner, "DB 0 does not see DB 3's lease")
+}
