@@ -1,0 +1,94 @@
+package cluster
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fakeClock is a Clock that moves only when told to.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// startRedis runs a throw-away redis-server on a free loopback port with no
+// persistence, stops it by PID in t.Cleanup, and returns its address once it
+// answers PING.
+func startRedis(tb testing.TB) string {
+	tb.Helper()
+	addr, _ := startRedisProcess(tb)
+	return addr
+}
+
+// startRedisProcess is startRedis that also hands out the process, for tests
+// that stop or kill Redis to simulate an outage.
+// Extra arguments go to redis-server; with --requirepass, pass the same
+// password as the last one so the readiness check can log in.
+func startRedisProcess(tb testing.TB, extra ...string) (string, *os.Process) {
+	tb.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		tb.Fatal("redis-server not installed: run scripts/bootstrap (package redis-server)")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(tb, err)
+	port := l.Addr().(*net.TCPAddr).Port
+	require.NoError(tb, l.Close())
+
+	dir := tb.TempDir()
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", dir,
+		"--logfile", dir+"/redis.log")
+	cmd.Args = append(cmd.Args, extra...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	require.NoError(tb, cmd.Start())
+	tb.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGCONT) // a stopped process cannot die
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	var pass []Option
+	if len(extra) >= 2 && extra[len(extra)-2] == "--requirepass" {
+		pass = append(pass, WithPassword(extra[len(extra)-1]))
+	}
+	r := NewRedis(addr, append(pass, WithTimeout(200*time.Millisecond))...)
+	defer r.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := r.Ping(context.Background())
+		if err == nil {
+			return addr, cmd.Process
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(dir + "/redis.log")
+			tb.Fatalf("redis-server on %s did not answer: %v\n%s", addr, err, log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
