@@ -174,10 +174,10 @@ func defaultSIP() SIP {
 		TLS: SIPTLS{Listen: ":5061"}, Trunks: map[string]Trunk{}}
 }
 
-// NodeID returns the name this node goes by in a cluster: node.id when set,
-// otherwise the host name, so that a fleet of identical config files still
-// yields distinct nodes. If even the host name is unavailable it returns
-// "mediagate".
+// NodeID returns node.id when set, otherwise the host name (or
+// "mediagate" without one). `mediagate serve` sets node.id before anything
+// asks, from storage.dir/node-id when it is empty (cmd/mediagate/nodeid.go),
+// so this fallback serves only code that runs without a node.
 func (c Config) NodeID() string {
 	if c.Node.ID != "" {
 		return c.Node.ID

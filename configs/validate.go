@@ -180,6 +180,10 @@ func (v *validator) webrtc(w WebRTC) {
 }
 
 // validNodeID reports whether id matches [A-Za-z0-9._-]{0,64}.
+// ValidNodeID reports whether id can name a node: 1 to 64 characters
+// from A-Z a-z 0-9 . _ - (what node.id accepts, less the empty default).
+func ValidNodeID(id string) bool { return id != "" && validNodeID(id) }
+
 func validNodeID(id string) bool {
 	if len(id) > maxNodeIDLen {
 		return false

@@ -34,7 +34,11 @@ func serve(ctx context.Context, configPath string, environ []string, stderr io.W
 		fmt.Fprintf(stderr, "mediagate: %v\n", err)
 		return exitUsage
 	}
-	log = log.With("node", cfg.NodeID())
+	if cfg.Node.ID, err = nodeID(cfg); err != nil {
+		log.Error("cannot start", "err", err)
+		return exitFailed
+	}
+	log = log.With("node", cfg.Node.ID)
 
 	n, err := newNode(cfg, log)
 	if err != nil {
