@@ -214,37 +214,16 @@ func (g *roomRecordings) opened(rm *room.Room) {
 // or until it closes.
 func (g *roomRecordings) watch(rm *room.Room, sub *room.EventSub) {
 	defer g.wg.Done()
-	defer sub.Close()
-	idle := time.NewTimer(time.Hour)
-	idle.Stop()
-	defer idle.Stop()
-	if rm.Len() > 0 {
-		g.autoStart(rm)
-	}
-	for {
-		select {
-		case <-g.ctx.Done():
-			return
-		case ev, ok := <-sub.C():
-			switch {
-			case !ok:
-				return
-			case ev.Type == room.EventJoined:
-				idle.Stop()
-				g.autoStart(rm)
-			case ev.Type == room.EventLeft && rm.Len() == 0:
-				idle.Reset(g.grace)
-			}
-		case <-idle.C:
-			if rm.Len() > 0 {
-				continue
-			}
-			ctx, cancel := context.WithTimeout(g.ctx, 10*time.Second)
-			if _, err := g.StopRecording(ctx, rm.ID()); err != nil && !errors.Is(err, api.ErrNotRecording) {
-				g.log.Error("auto-recording not stopped", "room", string(rm.ID()), "err", err)
-			}
-			cancel()
-		}
+	whileOccupied(g.ctx, rm, sub, g.grace, g.autoStart, g.autoStop)
+}
+
+// autoStop stops the auto-recording of rm, which has been empty for the
+// grace period.
+func (g *roomRecordings) autoStop(rm *room.Room) {
+	ctx, cancel := context.WithTimeout(g.ctx, 10*time.Second)
+	defer cancel()
+	if _, err := g.StopRecording(ctx, rm.ID()); err != nil && !errors.Is(err, api.ErrNotRecording) {
+		g.log.Error("auto-recording not stopped", "room", string(rm.ID()), "err", err)
 	}
 }
 

@@ -100,35 +100,14 @@ func (g *roomStreams) opened(rm *room.Room) {
 // or until it closes (the egress ends with the room's mix).
 func (g *roomStreams) watch(rm *room.Room, sub *room.EventSub) {
 	defer g.wg.Done()
-	defer sub.Close()
-	idle := time.NewTimer(time.Hour)
-	idle.Stop()
-	defer idle.Stop()
-	if rm.Len() > 0 {
-		g.autoStart(rm)
-	}
-	for {
-		select {
-		case <-g.ctx.Done():
-			return
-		case ev, ok := <-sub.C():
-			switch {
-			case !ok:
-				return
-			case ev.Type == room.EventJoined:
-				idle.Stop()
-				g.autoStart(rm)
-			case ev.Type == room.EventLeft && rm.Len() == 0:
-				idle.Reset(g.grace)
-			}
-		case <-idle.C:
-			if rm.Len() > 0 {
-				continue
-			}
-			if err := g.StopStream(rm.ID()); err != nil && !errors.Is(err, api.ErrNotStreaming) {
-				g.log.Error("auto-stream not stopped", "room", string(rm.ID()), "err", err)
-			}
-		}
+	whileOccupied(g.ctx, rm, sub, g.grace, g.autoStart, g.autoStop)
+}
+
+// autoStop stops the auto-stream of rm, which has been empty for the
+// grace period.
+func (g *roomStreams) autoStop(rm *room.Room) {
+	if err := g.StopStream(rm.ID()); err != nil && !errors.Is(err, api.ErrNotStreaming) {
+		g.log.Error("auto-stream not stopped", "room", string(rm.ID()), "err", err)
 	}
 }
 
