@@ -62,7 +62,7 @@ func sha256Hex(b []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// cliIn is cli run in directory dir.
+// cliIn is cli run in directory dir ("": the test's own).
 func cliIn(t *testing.T, dir string, env []string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
