@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -251,24 +250,6 @@ func probe(t *testing.T, path string) probeResult {
 	p.Codec, p.Channels = v.Streams[0].Codec, v.Streams[0].Channels
 	p.SampleRate, _ = strconv.Atoi(v.Streams[0].SampleRate)
 	return p
-}
-
-// decode has ffmpeg decode the file to 48 kHz mono PCM; ffmpeg must not
-// report any error (-xerror stops at the first).
-func decode(t *testing.T, path string) []int16 {
-	t.Helper()
-	cmd := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-xerror", "-i", path,
-		"-f", "s16le", "-acodec", "pcm_s16le", "-ac", "1", "-ar", "48000", "pipe:1")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	require.NoError(t, err, "ffmpeg: %s", stderr.String())
-	require.Empty(t, stderr.String(), "ffmpeg complained")
-	pcm := make([]int16, len(out)/2)
-	for i := range pcm {
-		pcm[i] = int16(binary.LittleEndian.Uint16(out[2*i:]))
-	}
-	return pcm
 }
 
 // fileSHA returns the hex SHA-256 and size of a file.

@@ -83,7 +83,7 @@ func TestM4ARecordingPlays(t *testing.T) {
 	require.Equal(t, size, s.end, "every fragment complete")
 	require.Equal(t, 4, s.fragments, "46 + 46 + 46 + 5 frames: none over a second")
 
-	requireTone(t, tonePCM(frames), decode(t, path))
+	requireTone(t, tonePCM(frames), mediatest.FFmpegDecode(t, path))
 }
 
 // TestMP4WriterSyncsEveryFragment checks decision 6 on the writer: the
@@ -184,7 +184,7 @@ func TestM4ARecoveryAfterCrash(t *testing.T) {
 				return
 			}
 			require.InDelta(t, want+primingSeconds, probe(t, path).Duration, 0.001)
-			decode(t, path)
+			mediatest.FFmpegDecode(t, path)
 		})
 	}
 }
@@ -200,7 +200,7 @@ func TestAACPriming(t *testing.T) {
 		copy(frames[i].PCM[:], speech[i*media.FrameSamples:])
 	}
 	m := h.record(t, "acme", "", frames)
-	got := decode(t, h.audioPath(t, m.ID))
+	got := mediatest.FFmpegDecode(t, h.audioPath(t, m.ID))
 	const at = media.Rate48k / 2
 	lag, corr := mediatest.BestLag(speech[at:at+media.Rate48k/2], got[at:], 2*aacPriming)
 	require.GreaterOrEqual(t, corr, 0.99)

@@ -137,7 +137,7 @@ func TestOggWriterPlaysInFFmpeg(t *testing.T) {
 	// ffprobe counts the pre-skip into the duration (6.5 ms); we do not.
 	require.InDelta(t, w.Duration()+312.0/48000, p.Duration, 0.001)
 
-	got := decode(t, path)
+	got := mediatest.FFmpegDecode(t, path)
 	require.InDelta(t, frames*media.FrameSamples-312, len(got), media.FrameSamples)
 	mid := got[media.Rate48k/2 : 5*media.Rate48k/2]
 	require.InDelta(t, -6.0, mediatest.ToneDB(mid, 1000, media.Rate48k), 1.5, "tone level")
@@ -154,7 +154,7 @@ func TestOggPreSkipAlignment(t *testing.T) {
 	speech := mediatest.Speech(t, media.Rate48k, 3)
 	path := filepath.Join(t.TempDir(), "speech.opus")
 	writeOgg(t, path, speech)
-	got := decode(t, path)
+	got := mediatest.FFmpegDecode(t, path)
 	const offset = 2400 // look for the match around 50 ms into got
 	lag, corr := mediatest.BestLag(speech[offset:offset+media.Rate48k], got, 2*offset)
 	require.GreaterOrEqual(t, corr, 0.8, "decoded speech resembles the input")

@@ -97,7 +97,7 @@ func TestRecordingOfRoomMix(t *testing.T) {
 	require.Contains(t, string(raw), `"started_at": "2031-03-14T09:00:00Z"`, "UTC RFC 3339")
 
 	require.InDelta(t, 3.0, probe(t, path).Duration, 0.05)
-	got := decode(t, path)
+	got := mediatest.FFmpegDecode(t, path)
 	mid := got[media.Rate48k/2 : 5*media.Rate48k/2]
 	require.InDelta(t, mediatest.ToneDB(mediatest.Sine(440, 0.3, media.Rate48k, len(mid)), 440, media.Rate48k),
 		mediatest.ToneDB(mid, 440, media.Rate48k), 2, "the caller's tone at its level")
@@ -115,7 +115,7 @@ func TestRecordingFillsDroppedFramesWithSilence(t *testing.T) {
 	require.InDelta(t, 2.0, m.Duration, 0.01, "the gap is kept as silence")
 	path := h.audioPath(t, m.ID)
 	require.InDelta(t, 2.0, probe(t, path).Duration, 0.05)
-	got := decode(t, path)
+	got := mediatest.FFmpegDecode(t, path)
 	at := func(s float64) []int16 { i := int(s * media.Rate48k); return got[i : i+media.Rate48k/20] }
 	require.Greater(t, mediatest.ToneDB(at(0.5), 1000, media.Rate48k), -10.0)
 	require.Less(t, mediatest.RMSDBFS(at(1.07)), -50.0, "silence where frames were lost")
@@ -186,7 +186,7 @@ func TestDiskFullInterruptsOnlyThatRecording(t *testing.T) {
 	require.InDelta(t, 1.0, ma.Duration, 0.01, "one page of 50 packets survived")
 	require.Equal(t, ma, withoutIDs(h.diskManifest(t, ma.ID)))
 	require.InDelta(t, 1.0, probe(t, path).Duration, 0.05)
-	decode(t, path)
+	mediatest.FFmpegDecode(t, path)
 
 	toneB := &mediatest.Tone{Freq: 700, Amp: 0.5, Rate: media.Rate48k}
 	srcB.feed(t, toneFrames(toneB, 1, 150))

@@ -91,7 +91,7 @@ func TestRecoveryAfterCrash(t *testing.T) {
 			pages := oggPages(t, path)
 			require.Equal(t, byte(flagEOS), pages[len(pages)-1].flags, "the last intact page now ends the stream")
 			require.InDelta(t, tc.duration, probe(t, path).Duration, 0.05)
-			got := decode(t, path)
+			got := mediatest.FFmpegDecode(t, path)
 			require.Greater(t, mediatest.ToneDB(got[media.Rate48k/2:media.Rate48k], 1000, media.Rate48k), -8.0)
 
 			h.reopen(t) // recovery is done once

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -123,24 +122,6 @@ func ffprobeDuration(t *testing.T, path string) float64 {
 	d, err := strconv.ParseFloat(v.Format.Duration, 64)
 	require.NoError(t, err, "%s", out)
 	return d
-}
-
-// ffmpegDecode decodes a file to 48 kHz mono PCM; ffmpeg must report no
-// error at all (-xerror stops at the first).
-func ffmpegDecode(t *testing.T, path string) []int16 {
-	t.Helper()
-	cmd := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-xerror", "-i", path,
-		"-f", "s16le", "-acodec", "pcm_s16le", "-ac", "1", "-ar", "48000", "pipe:1")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	require.NoError(t, err, "ffmpeg: %s", stderr.String())
-	require.Empty(t, stderr.String(), "ffmpeg complained")
-	pcm := make([]int16, len(out)/2)
-	for i := range pcm {
-		pcm[i] = int16(uint16(out[2*i]) | uint16(out[2*i+1])<<8) // s16le
-	}
-	return pcm
 }
 
 // boxDecimate turns 48 kHz into 48/k kHz by averaging k samples, for a cheap

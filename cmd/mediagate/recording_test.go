@@ -66,7 +66,7 @@ func TestRecordingSpeechEndToEnd(t *testing.T) {
 	probed := ffprobeDuration(t, path)
 	require.InDelta(t, recorded, probed, 0.2, "ffprobe's duration is the recorded time")
 	require.InDelta(t, m.Duration, probed, 0.05)
-	pcm := ffmpegDecode(t, path)
+	pcm := mediatest.FFmpegDecode(t, path)
 	require.InDelta(t, probed*media.Rate48k, float64(len(pcm)), 0.05*media.Rate48k)
 	corr := speechCorrelation(t, speech, pcm, media.Rate48k, 7*media.Rate48k)
 	t.Logf("correlation with the speech sent: %.3f", corr)
@@ -113,7 +113,7 @@ func TestRecordingSurvivesKill9(t *testing.T) {
 	require.Equal(t, m.SHA256, sum, "the manifest's hash is the file's")
 	probed := ffprobeDuration(t, path)
 	require.InDelta(t, m.Duration, probed, 0.05, "the manifest's duration is the file's")
-	pcm := ffmpegDecode(t, path)
+	pcm := mediatest.FFmpegDecode(t, path)
 	require.Greater(t, mediatest.RMSDBFS(pcm), -40.0, "speech, not silence")
 }
 
@@ -245,7 +245,7 @@ func TestRecordingDiskFull(t *testing.T) {
 	path, sum := admin.download(full.ID, t.TempDir())
 	require.Equal(t, m.SHA256, sum, "cut back to its last complete page")
 	require.InDelta(t, m.Duration, ffprobeDuration(t, path), 0.05)
-	pcm := ffmpegDecode(t, path)
+	pcm := mediatest.FFmpegDecode(t, path)
 	require.Greater(t, mediatest.ToneDB(pcm, 440, media.Rate48k), -20.0, "the room's tone")
 
 	// What was stored before is intact.
@@ -314,5 +314,5 @@ func TestRecordingCompletesOnSIGTERM(t *testing.T) {
 	require.Equal(t, m.SHA256, sum)
 	require.InDelta(t, m.Duration, ffprobeDuration(t, path), 0.05)
 	require.Greater(t, m.Duration, 1.5)
-	require.Greater(t, mediatest.ToneDB(ffmpegDecode(t, path), 500, media.Rate48k), -20.0)
+	require.Greater(t, mediatest.ToneDB(mediatest.FFmpegDecode(t, path), 500, media.Rate48k), -20.0)
 }

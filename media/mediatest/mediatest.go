@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -162,5 +163,29 @@ func Speech(t testing.TB, rate, seconds int) []int16 {
 	}
 	pcm = pcm[:rate*seconds]
 	speechCache.Store(speechKey{rate, seconds}, pcm)
+	return pcm
+}
+
+// FFmpegDecode has ffmpeg, the reference decoder, decode the audio file at
+// path to 48 kHz mono PCM. ffmpeg must report no error at all (-xerror
+// stops at the first), so a file that plays only with complaints fails
+// the test.
+func FFmpegDecode(t testing.TB, path string) []int16 {
+	t.Helper()
+	cmd := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-xerror", "-i", path,
+		"-f", "s16le", "-acodec", "pcm_s16le", "-ac", "1", "-ar", "48000", "pipe:1")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("ffmpeg %s: %v: %s", path, err, stderr.String())
+	}
+	if stderr.Len() > 0 {
+		t.Fatalf("ffmpeg complained about %s: %s", path, stderr.String())
+	}
+	pcm := make([]int16, len(out)/2)
+	for i := range pcm {
+		pcm[i] = int16(binary.LittleEndian.Uint16(out[2*i:]))
+	}
 	return pcm
 }
