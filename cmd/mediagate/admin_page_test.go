@@ -222,7 +222,8 @@ func adminPageChanges(t *testing.T, p *adminPage, admin apiClient, board, lobby 
 	p.click("#extend")
 	p.until(`document.getElementById('status').textContent.includes('now expires')`)
 	require.Equal(t, day+"T00:00:00Z", get(board.ID).ExpiresAt.UTC().Format(time.RFC3339), "extended through the page")
-	require.Contains(t, p.text(row(board.ID)+" time"), day+" 00:00:00", "the list shows it")
+	// The list is drawn anew after the change: wait for the row to show it.
+	p.until(fmt.Sprintf(`(document.querySelector(%q)?.textContent ?? '').includes(%q)`, row(board.ID)+" time", day+" 00:00:00"))
 
 	p.run(5*time.Second, chromedp.SendKeys("#hold-reason", "case 2031-17", chromedp.ByID), chromedp.Click("#hold-on", chromedp.ByID))
 	p.until(`document.getElementById('status').textContent.includes('is on legal hold')`)

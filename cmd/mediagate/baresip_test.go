@@ -330,7 +330,7 @@ func readWAVChannel(b []byte) ([]int16, int, error) {
 }
 
 // freeSIPPort returns a port free a moment ago for both UDP and TCP on
-// 127.0.0.1, as baresip listens on both.
+// 127.0.0.1, with the next TCP port free too, as baresip listens there.
 func freeSIPPort(t *testing.T) int {
 	t.Helper()
 	for range 50 {
@@ -338,9 +338,17 @@ func freeSIPPort(t *testing.T) int {
 		require.NoError(t, err)
 		port := l.Addr().(*net.TCPAddr).Port
 		u, err := net.ListenPacket("udp4", "127.0.0.1:"+strconv.Itoa(port))
-		_ = l.Close()
+		// baresip also binds its SIP/TLS listener, on the next port.
+		var tls net.Listener
 		if err == nil {
+			tls, err = net.Listen("tcp4", "127.0.0.1:"+strconv.Itoa(port+1))
+		}
+		_ = l.Close()
+		if u != nil {
 			_ = u.Close()
+		}
+		if err == nil {
+			_ = tls.Close()
 			return port
 		}
 	}
