@@ -130,7 +130,7 @@ func TestFailingDestinationsIsolated(t *testing.T) {
 	t.Parallel()
 	ng := startNginx(t, nginxOpts{})
 	hole := newBlackHole(t)
-	stall := newStallProxy(t, fmt.Sprintf("127.0.0.1:%d", ng.port), 64<<10)
+	stall := newStallProxy(t, fmt.Sprintf("127.0.0.1:%d", ng.port), 32<<10)
 	refused := freePort(t)
 	const key = "secret-key-4711"
 	clip := makeClip(t, "testsrc", "", "320x240", 25, 8)
@@ -150,10 +150,13 @@ func TestFailingDestinationsIsolated(t *testing.T) {
 	healthy := add("healthy", ng.url("healthy"))
 	add("refused", fmt.Sprintf("rtmp://127.0.0.1:%d/live/%s", refused, key))
 	add("hole", fmt.Sprintf("rtmp://%s/live/%s", hole.l.Addr(), key))
-	add("stall", fmt.Sprintf("rtmp://%s/live/%s", stall.l.Addr(), key))
+	stalled := add("stall", fmt.Sprintf("rtmp://%s/live/%s", stall.l.Addr(), key))
 	// The test presenter ignores keyframe requests: start the feed, and
-	// its first IDR, once the healthy destination is live.
+	// its first IDR, once the healthy and the stalling destination are
+	// live, so that the latter passes its byte limit early in the feed
+	// even when a busy machine was slow to connect it.
 	ev.await(t, healthy, StateLive, 5*time.Second)
+	ev.await(t, stalled, StateLive, 5*time.Second)
 
 	f := feeder{mix: mix, video: video, pcm: mediatest.Sine(440, 0.3, media.Rate48k, 6*media.Rate48k), clip: clip}
 	f.run(t.Context())
