@@ -1,6 +1,9 @@
 package room
 
-import "net/http"
+import (
+	"fmt"
+	"net/http"
+)
 
 // Error is a room error that knows how the protocol edges report it: the
 // WHIP/admin handlers answer with HTTPStatus, the SIP bridge with SIPStatus,
@@ -78,3 +81,33 @@ var (
 	// §15.6.4, RFC 3261 §21.5.4), so peers try another node.
 	ErrManagerClosed = &Error{"room manager closed", http.StatusServiceUnavailable, 503}
 )
+
+// ErrUnavailable means the room cannot be opened on this node now: the
+// shared cluster state that decides which node hosts it cannot be reached.
+// 503 on both sides, so the peer retries (later, or on another node).
+var ErrUnavailable = &Error{"room cannot be opened now", http.StatusServiceUnavailable, 503}
+
+// MovedError means the room is open on another node of the cluster
+// (decision 5 of DESIGN.md): the WHIP/WHEP handlers and the join page
+// redirect to URL with 307; the SIP bridge links the call to that node.
+type MovedError struct {
+	Room ID
+	// Node names the node that hosts the room.
+	Node string
+	// URL is that node's public HTTP base URL (scheme, host, port), with
+	// no path: the request's own path is appended to it.
+	URL string
+}
+
+// Error names the room and the node.
+func (e *MovedError) Error() string {
+	return fmt.Sprintf("room %s is hosted on node %s", e.Room, e.Node)
+}
+
+// HTTPStatus is 307 Temporary Redirect (RFC 9110 §15.4.8): the method and
+// body are repeated at the owner, which WHIP's POST needs.
+func (e *MovedError) HTTPStatus() int { return http.StatusTemporaryRedirect }
+
+// SIPStatus is 302 Moved Temporarily, for a SIP edge that cannot link the
+// call itself; the bridge links instead.
+func (e *MovedError) SIPStatus() int { return 302 }

@@ -16,6 +16,7 @@ type Manager struct {
 	autoCreate bool
 	defaults   []Option
 	onOpen     func(*Room)
+	gate       func(ID) (func(), error)
 
 	mu     sync.Mutex
 	rooms  map[ID]*Room
@@ -48,6 +49,19 @@ func WithAutoCreate(on bool) ManagerOption { return func(m *Manager) { m.autoCre
 // close the room.
 func WithOnOpen(f func(*Room)) ManagerOption { return func(m *Manager) { m.onOpen = f } }
 
+// WithOpenGate sets a function asked before the manager opens a room
+// (Create, or Join opening one): it returns nil and a release function,
+// called once when that room has closed, or an error that Create and Join
+// return instead of opening the room (a *MovedError when another node of
+// the cluster hosts it, ErrUnavailable when that cannot be known). The
+// gate runs without the manager's lock and may block on the network; it
+// may be asked again for a room it admitted while that room is still
+// open (two first joins at once), and must then admit it again, with a
+// release function of its own.
+func WithOpenGate(gate func(id ID) (release func(), err error)) ManagerOption {
+	return func(m *Manager) { m.gate = gate }
+}
+
 // NewManager returns a Manager with no rooms.
 func NewManager(opts ...ManagerOption) *Manager {
 	m := &Manager{autoCreate: true, rooms: make(map[ID]*Room)}
@@ -61,18 +75,52 @@ func NewManager(opts ...ManagerOption) *Manager {
 // with ErrRoomExists if the room is open, ErrManagerClosed after Close.
 func (m *Manager) Create(id ID, opts ...Option) (*Room, error) {
 	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
-		return nil, ErrManagerClosed
+	err := m.checkLocked(id)
+	m.mu.Unlock()
+	if err != nil {
+		return nil, err
 	}
-	if m.rooms[id] != nil {
-		m.mu.Unlock()
-		return nil, fmt.Errorf("create %s: %w", id, ErrRoomExists)
+	release, err := m.admit(id)
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", id, err)
 	}
-	r := m.openLocked(id, opts)
+	m.mu.Lock()
+	if err := m.checkLocked(id); err != nil {
+		m.mu.Unlock()
+		release()
+		return nil, err
+	}
+	r := m.openLocked(id, opts, release)
 	m.mu.Unlock()
 	m.opened(r)
 	return r, nil
+}
+
+// checkLocked fails when Create cannot open id: the manager closed, or the
+// room is open. m.mu is held.
+func (m *Manager) checkLocked(id ID) error {
+	if m.closed {
+		return ErrManagerClosed
+	}
+	if m.rooms[id] != nil {
+		return fmt.Errorf("create %s: %w", id, ErrRoomExists)
+	}
+	return nil
+}
+
+// admit asks the open gate, if any, whether this node may open room id.
+func (m *Manager) admit(id ID) (func(), error) {
+	if m.gate == nil {
+		return func() {}, nil
+	}
+	release, err := m.gate(id)
+	if err != nil {
+		return nil, err
+	}
+	if release == nil {
+		release = func() {}
+	}
+	return release, nil
 }
 
 // opened runs the WithOnOpen function for a room just opened.
@@ -82,12 +130,18 @@ func (m *Manager) opened(r *Room) {
 	}
 }
 
-// openLocked opens a room and registers it; m.mu is held.
-func (m *Manager) openLocked(id ID, opts []Option) *Room {
+// openLocked opens a room and registers it; m.mu is held. release is the
+// open gate's, called once the room has closed.
+func (m *Manager) openLocked(id ID, opts []Option, release func()) *Room {
 	all := make([]Option, 0, len(m.defaults)+len(opts)+1)
 	all = append(all, m.defaults...)
 	all = append(all, opts...)
-	all = append(all, func(c *config) { c.onClose = m.forget })
+	all = append(all, func(c *config) {
+		c.onClose = func(r *Room) {
+			m.forget(r)
+			release()
+		}
+	})
 	r := NewRoom(id, all...)
 	m.rooms[id] = r
 	return r
@@ -151,7 +205,23 @@ func (m *Manager) getOrOpen(id ID) (*Room, error) {
 		m.mu.Unlock()
 		return nil, fmt.Errorf("room %s: %w", id, ErrNotFound)
 	}
-	r := m.openLocked(id, nil)
+	m.mu.Unlock()
+	release, err := m.admit(id)
+	if err != nil {
+		return nil, fmt.Errorf("room %s: %w", id, err)
+	}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		release()
+		return nil, ErrManagerClosed
+	}
+	if r := m.rooms[id]; r != nil { // opened by another join meanwhile
+		m.mu.Unlock()
+		release()
+		return r, nil
+	}
+	r := m.openLocked(id, nil, release)
 	m.mu.Unlock()
 	m.opened(r)
 	return r, nil
