@@ -141,3 +141,22 @@ func TestOpenGateUnavailable(t *testing.T) {
 	require.True(t, errors.As(err, &st))
 	require.Equal(t, 503, st.SIPStatus())
 }
+
+// TestOptionsFor: a room opened by Join gets its own options after the
+// defaults; Create's options are its own.
+func TestOptionsFor(t *testing.T) {
+	m := newTestManager(t, newClock(), WithOptionsFor(func(id ID) []Option {
+		if id == "board" {
+			return []Option{WithMaxParticipants(1)}
+		}
+		return nil
+	}))
+	_, err := m.Join("board", newPeer(t, "a", 0, 0, formatL16))
+	require.NoError(t, err)
+	_, err = m.Join("board", newPeer(t, "b", 0, 0, formatL16))
+	require.ErrorIs(t, err, ErrRoomFull)
+	_, err = m.Join("lobby", newPeer(t, "a", 0, 0, formatL16))
+	require.NoError(t, err)
+	_, err = m.Join("lobby", newPeer(t, "b", 0, 0, formatL16))
+	require.NoError(t, err)
+}

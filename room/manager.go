@@ -17,6 +17,7 @@ type Manager struct {
 	defaults   []Option
 	onOpen     func(*Room)
 	gate       func(ID) (func(), error)
+	optsFor    func(ID) []Option
 
 	mu     sync.Mutex
 	rooms  map[ID]*Room
@@ -60,6 +61,14 @@ func WithOnOpen(f func(*Room)) ManagerOption { return func(m *Manager) { m.onOpe
 // release function of its own.
 func WithOpenGate(gate func(id ID) (release func(), err error)) ManagerOption {
 	return func(m *Manager) { m.gate = gate }
+}
+
+// WithOptionsFor sets a function giving the options of a room that Join
+// opens, after the defaults: the settings of a room the operator
+// configured but that opens on demand (in a cluster, on the node that
+// wins it). Create's own options replace them.
+func WithOptionsFor(f func(id ID) []Option) ManagerOption {
+	return func(m *Manager) { m.optsFor = f }
 }
 
 // NewManager returns a Manager with no rooms.
@@ -221,7 +230,11 @@ func (m *Manager) getOrOpen(id ID) (*Room, error) {
 		release()
 		return r, nil
 	}
-	r := m.openLocked(id, nil, release)
+	var opts []Option
+	if m.optsFor != nil {
+		opts = m.optsFor(id)
+	}
+	r := m.openLocked(id, opts, release)
 	m.mu.Unlock()
 	m.opened(r)
 	return r, nil
