@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/mediagate/mediagate/recorder"
 )
 
 // The admin subcommands (mediagate keys ..., later recordings, receipts,
@@ -180,20 +182,43 @@ func problemError(status int, body []byte) error {
 
 // parseInterspersed parses fs's flags wherever they stand among args and
 // returns the other arguments, so that `keys revoke ID --server URL` works
-// as well as `keys revoke --server URL ID`.
+// as well as `keys revoke --server URL ID`. A recording or receipt ID may
+// begin with '-' (it is random base64url): an argument that is not one of
+// fs's flags but has the form of an ID is an argument, not an unknown
+// flag. Everything after "--" is an argument.
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var rest []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
+	var flags, rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		switch {
+		case a == "--":
+			rest = append(rest, args[i+1:]...)
+			i = len(args)
+		case len(a) < 2 || a[0] != '-' || (isID(a) && fs.Lookup(name) == nil):
+			rest = append(rest, a)
+		default:
+			flags = append(flags, a)
+			if f := fs.Lookup(name); f != nil && !hasValue && !isBoolFlag(f) && i+1 < len(args) {
+				i++
+				flags = append(flags, args[i])
+			}
 		}
-		if fs.NArg() == 0 {
-			return rest, nil
-		}
-		rest = append(rest, fs.Arg(0))
-		args = fs.Args()[1:]
 	}
+	if err := fs.Parse(flags); err != nil {
+		return nil, err
+	}
+	return rest, nil
 }
+
+// isBoolFlag reports whether f takes no value (-flag alone means true).
+func isBoolFlag(f *flag.Flag) bool {
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
+}
+
+// isID reports whether s has the form of a recording or receipt ID.
+func isID(s string) bool { return recorder.ID(s).Valid() }
 
 // commandFlags returns a flag set for `mediagate group name` that reports
 // to stderr and never exits; its usage is the subcommand's flags.
