@@ -35,6 +35,17 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
+// wipeMemory forgets all of m's state, as a Redis restart without
+// persistence forgets all of Redis's.
+func wipeMemory(m *Memory) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	clear(m.nodes)
+	clear(m.leases)
+	clear(m.epochs)
+	clear(m.bans)
+}
+
 // startRedis runs a throw-away redis-server on a free loopback port with no
 // persistence, stops it by PID in t.Cleanup, and returns its address once it
 // answers PING.

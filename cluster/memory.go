@@ -128,6 +128,27 @@ func (m *Memory) Release(_ context.Context, l Lease) error {
 	return nil
 }
 
+// Reassert implements Leases.
+func (m *Memory) Reassert(_ context.Context, l Lease) error {
+	if l.Token == "" || l.Epoch == 0 {
+		return fmt.Errorf("reassert %q: not a held lease: %w", l.Room, ErrLeaseLost)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur, ok := m.live(l.Room)
+	switch {
+	case ok && cur.lease == l:
+	case ok:
+		return fmt.Errorf("reassert %q epoch %d: owned by %q: %w", l.Room, l.Epoch, cur.lease.Owner, ErrLeaseLost)
+	case m.epochs[l.Room] > l.Epoch:
+		return fmt.Errorf("reassert %q epoch %d: superseded by epoch %d: %w", l.Room, l.Epoch, m.epochs[l.Room], ErrLeaseLost)
+	default:
+		m.epochs[l.Room] = l.Epoch
+	}
+	m.leases[l.Room] = memLease{lease: l, expires: m.cfg.clock.Now().Add(m.cfg.leaseTTL)}
+	return nil
+}
+
 // Owner implements Leases.
 func (m *Memory) Owner(_ context.Context, room RoomID) (Lease, error) {
 	m.mu.Lock()

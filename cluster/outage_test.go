@@ -26,6 +26,7 @@ func TestRedisOutageHitsDeadline(t *testing.T) {
 		"acquire":    func() error { _, err := r.Acquire(ctx, "other", "a"); return err },
 		"renew":      func() error { return r.Renew(ctx, l) },
 		"release":    func() error { return r.Release(ctx, l) },
+		"reassert":   func() error { return r.Reassert(ctx, l) },
 		"owner":      func() error { _, err := r.Owner(ctx, "room"); return err },
 		"checkEpoch": func() error { return r.CheckEpoch(ctx, "room", l.Epoch) },
 		"heartbeat":  func() error { return r.Heartbeat(ctx, NodeInfo{ID: "a"}) },

@@ -125,6 +125,27 @@ end
 return 0
 `)
 
+// reassertScript puts a lease back after Redis lost it: renewed when still
+// stored with the caller's value, refused (-1) when another holds it or the
+// epoch counter has passed the caller's epoch, else set again with the
+// counter raised to the caller's epoch (after a FLUSHALL or a restart it
+// may be gone), so the next acquisition gets a higher epoch than any given
+// out before. Returns 1 on success.
+var reassertScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if cur then return -1 end
+local e = tonumber(redis.call('GET', KEYS[2]) or '0')
+local want = tonumber(ARGV[3])
+if e > want then return -1 end
+if e < want then redis.call('SET', KEYS[2], ARGV[3]) end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+`)
+
 // pruneScript drops node IDs whose heartbeat key has expired, checking each
 // one atomically so a node that beats again meanwhile is never dropped.
 var pruneScript = redis.NewScript(`
@@ -178,6 +199,24 @@ func (r *Redis) Release(ctx context.Context, l Lease) error {
 	}
 	if n == 0 {
 		return fmt.Errorf("release %q epoch %d: %w", l.Room, l.Epoch, ErrLeaseLost)
+	}
+	return nil
+}
+
+// Reassert implements Leases.
+func (r *Redis) Reassert(ctx context.Context, l Lease) error {
+	if l.Token == "" || l.Epoch == 0 {
+		return fmt.Errorf("reassert %q: not a held lease: %w", l.Room, ErrLeaseLost)
+	}
+	ctx, cancel := r.deadline(ctx)
+	defer cancel()
+	n, err := reassertScript.Run(ctx, r.c, []string{r.leaseKey(l.Room), r.epochKey(l.Room)},
+		leaseValue(l), r.cfg.leaseTTL.Milliseconds(), strconv.FormatUint(l.Epoch, 10)).Int()
+	if err != nil {
+		return backend("reassert", err)
+	}
+	if n != 1 {
+		return fmt.Errorf("reassert %q epoch %d: %w", l.Room, l.Epoch, ErrLeaseLost)
 	}
 	return nil
 }
