@@ -19,6 +19,7 @@ type backendUnderTest struct {
 	fence  Fence
 	bans   Bans
 	events Events
+	index  RecordingsIndex
 	// ttl is the lease and node TTL the implementation was built with.
 	ttl time.Duration
 	// sleep lets d pass: the fake clock moves, or the test really sleeps.
@@ -49,7 +50,7 @@ func TestConformanceMemory(t *testing.T) {
 		clk := &fakeClock{now: time.Unix(1_700_000_000, 0)}
 		const ttl = 5 * time.Second
 		m := NewMemory(WithClock(clk), WithLeaseTTL(ttl), WithNodeTTL(ttl))
-		return backendUnderTest{reg: m, leases: m, fence: m, bans: m, events: m, ttl: ttl, sleep: clk.Advance, now: clk.Now,
+		return backendUnderTest{reg: m, leases: m, fence: m, bans: m, events: m, index: m, ttl: ttl, sleep: clk.Advance, now: clk.Now,
 			wipe: func() { wipeMemory(m) }}
 	})
 }
@@ -60,12 +61,13 @@ func TestConformanceRedis(t *testing.T) {
 		const ttl = 400 * time.Millisecond
 		r := NewRedis(addr, WithLeaseTTL(ttl), WithNodeTTL(ttl), WithKeyPrefix(t.Name()))
 		t.Cleanup(func() { require.NoError(t, r.Close()) })
-		return backendUnderTest{reg: r, leases: r, fence: r, bans: r, events: r, ttl: ttl, sleep: time.Sleep, now: time.Now,
+		return backendUnderTest{reg: r, leases: r, fence: r, bans: r, events: r, index: r, ttl: ttl, sleep: time.Sleep, now: time.Now,
 			wipe: func() { require.NoError(t, r.c.FlushAll(context.Background()).Err()) }}
 	})
 }
 
 func runConformance(t *testing.T, newBackend func(t *testing.T) backendUnderTest) {
+	t.Run("recordings index", func(t *testing.T) { runIndexConformance(t, newBackend) })
 	ctx := context.Background()
 	const room RoomID = "room-1"
 

@@ -19,6 +19,7 @@ type Memory struct {
 	leases map[RoomID]memLease
 	epochs map[RoomID]uint64
 	bans   map[string]time.Time
+	recs   map[string]RecordingEntry
 	// banSweepAt is the ban count at which Ban next drops expired bans, so
 	// a flood of one-off addresses cannot grow the map without bound.
 	banSweepAt int
@@ -52,6 +53,7 @@ func NewMemory(opts ...Option) *Memory {
 		leases: make(map[RoomID]memLease),
 		epochs: make(map[RoomID]uint64),
 		bans:   make(map[string]time.Time),
+		recs:   make(map[string]RecordingEntry),
 	}
 }
 

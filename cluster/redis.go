@@ -24,6 +24,8 @@ import (
 //	PREFIX:{nodes}        set of node IDs that have sent a heartbeat
 //	PREFIX:{nodes}:ID     NodeInfo as JSON, PX node TTL
 //	PREFIX:ban:ADDR       "1", PX until the ban ends
+//	PREFIX:rec:ID         RecordingEntry as JSON, no TTL
+//	PREFIX:recs           sorted set of recording IDs, score StartedAt in Unix ms
 //
 // The hash tags keep each script's keys in one slot.
 type Redis struct {
