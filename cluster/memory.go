@@ -20,6 +20,10 @@ type Memory struct {
 	epochs map[RoomID]uint64
 	bans   map[string]time.Time
 	recs   map[string]RecordingEntry
+	// lockouts holds Lockouts' state by key; lockoutSweepAt is the size at
+	// which Fail next drops keys with nothing left to remember.
+	lockouts       map[string]memLockout
+	lockoutSweepAt int
 	// banSweepAt is the ban count at which Ban next drops expired bans, so
 	// a flood of one-off addresses cannot grow the map without bound.
 	banSweepAt int
@@ -54,6 +58,8 @@ func NewMemory(opts ...Option) *Memory {
 		epochs: make(map[RoomID]uint64),
 		bans:   make(map[string]time.Time),
 		recs:   make(map[string]RecordingEntry),
+
+		lockouts: make(map[string]memLockout),
 	}
 }
 

@@ -24,6 +24,9 @@ import (
 //	PREFIX:{nodes}        set of node IDs that have sent a heartbeat
 //	PREFIX:{nodes}:ID     NodeInfo as JSON, PX node TTL
 //	PREFIX:ban:ADDR       "1", PX until the ban ends
+//	PREFIX:lockout:{KEY}:fails  failures in the window, PX window from the first
+//	PREFIX:lockout:{KEY}:until  present while KEY is locked out, PX the lockout
+//	PREFIX:lockout:{KEY}:level  lockouts so far, PX until it decays
 //	PREFIX:rec:ID         RecordingEntry as JSON, no TTL
 //	PREFIX:recs           sorted set of recording IDs, score StartedAt in Unix ms
 //
