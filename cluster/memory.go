@@ -24,6 +24,7 @@ type Memory struct {
 	// which Fail next drops keys with nothing left to remember.
 	lockouts       map[string]memLockout
 	lockoutSweepAt int
+	roomStates     map[RoomID]memRoomState
 	// banSweepAt is the ban count at which Ban next drops expired bans, so
 	// a flood of one-off addresses cannot grow the map without bound.
 	banSweepAt int
@@ -59,7 +60,8 @@ func NewMemory(opts ...Option) *Memory {
 		bans:   make(map[string]time.Time),
 		recs:   make(map[string]RecordingEntry),
 
-		lockouts: make(map[string]memLockout),
+		lockouts:   make(map[string]memLockout),
+		roomStates: make(map[RoomID]memRoomState),
 	}
 }
 
