@@ -45,20 +45,12 @@ var (
 	_ Bans     = (*Redis)(nil)
 )
 
-// NewRedis returns cluster state kept in the Redis at addr. It does not dial;
-// use Ping to check that Redis answers (readiness).
+// NewRedis returns cluster state kept in the standalone Redis at addr,
+// configured by options; OpenRedis takes a whole RedisConfig (ACL user,
+// Sentinel). It does not dial; use Ping to check that Redis answers
+// (readiness).
 func NewRedis(addr string, opts ...Option) *Redis {
-	cfg := newConfig(opts)
-	c := redis.NewClient(&redis.Options{
-		Addr:         addr,
-		Password:     cfg.password,
-		DB:           cfg.db,
-		TLSConfig:    cfg.tls,
-		DialTimeout:  cfg.timeout,
-		ReadTimeout:  cfg.timeout,
-		WriteTimeout: cfg.timeout,
-	})
-	return &Redis{cfg: cfg, c: c}
+	return newRedis(RedisConfig{Addr: addr}, newConfig(opts))
 }
 
 // Close releases the connection pool.
