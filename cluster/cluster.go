@@ -60,13 +60,15 @@ type Leases interface {
 	Owner(ctx context.Context, room RoomID) (Lease, error)
 	// Reassert puts a held lease back after the shared store lost it (a
 	// Redis restart without persistence): with no lease for the room it
-	// sets l again, same token, owner and epoch, for the lease TTL, and
-	// raises the room's epoch counter to at least l.Epoch, so the next
-	// Acquire hands out a higher epoch than any handed out before. A lease
-	// still stored with l's value is renewed. It fails with ErrLeaseLost
-	// when another holder has the room, or when the counter shows that the
-	// room was acquired after l (l is superseded even if that lease is gone
-	// too): either way the caller must stop acting as the room's owner.
+	// sets l again, same token, owner and epoch, for the lease TTL. A lease
+	// still stored with l's value is renewed. In every case the room's
+	// epoch counter is raised to at least l.Epoch, so the next Acquire
+	// hands out a higher epoch than any handed out before the loss. It
+	// fails with ErrLeaseLost (not ErrLeaseHeld: the caller is the one who
+	// lost) when another holder has the room, or when the counter shows
+	// that the room was acquired after l (l is superseded even if that
+	// lease is gone too): either way the caller must stop acting as the
+	// room's owner. A lease without token or epoch is ErrLeaseLost too.
 	Reassert(ctx context.Context, l Lease) error
 }
 

@@ -186,6 +186,9 @@ const recordingsPage = 256
 // Recordings implements RecordingsIndex. Filters are applied on this node:
 // the index is small (one entry per recording) and the admin API lists it
 // rarely, so there is no secondary index per tenant or room to keep right.
+// Pages are read by rank, so an entry added or removed during a long
+// filtered walk can shift one page's boundary: a listing is a snapshot
+// only for the first page.
 func (r *Redis) Recordings(ctx context.Context, f RecordingFilter) ([]RecordingEntry, error) {
 	ctx, cancel := r.deadline(ctx)
 	defer cancel()

@@ -146,14 +146,14 @@ func (m *Memory) Reassert(_ context.Context, l Lease) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	cur, ok := m.live(l.Room)
+	counter := m.epochs[l.Room]
+	m.epochs[l.Room] = max(counter, l.Epoch)
 	switch {
 	case ok && cur.lease == l:
 	case ok:
 		return fmt.Errorf("reassert %q epoch %d: owned by %q: %w", l.Room, l.Epoch, cur.lease.Owner, ErrLeaseLost)
-	case m.epochs[l.Room] > l.Epoch:
-		return fmt.Errorf("reassert %q epoch %d: superseded by epoch %d: %w", l.Room, l.Epoch, m.epochs[l.Room], ErrLeaseLost)
-	default:
-		m.epochs[l.Room] = l.Epoch
+	case counter > l.Epoch:
+		return fmt.Errorf("reassert %q epoch %d: superseded by epoch %d: %w", l.Room, l.Epoch, counter, ErrLeaseLost)
 	}
 	m.leases[l.Room] = memLease{lease: l, expires: m.cfg.clock.Now().Add(m.cfg.leaseTTL)}
 	return nil

@@ -124,23 +124,22 @@ end
 return 0
 `)
 
-// reassertScript puts a lease back after Redis lost it: renewed when still
-// stored with the caller's value, refused (-1) when another holds it or the
-// epoch counter has passed the caller's epoch, else set again with the
-// counter raised to the caller's epoch (after a FLUSHALL or a restart it
-// may be gone), so the next acquisition gets a higher epoch than any given
-// out before. Returns 1 on success.
+// reassertScript puts a lease back after Redis lost it. First the epoch
+// counter is raised to the caller's epoch (after a FLUSHALL or a restart it
+// may be gone or lower), so no epoch given out before is given out again,
+// whatever happens next. Then the lease is renewed when still stored with
+// the caller's value, refused (-1) when another holds it or the counter
+// had passed the caller's epoch, else set again. Returns 1 on success.
 var reassertScript = redis.NewScript(`
+local e = tonumber(redis.call('GET', KEYS[2]) or '0')
+local want = tonumber(ARGV[3])
+if e < want then redis.call('SET', KEYS[2], ARGV[3]) end
 local cur = redis.call('GET', KEYS[1])
 if cur == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return 1
 end
-if cur then return -1 end
-local e = tonumber(redis.call('GET', KEYS[2]) or '0')
-local want = tonumber(ARGV[3])
-if e > want then return -1 end
-if e < want then redis.call('SET', KEYS[2], ARGV[3]) end
+if cur or e > want then return -1 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 `)
