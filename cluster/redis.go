@@ -19,19 +19,23 @@ import (
 //
 // Keys (prefix "mediagate" by default):
 //
-//	PREFIX:lease:{ROOM}   "EPOCH TOKEN NODE", PX lease TTL
-//	PREFIX:epoch:{ROOM}   epoch counter, INCR on every acquisition, no TTL
-//	PREFIX:{nodes}        set of node IDs that have sent a heartbeat
-//	PREFIX:{nodes}:ID     NodeInfo as JSON, PX node TTL
-//	PREFIX:ban:ADDR       "1", PX until the ban ends
-//	PREFIX:lockout:{KEY}:fails  failures in the window, PX window from the first
-//	PREFIX:lockout:{KEY}:until  present while KEY is locked out, PX the lockout
-//	PREFIX:lockout:{KEY}:level  lockouts so far, PX until it decays
-//	PREFIX:{roomstates}   set of room IDs that have a state
-//	PREFIX:{roomstates}:ROOM  RoomState as JSON, PX the TTL its owner gives
-//	PREFIX:rec:ID         RecordingEntry as JSON, no TTL
-//	PREFIX:recs           sorted set of recording IDs, score StartedAt in Unix ms
+//	PREFIX:lease:{ROOM}          "EPOCH TOKEN NODE", PX lease TTL
+//	PREFIX:epoch:{ROOM}          epoch counter, INCR on every acquisition
+//	                             (raised by Reassert), no TTL
+//	PREFIX:{nodes}               set of node IDs that have sent a heartbeat
+//	PREFIX:{nodes}:ID            NodeInfo as JSON, PX node TTL
+//	PREFIX:ban:ADDR              "1", PX until the ban ends
+//	PREFIX:lockout:{KEY}:fails   failures in the window, PX window from the first
+//	PREFIX:lockout:{KEY}:until   present while KEY is locked out, PX the lockout
+//	PREFIX:lockout:{KEY}:level   lockouts so far, PX until the count decays
+//	PREFIX:{roomstates}          set of room IDs that have a state
+//	PREFIX:{roomstates}:ROOM     RoomState as JSON, PX the TTL its owner gives
+//	PREFIX:rec:ID                RecordingEntry as JSON, no TTL (recordings
+//	                             outlive nodes)
+//	PREFIX:recs                  sorted set of recording IDs, score StartedAt
+//	                             in Unix milliseconds, no TTL
 //
+// Events are published on the channels PREFIX:events:TOPIC.
 // The hash tags keep each script's keys in one slot.
 type Redis struct {
 	cfg config
