@@ -1,8 +1,10 @@
 // Package cluster holds the state that nodes share: which nodes are alive, which
-// node owns which room (a lease with a fencing epoch), and which addresses are
-// banned, plus best-effort notices between nodes. Each piece is a small
-// interface with an in-memory implementation for one node (decision 9) and a
-// Redis implementation for many (decisions 4 and 5).
+// node owns which room (a lease with a fencing epoch), which addresses are
+// banned, which PIN guessers are locked out, what every open room looks like,
+// and which node holds which recording, plus best-effort notices between
+// nodes. Each piece is a small interface with an in-memory implementation for
+// one node (decision 9) and a Redis implementation for many (decisions 4 and
+// 5), standalone or behind Sentinel (OpenRedis).
 package cluster
 
 import (
@@ -58,6 +60,18 @@ type Leases interface {
 	Release(ctx context.Context, l Lease) error
 	// Owner returns the current lease without its token, or ErrNoOwner.
 	Owner(ctx context.Context, room RoomID) (Lease, error)
+	// Reassert puts a held lease back after the shared store lost it (a
+	// Redis restart without persistence): with no lease for the room it
+	// sets l again, same token, owner and epoch, for the lease TTL. A lease
+	// still stored with l's value is renewed. In every case the room's
+	// epoch counter is raised to at least l.Epoch, so the next Acquire
+	// hands out a higher epoch than any handed out before the loss. It
+	// fails with ErrLeaseLost (not ErrLeaseHeld: the caller is the one who
+	// lost) when another holder has the room, or when the counter shows
+	// that the room was acquired after l (l is superseded even if that
+	// lease is gone too): either way the caller must stop acting as the
+	// room's owner. A lease without token or epoch is ErrLeaseLost too.
+	Reassert(ctx context.Context, l Lease) error
 }
 
 // Fence guards once-only side effects with the room epoch.

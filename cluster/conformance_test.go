@@ -19,12 +19,18 @@ type backendUnderTest struct {
 	fence  Fence
 	bans   Bans
 	events Events
+	index  RecordingsIndex
+	locks  Lockouts
+	states RoomStates
 	// ttl is the lease and node TTL the implementation was built with.
 	ttl time.Duration
 	// sleep lets d pass: the fake clock moves, or the test really sleeps.
 	sleep func(d time.Duration)
 	// now is the implementation's idea of the current time.
 	now func() time.Time
+	// wipe forgets all state, as a Redis restart without persistence
+	// (or FLUSHALL) does.
+	wipe func()
 }
 
 // eventually lets time pass in small steps until cond holds, failing after
@@ -45,8 +51,9 @@ func TestConformanceMemory(t *testing.T) {
 	runConformance(t, func(t *testing.T) backendUnderTest {
 		clk := &fakeClock{now: time.Unix(1_700_000_000, 0)}
 		const ttl = 5 * time.Second
-		m := NewMemory(WithClock(clk), WithLeaseTTL(ttl), WithNodeTTL(ttl))
-		return backendUnderTest{reg: m, leases: m, fence: m, bans: m, events: m, ttl: ttl, sleep: clk.Advance, now: clk.Now}
+		m := NewMemory(WithClock(clk), WithLeaseTTL(ttl), WithNodeTTL(ttl), WithLockoutPolicy(testLockoutPolicy(ttl)))
+		return backendUnderTest{reg: m, leases: m, fence: m, bans: m, events: m, index: m, locks: m, states: m, ttl: ttl, sleep: clk.Advance, now: clk.Now,
+			wipe: func() { wipeMemory(m) }}
 	})
 }
 
@@ -54,13 +61,17 @@ func TestConformanceRedis(t *testing.T) {
 	addr := startRedis(t)
 	runConformance(t, func(t *testing.T) backendUnderTest {
 		const ttl = 400 * time.Millisecond
-		r := NewRedis(addr, WithLeaseTTL(ttl), WithNodeTTL(ttl), WithKeyPrefix(t.Name()))
+		r := NewRedis(addr, WithLeaseTTL(ttl), WithNodeTTL(ttl), WithKeyPrefix(t.Name()), WithLockoutPolicy(testLockoutPolicy(ttl)))
 		t.Cleanup(func() { require.NoError(t, r.Close()) })
-		return backendUnderTest{reg: r, leases: r, fence: r, bans: r, events: r, ttl: ttl, sleep: time.Sleep, now: time.Now}
+		return backendUnderTest{reg: r, leases: r, fence: r, bans: r, events: r, index: r, locks: r, states: r, ttl: ttl, sleep: time.Sleep, now: time.Now,
+			wipe: func() { require.NoError(t, r.c.FlushAll(context.Background()).Err()) }}
 	})
 }
 
 func runConformance(t *testing.T, newBackend func(t *testing.T) backendUnderTest) {
+	t.Run("recordings index", func(t *testing.T) { runIndexConformance(t, newBackend) })
+	t.Run("lockouts", func(t *testing.T) { runLockoutConformance(t, newBackend) })
+	t.Run("room states", func(t *testing.T) { runRoomStateConformance(t, newBackend) })
 	ctx := context.Background()
 	const room RoomID = "room-1"
 
@@ -158,6 +169,95 @@ func runConformance(t *testing.T, newBackend func(t *testing.T) backendUnderTest
 		again, err := b.leases.Acquire(ctx, room, "a")
 		require.NoError(t, err, "released room is free at once")
 		require.Equal(t, la.Epoch+1, again.Epoch)
+	})
+
+	t.Run("reassert after the store lost everything", func(t *testing.T) {
+		b := newBackend(t)
+		la, err := b.leases.Acquire(ctx, room, "a")
+		require.NoError(t, err)
+		require.NoError(t, b.leases.Release(ctx, la))
+		la, err = b.leases.Acquire(ctx, room, "a") // epoch 2: the counter matters
+		require.NoError(t, err)
+
+		b.wipe()
+		_, err = b.leases.Owner(ctx, room)
+		require.ErrorIs(t, err, ErrNoOwner, "the wipe took the lease")
+		require.NoError(t, b.leases.Reassert(ctx, la))
+		own, err := b.leases.Owner(ctx, room)
+		require.NoError(t, err)
+		require.Equal(t, Lease{Room: room, Owner: "a", Epoch: la.Epoch}, own)
+		require.NoError(t, b.fence.CheckEpoch(ctx, room, la.Epoch))
+		require.NoError(t, b.leases.Renew(ctx, la), "the same token renews the reasserted lease")
+		_, err = b.leases.Acquire(ctx, room, "b")
+		require.ErrorIs(t, err, ErrLeaseHeld)
+
+		require.NoError(t, b.leases.Release(ctx, la))
+		lb, err := b.leases.Acquire(ctx, room, "b")
+		require.NoError(t, err)
+		require.Greater(t, lb.Epoch, la.Epoch, "the counter was restored: no epoch is handed out twice")
+	})
+
+	t.Run("a refused reassert still restores the counter", func(t *testing.T) {
+		b := newBackend(t)
+		for range 3 {
+			l, err := b.leases.Acquire(ctx, room, "a")
+			require.NoError(t, err)
+			require.NoError(t, b.leases.Release(ctx, l))
+		}
+		la, err := b.leases.Acquire(ctx, room, "a")
+		require.NoError(t, err)
+		require.Equal(t, uint64(4), la.Epoch)
+		b.wipe()
+		// Another node may already have acquired the room in the store
+		// that came back empty (epoch 1): then a's reassert must fail.
+		lb, err := b.leases.Acquire(ctx, room, "b")
+		require.NoError(t, err)
+		require.Equal(t, uint64(1), lb.Epoch)
+		require.ErrorIs(t, b.leases.Reassert(ctx, la), ErrLeaseLost, "another node holds the room now")
+		own, err := b.leases.Owner(ctx, room)
+		require.NoError(t, err)
+		require.Equal(t, NodeID("b"), own.Owner, "a refused reassert leaves the holder alone")
+		require.NoError(t, b.leases.Release(ctx, lb))
+		lc, err := b.leases.Acquire(ctx, room, "c")
+		require.NoError(t, err)
+		require.Equal(t, la.Epoch+1, lc.Epoch, "epochs 2..4 are never handed out twice")
+		require.NoError(t, b.leases.Release(ctx, lc))
+		require.ErrorIs(t, b.leases.Reassert(ctx, la), ErrLeaseLost, "a is superseded now")
+	})
+
+	t.Run("reassert renews, refuses others and superseded leases", func(t *testing.T) {
+		b := newBackend(t)
+		la, err := b.leases.Acquire(ctx, room, "a")
+		require.NoError(t, err)
+		for range 8 { // 8 × TTL/4 = twice the TTL
+			b.sleep(b.ttl / 4)
+			require.NoError(t, b.leases.Reassert(ctx, la), "same value: renewed")
+		}
+		require.NoError(t, b.fence.CheckEpoch(ctx, room, la.Epoch))
+
+		forged := la
+		forged.Token = "guess"
+		require.ErrorIs(t, b.leases.Reassert(ctx, forged), ErrLeaseLost, "another token")
+		require.ErrorIs(t, b.leases.Reassert(ctx, Lease{Room: room, Owner: "a"}), ErrLeaseLost, "no token, no epoch")
+
+		require.NoError(t, b.leases.Release(ctx, la))
+		lb, err := b.leases.Acquire(ctx, room, "b")
+		require.NoError(t, err)
+		require.ErrorIs(t, b.leases.Reassert(ctx, la), ErrLeaseLost, "taken over")
+		require.NoError(t, b.leases.Release(ctx, lb))
+		require.ErrorIs(t, b.leases.Reassert(ctx, la), ErrLeaseLost, "superseded: the counter is past la's epoch")
+		_, err = b.leases.Owner(ctx, room)
+		require.ErrorIs(t, err, ErrNoOwner, "a refused reassert sets nothing")
+
+		// A lease that merely expired, with nobody after it, comes back.
+		lc, err := b.leases.Acquire(ctx, room, "c")
+		require.NoError(t, err)
+		eventually(t, b, "c's lease expires", func() bool {
+			_, err := b.leases.Owner(ctx, room)
+			return errors.Is(err, ErrNoOwner)
+		})
+		require.NoError(t, b.leases.Reassert(ctx, lc))
+		require.NoError(t, b.fence.CheckEpoch(ctx, room, lc.Epoch))
 	})
 
 	t.Run("concurrent acquire has one winner", func(t *testing.T) {

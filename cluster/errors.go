@@ -16,6 +16,9 @@ var (
 	ErrStaleEpoch = errors.New("cluster: stale room epoch")
 	// ErrNoOwner is returned by Owner when no node holds the room.
 	ErrNoOwner = errors.New("cluster: room has no owner")
+	// ErrNotFound is returned by lookups of one item (a recording) that
+	// the cluster does not know.
+	ErrNotFound = errors.New("cluster: not found")
 	// ErrBackend wraps failures of the shared store (Redis unreachable, timeout),
 	// so callers can tell "the answer is no" from "nobody could answer".
 	ErrBackend = errors.New("cluster: backend unavailable")

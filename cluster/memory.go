@@ -19,6 +19,12 @@ type Memory struct {
 	leases map[RoomID]memLease
 	epochs map[RoomID]uint64
 	bans   map[string]time.Time
+	recs   map[string]RecordingEntry
+	// lockouts holds Lockouts' state by key; lockoutSweepAt is the size at
+	// which Fail next drops keys with nothing left to remember.
+	lockouts       map[string]memLockout
+	lockoutSweepAt int
+	roomStates     map[RoomID]memRoomState
 	// banSweepAt is the ban count at which Ban next drops expired bans, so
 	// a flood of one-off addresses cannot grow the map without bound.
 	banSweepAt int
@@ -52,6 +58,10 @@ func NewMemory(opts ...Option) *Memory {
 		leases: make(map[RoomID]memLease),
 		epochs: make(map[RoomID]uint64),
 		bans:   make(map[string]time.Time),
+		recs:   make(map[string]RecordingEntry),
+
+		lockouts:   make(map[string]memLockout),
+		roomStates: make(map[RoomID]memRoomState),
 	}
 }
 
@@ -125,6 +135,27 @@ func (m *Memory) Release(_ context.Context, l Lease) error {
 		return fmt.Errorf("release %q epoch %d: %w", l.Room, l.Epoch, ErrLeaseLost)
 	}
 	delete(m.leases, l.Room)
+	return nil
+}
+
+// Reassert implements Leases.
+func (m *Memory) Reassert(_ context.Context, l Lease) error {
+	if l.Token == "" || l.Epoch == 0 {
+		return fmt.Errorf("reassert %q: not a held lease: %w", l.Room, ErrLeaseLost)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur, ok := m.live(l.Room)
+	counter := m.epochs[l.Room]
+	m.epochs[l.Room] = max(counter, l.Epoch)
+	switch {
+	case ok && cur.lease == l:
+	case ok:
+		return fmt.Errorf("reassert %q epoch %d: owned by %q: %w", l.Room, l.Epoch, cur.lease.Owner, ErrLeaseLost)
+	case counter > l.Epoch:
+		return fmt.Errorf("reassert %q epoch %d: superseded by epoch %d: %w", l.Room, l.Epoch, counter, ErrLeaseLost)
+	}
+	m.leases[l.Room] = memLease{lease: l, expires: m.cfg.clock.Now().Add(m.cfg.leaseTTL)}
 	return nil
 }
 

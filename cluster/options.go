@@ -13,6 +13,7 @@ type config struct {
 	nodeTTL  time.Duration
 	leaseTTL time.Duration
 	clock    Clock
+	lockout  LockoutPolicy
 
 	password string
 	db       int
@@ -33,6 +34,7 @@ func newConfig(opts []Option) config {
 	if c.leaseTTL <= 0 {
 		c.leaseTTL = DefaultLeaseTTL
 	}
+	c.lockout = c.lockout.withDefaults()
 	if c.clock == nil {
 		c.clock = systemClock{}
 	}

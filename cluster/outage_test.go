@@ -26,6 +26,7 @@ func TestRedisOutageHitsDeadline(t *testing.T) {
 		"acquire":    func() error { _, err := r.Acquire(ctx, "other", "a"); return err },
 		"renew":      func() error { return r.Renew(ctx, l) },
 		"release":    func() error { return r.Release(ctx, l) },
+		"reassert":   func() error { return r.Reassert(ctx, l) },
 		"owner":      func() error { _, err := r.Owner(ctx, "room"); return err },
 		"checkEpoch": func() error { return r.CheckEpoch(ctx, "room", l.Epoch) },
 		"heartbeat":  func() error { return r.Heartbeat(ctx, NodeInfo{ID: "a"}) },
@@ -33,6 +34,20 @@ func TestRedisOutageHitsDeadline(t *testing.T) {
 		"ban":        func() error { return r.Ban(ctx, "192.0.2.1", time.Now().Add(time.Minute)) },
 		"isBanned":   func() error { _, err := r.IsBanned(ctx, "192.0.2.1"); return err },
 		"ping":       func() error { return r.Ping(ctx) },
+		"putRecording": func() error {
+			return r.PutRecording(ctx, RecordingEntry{ID: "r1", StartedAt: time.Now()})
+		},
+		"recording":       func() error { _, err := r.Recording(ctx, "r1"); return err },
+		"recordings":      func() error { _, err := r.Recordings(ctx, RecordingFilter{}); return err },
+		"deleteRecording": func() error { return r.DeleteRecording(ctx, "r1") },
+		"fail":            func() error { _, err := r.Fail(ctx, "k"); return err },
+		"locked":          func() error { _, err := r.Locked(ctx, "k"); return err },
+		"reset":           func() error { return r.Reset(ctx, "k") },
+		"putRoomState": func() error {
+			return r.PutRoomState(ctx, RoomState{Room: "room", Node: "a", Epoch: l.Epoch}, time.Second)
+		},
+		"roomStates":      func() error { _, err := r.RoomStates(ctx); return err },
+		"deleteRoomState": func() error { return r.DeleteRoomState(ctx, "room", "a") },
 	}
 	for name, call := range calls {
 		start := time.Now()

@@ -19,12 +19,23 @@ import (
 //
 // Keys (prefix "mediagate" by default):
 //
-//	PREFIX:lease:{ROOM}   "EPOCH TOKEN NODE", PX lease TTL
-//	PREFIX:epoch:{ROOM}   epoch counter, INCR on every acquisition, no TTL
-//	PREFIX:{nodes}        set of node IDs that have sent a heartbeat
-//	PREFIX:{nodes}:ID     NodeInfo as JSON, PX node TTL
-//	PREFIX:ban:ADDR       "1", PX until the ban ends
+//	PREFIX:lease:{ROOM}          "EPOCH TOKEN NODE", PX lease TTL
+//	PREFIX:epoch:{ROOM}          epoch counter, INCR on every acquisition
+//	                             (raised by Reassert), no TTL
+//	PREFIX:{nodes}               set of node IDs that have sent a heartbeat
+//	PREFIX:{nodes}:ID            NodeInfo as JSON, PX node TTL
+//	PREFIX:ban:ADDR              "1", PX until the ban ends
+//	PREFIX:lockout:{KEY}:fails   failures in the window, PX window from the first
+//	PREFIX:lockout:{KEY}:until   present while KEY is locked out, PX the lockout
+//	PREFIX:lockout:{KEY}:level   lockouts so far, PX until the count decays
+//	PREFIX:{roomstates}          set of room IDs that have a state
+//	PREFIX:{roomstates}:ROOM     RoomState as JSON, PX the TTL its owner gives
+//	PREFIX:rec:ID                RecordingEntry as JSON, no TTL (recordings
+//	                             outlive nodes)
+//	PREFIX:recs                  sorted set of recording IDs, score StartedAt
+//	                             in Unix milliseconds, no TTL
 //
+// Events are published on the channels PREFIX:events:TOPIC.
 // The hash tags keep each script's keys in one slot.
 type Redis struct {
 	cfg config
@@ -38,20 +49,12 @@ var (
 	_ Bans     = (*Redis)(nil)
 )
 
-// NewRedis returns cluster state kept in the Redis at addr. It does not dial;
-// use Ping to check that Redis answers (readiness).
+// NewRedis returns cluster state kept in the standalone Redis at addr,
+// configured by options; OpenRedis takes a whole RedisConfig (ACL user,
+// Sentinel). It does not dial; use Ping to check that Redis answers
+// (readiness).
 func NewRedis(addr string, opts ...Option) *Redis {
-	cfg := newConfig(opts)
-	c := redis.NewClient(&redis.Options{
-		Addr:         addr,
-		Password:     cfg.password,
-		DB:           cfg.db,
-		TLSConfig:    cfg.tls,
-		DialTimeout:  cfg.timeout,
-		ReadTimeout:  cfg.timeout,
-		WriteTimeout: cfg.timeout,
-	})
-	return &Redis{cfg: cfg, c: c}
+	return newRedis(RedisConfig{Addr: addr}, newConfig(opts))
 }
 
 // Close releases the connection pool.
@@ -125,6 +128,26 @@ end
 return 0
 `)
 
+// reassertScript puts a lease back after Redis lost it. First the epoch
+// counter is raised to the caller's epoch (after a FLUSHALL or a restart it
+// may be gone or lower), so no epoch given out before is given out again,
+// whatever happens next. Then the lease is renewed when still stored with
+// the caller's value, refused (-1) when another holds it or the counter
+// had passed the caller's epoch, else set again. Returns 1 on success.
+var reassertScript = redis.NewScript(`
+local e = tonumber(redis.call('GET', KEYS[2]) or '0')
+local want = tonumber(ARGV[3])
+if e < want then redis.call('SET', KEYS[2], ARGV[3]) end
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if cur or e > want then return -1 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+`)
+
 // pruneScript drops node IDs whose heartbeat key has expired, checking each
 // one atomically so a node that beats again meanwhile is never dropped.
 var pruneScript = redis.NewScript(`
@@ -178,6 +201,24 @@ func (r *Redis) Release(ctx context.Context, l Lease) error {
 	}
 	if n == 0 {
 		return fmt.Errorf("release %q epoch %d: %w", l.Room, l.Epoch, ErrLeaseLost)
+	}
+	return nil
+}
+
+// Reassert implements Leases.
+func (r *Redis) Reassert(ctx context.Context, l Lease) error {
+	if l.Token == "" || l.Epoch == 0 {
+		return fmt.Errorf("reassert %q: not a held lease: %w", l.Room, ErrLeaseLost)
+	}
+	ctx, cancel := r.deadline(ctx)
+	defer cancel()
+	n, err := reassertScript.Run(ctx, r.c, []string{r.leaseKey(l.Room), r.epochKey(l.Room)},
+		leaseValue(l), r.cfg.leaseTTL.Milliseconds(), strconv.FormatUint(l.Epoch, 10)).Int()
+	if err != nil {
+		return backend("reassert", err)
+	}
+	if n != 1 {
+		return fmt.Errorf("reassert %q epoch %d: %w", l.Room, l.Epoch, ErrLeaseLost)
 	}
 	return nil
 }

@@ -27,7 +27,12 @@ type Config struct {
 	Recording Recording `yaml:"recording"`
 	// Stream is how rooms are pushed live to streaming platforms.
 	Stream Stream `yaml:"stream"`
-	Redis  Redis  `yaml:"redis"`
+	// Redis joins nodes into a cluster (cluster.go); without an address
+	// the node keeps its state in memory.
+	Redis Redis `yaml:"redis"`
+	// Cluster is how this node behaves in a cluster and how the others
+	// reach it.
+	Cluster Cluster `yaml:"cluster"`
 	// Conference holds what every room gets unless its own entry says
 	// otherwise.
 	Conference Conference `yaml:"conference"`
@@ -131,12 +136,6 @@ type Storage struct {
 	AuditAccessRetention time.Duration `yaml:"audit_access_retention"`
 }
 
-// Redis connects nodes into a cluster; an empty Addr means one node with
-// in-memory state.
-type Redis struct {
-	Addr string `yaml:"addr"`
-}
-
 // Conference is how rooms behave: when an empty room closes and how many
 // voices are mixed at once.
 type Conference struct {
@@ -164,6 +163,8 @@ func Default() Config {
 		Auth:       Auth{PageTokenLifetime: 10 * time.Minute},
 		Rooms:      map[string]Room{},
 		Conference: Conference{EmptyTimeout: 30 * time.Second, MaxSpeakers: 4},
+		Redis:      Redis{Timeout: 2 * time.Second},
+		Cluster:    Cluster{LeaseTTL: 5 * time.Second, NodeTTL: 5 * time.Second},
 	}
 }
 

@@ -144,6 +144,30 @@ func TestLoadBadFiles(t *testing.T) {
 			`testdata/recording_lists.bad.yaml:3: recording.link_lifetime: 30s out of range 1m..24h`,
 		}, "\n"), ErrInvalid},
 		{"recording_warning_type", `testdata/recording_warning_type.bad.yaml:2: recording.expiry_warnings[1]: want a duration such as 30s or 1m30s, got "7d"`, ErrType},
+		{"redis_sentinel_incomplete", "testdata/redis_sentinel_incomplete.bad.yaml:4: redis.sentinel.master: needs redis.sentinel.addrs", ErrInvalid},
+		{"redis_addr_and_sentinel", strings.Join([]string{
+			`testdata/redis_addr_and_sentinel.bad.yaml:5: redis.sentinel.addrs[1]: "sentinel.internal" is not host:port: missing port in address`,
+			`testdata/redis_addr_and_sentinel.bad.yaml:2: redis.addr: set with redis.sentinel (one or the other)`,
+		}, "\n"), ErrInvalid},
+		{"redis_needs_token_secret", "testdata/redis_needs_token_secret.bad.yaml:3: redis.addr: needs auth.token_secret: the nodes of a cluster must check each other's join tokens", ErrInvalid},
+		{"redis_out_of_range", strings.Join([]string{
+			`testdata/redis_out_of_range.bad.yaml:2: redis.db: 16 out of range 0..15`,
+			`testdata/redis_out_of_range.bad.yaml:3: redis.timeout: 1m0s out of range 10ms..30s`,
+			`testdata/redis_out_of_range.bad.yaml:5: redis.tls.ca_file: is only used with redis.tls.enabled: true`,
+			`testdata/redis_out_of_range.bad.yaml:6: redis.tls.server_name: is only used with redis.tls.enabled: true`,
+			`testdata/redis_out_of_range.bad.yaml:5: redis.tls.ca_file: "testdata/no-such-ca.pem": no such file or directory`,
+		}, "\n"), ErrInvalid},
+		{"redis_tls_ca_missing", `testdata/redis_tls_ca_missing.bad.yaml:4: redis.tls.ca_file: "testdata/no-such-ca.pem": no such file or directory`, ErrInvalid},
+		{"cluster_out_of_range", strings.Join([]string{
+			`testdata/cluster_out_of_range.bad.yaml:3: cluster.lease_ttl: 500ms out of range 1s..60s`,
+			`testdata/cluster_out_of_range.bad.yaml:4: cluster.node_ttl: 2m0s out of range 1s..60s`,
+			`testdata/cluster_out_of_range.bad.yaml:5: cluster.public_url: "https://gw1.example.org/mediagate" must be an absolute http:// or https:// URL without path, query or fragment, e.g. https://gw1.example.org`,
+			`testdata/cluster_out_of_range.bad.yaml:6: cluster.sip_address: "gw1.example.org" is not host:port: missing port in address`,
+		}, "\n"), ErrInvalid},
+		{"cluster_unknown_key", strings.Join([]string{
+			`testdata/cluster_unknown_key.bad.yaml:2: cluster.lease_tll: unknown key`,
+			`testdata/cluster_unknown_key.bad.yaml:3: cluster.degraded_local: want true or false, got "yes"`,
+		}, "\n"), ErrUnknownKey},
 		{"many_invalid", strings.Join([]string{
 			`testdata/many_invalid.bad.yaml:3: log.level: "loud" is not one of debug, info, warn, error`,
 			`testdata/many_invalid.bad.yaml:5: rtp.port_min: 10001 must be even (RFC 3550 §11)`,

@@ -157,13 +157,16 @@ func ValidRoomID(id string) bool {
 }
 
 // Redacted returns a copy of c with every secret (auth.token_secret, the
-// rooms' PINs and stream keys, the trunks' passwords, recording.receipt_key) replaced by "<redacted>" when it is
-// set, for code that prints or logs the configuration. A set secret is
+// rooms' PINs and stream keys, the trunks' passwords,
+// recording.receipt_key, redis.password, redis.sentinel.password) replaced
+// by "<redacted>" when it is set, for code that prints or logs the configuration. A set secret is
 // replaced rather than emptied so the reader still sees that there is one;
 // the copy is for showing only and does not pass Validate. The maps are
 // copied, c itself is unchanged.
 func (c Config) Redacted() Config {
 	c.SIP.Trunks = redactTrunks(c.SIP.Trunks)
+	c.Redis.Password = redact(c.Redis.Password)
+	c.Redis.Sentinel.Password = redact(c.Redis.Sentinel.Password)
 	if c.Auth.TokenSecret != "" {
 		c.Auth.TokenSecret = redactedValue
 	}

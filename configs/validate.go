@@ -61,9 +61,8 @@ func (c Config) validate(file string, origins map[string]origin) error {
 	}
 	v.recording(c.Recording)
 	v.stream(c.Stream)
-	if c.Redis.Addr != "" {
-		v.hostPort("redis.addr", c.Redis.Addr, 1)
-	}
+	v.redis(c.Redis, c.Auth)
+	v.cluster(c.Cluster)
 	if d := c.Conference.EmptyTimeout; d < 0 || d > 24*time.Hour {
 		v.fail("conference.empty_timeout", "%s out of range 0s..24h", d)
 	}

@@ -82,9 +82,72 @@ func TestValidate(t *testing.T) {
 			"sip.tls.key: set without sip.tls.cert (both or neither)"},
 		{"tls listen port too big", func(c *Config) { c.SIP.TLS.Listen = ":65536" },
 			`sip.tls.listen: ":65536": port 65536 out of range 0..65535`},
-		{"redis set", func(c *Config) { c.Redis.Addr = "10.0.0.5:6379" }, ""},
-		{"redis no port", func(c *Config) { c.Redis.Addr = "redis" },
+		{"redis set", func(c *Config) { c.Redis.Addr = "10.0.0.5:6379"; c.Auth.TokenSecret = testSecret }, ""},
+		{"redis no port", func(c *Config) { c.Redis.Addr = "redis"; c.Auth.TokenSecret = testSecret },
 			`redis.addr: "redis" is not host:port: missing port in address`},
+		{"redis without token secret", func(c *Config) { c.Redis.Addr = "10.0.0.5:6379" },
+			"redis.addr: needs auth.token_secret: the nodes of a cluster must check each other's join tokens"},
+		{"sentinel without token secret", func(c *Config) {
+			c.Redis.Sentinel = RedisSentinel{Master: "m", Addrs: []string{"10.0.0.5:26379"}}
+		}, "redis.sentinel.master: needs auth.token_secret: the nodes of a cluster must check each other's join tokens"},
+		{"sentinel", func(c *Config) {
+			c.Redis.Sentinel = RedisSentinel{Master: "m", Addrs: []string{"10.0.0.5:26379", "[2001:db8::5]:26379"}, Password: "pw"}
+			c.Redis.Username, c.Redis.Password, c.Auth.TokenSecret = "gw", "pw", testSecret
+		}, ""},
+		{"sentinel master alone", func(c *Config) { c.Redis.Sentinel.Master = "m"; c.Auth.TokenSecret = testSecret },
+			"redis.sentinel.master: needs redis.sentinel.addrs"},
+		{"sentinel addrs alone", func(c *Config) { c.Redis.Sentinel.Addrs = []string{"10.0.0.5:26379"} },
+			"redis.sentinel.addrs: needs redis.sentinel.master"},
+		{"sentinel password alone", func(c *Config) { c.Redis.Sentinel.Password = "pw" },
+			"redis.sentinel.password: is only used with redis.sentinel.master"},
+		{"sentinel addr without port", func(c *Config) {
+			c.Redis.Sentinel = RedisSentinel{Master: "m", Addrs: []string{"10.0.0.5:26379", "sentinel"}}
+			c.Auth.TokenSecret = testSecret
+		}, `redis.sentinel.addrs[1]: "sentinel" is not host:port: missing port in address`},
+		{"addr and sentinel", func(c *Config) {
+			c.Redis.Addr, c.Redis.Sentinel = "10.0.0.5:6379", RedisSentinel{Master: "m", Addrs: []string{"10.0.0.5:26379"}}
+			c.Auth.TokenSecret = testSecret
+		}, "redis.addr: set with redis.sentinel (one or the other)"},
+		{"redis db 15", func(c *Config) { c.Redis.DB = 15 }, ""},
+		{"redis db 16", func(c *Config) { c.Redis.DB = 16 }, "redis.db: 16 out of range 0..15"},
+		{"redis db negative", func(c *Config) { c.Redis.DB = -1 }, "redis.db: -1 out of range 0..15"},
+		{"redis timeout 10ms", func(c *Config) { c.Redis.Timeout = 10 * time.Millisecond }, ""},
+		{"redis timeout 30s", func(c *Config) { c.Redis.Timeout = 30 * time.Second }, ""},
+		{"redis timeout 9ms", func(c *Config) { c.Redis.Timeout = 9 * time.Millisecond },
+			"redis.timeout: 9ms out of range 10ms..30s"},
+		{"redis timeout 31s", func(c *Config) { c.Redis.Timeout = 31 * time.Second },
+			"redis.timeout: 31s out of range 10ms..30s"},
+		{"redis tls", func(c *Config) { c.Redis.TLS = RedisTLS{Enabled: true, ServerName: "redis.internal"} }, ""},
+		{"redis tls ca file exists", func(c *Config) { c.Redis.TLS = RedisTLS{Enabled: true, CAFile: "mediagate.yaml"} }, ""},
+		{"redis tls ca file missing", func(c *Config) { c.Redis.TLS = RedisTLS{Enabled: true, CAFile: "testdata/nope.pem"} },
+			`redis.tls.ca_file: "testdata/nope.pem": no such file or directory`},
+		{"redis tls ca file is a directory", func(c *Config) { c.Redis.TLS = RedisTLS{Enabled: true, CAFile: "testdata"} },
+			`redis.tls.ca_file: "testdata" is a directory`},
+		{"redis tls settings while off", func(c *Config) { c.Redis.TLS = RedisTLS{CAFile: "mediagate.yaml", ServerName: "r"} },
+			"redis.tls.ca_file: is only used with redis.tls.enabled: true\n" +
+				"redis.tls.server_name: is only used with redis.tls.enabled: true"},
+		{"lease ttl 1s", func(c *Config) { c.Cluster.LeaseTTL = time.Second }, ""},
+		{"lease ttl 60s", func(c *Config) { c.Cluster.LeaseTTL = time.Minute }, ""},
+		{"lease ttl 999ms", func(c *Config) { c.Cluster.LeaseTTL = 999 * time.Millisecond },
+			"cluster.lease_ttl: 999ms out of range 1s..60s"},
+		{"node ttl 61s", func(c *Config) { c.Cluster.NodeTTL = 61 * time.Second },
+			"cluster.node_ttl: 1m1s out of range 1s..60s"},
+		{"public url https", func(c *Config) { c.Cluster.PublicURL = "https://gw1.example.org" }, ""},
+		{"public url http with port", func(c *Config) { c.Cluster.PublicURL = "http://10.0.0.5:8080" }, ""},
+		{"public url ipv6", func(c *Config) { c.Cluster.PublicURL = "http://[2001:db8::5]:8080" }, ""},
+		{"public url trailing slash", func(c *Config) { c.Cluster.PublicURL = "https://gw1.example.org/" },
+			`cluster.public_url: "https://gw1.example.org/" must be an absolute http:// or https:// URL without path, query or fragment, e.g. https://gw1.example.org`},
+		{"public url query", func(c *Config) { c.Cluster.PublicURL = "https://gw1.example.org?a=1" },
+			`cluster.public_url: "https://gw1.example.org?a=1" must be an absolute http:// or https:// URL without path, query or fragment, e.g. https://gw1.example.org`},
+		{"public url relative", func(c *Config) { c.Cluster.PublicURL = "gw1.example.org" },
+			`cluster.public_url: "gw1.example.org" must be an absolute http:// or https:// URL without path, query or fragment, e.g. https://gw1.example.org`},
+		{"public url other scheme", func(c *Config) { c.Cluster.PublicURL = "ftp://gw1.example.org" },
+			`cluster.public_url: "ftp://gw1.example.org" must be an absolute http:// or https:// URL without path, query or fragment, e.g. https://gw1.example.org`},
+		{"public url credentials", func(c *Config) { c.Cluster.PublicURL = "https://u:p@gw1.example.org" },
+			`cluster.public_url: "https://u:p@gw1.example.org" must be an absolute http:// or https:// URL without path, query or fragment, e.g. https://gw1.example.org`},
+		{"sip address", func(c *Config) { c.Cluster.SIPAddress = "gw1.example.org:5060" }, ""},
+		{"sip address port 0", func(c *Config) { c.Cluster.SIPAddress = "gw1.example.org:0" },
+			`cluster.sip_address: "gw1.example.org:0": port 0 out of range 1..65535`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -128,12 +191,15 @@ func TestValidateReportsAll(t *testing.T) {
 		`stream.audio_channels: 0 out of range 1..2`,
 		`stream.timeout: 0s out of range 1s..10m`,
 		`stream.backoff_min: 0s out of range 100ms..10m`,
+		`redis.timeout: 0s out of range 10ms..30s`,
+		`cluster.lease_ttl: 0s out of range 1s..60s`,
+		`cluster.node_ttl: 0s out of range 1s..60s`,
 		`conference.max_speakers: 0 out of range 1..16`,
 	}, "\n"), err.Error())
 
 	var all interface{ Unwrap() []error }
 	require.ErrorAs(t, err, &all)
-	require.Len(t, all.Unwrap(), 21)
+	require.Len(t, all.Unwrap(), 24)
 	for _, e := range all.Unwrap() {
 		var ce *Error
 		require.True(t, errors.As(e, &ce))
