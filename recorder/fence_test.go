@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -240,7 +242,13 @@ func TestStaleEpochAtStopWritesNoLastPage(t *testing.T) {
 
 func TestFenceOutageDoesNotStopRecording(t *testing.T) {
 	f := newTestFence()
-	h := fencedHarness(t, f)
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	h := newHarness(t, func(o *Options) {
+		o.Fence = f.fence()
+		o.FenceInterval = time.Nanosecond
+		o.Logger = slog.New(slog.NewTextHandler(&lockedWriter{w: &buf, mu: &mu}, nil))
+	})
 	src := newChanSource()
 	rec, err := h.r.Start("room-1", "acme", "", src, WithEpoch(9))
 	require.NoError(t, err)
@@ -258,6 +266,11 @@ func TestFenceOutageDoesNotStopRecording(t *testing.T) {
 	f.set(nil) // and comes back
 	src.feed(t, toneFrames(tone, packetsPerPage+2, packetsPerPage))
 	require.NoError(t, rec.Stop(context.Background()))
+	mu.Lock()
+	logs := buf.String()
+	mu.Unlock()
+	require.Equal(t, 1, strings.Count(logs, "cannot be checked; recording goes on"), "logged once per outage:\n%s", logs)
+	require.Equal(t, 1, strings.Count(logs, "room ownership confirmed again"), logs)
 	disk = h.diskManifest(t, rec.ID())
 	require.Equal(t, StateComplete, disk.State)
 	require.InDelta(t, 2.0, disk.Duration, 0.05)

@@ -89,6 +89,9 @@ type Recording struct {
 	// nextFence is when the audio writes next ask Options.Fence (the
 	// monotonic clock: the interval must not follow Options.Now).
 	nextFence time.Time
+	// fenceDown says the last check could not tell (logged once per
+	// outage, not once a second).
+	fenceDown bool
 }
 
 func newRecording(r *Recorder, e *entry, src Source) *Recording {
@@ -283,10 +286,17 @@ func (rec *Recording) checkFence() error {
 	}
 	rec.nextFence = time.Now().Add(r.opts.FenceInterval)
 	err := r.opts.Fence.check(context.Background(), rec.room, rec.epoch)
-	if err != nil && !errors.Is(err, ErrStale) {
-		r.log.Warn("room ownership not confirmed; recording goes on", "recording", string(rec.id), "err", err)
+	switch {
+	case err != nil && !errors.Is(err, ErrStale):
+		if !rec.fenceDown {
+			r.log.Warn("room ownership cannot be checked; recording goes on", "recording", string(rec.id), "err", err)
+		}
+		rec.fenceDown = true
 		return nil
+	case err == nil && rec.fenceDown:
+		r.log.Info("room ownership confirmed again", "recording", string(rec.id))
 	}
+	rec.fenceDown = false
 	return err
 }
 
