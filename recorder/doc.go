@@ -18,6 +18,11 @@
 // HMAC-signed JSON-lines log (Verify checks it); the audio goes, the
 // manifest stays with its personal details (participants) removed.
 //
+// Fencing (DESIGN.md decision 4): with Options.Fence, a recording started
+// WithEpoch is made only while the room's lease is held at that epoch; Start
+// refuses a stale epoch, and a running recording whose epoch turns stale
+// stops writing anything (Recording explains what is left and why).
+//
 // The package imports media for the codec and room only for the types of
 // the mix it reads (room.MixFrame, room.ID): it never reaches into a room.
 package recorder

@@ -86,6 +86,19 @@ var (
 	// does not belong to the ID its name gives; New skips it and reports it.
 	ErrCorruptManifest = &Error{"corrupt manifest", http.StatusInternalServerError}
 
+	// ErrStale means this node no longer owns the recording's room: the
+	// fencing epoch the recording was started with (WithEpoch) is stale, as
+	// Options.Fence says. Start refuses to create anything with it, and a
+	// running recording that learns it stops writing at once (Recording
+	// has the details). 409 Conflict: another node holds the room now.
+	ErrStale = &Error{"room ownership lost: stale epoch", http.StatusConflict}
+
+	// ErrFenceUnavailable means Options.Fence could not tell whether this
+	// node owns the room (the shared state is unreachable). Start refuses
+	// then, since it would create files with an epoch nobody vouched for;
+	// running recordings carry on and ask again. 503, to try again.
+	ErrFenceUnavailable = &Error{"room ownership cannot be checked now", http.StatusServiceUnavailable}
+
 	// ErrNoAudio means recovery found no intact Ogg/Opus header pages in a
 	// recording's file: nothing of it can be played.
 	ErrNoAudio = &Error{"no intact ogg/opus headers", http.StatusInternalServerError}

@@ -46,6 +46,9 @@ type Manifest struct {
 	State State  `json:"state"`
 	// Format is FormatOpus or FormatM4A.
 	Format string `json:"format"`
+	// Epoch is the fencing epoch of the room's lease the recording was
+	// made under (WithEpoch); omitted on one node.
+	Epoch uint64 `json:"epoch,omitempty"`
 
 	StartedAt time.Time `json:"started_at"`
 	// EndedAt is zero while recording.

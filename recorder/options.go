@@ -35,6 +35,11 @@ const (
 	// room's mix with for a recording: 3 s, so an fsync stalled by a busy
 	// disk loses no audio.
 	RecommendedMixBuffer = 150
+	// DefaultFenceInterval is how often a recording started WithEpoch asks
+	// Options.Fence whether its node still owns the room, besides before
+	// every manifest write: once a page, so a node that lost the room
+	// writes at most about one more page of audio.
+	DefaultFenceInterval = time.Second
 )
 
 // Policy is a named retention rule (decision 7). Start fixes a recording's
@@ -117,6 +122,12 @@ type Options struct {
 	// WarnExpiring (run after every sweep) raises EventExpiring, e.g. 7
 	// days and 1 day. Each must be positive; none: no warnings.
 	ExpiryWarnings []time.Duration
+	// Fence tells whether this node still owns a room (decision 4); the
+	// zero Fence is one node, owning every room. See Fence and WithEpoch.
+	Fence Fence
+	// FenceInterval is how often a running recording asks Fence about its
+	// room; default DefaultFenceInterval.
+	FenceInterval time.Duration
 	// Now is the clock for start, end, expiry and deletion times; default
 	// time.Now. Tests inject their own.
 	Now func() time.Time
@@ -161,6 +172,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Sync != SyncEveryPage && o.Sync != SyncNever {
 		return o, fmt.Errorf("%w: Sync %d", ErrOptions, o.Sync)
+	}
+	if o.FenceInterval <= 0 {
+		o.FenceInterval = DefaultFenceInterval
 	}
 	if o.SweepInterval <= 0 {
 		o.SweepInterval = DefaultSweepInterval

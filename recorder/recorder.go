@@ -140,8 +140,17 @@ func (r *Recorder) Node() string { return r.opts.Node }
 // closes it when it ends, and Start closes it when it fails. The returned
 // Recording runs until Stop, until src reports io.EOF (the room closed), or
 // until a write error interrupts it.
-func (r *Recorder) Start(roomID room.ID, tenant Tenant, policy string, src Source) (*Recording, error) {
-	rec, err := r.start(roomID, tenant, policy, src)
+//
+// With WithEpoch, Start first asks Options.Fence whether this node still
+// owns the room at that epoch, and creates nothing unless it does: it fails
+// with ErrStale when the epoch is stale, with ErrFenceUnavailable when the
+// fence cannot tell.
+func (r *Recorder) Start(roomID room.ID, tenant Tenant, policy string, src Source, opts ...StartOption) (*Recording, error) {
+	var so startOptions
+	for _, o := range opts {
+		o(&so)
+	}
+	rec, err := r.start(roomID, tenant, policy, src, so)
 	if err != nil {
 		src.Close()
 		return nil, err
@@ -153,7 +162,7 @@ func (r *Recorder) Start(roomID room.ID, tenant Tenant, policy string, src Sourc
 	return rec, nil
 }
 
-func (r *Recorder) start(roomID room.ID, tenant Tenant, policyName string, src Source) (*Recording, error) {
+func (r *Recorder) start(roomID room.ID, tenant Tenant, policyName string, src Source, so startOptions) (*Recording, error) {
 	if !tenant.Valid() {
 		return nil, fmt.Errorf("%w: %q", ErrInvalidTenant, truncate(string(tenant), 40))
 	}
@@ -164,9 +173,12 @@ func (r *Recorder) start(roomID room.ID, tenant Tenant, policyName string, src S
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownPolicy, truncate(policyName, 40))
 	}
+	if err := r.opts.Fence.check(context.Background(), roomID, so.epoch); err != nil {
+		return nil, fmt.Errorf("start recording: %w", err)
+	}
 	now := r.now()
 	e := &entry{m: Manifest{
-		Version: manifestVersion, Tenant: tenant, Room: roomID, Node: r.opts.Node,
+		Version: manifestVersion, Tenant: tenant, Room: roomID, Node: r.opts.Node, Epoch: so.epoch,
 		State: StateRecording, Format: r.opts.Format, StartedAt: now,
 		Retention: policy.Name, ExpiresAt: now.Add(policy.Duration),
 	}}

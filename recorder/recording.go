@@ -30,10 +30,41 @@ const vendor = "mediagate (libopus)"
 // Recording is one room's mix being written to <id>.opus or <id>.m4a. Its
 // goroutine is the only one touching the file and the encoder; the methods
 // are safe for concurrent use.
+//
+// Fencing (decision 4). A recording started WithEpoch asks Options.Fence
+// whether its node still owns the room before every manifest write (on
+// participant changes, at the end) and, every Options.FenceInterval, before
+// writing more audio. When the fence cannot tell (Redis unreachable) the
+// recording carries on, as running rooms do during an outage, and the next
+// check asks again. When the epoch is stale (the node was paused past its
+// lease and another node owns the room now) the recording stops at once:
+//
+//   - no more audio: the file keeps its complete pages as they are on disk
+//     (at most about FenceInterval of them written after the lease was
+//     lost); the page being filled is dropped, nothing is truncated,
+//     appended or synced;
+//   - no more manifest writes by the recording: the manifest on disk stays
+//     as the owner last wrote it, state recording. Any write, even a final
+//     "interrupted", would be a write with the stale epoch, and the rule
+//     is that there are none; the one honest record of what happened is
+//     the one the owner made.
+//   - in memory the recording is interrupted (Err wraps ErrStale and
+//     ErrInterrupted; the manifest's error says the room's ownership was
+//     lost; size, duration and hash are those of the file as it is), so
+//     this node's admin API and List show the truth, EventInterrupted
+//     tells webhooks, and the recording can be downloaded, held and
+//     deleted like any interrupted one. Those later writes of the manifest
+//     are the node's own bookkeeping of its own files (a random ID the new
+//     owner never uses), not side effects of the room. If the node restarts
+//     first, start-up recovery finds the manifest still recording and marks
+//     it interrupted, as after a crash, which it was as far as the room is
+//     concerned.
 type Recording struct {
 	r      *Recorder
 	e      *entry
 	id     ID
+	room   room.ID // what Options.Fence is asked about
+	epoch  uint64
 	src    Source
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -55,11 +86,18 @@ type Recording struct {
 	lastTick uint64
 	started  bool
 	dropped  uint64
+	// nextFence is when the audio writes next ask Options.Fence (the
+	// monotonic clock: the interval must not follow Options.Now).
+	nextFence time.Time
+	// fenceDown says the last check could not tell (logged once per
+	// outage, not once a second).
+	fenceDown bool
 }
 
 func newRecording(r *Recorder, e *entry, src Source) *Recording {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Recording{r: r, e: e, id: e.m.ID, src: src, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	return &Recording{r: r, e: e, id: e.m.ID, room: e.m.Room, epoch: e.m.Epoch, src: src, ctx: ctx, cancel: cancel,
+		done: make(chan struct{}), nextFence: time.Now().Add(r.opts.FenceInterval)}
 }
 
 // open writes the first manifest (state recording), then creates the audio
@@ -226,11 +264,40 @@ func (rec *Recording) loop() error {
 			}
 			return fmt.Errorf("read mix: %w", err)
 		}
+		if rec.r.opts.Fence.Check != nil && time.Now().After(rec.nextFence) {
+			if err := rec.checkFence(); err != nil {
+				return err
+			}
+		}
 		if err := rec.writeFrame(); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// checkFence asks Options.Fence whether this node still owns the room. It
+// returns only a stale epoch (wrapping ErrStale), which ends the recording;
+// a fence that cannot tell is logged and asked again later.
+func (rec *Recording) checkFence() error {
+	r := rec.r
+	if r.opts.Fence.Check == nil {
+		return nil
+	}
+	rec.nextFence = time.Now().Add(r.opts.FenceInterval)
+	err := r.opts.Fence.check(context.Background(), rec.room, rec.epoch)
+	switch {
+	case err != nil && !errors.Is(err, ErrStale):
+		if !rec.fenceDown {
+			r.log.Warn("room ownership cannot be checked; recording goes on", "recording", string(rec.id), "err", err)
+		}
+		rec.fenceDown = true
+		return nil
+	case err == nil && rec.fenceDown:
+		r.log.Info("room ownership confirmed again", "recording", string(rec.id))
+	}
+	rec.fenceDown = false
+	return err
 }
 
 // writeFrame encodes the frame just read, after silence for the frames the
@@ -268,7 +335,7 @@ func (rec *Recording) writePacket(n int) error {
 		return err
 	}
 	if flushed && rec.dirty.Load() {
-		rec.saveProgress()
+		return rec.saveProgress()
 	}
 	return nil
 }
@@ -290,9 +357,14 @@ func (rec *Recording) closeTrack() error {
 }
 
 // saveProgress rewrites the manifest with the participants and the size so
-// far. A failure is reported, not fatal: the audio matters more, and
-// start-up recovery rebuilds size and hash anyway.
-func (rec *Recording) saveProgress() {
+// far, once the fence has confirmed the room's ownership; a stale epoch is
+// returned and ends the recording. A write failure is reported, not fatal:
+// the audio matters more, and start-up recovery rebuilds size and hash
+// anyway.
+func (rec *Recording) saveProgress() error {
+	if err := rec.checkFence(); err != nil {
+		return err
+	}
 	rec.dirty.Store(false)
 	e := rec.e
 	e.mu.Lock()
@@ -305,21 +377,31 @@ func (rec *Recording) saveProgress() {
 		rec.r.log.Warn("manifest update failed", "recording", string(rec.id), "err", err)
 		rec.r.emit(EventManifestFailed, &m, err)
 	}
+	return nil
 }
 
 // finish closes the stream and the file and writes the final manifest:
 // complete, or interrupted by cause with the file cut back to its last
-// complete page.
+// complete page. The last page and the final manifest are fenced too; when
+// the epoch is stale (now, or cause already says so) nothing more is
+// written (see Recording).
 func (rec *Recording) finish(cause error) {
 	r := rec.r
 	if cause == nil {
-		cause = rec.closeTrack()
+		cause = rec.checkFence()
 	}
 	if cause == nil {
+		cause = rec.closeTrack()
+	}
+	stale := errors.Is(cause, ErrStale)
+	switch {
+	case stale:
+		_ = rec.f.Close() // its complete pages stay as they are
+	case cause == nil:
 		if err := rec.f.Close(); err != nil {
 			cause = fmt.Errorf("close: %w", err)
 		}
-	} else {
+	default:
 		_ = rec.f.Truncate(rec.out.Written())
 		_ = rec.f.Sync()
 		_ = rec.f.Close()
@@ -338,11 +420,20 @@ func (rec *Recording) finish(cause error) {
 	m.DroppedFrames = rec.dropped
 	closeStays(m.Participants, m.EndedAt)
 	e.rec = nil
-	werr := r.st.writeManifest(m)
+	var werr error
+	if !stale {
+		werr = r.st.writeManifest(m)
+	}
 	snap := m.clone()
 	rec.err = cause
 	e.mu.Unlock()
 
+	if stale {
+		r.log.Warn("recording stopped: room ownership lost; its manifest on disk stays as last written",
+			"recording", string(rec.id), "room", string(snap.Room), "epoch", snap.Epoch, "err", cause)
+		r.emit(EventInterrupted, &snap, cause)
+		return
+	}
 	if cause != nil {
 		r.log.Error("recording interrupted", "recording", string(rec.id), "err", cause)
 		r.emit(EventInterrupted, &snap, cause)

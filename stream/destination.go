@@ -13,7 +13,8 @@ import (
 // State is where a destination is in its life.
 type State string
 
-// The states of a destination. Rejected, error and stopped are final.
+// The states of a destination. Rejected, error, stopped and fenced are
+// final.
 const (
 	// StateConnecting: dialing, handshaking, connect, createStream,
 	// publish.
@@ -31,6 +32,10 @@ const (
 	StateError State = "error"
 	// StateStopped: removed, or the egress closed.
 	StateStopped State = "stopped"
+	// StateFenced: this node lost the room (ErrStale: its lease's epoch is
+	// stale; another node owns and streams it now). Nothing more is
+	// pushed, no retry.
+	StateFenced State = "fenced"
 )
 
 // stableAfter is how long a connection must have been live for the next
@@ -75,7 +80,8 @@ type DestinationStatus struct {
 	Bytes uint64
 	// Bitrate is the rate written over the last second or so, bit/s.
 	Bitrate int64
-	// Reconnects counts the attempts after the first.
+	// Reconnects counts the connection attempts after the first (not
+	// those the fence stopped before dialing).
 	Reconnects int
 	// Dropped counts tags lost because the destination's queue was full.
 	Dropped uint64
@@ -190,6 +196,8 @@ func (d *destination) backoff(n int) time.Duration {
 // terminal reports the final state an error leads to, if any.
 func terminal(err error) (State, bool) {
 	switch {
+	case errors.Is(err, ErrStale):
+		return StateFenced, true
 	case errors.Is(err, ErrRejected):
 		return StateRejected, true
 	case errors.Is(err, ErrCertificate), errors.Is(err, ErrPrivateAddress):
@@ -201,15 +209,20 @@ func terminal(err error) (State, bool) {
 // run supervises the destination until ctx ends or a final state.
 func (d *destination) run(ctx context.Context) {
 	defer close(d.done)
-	failures := 0
-	for attempt := 0; ; attempt++ {
-		if attempt > 0 {
-			d.mu.Lock()
-			d.st.Reconnects++
-			d.mu.Unlock()
-		}
+	failures, dials := 0, 0
+	for {
 		d.setState(StateConnecting, nil, time.Time{})
-		c, err := dialRTMP(ctx, d.t, d.e.connectOptions())
+		var c *conn
+		err := d.e.checkFence(ctx) // every connection is fenced: stale ends, unknown backs off
+		if err == nil {
+			if dials > 0 {
+				d.mu.Lock()
+				d.st.Reconnects++
+				d.mu.Unlock()
+			}
+			dials++
+			c, err = dialRTMP(ctx, d.t, d.e.connectOptions())
+		}
 		if err == nil {
 			d.setState(StateLive, nil, time.Time{})
 			since := d.e.now()
@@ -261,6 +274,12 @@ func (d *destination) pump(ctx context.Context, c *conn) error {
 	d.e.video.requestKeyframe()
 	retry := time.NewTicker(keyframeRetry)
 	defer retry.Stop()
+	var fence <-chan time.Time
+	if d.e.opts.Fence.Check != nil {
+		tf := time.NewTicker(d.e.opts.FenceInterval)
+		defer tf.Stop()
+		fence = tf.C
+	}
 	w := writeState{}
 	for {
 		select {
@@ -270,6 +289,14 @@ func (d *destination) pump(ctx context.Context, c *conn) error {
 		case <-retry.C:
 			if !w.started || w.skipVideo {
 				d.e.video.requestKeyframe()
+			}
+			continue
+		case <-fence:
+			// A stale epoch drops the connection without another byte
+			// (not even an unpublish); a fence that cannot tell lets the
+			// stream go on, as rooms go on during an outage.
+			if err := d.e.checkFence(ctx); errors.Is(err, ErrStale) {
+				return err
 			}
 			continue
 		case <-ctx.Done():

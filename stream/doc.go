@@ -18,6 +18,12 @@
 // the destination for good (StateRejected, StateError). Status reports each
 // destination's state, bytes, bitrate, reconnects and last error.
 //
+// Fencing (DESIGN.md decision 4): with Options.Fence, an egress pushes
+// only while its room's lease is held at Options.Epoch. New and Add refuse a
+// stale epoch (ErrStale); every connection and reconnect asks first, live
+// destinations ask every FenceInterval, and a stale answer ends the
+// destination in StateFenced without another byte.
+//
 // Stream keys are secrets: a destination is named everywhere (status,
 // events, errors, logs) by its masked URL — scheme, host and application.
 //

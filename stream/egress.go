@@ -93,7 +93,8 @@ type Egress struct {
 
 // New starts an egress for a room: audio from mix, video from video (nil:
 // the slate only). It takes both sources over: the egress closes them when
-// it ends, New when it fails. Destinations are added with Add.
+// it ends, New when it fails. Destinations are added with Add. With
+// Options.Fence, New fails with ErrStale when Options.Epoch is stale.
 func New(mix MixSource, video VideoSource, opts Options) (*Egress, error) {
 	e, err := newEgress(mix, video, opts)
 	if err != nil {
@@ -110,6 +111,9 @@ func newEgress(mix MixSource, video VideoSource, opts Options) (*Egress, error) 
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
+	}
+	if err := opts.Fence.check(context.Background(), opts.Room, opts.Epoch); errors.Is(err, ErrStale) {
+		return nil, fmt.Errorf("start egress: %w", err)
 	}
 	slate, err := loadSlate()
 	if err != nil {
@@ -225,7 +229,8 @@ func (e *Egress) Close() error {
 // resolve to a non-public address unless Options.AllowPrivate (ctx bounds
 // the lookup). Errors name the destination by its masked URL. A
 // destination that reached a final state (rejected, error) stays listed,
-// with its last error, until Remove.
+// with its last error, until Remove. With Options.Fence, Add fails with
+// ErrStale when Options.Epoch is stale (ctx bounds the question too).
 func (e *Egress) Add(ctx context.Context, d Destination) (DestinationID, error) {
 	if !validID(d.ID) {
 		return "", fmt.Errorf("%w: %q", ErrInvalidID, truncate(string(d.ID), 40))
@@ -238,6 +243,9 @@ func (e *Egress) Add(ctx context.Context, d Destination) (DestinationID, error) 
 		if err := checkAddress(ctx, e.opts.Resolver, t); err != nil {
 			return "", err
 		}
+	}
+	if err := e.refuseStale(ctx); err != nil {
+		return "", fmt.Errorf("add %s: %w", t.masked, err)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()

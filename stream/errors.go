@@ -83,6 +83,21 @@ var (
 	// AMF0 value); the destination backs off and retries. 502.
 	ErrProtocol = &Error{"rtmp protocol error", http.StatusBadGateway}
 
+	// ErrStale means this node no longer owns the egress's room: the
+	// fencing epoch it was started with (Options.Epoch) is stale, as
+	// Options.Fence says (decision 4). New and Add refuse to start with
+	// it; a destination that learns it, before a connection or while live,
+	// stops in StateFenced without pushing another byte and is not
+	// retried. 409: another node holds the room now.
+	ErrStale = &Error{"room ownership lost: stale epoch", http.StatusConflict}
+
+	// ErrFenceUnavailable means Options.Fence could not tell whether this
+	// node owns the room (the shared state is unreachable). A destination
+	// treats it as a network failure: it backs off and asks again, pushing
+	// nothing until the fence confirms the epoch; one that is live carries
+	// on. 503.
+	ErrFenceUnavailable = &Error{"room ownership cannot be checked now", http.StatusServiceUnavailable}
+
 	// ErrDisconnected means the server closed a live connection or sent an
 	// error status while live; the destination backs off and retries. 502.
 	ErrDisconnected = &Error{"server closed the stream", http.StatusBadGateway}

@@ -44,6 +44,11 @@ const (
 	// RecommendedVideoBuffer is the ring size (RTP packets) to subscribe
 	// to a presenter's video with: about a second of 720p keyframe.
 	RecommendedVideoBuffer = 512
+	// DefaultFenceInterval is how often a live destination asks
+	// Options.Fence whether the node still owns the room, besides before
+	// every connection: a node that lost the room pushes at most about a
+	// second more.
+	DefaultFenceInterval = time.Second
 )
 
 // Options configure an Egress. Zero fields take the defaults named on them.
@@ -81,6 +86,17 @@ type Options struct {
 	// Resolver looks up host names when a destination is added; default
 	// net.DefaultResolver.
 	Resolver Resolver
+	// Epoch is the fencing epoch of the room's lease this egress pushes
+	// under (decision 4); Fence is asked about it.
+	Epoch uint64
+	// Fence tells whether this node still owns Room at Epoch: New and Add
+	// refuse a stale epoch, every connection and reconnect of every
+	// destination asks first, and live destinations ask every
+	// FenceInterval. The zero Fence is one node, owning every room.
+	Fence Fence
+	// FenceInterval is how often a live destination asks Fence; default
+	// DefaultFenceInterval.
+	FenceInterval time.Duration
 	// Now is the clock for timestamps, status times and bitrates; default
 	// time.Now.
 	Now func() time.Time
@@ -112,6 +128,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Queue == 0 {
 		o.Queue = DefaultQueue
+	}
+	if o.FenceInterval <= 0 {
+		o.FenceInterval = DefaultFenceInterval
 	}
 	switch {
 	case o.AudioChannels != 1 && o.AudioChannels != 2:
