@@ -24,6 +24,17 @@ type Directory interface {
 	CheckPIN(id room.ID, pin string) bool
 }
 
+// Rooms is where callers join: the node's room.Manager, or in a cluster
+// one that puts a caller whose room another node hosts into a room linked
+// to that node.
+type Rooms interface {
+	// Join adds p to room id (see room.Manager.Join).
+	Join(id room.ID, p room.Participant) (*room.Room, error)
+	// Admits reports whether a participant could join room id now (see
+	// room.Manager.Admits).
+	Admits(id room.ID) error
+}
+
 // SessionDeps is what RunCall needs from the gateway, passed in rather
 // than reached for globally so tests can supply fakes.
 type SessionDeps struct {
@@ -32,7 +43,7 @@ type SessionDeps struct {
 	// Lang is the prompt language.
 	Lang Lang
 	// Rooms is where callers join.
-	Rooms *room.Manager
+	Rooms Rooms
 	// Directory resolves numbers and PINs.
 	Directory Directory
 	// Now is the clock the IVR's timers run on; nil means time.Now.
