@@ -70,6 +70,16 @@ func WithRegistry(reg *prometheus.Registry) Option {
 	return func(s *Server) { s.registry = reg }
 }
 
+// WithReadiness adds a check that /readyz runs from the start, under
+// name (the key of the "failed" object of a 503 answer): the node's wiring
+// passes a Redis ping here when the cluster state is required, so load
+// balancers stop sending new work to a node that cannot reach it. It is
+// AddReadyCheck at construction; draining still answers 503 before any
+// check runs.
+func WithReadiness(name string, check ReadyCheck) Option {
+	return func(s *Server) { s.checks = append(s.checks, namedCheck{name, check}) }
+}
+
 // New returns a Server with /healthz, /readyz and /metrics mounted.
 func New(log *slog.Logger, opts ...Option) *Server {
 	s := &Server{log: log.With("component", "api"), version: "dev", mux: http.NewServeMux()}
