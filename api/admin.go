@@ -67,6 +67,7 @@ type admin struct {
 //	POST /api/v1/rooms/{room}/tokens                     a join token: {identity, name, grants, ttl_seconds}
 //	POST /api/v1/rooms/{room}/lock | /unlock             refuse or allow new participants
 //	POST /api/v1/rooms/{room}/participants/{id}/mute | /unmute   server-side mute
+//	GET  /api/v1/nodes                                   the live nodes of the cluster (cluster.go; this one alone without WithNodes)
 //	... /api/v1/keys                                     API keys (keys.go)
 //	GET  /api/v1/audit                                   the audit log (with WithAuditLog)
 //	GET  /admin                                          the admin page (adminpage.go), which uses the routes above
@@ -108,6 +109,7 @@ func (s *Server) mountAdmin() {
 	s.mux.Handle("POST /api/v1/rooms/{room}/unlock", s.adminOnly("rooms.unlock", s.adminLock(false)))
 	s.mux.Handle("POST /api/v1/rooms/{room}/participants/{participant}/mute", s.adminOnly("participants.mute", s.adminMute(true)))
 	s.mux.Handle("POST /api/v1/rooms/{room}/participants/{participant}/unmute", s.adminOnly("participants.unmute", s.adminMute(false)))
+	s.mux.Handle("GET /api/v1/nodes", s.adminOnly("nodes.list", s.adminNodes))
 	s.mountKeys()
 	if s.audit != nil {
 		s.mux.Handle("GET /api/v1/audit", s.adminOnly("audit.list", s.adminAudit))
@@ -136,13 +138,17 @@ func (s *Server) adminOnly(action string, h func(w http.ResponseWriter, r *http.
 			r = r.WithContext(ctx)
 			err = h(sw, r)
 		}
-		if err != nil {
+		aborted := errors.Is(err, errAborted)
+		if err != nil && !aborted {
 			s.writeProblem(sw, r, err)
 		}
 		if sw.code == 0 {
 			sw.code = http.StatusOK
 		}
 		s.writeAudit(r, action, p, authenticated, note, sw.code, err)
+		if aborted {
+			panic(http.ErrAbortHandler) // a forwarded answer broke off: so must ours
+		}
 	})
 }
 

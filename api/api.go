@@ -49,6 +49,7 @@ type Server struct {
 	audit    *AuditLog    // nil unless WithAuditLog
 	recs     *recordings  // nil unless WithRecordings
 	streams  RoomStreamer // nil unless WithStreams
+	cluster  clusterState // zero: one node on its own
 
 	auditFailures prometheus.Counter
 }
@@ -88,6 +89,9 @@ func New(log *slog.Logger, opts ...Option) *Server {
 	}
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()
+	}
+	if s.cluster.nodes != nil {
+		s.cluster.forward = newForwarder()
 	}
 	s.registerMetrics()
 	s.mux.HandleFunc("GET /healthz", s.healthz)
@@ -226,6 +230,9 @@ func (s *Server) Serve(ln net.Listener) error {
 // ends; then it closes what is still open and reports that it had to.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.http.Shutdown(ctx)
+	if s.cluster.forward != nil {
+		s.cluster.forward.close()
+	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		s.log.Warn("http shutdown grace exceeded; closing open connections")
 		if cerr := s.http.Close(); cerr != nil {
