@@ -103,12 +103,12 @@ func (s *Server) mountAdmin() {
 		s.admin.keys, _ = OpenKeyStore("") // a memory store cannot fail
 	}
 	s.mux.Handle("GET /api/v1/rooms", s.adminOnly("rooms.list", s.adminRooms))
-	s.mux.Handle("GET /api/v1/rooms/{room}", s.adminOnly("rooms.get", s.adminRoom))
+	s.mux.Handle("GET /api/v1/rooms/{room}", s.adminOnly("rooms.get", s.hosted(false, s.adminRoom)))
 	s.mux.Handle("POST /api/v1/rooms/{room}/tokens", s.adminOnly("tokens.issue", s.adminToken))
-	s.mux.Handle("POST /api/v1/rooms/{room}/lock", s.adminOnly("rooms.lock", s.adminLock(true)))
-	s.mux.Handle("POST /api/v1/rooms/{room}/unlock", s.adminOnly("rooms.unlock", s.adminLock(false)))
-	s.mux.Handle("POST /api/v1/rooms/{room}/participants/{participant}/mute", s.adminOnly("participants.mute", s.adminMute(true)))
-	s.mux.Handle("POST /api/v1/rooms/{room}/participants/{participant}/unmute", s.adminOnly("participants.unmute", s.adminMute(false)))
+	s.mux.Handle("POST /api/v1/rooms/{room}/lock", s.adminOnly("rooms.lock", s.hosted(true, s.adminLock(true))))
+	s.mux.Handle("POST /api/v1/rooms/{room}/unlock", s.adminOnly("rooms.unlock", s.hosted(true, s.adminLock(false))))
+	s.mux.Handle("POST /api/v1/rooms/{room}/participants/{participant}/mute", s.adminOnly("participants.mute", s.hosted(true, s.adminMute(true))))
+	s.mux.Handle("POST /api/v1/rooms/{room}/participants/{participant}/unmute", s.adminOnly("participants.unmute", s.hosted(true, s.adminMute(false))))
 	s.mux.Handle("GET /api/v1/nodes", s.adminOnly("nodes.list", s.adminNodes))
 	s.mountKeys()
 	if s.audit != nil {

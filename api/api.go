@@ -90,7 +90,7 @@ func New(log *slog.Logger, opts ...Option) *Server {
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()
 	}
-	if s.cluster.nodes != nil {
+	if s.cluster.nodes != nil || s.cluster.rooms != nil {
 		s.cluster.forward = newForwarder()
 	}
 	s.registerMetrics()

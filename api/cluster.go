@@ -99,8 +99,12 @@ func WithRecordingsIndex(idx RecordingsIndex) Option {
 }
 
 // WithRoomLocator lets the join page and the admin API's room routes find
-// rooms hosted by other nodes: the join page redirects (307) to the
-// owner, the admin room routes answer 307 to the same route there.
+// rooms hosted by other nodes: the join page and its participant list
+// redirect (307) to the owner (join.go); the admin routes of one room
+// (rooms/{room}, its lock, mutes, recording and egresses) are forwarded
+// to it (forward.go), as a redirect would lose the API key on the way.
+// POST /r/{room}/token and POST /api/v1/rooms/{room}/tokens answer on
+// any node: every node of a cluster shares auth.token_secret.
 func WithRoomLocator(l RoomLocator) Option {
 	return func(s *Server) { s.cluster.rooms = l }
 }

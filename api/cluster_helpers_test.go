@@ -79,6 +79,45 @@ func (f *fakeIndex) put(node cluster.NodeID, m recorder.Manifest) {
 		StartedAt: m.StartedAt, ExpiresAt: m.ExpiresAt, Bytes: m.Bytes, Duration: m.Duration}
 }
 
+// fakeLocator is the RoomLocator seam: which node hosts which room, or an
+// error for every room.
+type fakeLocator struct {
+	url   func(cluster.NodeID) string
+	mu    sync.Mutex
+	hosts map[room.ID]cluster.NodeID
+	err   error
+}
+
+func (f *fakeLocator) LocateRoom(_ context.Context, id room.ID) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return f.err
+	}
+	node, ok := f.hosts[id]
+	if !ok {
+		return nil
+	}
+	return &room.MovedError{Room: id, Node: string(node), URL: f.url(node)}
+}
+
+// host says node hosts room id.
+func (f *fakeLocator) host(id room.ID, node cluster.NodeID) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.hosts == nil {
+		f.hosts = map[room.ID]cluster.NodeID{}
+	}
+	f.hosts[id] = node
+}
+
+// fail makes every lookup fail with err.
+func (f *fakeLocator) fail(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.err = err
+}
+
 // nodeIndex is one node's view of the shared index, which can lie about
 // holders as a lagging replica would.
 type nodeIndex struct {
@@ -118,6 +157,8 @@ type clusterNode struct {
 	dir   string
 	rooms *fakeRoomRecorder
 	index *nodeIndex
+	mgr   *room.Manager
+	auth  *Auth
 }
 
 // testCluster is two or more nodes sharing the bootstrap key, a key store
@@ -129,12 +170,14 @@ type testCluster struct {
 	keys  *KeyStore
 	nodes *fakeNodes
 	index *fakeIndex
+	hosts *fakeLocator
 	byID  map[cluster.NodeID]*clusterNode
 }
 
 func newTestCluster(t *testing.T, ids ...cluster.NodeID) *testCluster {
 	t.Helper()
 	c := &testCluster{clock: &recClock{now: t0}, nodes: &fakeNodes{}, index: &fakeIndex{}, byID: map[cluster.NodeID]*clusterNode{}}
+	c.hosts = &fakeLocator{url: func(n cluster.NodeID) string { return c.byID[n].url }}
 	c.key, c.hash = NewAdminKey()
 	var err error
 	c.keys, err = OpenKeyStore(filepath.Join(t.TempDir(), KeyStoreFileName))
@@ -163,13 +206,13 @@ func (c *testCluster) start(t *testing.T, id cluster.NodeID) *clusterNode {
 	n.rec = rec
 	n.audit, err = OpenAuditLog(filepath.Join(n.dir, "audit"), log, WithAuditClock(c.clock.Now))
 	require.NoError(t, err)
-	mgr := room.NewManager(room.WithRoomDefaults(room.WithManualTick(), room.WithEmptyTimeout(-1)))
-	t.Cleanup(func() { require.NoError(t, mgr.Close(context.Background())) })
+	n.mgr = room.NewManager(room.WithRoomDefaults(room.WithManualTick(), room.WithEmptyTimeout(-1)))
+	t.Cleanup(func() { require.NoError(t, n.mgr.Close(context.Background())) })
 	now := t0
-	auth := newTestAuth(t, joinRooms, &now)
-	_, n.url = startServer(t, WithAdmin(mgr, auth, []string{c.hash}), WithKeyStore(c.keys), WithAuditLog(n.audit),
+	n.auth = newTestAuth(t, joinRooms, &now)
+	_, n.url = startServer(t, WithAdmin(n.mgr, n.auth, []string{c.hash}), WithKeyStore(c.keys), WithAuditLog(n.audit),
 		WithRecordings(Recordings{Recorder: rec, Rooms: n.rooms, LinkSecret: recTestKey, Now: c.clock.Now}),
-		WithNodes(id, c.nodes), WithRecordingsIndex(n.index))
+		WithNodes(id, c.nodes), WithRecordingsIndex(n.index), WithRoomLocator(c.hosts), WithJoinPage(n.mgr, n.auth))
 	return n
 }
 

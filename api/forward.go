@@ -13,6 +13,7 @@ import (
 	"github.com/mediagate/mediagate/cluster"
 	"github.com/mediagate/mediagate/configs"
 	"github.com/mediagate/mediagate/recorder"
+	"github.com/mediagate/mediagate/room"
 )
 
 // Forwarding: a node that is asked about a recording another node holds
@@ -217,5 +218,51 @@ func (s *Server) held(write bool, h func(w http.ResponseWriter, r *http.Request)
 			return err
 		}
 		return s.forwardToNode(w, r, e.Node)
+	}
+}
+
+// elsewhere asks the room locator where room id is when it is not open
+// on this node: nil when it is open here, on no node, or without a
+// locator; a *room.MovedError when another node hosts it; an error
+// wrapping room.ErrUnavailable when that cannot be known.
+func (s *Server) elsewhere(r *http.Request, mgr *room.Manager, id room.ID) error {
+	if s.cluster.rooms == nil || !configs.ValidRoomID(string(id)) {
+		return nil
+	}
+	if _, err := mgr.Get(id); err == nil {
+		return nil
+	}
+	return s.cluster.rooms.LocateRoom(r.Context(), id)
+}
+
+// hosted wraps an admin handler of one room ({room}) so that a room
+// another node hosts is acted on there: the key's right to read (write
+// false) or change (write true) the room's tenant is checked here, then
+// the request is forwarded to the owner, which checks and audits it
+// again. Forwarding rather than a 307 to the owner: clients drop the
+// Authorization header on a redirect to another host (browsers on any
+// other origin, Go's client on any host not a subdomain), so a redirected
+// admin request would arrive without its key. A room whose owner cannot
+// be known answers 503 with Retry-After; a forwarded request is answered
+// here whatever the locator says (one hop).
+func (s *Server) hosted(write bool, h func(w http.ResponseWriter, r *http.Request) error) func(w http.ResponseWriter, r *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		id := room.ID(r.PathValue("room"))
+		if s.cluster.forward == nil || forwardedBy(r) != "" {
+			return h(w, r)
+		}
+		err := s.elsewhere(r, s.admin.mgr, id)
+		var moved *room.MovedError
+		switch {
+		case err == nil:
+			return h(w, r)
+		case !errors.As(err, &moved):
+			return err
+		}
+		auditTarget(r, string(id))
+		if err := s.authorize(r, s.admin.auth.RoomTenant(id), write); err != nil {
+			return err
+		}
+		return s.forward(w, r, cluster.NodeID(moved.Node), moved.URL)
 	}
 }

@@ -104,8 +104,8 @@ func WithRecordings(c Recordings) Option {
 
 // mountRecordings registers the recordings routes.
 func (s *Server) mountRecordings() {
-	s.mux.Handle("POST /api/v1/rooms/{room}/recording/start", s.adminOnly("recordings.start", s.recordingStart))
-	s.mux.Handle("POST /api/v1/rooms/{room}/recording/stop", s.adminOnly("recordings.stop", s.recordingStop))
+	s.mux.Handle("POST /api/v1/rooms/{room}/recording/start", s.adminOnly("recordings.start", s.hosted(true, s.recordingStart)))
+	s.mux.Handle("POST /api/v1/rooms/{room}/recording/stop", s.adminOnly("recordings.stop", s.hosted(true, s.recordingStop)))
 	s.mux.Handle("GET /api/v1/recordings", s.adminOnly("recordings.list", s.recordingList))
 	s.mux.Handle("GET /api/v1/recordings/{id}", s.adminOnly("recordings.get", s.held(false, s.recordingGet)))
 	s.mux.Handle("GET /api/v1/recordings/{id}/download", s.linkOr(s.adminOnly("recordings.download", s.held(false, s.recordingDownload))))

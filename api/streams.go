@@ -59,11 +59,11 @@ func WithStreams(rs RoomStreamer) Option {
 
 // mountStreams registers the live stream routes.
 func (s *Server) mountStreams() {
-	s.mux.Handle("POST /api/v1/rooms/{room}/egresses", s.adminOnly("streams.start", s.streamStart))
-	s.mux.Handle("GET /api/v1/rooms/{room}/egresses", s.adminOnly("streams.get", s.streamGet))
-	s.mux.Handle("DELETE /api/v1/rooms/{room}/egresses", s.adminOnly("streams.stop", s.streamStop))
-	s.mux.Handle("POST /api/v1/rooms/{room}/egresses/destinations", s.adminOnly("streams.add", s.streamAdd))
-	s.mux.Handle("DELETE /api/v1/rooms/{room}/egresses/destinations/{id}", s.adminOnly("streams.remove", s.streamRemove))
+	s.mux.Handle("POST /api/v1/rooms/{room}/egresses", s.adminOnly("streams.start", s.hosted(true, s.streamStart)))
+	s.mux.Handle("GET /api/v1/rooms/{room}/egresses", s.adminOnly("streams.get", s.hosted(false, s.streamGet)))
+	s.mux.Handle("DELETE /api/v1/rooms/{room}/egresses", s.adminOnly("streams.stop", s.hosted(true, s.streamStop)))
+	s.mux.Handle("POST /api/v1/rooms/{room}/egresses/destinations", s.adminOnly("streams.add", s.hosted(true, s.streamAdd)))
+	s.mux.Handle("DELETE /api/v1/rooms/{room}/egresses/destinations/{id}", s.adminOnly("streams.remove", s.hosted(true, s.streamRemove)))
 	s.mux.Handle("GET /api/v1/egresses", s.adminOnly("streams.list", s.streamList))
 }
 

@@ -1,0 +1,106 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mediagate/mediagate/recorder"
+	"github.com/mediagate/mediagate/room"
+)
+
+// TestClusterJoinPage: the join page of a room another node hosts
+// redirects there (path and query kept), also for rooms only that node
+// knows; its participant list too; the token endpoint answers on any node
+// with a token the owner accepts. When the owner cannot be known the page
+// is served here and the list answers 503 with Retry-After.
+func TestClusterJoinPage(t *testing.T) {
+	c := newTestCluster(t, "node-a", "node-b")
+	b := c.byID["node-b"]
+	for _, id := range []room.ID{"board", "adhoc"} {
+		_, err := b.mgr.Create(id)
+		require.NoError(t, err)
+		c.hosts.host(id, "node-b")
+	}
+
+	resp := c.do(t, "node-a", "", http.MethodGet, "/r/board?lang=de", "")
+	requireHTTPProblem(t, resp, http.StatusTemporaryRedirect, "room-moved")
+	require.Equal(t, b.url+"/r/board?lang=de", resp.Header.Get("Location"))
+	resp = c.do(t, "node-a", "", http.MethodGet, "/r/adhoc", "")
+	requireStatus(t, resp, http.StatusTemporaryRedirect)
+	require.Equal(t, b.url+"/r/adhoc", resp.Header.Get("Location"), "a room only the owner knows")
+	resp = c.do(t, "node-a", "", http.MethodGet, "/r/board/participants", "")
+	requireStatus(t, resp, http.StatusTemporaryRedirect)
+	require.Equal(t, b.url+"/r/board/participants", resp.Header.Get("Location"))
+
+	requireStatus(t, c.do(t, "node-b", "", http.MethodGet, "/r/board", ""), 200)
+	requireStatus(t, c.do(t, "node-a", "", http.MethodGet, "/r/lobby", ""), 200)
+
+	var tok tokenResponse
+	resp = c.do(t, "node-a", "", http.MethodPost, "/r/board/token", body(joinRequest{Name: "Ada", PIN: "4711"}))
+	require.NoError(t, json.Unmarshal(requireStatus(t, resp, 200), &tok))
+	_, err := b.auth.VerifyToken(tok.Token, "board", t0)
+	require.NoError(t, err, "the owner accepts a token made on another node")
+
+	c.hosts.fail(fmt.Errorf("owner of board: %w", room.ErrUnavailable))
+	requireStatus(t, c.do(t, "node-a", "", http.MethodGet, "/r/board", ""), 200)
+	resp = c.do(t, "node-a", "", http.MethodGet, "/r/board/participants", "")
+	requireHTTPProblem(t, resp, http.StatusServiceUnavailable, "room-unavailable")
+	require.Equal(t, "5", resp.Header.Get("Retry-After"))
+}
+
+// TestClusterRoomActionsForwarded: the admin routes of a room another
+// node hosts are forwarded to it: reading, locking, muting and recording
+// the room through node a act on node b's room, audited on both; a key
+// of another tenant is refused on a; an owner that cannot be known is
+// 503.
+func TestClusterRoomActionsForwarded(t *testing.T) {
+	c := newTestCluster(t, "node-a", "node-b")
+	b := c.byID["node-b"]
+	rm, err := b.mgr.Create("adhoc")
+	require.NoError(t, err)
+	require.NoError(t, rm.Join(&fakeParticipant{info: room.Info{ID: "p1", Name: "Ada", Kind: room.KindWebRTC, Format: room.PCMU}}))
+	c.hosts.host("adhoc", "node-b")
+	started := make(chan room.ID, 1)
+	b.rooms.start = func(id room.ID) (recorder.Manifest, error) {
+		started <- id
+		return recorder.Manifest{ID: recorder.NewID(), Room: id, Node: "node-b"}, nil
+	}
+
+	var got roomJSON
+	require.NoError(t, json.Unmarshal(requireStatus(t, c.do(t, "node-a", c.key, http.MethodGet, "/api/v1/rooms/adhoc", ""), 200), &got))
+	require.True(t, got.Open)
+	require.Len(t, got.Participants, 1)
+	require.Equal(t, "Ada", got.Participants[0].Name)
+
+	requireStatus(t, c.do(t, "node-a", c.key, http.MethodPost, "/api/v1/rooms/adhoc/lock", ""), http.StatusNoContent)
+	require.True(t, rm.Locked())
+	requireStatus(t, c.do(t, "node-a", c.key, http.MethodPost, "/api/v1/rooms/adhoc/participants/p1/mute", ""), http.StatusNoContent)
+	require.True(t, rm.Participants()[0].Muted)
+	requireStatus(t, c.do(t, "node-a", c.key, http.MethodPost, "/api/v1/rooms/adhoc/recording/start", ""), http.StatusCreated)
+	require.Equal(t, room.ID("adhoc"), <-started)
+
+	for _, action := range []string{"rooms.get", "rooms.lock", "participants.mute", "recordings.start"} {
+		onA, onB := c.auditOf(t, "node-a", action), c.auditOf(t, "node-b", action)
+		require.Len(t, onA, 1, action)
+		require.Len(t, onB, 1, action)
+		require.Equal(t, "node-b", onA[0].ForwardedTo, action)
+		require.Equal(t, "node-a", onB[0].ForwardedFrom, action)
+		require.Equal(t, "adhoc", onA[0].Target, action)
+		require.Equal(t, onA[0].Status, onB[0].Status, action)
+	}
+
+	globex, _ := newClusterKey(t, c, "globex ops", RoleAdmin, "globex")
+	requireHTTPProblem(t, c.do(t, "node-a", globex, http.MethodPost, "/api/v1/rooms/adhoc/unlock", ""), 403, "forbidden")
+	require.Empty(t, c.auditOf(t, "node-b", "rooms.unlock"), "refused on a, not forwarded")
+	require.True(t, rm.Locked())
+
+	c.hosts.fail(fmt.Errorf("owner of adhoc: %w", room.ErrUnavailable))
+	resp := c.do(t, "node-a", c.key, http.MethodPost, "/api/v1/rooms/adhoc/unlock", "")
+	requireHTTPProblem(t, resp, http.StatusServiceUnavailable, "room-unavailable")
+	require.Equal(t, "5", resp.Header.Get("Retry-After"))
+	require.True(t, rm.Locked())
+}
