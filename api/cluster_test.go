@@ -280,3 +280,59 @@ func TestNodesCluster(t *testing.T) {
 	require.NotContains(t, p.Detail, "redis", "the cause stays in the log")
 	require.Equal(t, "5", resp.Header.Get("Retry-After"))
 }
+
+// TestClusterTenantErasureAndReceipts: erasing a tenant through node a
+// erases its recordings on b too, and names the one held by a node that
+// is down; the receipts of both nodes list and export through a; a node
+// that does not answer is named, not silently left out.
+func TestClusterTenantErasureAndReceipts(t *testing.T) {
+	c := newTestCluster(t, "node-a", "node-b")
+	onA := c.record(t, "node-a", "board", "acme")
+	onB := c.record(t, "node-b", "sales", "acme")
+	other := c.record(t, "node-b", "sales", "globex")
+	lost := recorder.Manifest{ID: recorder.NewID(), Tenant: "acme", Room: "board", State: recorder.StateComplete}
+	c.index.put("node-c", lost) // node-c is down
+
+	var sum eraseSummary
+	resp := c.do(t, "node-a", c.key, http.MethodDelete, "/api/v1/tenants/acme/recordings", `{"reason":"erasure-request"}`)
+	require.NoError(t, json.Unmarshal(requireStatus(t, resp, 200), &sum))
+	var deleted []recorder.ID
+	for _, d := range sum.Deleted {
+		deleted = append(deleted, d.ID)
+	}
+	require.ElementsMatch(t, []recorder.ID{onA.ID, onB.ID}, deleted)
+	require.Len(t, sum.Failed, 1)
+	require.Equal(t, lost.ID, sum.Failed[0].ID)
+	require.Contains(t, sum.Failed[0].Error, "node node-c")
+	require.Empty(t, sum.Unreached)
+	for node, id := range map[cluster.NodeID]recorder.ID{"node-a": onA.ID, "node-b": onB.ID} {
+		m, err := c.byID[node].rec.Get(id)
+		require.NoError(t, err)
+		require.Equal(t, recorder.StateDeleted, m.State)
+	}
+	m, err := c.byID["node-b"].rec.Get(other.ID)
+	require.NoError(t, err)
+	require.Equal(t, recorder.StateComplete, m.State, "another tenant's recording stays")
+	require.Equal(t, "node-b", c.auditOf(t, "node-a", "tenants.erase")[0].ForwardedTo)
+	require.Equal(t, "node-a", c.auditOf(t, "node-b", "tenants.erase")[0].ForwardedFrom)
+
+	var page receiptPage
+	require.NoError(t, json.Unmarshal(requireStatus(t, c.do(t, "node-a", c.key, http.MethodGet, "/api/v1/receipts?tenant=acme", ""), 200), &page))
+	require.Len(t, page.Receipts, 2)
+	require.Equal(t, "node-a", page.Receipts[0].Node)
+	require.Equal(t, "node-b", page.Receipts[1].Node)
+	csv := string(requireStatus(t, c.do(t, "node-a", c.key, http.MethodGet, "/api/v1/receipts/export?format=csv", ""), 200))
+	require.Contains(t, csv, string(onA.ID))
+	require.Contains(t, csv, string(onB.ID))
+
+	live, _ := c.nodes.Nodes(t.Context())
+	dead := live[1]
+	dead.HTTPURL = "http://127.0.0.1:1"
+	c.nodes.set([]cluster.NodeInfo{live[0], dead}, nil)
+	require.NoError(t, json.Unmarshal(requireStatus(t, c.do(t, "node-a", c.key, http.MethodGet, "/api/v1/receipts", ""), 200), &page))
+	require.Len(t, page.Receipts, 1)
+	require.Equal(t, []unreachedNode{{Node: "node-b", Error: "did not answer"}}, page.Unreached)
+	resp = c.do(t, "node-a", c.key, http.MethodGet, "/api/v1/receipts/export", "")
+	requireStatus(t, resp, 200)
+	require.Equal(t, "node-b", resp.Header.Get(HeaderUnreachedNodes))
+}

@@ -82,7 +82,10 @@ type recordings struct {
 //	DELETE /api/v1/tenants/{tenant}/recordings    erase a tenant's recordings: {reason}
 //
 // The routes are mounted only together with WithAdmin, which holds the
-// API keys.
+// API keys. In a cluster (WithNodes, WithRecordingsIndex) they work on
+// any node for the recordings of every node: the list comes from the
+// index, the routes of one recording are forwarded to its holder
+// (forward.go), and receipts and erasures ask every live node (fanout.go).
 func WithRecordings(c Recordings) Option {
 	return func(s *Server) {
 		rc := &recordings{
