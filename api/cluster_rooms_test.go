@@ -3,11 +3,14 @@ package api
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mediagate/mediagate/cluster"
 	"github.com/mediagate/mediagate/recorder"
 	"github.com/mediagate/mediagate/room"
 )
@@ -103,4 +106,59 @@ func TestClusterRoomActionsForwarded(t *testing.T) {
 	requireHTTPProblem(t, resp, http.StatusServiceUnavailable, "room-unavailable")
 	require.Equal(t, "5", resp.Header.Get("Retry-After"))
 	require.True(t, rm.Locked())
+}
+
+// TestClusterRoomList: the room list on any node holds the rooms open on
+// every node, each as its host shows it, with the host's ID.
+func TestClusterRoomList(t *testing.T) {
+	c := newTestCluster(t, "node-a", "node-b")
+	_, err := c.byID["node-a"].mgr.Create("lobby")
+	require.NoError(t, err)
+	rm, err := c.byID["node-b"].mgr.Create("board")
+	require.NoError(t, err)
+	rm.SetLocked(true)
+	_, err = c.byID["node-b"].mgr.Create("adhoc")
+	require.NoError(t, err)
+
+	var rooms []roomJSON
+	require.NoError(t, json.Unmarshal(requireStatus(t, c.do(t, "node-a", c.key, http.MethodGet, "/api/v1/rooms", ""), 200), &rooms))
+	got := map[string]roomJSON{}
+	var ids []string
+	for _, r := range rooms {
+		got[r.ID] = r
+		ids = append(ids, r.ID)
+	}
+	require.Equal(t, []string{"adhoc", "annex", "board", "lobby", "vip"}, ids)
+	require.Equal(t, "node-b", got["adhoc"].Node)
+	require.True(t, got["board"].Open)
+	require.True(t, got["board"].Locked)
+	require.Equal(t, "node-b", got["board"].Node)
+	require.Equal(t, "node-a", got["lobby"].Node)
+	require.False(t, got["vip"].Open)
+	require.Equal(t, "node-b", c.auditOf(t, "node-a", "rooms.list")[0].ForwardedTo)
+
+	acme, _ := newClusterKey(t, c, "acme ops", RoleViewer, "acme")
+	require.NoError(t, json.Unmarshal(requireStatus(t, c.do(t, "node-a", acme, http.MethodGet, "/api/v1/rooms", ""), 200), &rooms))
+	require.Len(t, rooms, 1, "only acme's room, from either node")
+	require.Equal(t, "board", rooms[0].ID)
+}
+
+// TestClusterOptionsAlone: a room locator and an index without the live
+// nodes (a wiring mistake) leave the recordings routes local, not broken.
+func TestClusterOptionsAlone(t *testing.T) {
+	e := newRecEnv(t)
+	idx := &fakeIndex{}
+	idx.put("node-b", recorder.Manifest{ID: recorder.NewID(), Tenant: "acme", Room: "board", State: recorder.StateComplete})
+	loc := &fakeLocator{url: func(cluster.NodeID) string { return "http://192.0.2.7" }}
+	log := slog.New(slog.DiscardHandler)
+	key, hash := NewAdminKey()
+	h := New(log, WithAdmin(e.mgr, e.auth, []string{hash}), WithRoomLocator(loc), WithRecordingsIndex(idx),
+		WithRecordings(Recordings{Recorder: e.rec, Rooms: e.rooms, LinkSecret: recTestKey, Now: e.clock.Now})).Handler()
+	for id := range idx.m {
+		r := httptest.NewRequest(http.MethodGet, "/api/v1/recordings/"+string(id), nil)
+		r.Header.Set("Authorization", "Bearer "+key)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		requireProblem(t, w, http.StatusNotFound, "recording-not-found")
+	}
 }

@@ -146,8 +146,8 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, node cluster.No
 		return errAborted
 	case failed == nil:
 		return nil
-	case errors.Is(failed, context.Canceled):
-		return fmt.Errorf("forward to node %s: %w", node, failed) // the client left
+	case errors.Is(failed, context.Canceled): // the client left: nobody reads the answer
+		return fmt.Errorf("%w: node %s: the client left", ErrNodeUnreachable, node)
 	}
 	s.log.WarnContext(r.Context(), "forward failed", "node", node, "err", failed)
 	var ne net.Error
@@ -180,7 +180,7 @@ func viaValue(r *http.Request, self cluster.NodeID) string {
 // forwarded already. false means the request is answered here (with 404
 // when nobody has the recording).
 func (s *Server) holderOf(r *http.Request, id recorder.ID) (RecordingEntry, bool, error) {
-	if s.cluster.index == nil || s.cluster.forward == nil || forwardedBy(r) != "" {
+	if !s.indexed() || forwardedBy(r) != "" {
 		return RecordingEntry{}, false, nil
 	}
 	if _, err := s.recs.rec.Get(id); !errors.Is(err, recorder.ErrNotFound) {
@@ -194,6 +194,12 @@ func (s *Server) holderOf(r *http.Request, id recorder.ID) (RecordingEntry, bool
 		return RecordingEntry{}, false, nil
 	}
 	return e, true, nil
+}
+
+// indexed reports whether the recordings routes are cluster-wide: a
+// recordings index and the live nodes to forward to.
+func (s *Server) indexed() bool {
+	return s.cluster.index != nil && s.cluster.nodes != nil && s.cluster.forward != nil
 }
 
 // held wraps a handler of one recording ({id}) so that a recording held

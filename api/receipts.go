@@ -229,7 +229,7 @@ func (s *Server) eraseElsewhere(r *http.Request, tenant recorder.Tenant, reason 
 		out.Refused = append(out.Refused, sum.Refused...)
 		out.Failed = append(out.Failed, sum.Failed...)
 	}
-	if s.cluster.index == nil {
+	if !s.indexed() {
 		return nil
 	}
 	entries, err := s.cluster.index.Recordings(r.Context(), recorder.Filter{Tenant: tenant})

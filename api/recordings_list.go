@@ -86,7 +86,7 @@ func (s *Server) recordingList(w http.ResponseWriter, r *http.Request) error {
 // format, are empty: GET /api/v1/recordings/{id} has them all).
 func (s *Server) listRecordings(r *http.Request, f recorder.Filter) ([]recorder.Manifest, error) {
 	local := s.recs.rec.List(f)
-	if s.cluster.index == nil || s.cluster.forward == nil {
+	if !s.indexed() {
 		return local, nil
 	}
 	entries, err := s.cluster.index.Recordings(r.Context(), f)
