@@ -104,8 +104,9 @@ func (s *Server) ask(r *http.Request, target string, body []byte) ([]byte, error
 	if err != nil {
 		return nil, fmt.Errorf("bad url")
 	}
-	req.Host = r.Host
 	req.Header.Set("Authorization", r.Header.Get("Authorization"))
+	req.Header.Set("X-Forwarded-Host", r.Host)
+	req.Header.Set("X-Forwarded-Proto", requestScheme(r))
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

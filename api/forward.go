@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/mediagate/mediagate/cluster"
@@ -38,7 +39,7 @@ const HeaderForwarded = "Mediagate-Forwarded"
 // the client reads.
 const (
 	forwardDialTimeout   = 5 * time.Second
-	forwardHeaderTimeout = 15 * time.Second
+	forwardHeaderTimeout = 30 * time.Second
 )
 
 // forwarder sends requests on to other nodes.
@@ -100,10 +101,11 @@ func (s *Server) forwardToNode(w http.ResponseWriter, r *http.Request, node clus
 
 // forward sends r to the node at base (its public base URL) and copies
 // the answer to w. Hop-by-hop headers are dropped both ways
-// (httputil.ReverseProxy, RFC 9110 §7.6.1); the request gets
-// X-Forwarded-For/-Host/-Proto, Via and HeaderForwarded, and keeps its
-// Host, so that links the holder makes point where the client came to.
-// Redirects of the holder go back to the client as they are.
+// (httputil.ReverseProxy, RFC 9110 §7.6.1); the request gets the node's
+// host as Host (an ingress in front of it may route by it), and
+// X-Forwarded-For/-Host/-Proto, Via and HeaderForwarded, so that links the
+// holder makes point where the client came to (publicBase). Redirects of
+// the holder go back to the client as they are.
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, node cluster.NodeID, base string) error {
 	target, err := url.Parse(base)
 	if err != nil || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" {
@@ -117,7 +119,6 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, node cluster.No
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
-			pr.Out.Host = pr.In.Host
 			pr.SetXForwarded()
 			pr.Out.Header.Set(HeaderForwarded, string(s.selfID()))
 			pr.Out.Header.Add("Via", via)
@@ -160,6 +161,24 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, node cluster.No
 // errNodeTimeout is ErrNodeUnreachable for a node that did not answer in
 // time: 504 (RFC 9110 §15.6.5).
 var errNodeTimeout = &Error{ErrNodeUnreachable.msg, http.StatusGatewayTimeout, ErrNodeUnreachable.slug, "", false}
+
+// publicBase is the scheme and host the client reached the cluster at:
+// the request's own, or for a request another node forwarded, the
+// X-Forwarded-Proto and X-Forwarded-Host that node set. (A client could
+// set them too, but only to get links to another host in its own
+// answer.)
+func publicBase(r *http.Request) string {
+	scheme, host := requestScheme(r), r.Host
+	if forwardedBy(r) != "" {
+		if p := r.Header.Get("X-Forwarded-Proto"); p == "https" || p == "http" {
+			scheme = p
+		}
+		if h := r.Header.Get("X-Forwarded-Host"); h != "" && !strings.ContainsAny(h, "/?#@ ,") {
+			host = h
+		}
+	}
+	return scheme + "://" + host
+}
 
 // viaValue is this hop's Via entry (RFC 9110 §7.6.3): the protocol the
 // request came in with and the node's ID as pseudonym.

@@ -291,7 +291,8 @@ type linkRequest struct {
 
 // linkResponse is a signed download link.
 type linkResponse struct {
-	// URL is the absolute link, built from the request's host.
+	// URL is the absolute link, built from the host the client asked
+	// (the forwarding node's, when another node forwarded the request).
 	URL string `json:"url"`
 	// Path is the link relative to the server, for clients that know
 	// the server's public address better than its Host header does.
@@ -327,11 +328,7 @@ func (s *Server) recordingLink(w http.ResponseWriter, r *http.Request) error {
 		exp = m.ExpiresAt.Truncate(time.Second) // never past expires_at
 	}
 	path := s.recs.linkPath(m.ID, m.Tenant, exp)
-	scheme := requestScheme(r)
-	if forwardedBy(r) != "" && r.Header.Get("X-Forwarded-Proto") == "https" {
-		scheme = "https" // the client reached the forwarding node over TLS
-	}
-	writeJSON(w, http.StatusCreated, linkResponse{URL: scheme + "://" + r.Host + path, Path: path, ExpiresAt: exp.UTC()})
+	writeJSON(w, http.StatusCreated, linkResponse{URL: publicBase(r) + path, Path: path, ExpiresAt: exp.UTC()})
 	return nil
 }
 
