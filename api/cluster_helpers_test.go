@@ -18,6 +18,7 @@ import (
 	"github.com/mediagate/mediagate/cluster"
 	"github.com/mediagate/mediagate/recorder"
 	"github.com/mediagate/mediagate/room"
+	"github.com/mediagate/mediagate/stream"
 )
 
 // fakeNodes is the NodeLister seam: the live nodes the test says, or an
@@ -150,15 +151,29 @@ func (n *nodeIndex) Recording(ctx context.Context, id recorder.ID) (RecordingEnt
 // with its own recorder, room manager and audit log, and the cluster's
 // shared node list, index and API keys.
 type clusterNode struct {
-	id    cluster.NodeID
-	url   string
-	rec   *recorder.Recorder
-	audit *AuditLog
-	dir   string
-	rooms *fakeRoomRecorder
-	index *nodeIndex
-	mgr   *room.Manager
-	auth  *Auth
+	id      cluster.NodeID
+	url     string
+	rec     *recorder.Recorder
+	audit   *AuditLog
+	dir     string
+	rooms   *fakeRoomRecorder
+	index   *nodeIndex
+	mgr     *room.Manager
+	auth    *Auth
+	streams *listStreamer
+}
+
+// listStreamer is a RoomStreamer seam that only lists egresses.
+type listStreamer struct {
+	RoomStreamer // nil: the tests call only Streams
+	mu           sync.Mutex
+	list         []stream.Status
+}
+
+func (l *listStreamer) Streams() []stream.Status {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.list)
 }
 
 // testCluster is two or more nodes sharing the bootstrap key, a key store
@@ -195,7 +210,7 @@ func newTestCluster(t *testing.T, ids ...cluster.NodeID) *testCluster {
 // start runs node id.
 func (c *testCluster) start(t *testing.T, id cluster.NodeID) *clusterNode {
 	t.Helper()
-	n := &clusterNode{id: id, dir: t.TempDir(), rooms: &fakeRoomRecorder{}, index: &nodeIndex{fakeIndex: c.index}}
+	n := &clusterNode{id: id, dir: t.TempDir(), rooms: &fakeRoomRecorder{}, index: &nodeIndex{fakeIndex: c.index}, streams: &listStreamer{}}
 	log := slog.New(slog.DiscardHandler)
 	rec, err := recorder.New(recorder.Options{
 		Dir: filepath.Join(n.dir, "store"), Node: string(id), ReceiptKey: recTestKey, Now: c.clock.Now, Sync: recorder.SyncNever,
@@ -212,7 +227,7 @@ func (c *testCluster) start(t *testing.T, id cluster.NodeID) *clusterNode {
 	n.auth = newTestAuth(t, joinRooms, &now)
 	_, n.url = startServer(t, WithAdmin(n.mgr, n.auth, []string{c.hash}), WithKeyStore(c.keys), WithAuditLog(n.audit),
 		WithRecordings(Recordings{Recorder: rec, Rooms: n.rooms, LinkSecret: recTestKey, Now: c.clock.Now}),
-		WithNodes(id, c.nodes), WithRecordingsIndex(n.index), WithRoomLocator(c.hosts), WithJoinPage(n.mgr, n.auth))
+		WithNodes(id, c.nodes), WithRecordingsIndex(n.index), WithRoomLocator(c.hosts), WithJoinPage(n.mgr, n.auth), WithStreams(n.streams))
 	return n
 }
 

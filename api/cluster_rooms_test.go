@@ -13,6 +13,7 @@ import (
 	"github.com/mediagate/mediagate/cluster"
 	"github.com/mediagate/mediagate/recorder"
 	"github.com/mediagate/mediagate/room"
+	"github.com/mediagate/mediagate/stream"
 )
 
 // TestClusterJoinPage: the join page of a room another node hosts
@@ -161,4 +162,25 @@ func TestClusterOptionsAlone(t *testing.T) {
 		h.ServeHTTP(w, r)
 		requireProblem(t, w, http.StatusNotFound, "recording-not-found")
 	}
+}
+
+// TestClusterEgressList: the egress list on any node holds every node's
+// egresses, each with its node, filtered by the key's tenant on each.
+func TestClusterEgressList(t *testing.T) {
+	c := newTestCluster(t, "node-a", "node-b")
+	c.byID["node-a"].streams.list = []stream.Status{{Room: "lobby", StartedAt: t0, Video: stream.VideoSlate}}
+	c.byID["node-b"].streams.list = []stream.Status{{Room: "board", StartedAt: t0, Video: stream.VideoSlate}}
+
+	var list []egressJSON
+	require.NoError(t, json.Unmarshal(requireStatus(t, c.do(t, "node-a", c.key, http.MethodGet, "/api/v1/egresses", ""), 200), &list))
+	require.Len(t, list, 2)
+	require.Equal(t, "board", list[0].Room)
+	require.Equal(t, "node-b", list[0].Node)
+	require.Equal(t, "lobby", list[1].Room)
+	require.Equal(t, "node-a", list[1].Node)
+
+	acme, _ := newClusterKey(t, c, "acme wall", RoleViewer, "acme")
+	require.NoError(t, json.Unmarshal(requireStatus(t, c.do(t, "node-a", acme, http.MethodGet, "/api/v1/egresses", ""), 200), &list))
+	require.Len(t, list, 1)
+	require.Equal(t, "board", list[0].Room)
 }
