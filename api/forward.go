@@ -150,10 +150,11 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, node cluster.No
 	case errors.Is(failed, context.Canceled): // the client left: nobody reads the answer
 		return fmt.Errorf("%w: node %s: the client left", ErrNodeUnreachable, node)
 	}
+	// The cause names the node's address: the log has it, the answer not.
 	s.log.WarnContext(r.Context(), "forward failed", "node", node, "err", failed)
 	var ne net.Error
 	if errors.As(failed, &ne) && ne.Timeout() {
-		return fmt.Errorf("%w: node %s: %w", errNodeTimeout, node, failed)
+		return fmt.Errorf("%w: node %s", errNodeTimeout, node)
 	}
 	return fmt.Errorf("%w: node %s", ErrNodeUnreachable, node)
 }
