@@ -178,6 +178,10 @@ type AuditEntry struct {
 	// Mediagate-Forwarded header); Client is then that node's address,
 	// and its own entry has the client's.
 	ForwardedFrom string `json:"forwarded_from,omitempty"`
+	// Node is the node whose log holds the entry, in the answers of
+	// GET /api/v1/audit in a cluster; never stored (each node's log is
+	// its own).
+	Node string `json:"node,omitempty"`
 	// Status is the HTTP status of the answer.
 	Status int `json:"status"`
 	// Client is the client's address anonymised (AnonymizeAddr).
