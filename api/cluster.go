@@ -17,11 +17,14 @@ import (
 // The admin API in a cluster (DESIGN.md decisions 4 and 5): any node
 // answers. GET /api/v1/nodes lists the live nodes; the recordings routes
 // list every node's recordings from the cluster's recordings index and
-// forward requests about a recording held by another node to that node
-// (forward.go); the join page sends browsers to the node that hosts their
-// room (join.go). The interfaces below are what the api package reads of
-// the cluster state; the binary adapts package cluster's implementations
-// to them. Without them the server is one node on its own.
+// forward requests about a recording held by another node to that node,
+// as the admin routes of a room hosted elsewhere (forward.go); the lists
+// of rooms, egresses, receipts and audit entries and tenant erasures ask
+// every live node (fanout.go); the join page sends browsers to the node
+// that hosts their room (join.go). The interfaces below are what the api
+// package reads of the cluster state; the binary adapts package cluster's
+// implementations to them. Without them the server is one node on its
+// own.
 
 // NodeLister lists the live nodes of the cluster; cluster.Registry
 // satisfies it.
@@ -36,8 +39,10 @@ var _ NodeLister = cluster.Registry(nil)
 
 // RecordingEntry is what the cluster's recordings index knows of one
 // recording: enough to list it and to find the node holding its files.
+// The fields mean what the manifest's of the same names mean.
 type RecordingEntry struct {
-	ID        recorder.ID
+	ID recorder.ID
+	// Node holds the recording's files and manifest.
 	Node      cluster.NodeID
 	Tenant    recorder.Tenant
 	Room      room.ID
@@ -78,13 +83,14 @@ type clusterState struct {
 	nodes   NodeLister      // nil: one node
 	index   RecordingsIndex // nil: the local recordings only
 	rooms   RoomLocator     // nil: every room is local
-	forward *forwarder      // set in New when nodes != nil
+	forward *forwarder      // set in New with nodes or rooms; closed by Shutdown
 }
 
 // WithNodes names this node (node.id) and gives the live nodes of its
-// cluster, which GET /api/v1/nodes lists and the recordings routes
-// forward requests to. nodes may be nil on a node on its own: the
-// endpoint then lists this node alone.
+// cluster, which GET /api/v1/nodes lists, the recordings routes forward
+// requests to, and the cluster-wide lists and erasures ask (fanout.go).
+// nodes may be nil on a node on its own: the endpoint then lists this
+// node alone.
 func WithNodes(self cluster.NodeID, nodes NodeLister) Option {
 	return func(s *Server) { s.cluster.self, s.cluster.nodes = self, nodes }
 }
