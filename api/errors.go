@@ -186,8 +186,8 @@ var (
 	ErrNodeUnavailable = &Error{"the node holding this recording is not available", http.StatusServiceUnavailable, "node-unavailable", "", false}
 
 	// ErrNodeUnreachable means the request was forwarded to the node
-	// holding the recording, which is alive by the cluster state but did
-	// not answer. 502 Bad Gateway (RFC 9110 §15.6.3), or 504 Gateway
-	// Timeout when it did not answer in time.
-	ErrNodeUnreachable = &Error{"the node holding this recording did not answer", http.StatusBadGateway, "node-unreachable", "", false}
+	// holding the recording (or hosting the room), which is alive by the
+	// cluster state but did not answer. 502 Bad Gateway (RFC 9110
+	// §15.6.3), or 504 Gateway Timeout when it did not answer in time.
+	ErrNodeUnreachable = &Error{"the node holding the recording or room did not answer", http.StatusBadGateway, "node-unreachable", "", false}
 )
