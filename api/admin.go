@@ -9,12 +9,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"mime"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/mediagate/mediagate/cluster"
 	"github.com/mediagate/mediagate/configs"
 	"github.com/mediagate/mediagate/room"
 )
@@ -53,6 +55,7 @@ func hashAdminKey(key string) string {
 
 // admin holds what the admin API's handlers need.
 type admin struct {
+	self         cluster.NodeID // this node in a cluster (WithNodes), for the rooms it has open
 	mgr          *room.Manager
 	auth         *Auth
 	hashes       [][]byte // bootstrap key hashes, "sha256:..." as bytes
@@ -62,11 +65,12 @@ type admin struct {
 
 // WithAdmin mounts the admin REST API:
 //
-//	GET  /api/v1/rooms                                   rooms of the key's tenant open on this node and configured ones
+//	GET  /api/v1/rooms                                   rooms of the key's tenant open on this node (every node of a cluster) and configured ones
 //	GET  /api/v1/rooms/{room}                            one room with its participants
 //	POST /api/v1/rooms/{room}/tokens                     a join token: {identity, name, grants, ttl_seconds}
 //	POST /api/v1/rooms/{room}/lock | /unlock             refuse or allow new participants
 //	POST /api/v1/rooms/{room}/participants/{id}/mute | /unmute   server-side mute
+//	GET  /api/v1/nodes                                   the live nodes of the cluster (cluster.go; this one alone without WithNodes)
 //	... /api/v1/keys                                     API keys (keys.go)
 //	GET  /api/v1/audit                                   the audit log (with WithAuditLog)
 //	GET  /admin                                          the admin page (adminpage.go), which uses the routes above
@@ -98,16 +102,18 @@ func WithAuditLog(l *AuditLog) Option { return func(s *Server) { s.audit = l } }
 // mountAdmin registers the admin API's routes.
 func (s *Server) mountAdmin() {
 	s.admin.keys = s.keyStore
+	s.admin.self = s.cluster.self // "" on a node on its own: no "node" in room listings
 	if s.admin.keys == nil {
 		s.admin.keys, _ = OpenKeyStore("") // a memory store cannot fail
 	}
 	s.mux.Handle("GET /api/v1/rooms", s.adminOnly("rooms.list", s.adminRooms))
-	s.mux.Handle("GET /api/v1/rooms/{room}", s.adminOnly("rooms.get", s.adminRoom))
+	s.mux.Handle("GET /api/v1/rooms/{room}", s.adminOnly("rooms.get", s.hosted(false, s.adminRoom)))
 	s.mux.Handle("POST /api/v1/rooms/{room}/tokens", s.adminOnly("tokens.issue", s.adminToken))
-	s.mux.Handle("POST /api/v1/rooms/{room}/lock", s.adminOnly("rooms.lock", s.adminLock(true)))
-	s.mux.Handle("POST /api/v1/rooms/{room}/unlock", s.adminOnly("rooms.unlock", s.adminLock(false)))
-	s.mux.Handle("POST /api/v1/rooms/{room}/participants/{participant}/mute", s.adminOnly("participants.mute", s.adminMute(true)))
-	s.mux.Handle("POST /api/v1/rooms/{room}/participants/{participant}/unmute", s.adminOnly("participants.unmute", s.adminMute(false)))
+	s.mux.Handle("POST /api/v1/rooms/{room}/lock", s.adminOnly("rooms.lock", s.hosted(true, s.adminLock(true))))
+	s.mux.Handle("POST /api/v1/rooms/{room}/unlock", s.adminOnly("rooms.unlock", s.hosted(true, s.adminLock(false))))
+	s.mux.Handle("POST /api/v1/rooms/{room}/participants/{participant}/mute", s.adminOnly("participants.mute", s.hosted(true, s.adminMute(true))))
+	s.mux.Handle("POST /api/v1/rooms/{room}/participants/{participant}/unmute", s.adminOnly("participants.unmute", s.hosted(true, s.adminMute(false))))
+	s.mux.Handle("GET /api/v1/nodes", s.adminOnly("nodes.list", s.adminNodes))
 	s.mountKeys()
 	if s.audit != nil {
 		s.mux.Handle("GET /api/v1/audit", s.adminOnly("audit.list", s.adminAudit))
@@ -136,13 +142,17 @@ func (s *Server) adminOnly(action string, h func(w http.ResponseWriter, r *http.
 			r = r.WithContext(ctx)
 			err = h(sw, r)
 		}
-		if err != nil {
+		aborted := errors.Is(err, errAborted)
+		if err != nil && !aborted {
 			s.writeProblem(sw, r, err)
 		}
 		if sw.code == 0 {
 			sw.code = http.StatusOK
 		}
 		s.writeAudit(r, action, p, authenticated, note, sw.code, err)
+		if aborted {
+			panic(http.ErrAbortHandler) // a forwarded answer broke off: so must ours
+		}
 	})
 }
 
@@ -188,7 +198,8 @@ type roomJSON struct {
 	Name         string             `json:"name,omitempty"`
 	Tenant       string             `json:"tenant"`
 	Configured   bool               `json:"configured"`
-	Open         bool               `json:"open"` // open on this node now
+	Open         bool               `json:"open"`           // open now (on this node, or in a cluster on Node)
+	Node         string             `json:"node,omitempty"` // the node it is open on
 	Locked       bool               `json:"locked"`
 	Count        int                `json:"participant_count"`
 	Participants []adminParticipant `json:"participants,omitempty"`
@@ -212,7 +223,7 @@ func (a *admin) describe(id room.ID, withParticipants bool) roomJSON {
 	if err != nil {
 		return out
 	}
-	out.Open, out.Locked = true, rm.Locked()
+	out.Open, out.Locked, out.Node = true, rm.Locked(), string(a.self)
 	ps := rm.Participants()
 	out.Count = len(ps)
 	if withParticipants {
@@ -252,8 +263,45 @@ func (s *Server) adminRooms(w http.ResponseWriter, r *http.Request) error {
 	for _, id := range sorted {
 		out = append(out, s.admin.describe(id, false))
 	}
+	if s.fanningOut(r) {
+		var err error
+		if out, err = s.roomsElsewhere(r, out); err != nil {
+			return err
+		}
+	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// roomsElsewhere adds the rooms the other live nodes list to this node's
+// (sorted) list: a room open on another node is shown as that node has
+// it. A node that does not answer is logged; its rooms are missing from
+// the list (the answer stays a plain array, as on one node).
+func (s *Server) roomsElsewhere(r *http.Request, local []roomJSON) ([]roomJSON, error) {
+	answers, _, err := s.askOthers(r, "/api/v1/rooms", nil)
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[string]roomJSON, len(local))
+	for _, rm := range local {
+		byID[rm.ID] = rm
+	}
+	for _, a := range answers {
+		var rooms []roomJSON
+		if a.err == nil && json.Unmarshal(a.body, &rooms) != nil {
+			a.err = errors.New("answered something else than rooms")
+		}
+		if a.err != nil {
+			s.log.WarnContext(r.Context(), "rooms of a node missing from the list", "node", a.node, "err", a.err)
+			continue
+		}
+		for _, rm := range rooms {
+			if have, ok := byID[rm.ID]; !ok || rm.Open && !have.Open {
+				byID[rm.ID] = rm
+			}
+		}
+	}
+	return slices.SortedFunc(maps.Values(byID), func(a, b roomJSON) int { return strings.Compare(a.ID, b.ID) }), nil
 }
 
 // knownRoom returns the room ID of the request if it is valid, the room

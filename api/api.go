@@ -49,6 +49,7 @@ type Server struct {
 	audit    *AuditLog    // nil unless WithAuditLog
 	recs     *recordings  // nil unless WithRecordings
 	streams  RoomStreamer // nil unless WithStreams
+	cluster  clusterState // zero: one node on its own
 
 	auditFailures prometheus.Counter
 }
@@ -70,6 +71,16 @@ func WithRegistry(reg *prometheus.Registry) Option {
 	return func(s *Server) { s.registry = reg }
 }
 
+// WithReadiness adds a check that /readyz runs from the start, under
+// name (the key of the "failed" object of a 503 answer): the node's wiring
+// passes a Redis ping here when the cluster state is required, so load
+// balancers stop sending new work to a node that cannot reach it. It is
+// AddReadyCheck at construction; draining still answers 503 before any
+// check runs.
+func WithReadiness(name string, check ReadyCheck) Option {
+	return func(s *Server) { s.checks = append(s.checks, namedCheck{name, check}) }
+}
+
 // New returns a Server with /healthz, /readyz and /metrics mounted.
 func New(log *slog.Logger, opts ...Option) *Server {
 	s := &Server{log: log.With("component", "api"), version: "dev", mux: http.NewServeMux()}
@@ -78,6 +89,9 @@ func New(log *slog.Logger, opts ...Option) *Server {
 	}
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()
+	}
+	if s.cluster.nodes != nil || s.cluster.rooms != nil {
+		s.cluster.forward = newForwarder()
 	}
 	s.registerMetrics()
 	s.mux.HandleFunc("GET /healthz", s.healthz)
@@ -216,6 +230,9 @@ func (s *Server) Serve(ln net.Listener) error {
 // ends; then it closes what is still open and reports that it had to.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.http.Shutdown(ctx)
+	if s.cluster.forward != nil {
+		s.cluster.forward.close()
+	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		s.log.Warn("http shutdown grace exceeded; closing open connections")
 		if cerr := s.http.Close(); cerr != nil {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -76,6 +77,42 @@ func TestReadyz(t *testing.T) {
 	require.JSONEq(t, `{"status":"draining"}`, body)
 	code, _ = get(t, base+"/healthz")
 	require.Equal(t, http.StatusOK, code, "a draining node is still alive")
+}
+
+// TestReadinessOption: a check given at construction makes /readyz answer
+// 503 with its error while it fails (a cluster store that cannot be
+// reached), and a draining node says so without asking it.
+func TestReadinessOption(t *testing.T) {
+	var mu sync.Mutex
+	failing := errors.New("redis: dial tcp 192.0.2.9:6379: connection refused")
+	asked, deadlines := 0, 0
+	s, base := startServer(t, WithReadiness("cluster", func(ctx context.Context) error {
+		mu.Lock()
+		defer mu.Unlock()
+		asked++
+		if _, ok := ctx.Deadline(); ok {
+			deadlines++
+		}
+		return failing
+	}))
+	code, body := get(t, base+"/readyz")
+	require.Equal(t, http.StatusServiceUnavailable, code)
+	require.JSONEq(t, `{"status":"not ready","failed":{"cluster":"redis: dial tcp 192.0.2.9:6379: connection refused"}}`, body)
+
+	mu.Lock()
+	failing = nil
+	mu.Unlock()
+	code, _ = get(t, base+"/readyz")
+	require.Equal(t, http.StatusOK, code)
+
+	s.Drain()
+	code, body = get(t, base+"/readyz")
+	require.Equal(t, http.StatusServiceUnavailable, code)
+	require.JSONEq(t, `{"status":"draining"}`, body)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, 2, asked, "a draining node does not ask")
+	require.Equal(t, 2, deadlines, "the check runs under a deadline")
 }
 
 func TestMetrics(t *testing.T) {

@@ -82,6 +82,7 @@ const ActionAuthFailed = "auth.failed"
 // new endpoint cannot go unaudited or be kept for a guessed time.
 var auditClasses = map[string]AuditClass{
 	"rooms.list":          ClassAccess,
+	"nodes.list":          ClassAccess,
 	"rooms.get":           ClassAccess,
 	"rooms.lock":          ClassInstruction,
 	"rooms.unlock":        ClassInstruction,
@@ -169,6 +170,18 @@ type AuditEntry struct {
 	// Participant is the first 12 hex digits of the SHA-256 of the
 	// participant ID (mutes), which can be a SIP Call-ID.
 	Participant string `json:"participant,omitempty"`
+	// ForwardedTo names the node this node forwarded the request to,
+	// which answered it (a recording or room held there); that node
+	// audits the request too.
+	ForwardedTo string `json:"forwarded_to,omitempty"`
+	// ForwardedFrom names the node that forwarded the request here (its
+	// Mediagate-Forwarded header); Client is then that node's address,
+	// and its own entry has the client's.
+	ForwardedFrom string `json:"forwarded_from,omitempty"`
+	// Node is the node whose log holds the entry, in the answers of
+	// GET /api/v1/audit in a cluster; never stored (each node's log is
+	// its own).
+	Node string `json:"node,omitempty"`
 	// Status is the HTTP status of the answer.
 	Status int `json:"status"`
 	// Client is the client's address anonymised (AnonymizeAddr).

@@ -33,7 +33,7 @@ func TestAuditClassTable(t *testing.T) {
 	}
 	access := []string{
 		"recordings.list", "recordings.get", "recordings.download", "recordings.link",
-		"receipts.list", "receipts.export", "rooms.list", "rooms.get", "keys.list",
+		"receipts.list", "receipts.export", "rooms.list", "rooms.get", "nodes.list", "keys.list",
 		"auth.signin", "auth.failed", "audit.list", "streams.list", "streams.get",
 	}
 	want := map[string]AuditClass{}

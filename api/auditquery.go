@@ -3,6 +3,8 @@ package api
 import (
 	"cmp"
 	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -48,6 +50,9 @@ type AuditPage struct {
 	Entries []AuditEntry `json:"entries"`
 	// Next is the Cursor of the following page; empty on the last page.
 	Next string `json:"next_cursor,omitempty"`
+	// Unreached are the live nodes of the cluster that did not answer
+	// GET /api/v1/audit: their entries are missing from the page.
+	Unreached []unreachedNode `json:"unreached_nodes,omitempty"`
 }
 
 // cursor is the position after an entry: pages go on with older entries.
@@ -251,10 +256,58 @@ func (s *Server) adminAudit(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if s.fanningOut(r) {
+		if page, err = s.auditElsewhere(r, q, page); err != nil {
+			return err
+		}
+	}
 	if page.Entries == nil {
 		page.Entries = []AuditEntry{}
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, page)
 	return nil
+}
+
+// auditElsewhere merges the same page of every other live node's audit
+// log into this node's, each entry with its Node. The cursor is a place
+// in time (and ID), the same on every node, so the merged page is the
+// newest limit entries of all nodes after the cursor, and its last entry
+// is where the next page starts on every node.
+func (s *Server) auditElsewhere(r *http.Request, q AuditQuery, page AuditPage) (AuditPage, error) {
+	answers, _, err := s.askOthers(r, r.URL.RequestURI(), nil)
+	if err != nil {
+		return page, err
+	}
+	self := string(s.selfID())
+	for i := range page.Entries {
+		page.Entries[i].Node = self
+	}
+	more := page.Next != ""
+	for _, a := range answers {
+		var theirs AuditPage
+		if a.err == nil && json.Unmarshal(a.body, &theirs) != nil {
+			a.err = errors.New("answered something else than audit entries")
+		}
+		if a.err != nil {
+			page.Unreached = append(page.Unreached, unreachedNode{Node: a.node, Error: a.err.Error()})
+			continue
+		}
+		for _, e := range theirs.Entries {
+			e.Node = string(a.node)
+			page.Entries = append(page.Entries, e)
+		}
+		more = more || theirs.Next != ""
+	}
+	slices.SortFunc(page.Entries, newer)
+	limit := cmp.Or(q.Limit, DefaultAuditPage)
+	if len(page.Entries) > limit {
+		page.Entries, more = page.Entries[:limit], true
+	}
+	page.Next = ""
+	if more && len(page.Entries) > 0 {
+		last := page.Entries[len(page.Entries)-1]
+		page.Next = cursor{last.Time, last.ID}.String()
+	}
+	return page, nil
 }

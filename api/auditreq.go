@@ -22,6 +22,8 @@ import (
 type auditNote struct {
 	target string // validated by the handler; verbatim in the entry
 	tenant string // the resource's tenant, set by authorize
+	// forwardedTo is the node the request was forwarded to (forward.go).
+	forwardedTo string
 }
 
 // auditNoteKey is the context key of the *auditNote.
@@ -119,6 +121,7 @@ func (s *Server) writeAudit(r *http.Request, action string, p Principal, authent
 	if v := r.PathValue("participant"); v != "" {
 		e.Participant = participantRef(v)
 	}
+	e.ForwardedTo, e.ForwardedFrom = n.forwardedTo, forwardedBy(r)
 	if !authenticated {
 		e.Action, e.Attempted = ActionAuthFailed, action
 	}
@@ -133,6 +136,12 @@ func (s *Server) writeAudit(r *http.Request, action string, p Principal, authent
 	}
 	if e.Participant != "" {
 		attrs = append(attrs, slog.String("participant", e.Participant))
+	}
+	if e.ForwardedTo != "" {
+		attrs = append(attrs, slog.String("forwarded_to", e.ForwardedTo))
+	}
+	if e.ForwardedFrom != "" {
+		attrs = append(attrs, slog.String("forwarded_from", e.ForwardedFrom))
 	}
 	if refused != nil {
 		// The problem type, not the message: messages may echo what the

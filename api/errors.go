@@ -174,4 +174,20 @@ var (
 	// sessions; the client should try again (another node, or this one
 	// after a restart). 503 with Retry-After.
 	ErrDraining = &Error{"node is draining; try again", http.StatusServiceUnavailable, "draining", "", false}
+
+	// ErrClusterUnavailable means the shared cluster state (live nodes,
+	// the recordings index, room owners) could not be read, so the node
+	// cannot tell where to look. 503 with Retry-After.
+	ErrClusterUnavailable = &Error{"cluster state unavailable; try again", http.StatusServiceUnavailable, "cluster-unavailable", "", false}
+
+	// ErrNodeUnavailable means the recording is held by a node that is
+	// not alive now (not among the live nodes); the detail names the
+	// node. 503: it may come back.
+	ErrNodeUnavailable = &Error{"the node holding this recording is not available", http.StatusServiceUnavailable, "node-unavailable", "", false}
+
+	// ErrNodeUnreachable means the request was forwarded to the node
+	// holding the recording (or hosting the room), which is alive by the
+	// cluster state but did not answer. 502 Bad Gateway (RFC 9110
+	// §15.6.3), or 504 Gateway Timeout when it did not answer in time.
+	ErrNodeUnreachable = &Error{"the node holding the recording or room did not answer", http.StatusBadGateway, "node-unreachable", "", false}
 )

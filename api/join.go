@@ -94,8 +94,25 @@ func access(cfg configs.Room) web.Access {
 
 // joinPageHTML serves the join page; unknown rooms get the page in its
 // "room not found" state with status 404.
+//
+// In a cluster (WithRoomLocator), a room another node hosts redirects the
+// browser there (307, to the same path and query; the browser keeps the
+// fragment with an invitation token, RFC 9110 §10.2.2), so that the
+// page's requests, its WHIP join above all, go to the owner and stay on
+// one origin, which the page's Content-Security-Policy and the browsers'
+// dropping of Authorization on cross-origin redirects require. When the
+// owner cannot be known the page is served here: it is the same on every
+// node, and the join itself reports the outage.
 func (s *Server) joinPageHTML(w http.ResponseWriter, r *http.Request) {
 	id := room.ID(r.PathValue("room"))
+	if err := s.elsewhere(r, s.join.mgr, id); err != nil {
+		var moved *room.MovedError
+		if errors.As(err, &moved) && moved.URL != "" {
+			s.writeProblem(w, r, err)
+			return
+		}
+		s.log.WarnContext(r.Context(), "room owner unknown; serving the join page here", "room", id, "err", err)
+	}
 	cfg, configured, live := s.join.lookup(id)
 	d := web.JoinData{Found: configured || live}
 	code := http.StatusOK
@@ -148,7 +165,11 @@ type tokenResponse struct {
 
 // joinToken hands out a join token for the room: for the room's PIN (or
 // for nothing in an open room), or in exchange for a valid token for the
-// room (a renewal with the same identity and grants).
+// room (a renewal with the same identity and grants). Any node of a
+// cluster answers it for any room, without asking where the room is: the
+// nodes share auth.token_secret and the rooms' configuration, so a token
+// made here is good at the owner. (The courtesy check of a locked or full
+// room is then only made for rooms open here; the WHIP join decides.)
 func (s *Server) joinToken(w http.ResponseWriter, r *http.Request) {
 	if err := s.join.csrf.Check(r); err != nil {
 		s.writeProblem(w, r, fmt.Errorf("%w: %v", ErrCrossOrigin, err))
@@ -322,8 +343,15 @@ type roomStateJSON struct {
 // loud, and whether the room is recorded. It needs a token for the room
 // (any grant), or nothing in an open room. A known room that is not open
 // now has nobody in it and is not recorded.
+//
+// In a cluster, a room another node hosts answers 307 to the owner's list
+// (503 with Retry-After when the owner cannot be known).
 func (s *Server) joinParticipants(w http.ResponseWriter, r *http.Request) {
 	id := room.ID(r.PathValue("room"))
+	if err := s.elsewhere(r, s.join.mgr, id); err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
 	_, configured, live := s.join.lookup(id)
 	if !configured && !live {
 		s.writeProblem(w, r, fmt.Errorf("room %s: %w", id, room.ErrNotFound))

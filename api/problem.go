@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mediagate/mediagate/recorder"
@@ -51,6 +52,7 @@ var roomSlugs = []struct {
 	{room.ErrParticipantExists, "participant-exists"},
 	{room.ErrParticipantNotFound, "participant-not-found"},
 	{room.ErrManagerClosed, "server-closed"},
+	{room.ErrUnavailable, "room-unavailable"},
 }
 
 // recorderSlugs names the problem types of recorder's errors, which know
@@ -104,16 +106,21 @@ func (e *retryError) Unwrap() error { return e.err }
 func (e *retryError) RetryAfter() time.Duration { return e.after }
 
 // problemFor builds the problem for err: status and type from an api,
-// room or recorder error anywhere in its chain, 500 for anything else. Only those
+// room or recorder error anywhere in its chain (a *room.MovedError is 307
+// "room-moved"; writeProblem adds its Location), 500 for anything else. Only those
 // errors put their message in Detail; others are internal and stay in the
 // log.
 func problemFor(err error) Problem {
 	p := Problem{Type: "about:blank", Status: http.StatusInternalServerError}
 	var apiErr *Error
 	var withStatus interface{ HTTPStatus() int }
+	var moved *room.MovedError
 	switch {
 	case errors.As(err, &apiErr):
 		p.Type, p.Status, p.Title = apiErr.ProblemType(), apiErr.status, apiErr.msg
+		p.Detail = err.Error()
+	case errors.As(err, &moved):
+		p.Type, p.Status, p.Title = ProblemTypeBase+"room-moved", moved.HTTPStatus(), "room is hosted on another node"
 		p.Detail = err.Error()
 	case errors.As(err, &withStatus):
 		p.Status = withStatus.HTTPStatus()
@@ -145,8 +152,16 @@ func (s *Server) writeProblem(w http.ResponseWriter, r *http.Request, err error)
 		h.Set("WWW-Authenticate", challenge.WWWAuthenticate())
 	}
 	var retry interface{ RetryAfter() time.Duration }
-	if errors.As(err, &retry) {
+	switch {
+	case errors.As(err, &retry):
 		h.Set("Retry-After", strconv.Itoa(int(math.Ceil(retry.RetryAfter().Seconds()))))
+	case errors.Is(err, room.ErrUnavailable):
+		h.Set("Retry-After", strconv.Itoa(int(clusterRetryAfter.Seconds())))
+	}
+	var moved *room.MovedError
+	if errors.As(err, &moved) && moved.URL != "" {
+		// RFC 9110 §15.4.8: the same request, repeated at the owner.
+		h.Set("Location", strings.TrimSuffix(moved.URL, "/")+r.URL.RequestURI())
 	}
 	if p.Status >= 500 {
 		s.log.ErrorContext(r.Context(), "request failed", "route", r.Pattern, "err", err)

@@ -82,7 +82,10 @@ type recordings struct {
 //	DELETE /api/v1/tenants/{tenant}/recordings    erase a tenant's recordings: {reason}
 //
 // The routes are mounted only together with WithAdmin, which holds the
-// API keys.
+// API keys. In a cluster (WithNodes, WithRecordingsIndex) they work on
+// any node for the recordings of every node: the list comes from the
+// index, the routes of one recording are forwarded to its holder
+// (forward.go), and receipts and erasures ask every live node (fanout.go).
 func WithRecordings(c Recordings) Option {
 	return func(s *Server) {
 		rc := &recordings{
@@ -104,16 +107,16 @@ func WithRecordings(c Recordings) Option {
 
 // mountRecordings registers the recordings routes.
 func (s *Server) mountRecordings() {
-	s.mux.Handle("POST /api/v1/rooms/{room}/recording/start", s.adminOnly("recordings.start", s.recordingStart))
-	s.mux.Handle("POST /api/v1/rooms/{room}/recording/stop", s.adminOnly("recordings.stop", s.recordingStop))
+	s.mux.Handle("POST /api/v1/rooms/{room}/recording/start", s.adminOnly("recordings.start", s.hosted(true, s.recordingStart)))
+	s.mux.Handle("POST /api/v1/rooms/{room}/recording/stop", s.adminOnly("recordings.stop", s.hosted(true, s.recordingStop)))
 	s.mux.Handle("GET /api/v1/recordings", s.adminOnly("recordings.list", s.recordingList))
-	s.mux.Handle("GET /api/v1/recordings/{id}", s.adminOnly("recordings.get", s.recordingGet))
-	s.mux.Handle("GET /api/v1/recordings/{id}/download", s.linkOr(s.adminOnly("recordings.download", s.recordingDownload)))
-	s.mux.Handle("POST /api/v1/recordings/{id}/link", s.adminOnly("recordings.link", s.recordingLink))
-	s.mux.Handle("POST /api/v1/recordings/{id}/extend", s.adminOnly("recordings.extend", s.recordingExtend))
-	s.mux.Handle("POST /api/v1/recordings/{id}/hold", s.adminOnly("recordings.hold", s.recordingHold))
-	s.mux.Handle("DELETE /api/v1/recordings/{id}/hold", s.adminOnly("recordings.unhold", s.recordingUnhold))
-	s.mux.Handle("DELETE /api/v1/recordings/{id}", s.adminOnly("recordings.delete", s.recordingDelete))
+	s.mux.Handle("GET /api/v1/recordings/{id}", s.adminOnly("recordings.get", s.held(false, s.recordingGet)))
+	s.mux.Handle("GET /api/v1/recordings/{id}/download", s.linkOr(s.adminOnly("recordings.download", s.held(false, s.recordingDownload))))
+	s.mux.Handle("POST /api/v1/recordings/{id}/link", s.adminOnly("recordings.link", s.held(false, s.recordingLink)))
+	s.mux.Handle("POST /api/v1/recordings/{id}/extend", s.adminOnly("recordings.extend", s.held(true, s.recordingExtend)))
+	s.mux.Handle("POST /api/v1/recordings/{id}/hold", s.adminOnly("recordings.hold", s.held(true, s.recordingHold)))
+	s.mux.Handle("DELETE /api/v1/recordings/{id}/hold", s.adminOnly("recordings.unhold", s.held(true, s.recordingUnhold)))
+	s.mux.Handle("DELETE /api/v1/recordings/{id}", s.adminOnly("recordings.delete", s.held(true, s.recordingDelete)))
 	s.mux.Handle("GET /api/v1/receipts", s.adminOnly("receipts.list", s.receiptList))
 	s.mux.Handle("GET /api/v1/receipts/export", s.adminOnly("receipts.export", s.receiptExport))
 	s.mux.Handle("DELETE /api/v1/tenants/{tenant}/recordings", s.adminOnly("tenants.erase", s.tenantErase))
@@ -233,14 +236,21 @@ func (s *Server) linkOr(next http.Handler) http.Handler {
 			return
 		}
 		sw := &statusWriter{ResponseWriter: w}
+		note := &auditNote{}
+		r = r.WithContext(context.WithValue(r.Context(), auditNoteKey{}, note))
 		m, err := s.linkDownload(sw, r)
-		if err != nil {
+		aborted := errors.Is(err, errAborted)
+		if err != nil && !aborted {
 			s.writeProblem(sw, r, err)
 		}
 		if sw.code == 0 {
 			sw.code = http.StatusOK
 		}
-		s.auditRequest(r, "recordings.download", sw.code, string(m.Tenant), string(m.ID))
+		note.tenant, note.target = string(m.Tenant), string(m.ID)
+		s.writeAudit(r, "recordings.download", Principal{}, true, note, sw.code, nil)
+		if aborted {
+			panic(http.ErrAbortHandler) // a forwarded answer broke off: so must ours
+		}
 	})
 }
 
@@ -251,6 +261,14 @@ func (s *Server) linkDownload(w http.ResponseWriter, r *http.Request) (recorder.
 	id, err := recorder.ParseID(r.PathValue("id"))
 	if err != nil {
 		return recorder.Manifest{}, err
+	}
+	if e, remote, err := s.holderOf(r, id); err != nil || remote {
+		// The holder checks the link: every node has the link key.
+		m := recorder.Manifest{ID: e.ID, Tenant: e.Tenant}
+		if err == nil {
+			err = s.forwardToNode(w, r, e.Node)
+		}
+		return m, err
 	}
 	m, err := s.recs.rec.Get(id)
 	if errors.Is(err, recorder.ErrNotFound) {
@@ -273,7 +291,8 @@ type linkRequest struct {
 
 // linkResponse is a signed download link.
 type linkResponse struct {
-	// URL is the absolute link, built from the request's host.
+	// URL is the absolute link, built from the host the client asked
+	// (the forwarding node's, when another node forwarded the request).
 	URL string `json:"url"`
 	// Path is the link relative to the server, for clients that know
 	// the server's public address better than its Host header does.
@@ -309,11 +328,7 @@ func (s *Server) recordingLink(w http.ResponseWriter, r *http.Request) error {
 		exp = m.ExpiresAt.Truncate(time.Second) // never past expires_at
 	}
 	path := s.recs.linkPath(m.ID, m.Tenant, exp)
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	writeJSON(w, http.StatusCreated, linkResponse{URL: scheme + "://" + r.Host + path, Path: path, ExpiresAt: exp.UTC()})
+	writeJSON(w, http.StatusCreated, linkResponse{URL: publicBase(r) + path, Path: path, ExpiresAt: exp.UTC()})
 	return nil
 }
 

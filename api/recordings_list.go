@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -55,9 +56,13 @@ func (s *Server) recordingList(w http.ResponseWriter, r *http.Request) error {
 		}
 		after = &c
 	}
+	all, err := s.listRecordings(r, f)
+	if err != nil {
+		return err
+	}
 	allowed := s.tenantCheck(r)
 	page := recordingPage{Recordings: []recorder.Manifest{}}
-	for _, m := range s.recs.rec.List(f) {
+	for _, m := range all {
 		if after != nil && !after.before(m) || !allowed(m.Tenant) {
 			continue
 		}
@@ -71,6 +76,45 @@ func (s *Server) recordingList(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, page)
 	return nil
+}
+
+// listRecordings returns the manifests f selects, oldest first: this
+// node's alone, or with a recordings index (WithRecordingsIndex) every
+// node's. This node's recordings come from its recorder, complete (the
+// index may lag behind it); the others are the index's summary of them
+// (manifest fields the index does not hold, such as legal_hold and
+// format, are empty: GET /api/v1/recordings/{id} has them all).
+func (s *Server) listRecordings(r *http.Request, f recorder.Filter) ([]recorder.Manifest, error) {
+	local := s.recs.rec.List(f)
+	if !s.indexed() {
+		return local, nil
+	}
+	entries, err := s.cluster.index.Recordings(r.Context(), f)
+	if err != nil {
+		return nil, s.unavailable(r, "recordings index", err)
+	}
+	here := make(map[recorder.ID]bool, len(local))
+	for _, m := range local {
+		here[m.ID] = true
+	}
+	all := local
+	for _, e := range entries {
+		if here[e.ID] || !e.ID.Valid() {
+			continue
+		}
+		here[e.ID] = true
+		all = append(all, recorder.Manifest{
+			ID: e.ID, Tenant: e.Tenant, Room: e.Room, Node: string(e.Node), State: e.State,
+			StartedAt: e.StartedAt, ExpiresAt: e.ExpiresAt, Bytes: e.Bytes, Duration: e.Duration,
+		})
+	}
+	slices.SortFunc(all, func(a, b recorder.Manifest) int {
+		if c := a.StartedAt.Compare(b.StartedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(string(a.ID), string(b.ID))
+	})
+	return all, nil
 }
 
 // tenantCheck returns a function that tells whether r's key may read a

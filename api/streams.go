@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -49,7 +51,7 @@ type RoomStreamer interface {
 //	DELETE /api/v1/rooms/{room}/egresses                     stop it
 //	POST   /api/v1/rooms/{room}/egresses/destinations        add one: {id,name,url,key}
 //	DELETE /api/v1/rooms/{room}/egresses/destinations/{id}   remove one
-//	GET    /api/v1/egresses                                  every egress the key's tenant may see
+//	GET    /api/v1/egresses                                  every egress the key's tenant may see (on every node of a cluster)
 //
 // Stream keys are write-only: answers show the masked URL (scheme, host,
 // application). The routes are mounted only together with WithAdmin.
@@ -59,11 +61,11 @@ func WithStreams(rs RoomStreamer) Option {
 
 // mountStreams registers the live stream routes.
 func (s *Server) mountStreams() {
-	s.mux.Handle("POST /api/v1/rooms/{room}/egresses", s.adminOnly("streams.start", s.streamStart))
-	s.mux.Handle("GET /api/v1/rooms/{room}/egresses", s.adminOnly("streams.get", s.streamGet))
-	s.mux.Handle("DELETE /api/v1/rooms/{room}/egresses", s.adminOnly("streams.stop", s.streamStop))
-	s.mux.Handle("POST /api/v1/rooms/{room}/egresses/destinations", s.adminOnly("streams.add", s.streamAdd))
-	s.mux.Handle("DELETE /api/v1/rooms/{room}/egresses/destinations/{id}", s.adminOnly("streams.remove", s.streamRemove))
+	s.mux.Handle("POST /api/v1/rooms/{room}/egresses", s.adminOnly("streams.start", s.hosted(true, s.streamStart)))
+	s.mux.Handle("GET /api/v1/rooms/{room}/egresses", s.adminOnly("streams.get", s.hosted(false, s.streamGet)))
+	s.mux.Handle("DELETE /api/v1/rooms/{room}/egresses", s.adminOnly("streams.stop", s.hosted(true, s.streamStop)))
+	s.mux.Handle("POST /api/v1/rooms/{room}/egresses/destinations", s.adminOnly("streams.add", s.hosted(true, s.streamAdd)))
+	s.mux.Handle("DELETE /api/v1/rooms/{room}/egresses/destinations/{id}", s.adminOnly("streams.remove", s.hosted(true, s.streamRemove)))
 	s.mux.Handle("GET /api/v1/egresses", s.adminOnly("streams.list", s.streamList))
 }
 
@@ -109,6 +111,8 @@ type egressJSON struct {
 	Video        string            `json:"video"`
 	Ended        bool              `json:"ended"`
 	Destinations []destinationJSON `json:"destinations"`
+	// Node is the node the egress runs on, in a cluster (WithNodes).
+	Node string `json:"node,omitempty"`
 }
 
 // destinationJSON is a destination as the admin API shows it: by masked
@@ -151,6 +155,7 @@ func (s *Server) toEgressJSON(st stream.Status) egressJSON {
 	out := egressJSON{
 		Room: string(st.Room), Tenant: s.admin.auth.RoomTenant(st.Room), StartedAt: st.StartedAt.UTC(),
 		Video: string(st.Video), Ended: st.Ended, Destinations: make([]destinationJSON, 0, len(st.Destinations)),
+		Node: string(s.cluster.self),
 	}
 	for _, d := range st.Destinations {
 		out.Destinations = append(out.Destinations, toDestinationJSON(d))
@@ -269,6 +274,24 @@ func (s *Server) streamList(w http.ResponseWriter, r *http.Request) error {
 		if p.Sees(s.admin.auth.RoomTenant(st.Room)) {
 			out = append(out, s.toEgressJSON(st))
 		}
+	}
+	if s.fanningOut(r) {
+		answers, _, err := s.askOthers(r, "/api/v1/egresses", nil)
+		if err != nil {
+			return err
+		}
+		for _, a := range answers {
+			var theirs []egressJSON
+			if a.err == nil && json.Unmarshal(a.body, &theirs) != nil {
+				a.err = errors.New("answered something else than egresses")
+			}
+			if a.err != nil {
+				s.log.WarnContext(r.Context(), "egresses of a node missing from the list", "node", a.node, "err", a.err)
+				continue
+			}
+			out = append(out, theirs...)
+		}
+		slices.SortStableFunc(out, func(a, b egressJSON) int { return strings.Compare(a.Room, b.Room) })
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

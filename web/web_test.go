@@ -117,3 +117,19 @@ func TestRenderJoin(t *testing.T) {
 		})
 	}
 }
+
+// TestJoinScriptDoesNotFollowRedirects: the join page never follows a
+// redirect (to the node hosting the room, in a cluster): its CSP allows
+// only its own origin and browsers drop the Authorization header on the
+// way to another. It loads itself again instead, which the server
+// redirects, with its token in the fragment.
+func TestJoinScriptDoesNotFollowRedirects(t *testing.T) {
+	a, ok := Lookup("join.js")
+	require.True(t, ok)
+	js := string(a.Body)
+	require.Contains(t, js, "redirect: 'manual'")
+	require.Contains(t, js, "res.type === 'opaqueredirect'")
+	require.Contains(t, js, "'room-moved':")
+	require.Contains(t, js, "location.reload()")
+	require.Equal(t, 1, strings.Count(js, "fetch(url,"), "every fetch but the poll's and the DELETEs goes through request()")
+}

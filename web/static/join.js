@@ -11,6 +11,14 @@
 // the page runs under a Content-Security-Policy that allows only this
 // origin.
 //
+// In a cluster the page must run on the node that hosts the room: the
+// server redirects GET /r/{room} there, and when the room moved after the
+// page loaded, the token or WHIP request answers with a redirect. The page
+// does not follow it (the CSP allows only this origin, and browsers drop
+// the Authorization header on a redirect to another origin): it loads
+// itself again, which the server redirects to the owner, with the token
+// it has in the fragment, so the visitor only clicks Join again.
+//
 // For automated tests, window.mediagate exposes the connection state, the
 // last error code, and the received audio's level (rxLevel) and tone
 // energy (rxTone), both measured with WebAudio.
@@ -69,6 +77,8 @@
     'no-webrtc': 'This browser cannot join calls from this page (it needs WebRTC and a secure https:// address).',
     'connection-failed': 'The connection failed. Check your network, then join again.',
     'server-closed': 'The server is restarting. Try again in a moment.',
+    'room-moved': 'This room is hosted on another server. Taking you there…',
+    'room-unavailable': 'The room cannot be opened right now. Try again in a moment.',
     'error': 'Something went wrong. Try again.',
   };
   // Codes for answers whose problem type is not in MESSAGES.
@@ -131,12 +141,27 @@
 
   // --- HTTP -----------------------------------------------------------------
 
+  // request fetches without following redirects: a redirect means the
+  // room is hosted by another node (see the top of this file).
   async function request(url, init) {
+    let res;
     try {
-      return await fetch(url, Object.assign({ cache: 'no-store', credentials: 'omit' }, init));
+      res = await fetch(url, Object.assign({ cache: 'no-store', credentials: 'omit', redirect: 'manual' }, init));
     } catch (e) {
       throw new JoinError('connection-failed', e.message);
     }
+    if (res.type === 'opaqueredirect' || (res.status >= 300 && res.status < 400)) throw new JoinError('room-moved');
+    return res;
+  }
+
+  // moveToOwner loads the page again from its own address, which the
+  // server redirects (307) to the node hosting the room. The token goes
+  // along in the fragment, which browsers keep across the redirect and
+  // never send to a server.
+  function moveToOwner() {
+    const hash = st.token ? '#token=' + encodeURIComponent(st.token) : '';
+    history.replaceState(null, '', location.pathname + location.search + hash);
+    location.reload();
   }
 
   // problemError turns an error answer into a JoinError, preferring the
@@ -452,6 +477,11 @@
     } catch (e) {
       const err = e instanceof JoinError ? e : new JoinError('connection-failed', e && e.message);
       await teardown(Boolean(st.location));
+      if (err.code === 'room-moved') {
+        show(err.code);
+        moveToOwner();
+        return;
+      }
       setState(err.code === 'connection-failed' ? 'failed' : 'idle');
       show(err.code, err.detail);
       showForm();
