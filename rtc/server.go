@@ -4,6 +4,10 @@
 // H.264 video is forwarded to viewers and offered to the stream egress. All
 // media of all sessions shares one UDP port (DESIGN.md: webrtc.udp_port).
 //
+// Dial is the client side of the same protocol, for the cluster: a Link
+// puts a room hosted on another node into a local relay room, as a
+// participant (DESIGN.md decision 5).
+//
 // Signalling is non-trickle: the answer carries every candidate, PATCH is
 // refused (ErrTrickleUnsupported), so a session cannot be resumed with an
 // ICE restart; a client whose connection failed joins again.
