@@ -246,3 +246,22 @@ func BenchmarkLinkFrame(b *testing.B) {
 		}
 	}
 }
+
+// TestLinkNodeDead: node B's media going silent without a goodbye (its UDP
+// socket closed under its sessions, as when the node dies or the network
+// between the nodes breaks) ends the link after its disconnect timeout.
+func TestLinkNodeDead(t *testing.T) {
+	s := newLinked(t)
+	s.near.waitFrames(warmup)
+	dead := time.Now()
+	require.NoError(t, s.b.srv.conn.Close())
+	select {
+	case <-s.link.Done():
+	case <-time.After(15 * time.Second):
+		t.Fatal("the link did not notice that node B went silent")
+	}
+	took := time.Since(dead)
+	t.Logf("link lost %v after node B went silent: %v", took.Round(time.Millisecond), s.link.Err())
+	require.ErrorIs(t, s.link.Err(), ErrLinkLost)
+	require.GreaterOrEqual(t, took, time.Second, "lost before ICE consent could have failed")
+}
