@@ -169,10 +169,10 @@ func (s *Server) openRoom(id room.ID) error {
 }
 
 // redirect answers a join for a room another node hosts: 307 Temporary
-// Redirect (RFC 9110 §15.4.8, which keeps the method and the body, as
-// RFC 9725 §4.6 expects of WHIP clients) to the same path and query on
-// the owner's base URL, with a short problem+json body for clients that
-// show it.
+// Redirect (RFC 9110 §15.4.8: the client repeats the method and the body,
+// which RFC 9725's section on load balancing and redirections expects of
+// WHIP clients) to the same path and query on the owner's base URL, with
+// a short problem+json body for clients that show it.
 func (s *Server) redirect(w http.ResponseWriter, r *http.Request, moved *room.MovedError, listen bool) {
 	target := strings.TrimSuffix(moved.URL, "/") + r.URL.RequestURI()
 	h := w.Header()

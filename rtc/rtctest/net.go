@@ -69,11 +69,11 @@ const MaxRedirects = 3
 
 // httpClient makes every request on a new connection, so a finished
 // client leaves no idle connection (and no goroutine) behind for goleak.
-// It follows 307 and 308 redirects as a WHIP client must (RFC 9725 §4.6:
-// a node that does not host the room sends the client to the one that
-// does): net/http re-sends the method and the offer (http.NewRequest sets
+// It follows 307 and 308 redirects as a WHIP client must (RFC 9725, on
+// load balancing and redirections; in mediagate a node that does not host
+// the room sends the client to the one that does): net/http re-sends the method and the offer (http.NewRequest sets
 // GetBody for a bytes.Reader), and redirect puts the bearer token back,
-// which net/http drops on a redirect to another host. Any other redirect
+// which net/http drops on a redirect to another domain. Any other redirect
 // is not followed: the 30x comes back to the caller as the response.
 var httpClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, CheckRedirect: redirect}
 
