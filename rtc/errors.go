@@ -1,6 +1,11 @@
 package rtc
 
-import "net/http"
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+)
 
 // Error is an rtc error that knows how the WHIP/WHEP handlers report it: the
 // HTTP status (RFC 9110 §15) and the problem type of its RFC 9457 body, so
@@ -87,3 +92,65 @@ var (
 	// only input.
 	ErrNegotiation = &Error{"cannot negotiate sdp offer", http.StatusBadRequest, "negotiation-failed"}
 )
+
+// Why a Link ended (Link.Err). They are not HTTP answers: a link is the
+// client side of WHIP.
+var (
+	// ErrLinkClosed means this node ended the link: Close, or the relay
+	// room let go of it (Detached). The binary does not dial again.
+	ErrLinkClosed = errors.New("rtc: link closed")
+
+	// ErrLinkLost means the link ended without this node asking: the
+	// PeerConnection failed (the owner node stopped answering ICE
+	// consent checks for the disconnect timeout) or closed. The binary
+	// dials again, possibly to the room's new owner (failover, DESIGN.md
+	// decision 5).
+	ErrLinkLost = errors.New("rtc: link lost")
+)
+
+// LinkError is a WHIP request of Dial that the remote node refused: its
+// HTTP status and the problem+json body (RFC 9457) that says why. errors.Is
+// matches it against this package's and package room's errors by the
+// problem type, so errors.Is(err, room.ErrNotFound) holds for a 404 about a
+// room and errors.Is(err, ErrUnauthorized) for a refused token.
+type LinkError struct {
+	// Op is the request: "POST http://node-b:8080/whip/board".
+	Op string
+	// Status is the HTTP status code.
+	Status int
+	// Problem is the decoded body; only Status is set when the body was
+	// not problem+json.
+	Problem Problem
+}
+
+// Error names the request, the status and the problem's title and detail.
+func (e *LinkError) Error() string {
+	p := e.Problem
+	what := p.Title
+	switch {
+	case strings.Contains(p.Detail, p.Title):
+		what = p.Detail // mediagate's details repeat the title
+	case p.Detail != "":
+		what += ": " + p.Detail
+	case what == "":
+		what = strings.ToLower(http.StatusText(e.Status))
+	}
+	return fmt.Sprintf("rtc: link: %s: %d %s", e.Op, e.Status, what)
+}
+
+// Is reports whether target is the rtc or room error whose problem type
+// the remote node answered with.
+func (e *LinkError) Is(target error) bool {
+	if e.Problem.Type == "" || e.Problem.Type == "about:blank" {
+		return false
+	}
+	if t, ok := target.(*Error); ok {
+		return t.ProblemType() == e.Problem.Type
+	}
+	for _, rs := range roomSlugs {
+		if rs.err == target {
+			return ProblemTypeBase+rs.slug == e.Problem.Type
+		}
+	}
+	return false
+}

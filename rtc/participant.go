@@ -5,33 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/interceptor"
-	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/mediagate/mediagate/media"
 	"github.com/mediagate/mediagate/room"
-)
-
-const (
-	// sendQueueLen is how many mix packets wait for the sender goroutine:
-	// 160 ms. A sender further behind than that is stuck, and the room's
-	// packets are dropped (and counted) rather than queued.
-	sendQueueLen = 8
-	// opusLossPerc is the loss the room's Opus encoders plan FEC for when
-	// the peer takes FEC (RFC 7587 §6.1); 10 % buys robust one-packet
-	// recovery for a few kbit/s.
-	opusLossPerc = 10
-	// opusFrameTS is one 20 ms frame at Opus's 48 kHz RTP clock
-	// (RFC 7587 §4.1).
-	opusFrameTS = 960
-	// rtpBufSize holds any RTP packet pion hands over (its receive MTU).
-	rtpBufSize = 1500
 )
 
 // Reasons a session ends, for the log.
@@ -60,23 +41,12 @@ type participant struct {
 	rm   atomic.Pointer[room.Room] // set once joined
 	left atomic.Bool               // Leave called (or the room let go)
 
-	out   *webrtc.TrackLocalStaticRTP
-	queue sendQueue
-
-	// Inbound audio, WHIP only: the reader goroutine pushes, the mixer
-	// pops through playout in ReadFrame.
-	jb       *media.JitterBuffer
-	dec      *media.OpusDecoder
-	playout  *media.Playout
-	started  atomic.Bool // a packet arrived: ReadFrame has audio
+	// voice is the session's audio: the peer's, decoded for the mixer
+	// (WHIP only), and the mix sent to the peer.
+	voice
 	gotAudio atomic.Bool // the first audio track is taken
 
 	video *VideoSub // a WHEP viewer's presenter video; guarded by mu
-
-	now func() time.Time // the clock of arrivals and playout; time.Now but in benchmarks
-
-	received atomic.Uint64 // RTP packets pushed into the jitter buffer
-	sent     atomic.Uint64 // mix packets written to the track
 
 	stopOnce   sync.Once
 	stopCh     chan struct{} // closed by stop
@@ -96,30 +66,6 @@ type participant struct {
 
 var _ room.Participant = (*participant)(nil)
 
-// sendSlot is one queued mix packet.
-type sendSlot struct {
-	tick uint64
-	n    int
-	buf  [media.MaxOpusPayload]byte
-}
-
-// sendQueue hands mix packets from the mixer to the sender goroutine
-// without waiting and without allocating: slots circulate between free
-// and full, both buffered for every slot, so neither send ever blocks.
-type sendQueue struct {
-	slots      [sendQueueLen]sendSlot
-	free, full chan *sendSlot
-	dropped    atomic.Uint64
-}
-
-func (q *sendQueue) init() {
-	q.free = make(chan *sendSlot, sendQueueLen)
-	q.full = make(chan *sendSlot, sendQueueLen)
-	for i := range q.slots {
-		q.free <- &q.slots[i]
-	}
-}
-
 // newParticipant prepares a session for a checked offer; nothing runs yet.
 func (s *Server) newParticipant(id room.ID, g Grant, oi offerInfo, listen bool) (*participant, error) {
 	sess := newSessionID()
@@ -129,40 +75,20 @@ func (s *Server) newParticipant(id room.ID, g Grant, oi offerInfo, listen bool) 
 		// in lists, the session URL must stay with its client.
 		pid = room.ParticipantID("webrtc-" + newSessionID())
 	}
-	cfg := media.DefaultOpusConfig()
-	if oi.fec {
-		cfg.FEC, cfg.PacketLossPerc = true, opusLossPerc
-	}
 	p := &participant{
 		srv: s, session: sess, roomID: id, listen: listen, grant: g, offer: oi,
 		log:       s.log.With("room", string(id), "session", sess),
-		info:      room.Info{ID: pid, Name: g.Name, Kind: room.KindWebRTC, Format: room.OpusFormat(cfg)},
+		info:      room.Info{ID: pid, Name: g.Name, Kind: room.KindWebRTC, Format: opusFormat(oi.fec)},
 		location:  sessionPath(listen, id, sess),
 		etag:      `"` + newSessionID() + `"`,
 		stopCh:    make(chan struct{}),
 		detached:  make(chan struct{}),
 		connected: make(chan struct{}),
 		done:      make(chan struct{}),
-		now:       time.Now,
 	}
-	p.queue.init()
-	var err error
-	p.out, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{
-		MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: opusFmtp,
-	}, "mix", "mediagate")
-	if err != nil {
-		return nil, fmt.Errorf("rtc: audio track: %w", err)
+	if err := p.voice.init(!listen); err != nil {
+		return nil, err
 	}
-	if listen {
-		return p, nil
-	}
-	if p.jb, err = media.NewJitterBuffer(opusFrameTS); err != nil {
-		return nil, fmt.Errorf("rtc: jitter buffer: %w", err)
-	}
-	if p.dec, err = media.NewOpusDecoder(); err != nil {
-		return nil, fmt.Errorf("rtc: opus decoder: %w", err)
-	}
-	p.playout = media.NewPlayout(p.jb, p.dec)
 	return p, nil
 }
 
@@ -220,7 +146,7 @@ func (p *participant) negotiate(ctx context.Context, offer string) (string, erro
 			return "", fmt.Errorf("%w: audio track: %w", ErrNegotiation, err)
 		}
 		p.goChild(func() { drainRTCP(sender) })
-		p.goChild(p.sendLoop)
+		p.goChild(func() { p.sendLoop(p.done) })
 	}
 	if p.listen && p.offer.recvVideo {
 		if err := p.srv.addViewer(p, pc); err != nil {
@@ -278,92 +204,12 @@ func (p *participant) onTrack(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 	}
 }
 
-// readAudio pushes the peer's Opus packets into the jitter buffer with
-// their arrival time until the track ends. DTX gaps and losses are the
-// jitter buffer's and playout's business.
-func (p *participant) readAudio(t *webrtc.TrackRemote) {
-	buf := make([]byte, rtpBufSize)
-	var pkt rtp.Packet
-	for {
-		n, _, err := t.Read(buf)
-		if err != nil {
-			return
-		}
-		if pkt.Unmarshal(buf[:n]) != nil || len(pkt.Payload) == 0 {
-			continue
-		}
-		err = p.jb.Push(media.Packet{
-			Seq: pkt.SequenceNumber, Timestamp: pkt.Timestamp, SSRC: pkt.SSRC,
-			Marker: pkt.Marker, Payload: pkt.Payload,
-		}, p.now())
-		if err == nil {
-			p.received.Add(1)
-			p.started.Store(true)
-		}
-	}
-}
-
-// sendLoop writes queued mix packets to the peer until the session ends.
-func (p *participant) sendLoop() {
-	snd := newSender()
-	for {
-		select {
-		case <-p.done:
-			return
-		case sl := <-p.queue.full:
-			err := snd.write(p.out, sl)
-			p.queue.free <- sl
-			if err == nil {
-				p.sent.Add(1)
-			}
-		}
-	}
-}
-
-// sender numbers a participant's outgoing mix packets. Sequence numbers
-// count packets sent (RFC 3550 §5.1); the timestamp follows the room's
-// tick, so packets dropped on the way leave a timestamp gap the peer's
-// jitter buffer plays as silence or conceals.
-type sender struct {
-	pkt       rtp.Packet
-	base      uint32
-	first     bool
-	firstTick uint64
-}
-
-func newSender() *sender {
-	s := &sender{base: randUint32(), first: true}
-	s.pkt.Version = 2
-	s.pkt.SequenceNumber = uint16(randUint32())
-	return s
-}
-
-// write sends one queued packet on track.
-func (s *sender) write(track *webrtc.TrackLocalStaticRTP, sl *sendSlot) error {
-	if s.first {
-		s.firstTick = sl.tick
-	}
-	s.pkt.Marker = s.first // RFC 3551 §4.1: the stream starts a talkspurt
-	s.first = false
-	s.pkt.Timestamp = s.base + uint32(sl.tick-s.firstTick)*opusFrameTS
-	s.pkt.Payload = sl.buf[:sl.n]
-	err := track.WriteRTP(&s.pkt)
-	s.pkt.SequenceNumber++
-	return err
-}
-
 // Info implements room.Participant.
 func (p *participant) Info() room.Info { return p.info }
 
 // ReadFrame implements room.Participant: the next 20 ms from the jitter
 // buffer, decoded or concealed. A WHEP listener never has audio.
-func (p *participant) ReadFrame(dst *media.Frame) bool {
-	if p.playout == nil || !p.started.Load() {
-		return false
-	}
-	p.playout.NextFrame(p.now(), dst[:])
-	return true
-}
+func (p *participant) ReadFrame(dst *media.Frame) bool { return p.readFrame(dst) }
 
 // WriteMix implements room.Participant: the payload is copied into a free
 // slot of the send queue, or dropped when the sender is behind.
@@ -371,16 +217,7 @@ func (p *participant) WriteMix(pkt room.Packet) bool {
 	if !p.offer.recvAudio {
 		return true // a send-only publisher takes no audio
 	}
-	select {
-	case sl := <-p.queue.free:
-		sl.tick = pkt.Tick
-		sl.n = copy(sl.buf[:], pkt.Payload)
-		p.queue.full <- sl
-		return true
-	default:
-		p.queue.dropped.Add(1)
-		return false
-	}
+	return p.writeMix(pkt)
 }
 
 // Detached implements room.Participant: the room let go, so the session
@@ -389,9 +226,7 @@ func (p *participant) Detached(err error) {
 	p.detachOnce.Do(func() {
 		p.detachErr = err
 		p.left.Store(true)
-		if p.dec != nil {
-			_ = p.dec.Close() // the mixer made its last ReadFrame
-		}
+		p.voice.detached()
 		close(p.detached)
 	})
 }
@@ -494,33 +329,3 @@ func (p *participant) goChild(fn func()) {
 	}
 	p.wg.Go(fn)
 }
-
-// rtcpReader is what RTPSender and RTPReceiver have in common.
-type rtcpReader interface {
-	Read(b []byte) (int, interceptor.Attributes, error)
-}
-
-// drainRTCP reads RTCP until the sender or receiver stops: pion's
-// interceptors (NACK, reports) only see packets that are read.
-func drainRTCP(r rtcpReader) {
-	buf := make([]byte, rtpBufSize)
-	for {
-		if _, _, err := r.Read(buf); err != nil {
-			return
-		}
-	}
-}
-
-// drainRTP reads and drops a track's packets until it ends.
-func drainRTP(t *webrtc.TrackRemote) {
-	buf := make([]byte, rtpBufSize)
-	for {
-		if _, _, err := t.Read(buf); err != nil {
-			return
-		}
-	}
-}
-
-// randUint32 picks the random initial sequence number and timestamp of an
-// RTP stream (RFC 3550 §5.1).
-func randUint32() uint32 { return rand.Uint32() }

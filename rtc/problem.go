@@ -44,6 +44,7 @@ var roomSlugs = []struct {
 	{room.ErrParticipantExists, "participant-exists"},
 	{room.ErrUnsupportedFormat, "unsupported-codec"},
 	{room.ErrManagerClosed, "server-closed"},
+	{room.ErrUnavailable, "room-unavailable"},
 }
 
 // problemFor builds the problem for err from the first error in its chain

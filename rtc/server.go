@@ -4,6 +4,10 @@
 // H.264 video is forwarded to viewers and offered to the stream egress. All
 // media of all sessions shares one UDP port (DESIGN.md: webrtc.udp_port).
 //
+// Dial is the client side of the same protocol, for the cluster: a Link
+// puts a room hosted on another node into a local relay room, as a
+// participant (DESIGN.md decision 5).
+//
 // Signalling is non-trickle: the answer carries every candidate, PATCH is
 // refused (ErrTrickleUnsupported), so a session cannot be resumed with an
 // ICE restart; a client whose connection failed joins again.
@@ -160,42 +164,12 @@ func NewServer(rooms *room.Manager, opts ...Option) (*Server, error) {
 	return s, nil
 }
 
-// newAPI builds the pion API: Opus and H.264 only, the default
-// interceptors (NACK, RTCP sender and receiver reports, TWCC), and ICE on
-// the shared port.
+// newAPI builds the pion API of the server's sessions: ICE on the shared
+// port, with the address rewriting of PublicIPs.
 func (s *Server) newAPI(logs pionLogs) (*webrtc.API, error) {
-	me := &webrtc.MediaEngine{}
-	if err := registerCodecs(me); err != nil {
-		return nil, fmt.Errorf("rtc: register codecs: %w", err)
-	}
-	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptorsWithOptions(me, ir, webrtc.WithInterceptorLoggerFactory(logs)); err != nil {
-		return nil, fmt.Errorf("rtc: interceptors: %w", err)
-	}
 	se := webrtc.SettingEngine{LoggerFactory: logs}
 	se.SetICEUDPMux(s.mux)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	// Browsers hide their host addresses behind mDNS names, which a server
-	// cannot resolve; their checks arrive anyway and become peer-reflexive
-	// candidates (RFC 8445 §7.3.1.3), so mDNS is off.
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	// ICE consent (RFC 7675) keeps the pair alive; a peer silent for the
-	// disconnect timeout fails and leaves its room.
-	disc := min(5*time.Second, s.set.DisconnectTimeout/2)
-	se.SetICETimeouts(disc, s.set.DisconnectTimeout-disc, 2*time.Second)
-	switch {
-	case s.set.LoopbackOnly:
-		se.SetIncludeLoopbackCandidate(true)
-		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	case !hasExternalIPv4():
-		// pion leaves loopback out of the candidates, so a host whose only
-		// IPv4 interface is loopback (a container or network namespace
-		// without a network) would answer with no candidate at all, which
-		// no peer can reach. Its loopback address at least serves the
-		// peers on the same host, such as the browser tests.
-		s.log.Warn("no IPv4 address but loopback: offering loopback ICE candidates")
-		se.SetIncludeLoopbackCandidate(true)
-	}
+	setICE(&se, s.set.LoopbackOnly, s.set.DisconnectTimeout, s.log)
 	if len(s.set.PublicIPs) > 0 {
 		err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
 			External:        s.set.PublicIPs,
@@ -206,8 +180,51 @@ func (s *Server) newAPI(logs pionLogs) (*webrtc.API, error) {
 			return nil, fmt.Errorf("rtc: public ips: %w", err)
 		}
 	}
+	return newMediaAPI(se, logs)
+}
+
+// newMediaAPI builds a pion API on se: Opus and H.264 only and the default
+// interceptors (NACK, RTCP sender and receiver reports, TWCC). Sessions
+// and links both use it.
+func newMediaAPI(se webrtc.SettingEngine, logs pionLogs) (*webrtc.API, error) {
+	me := &webrtc.MediaEngine{}
+	if err := registerCodecs(me); err != nil {
+		return nil, fmt.Errorf("rtc: register codecs: %w", err)
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptorsWithOptions(me, ir, webrtc.WithInterceptorLoggerFactory(logs)); err != nil {
+		return nil, fmt.Errorf("rtc: interceptors: %w", err)
+	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir),
 		webrtc.WithSettingEngine(se)), nil
+}
+
+// setICE sets the ICE behaviour every PeerConnection of this package
+// shares, sessions and links alike: IPv4 UDP, no mDNS, consent timeouts
+// from disconnect, and loopback candidates where they are needed.
+func setICE(se *webrtc.SettingEngine, loopbackOnly bool, disconnect time.Duration, log *slog.Logger) {
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	// Browsers hide their host addresses behind mDNS names, which a server
+	// cannot resolve; their checks arrive anyway and become peer-reflexive
+	// candidates (RFC 8445 §7.3.1.3), so mDNS is off.
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	// ICE consent (RFC 7675) keeps the pair alive; a peer silent for the
+	// disconnect timeout fails and leaves its room.
+	disc := min(5*time.Second, disconnect/2)
+	se.SetICETimeouts(disc, disconnect-disc, 2*time.Second)
+	switch {
+	case loopbackOnly:
+		se.SetIncludeLoopbackCandidate(true)
+		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	case !hasExternalIPv4():
+		// pion leaves loopback out of the candidates, so a host whose only
+		// IPv4 interface is loopback (a container or network namespace
+		// without a network) would answer with no candidate at all, which
+		// no peer can reach. Its loopback address at least serves the
+		// peers on the same host, such as the browser tests.
+		log.Warn("no IPv4 address but loopback: offering loopback ICE candidates")
+		se.SetIncludeLoopbackCandidate(true)
+	}
 }
 
 // hasExternalIPv4 reports whether an interface that is up has an IPv4

@@ -2,6 +2,7 @@ package rtc
 
 import (
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -72,6 +73,11 @@ func (s *Server) patch(w http.ResponseWriter, _ *http.Request) {
 // post joins a room: WHIP (listen false) or WHEP (listen true).
 func (s *Server) post(w http.ResponseWriter, r *http.Request, listen bool) {
 	p, err := s.join(w, r, listen)
+	var moved *room.MovedError
+	if errors.As(err, &moved) {
+		s.redirect(w, r, moved, listen)
+		return
+	}
 	if err != nil {
 		prob := writeProblem(w, err)
 		s.log.Info("session refused", "room", r.PathValue("room"), "whep", listen,
@@ -120,6 +126,9 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request, listen bool) (*par
 	if err != nil {
 		return nil, err
 	}
+	if err := s.openRoom(id); err != nil {
+		return nil, err
+	}
 	p, err := s.newParticipant(id, grant, offer, listen)
 	if err != nil {
 		return nil, err
@@ -133,6 +142,48 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request, listen bool) (*par
 		return nil, err
 	}
 	return p, nil
+}
+
+// openRoom makes sure room id is open on this node before a PeerConnection
+// is made for it, so that the room manager's open gate (the cluster's
+// ownership of rooms) answers first: a room hosted by another node comes
+// back as a *room.MovedError, redirected with 307 by post, and a room whose
+// owner cannot be known as room.ErrUnavailable (503), both without any
+// ICE or DTLS work. It also refuses full and locked rooms early. A room
+// opened here and then left empty because the negotiation failed closes
+// after its grace period, like any room its last participant left. The
+// manager's Join, after the negotiation, consults the gate again only if
+// the room closed in between.
+func (s *Server) openRoom(id room.ID) error {
+	if err := s.rooms.Admits(id); err != nil {
+		return err // closed manager, unknown room without auto-create, full, locked
+	}
+	if _, err := s.rooms.Get(id); err == nil {
+		return nil
+	}
+	_, err := s.rooms.Create(id)
+	if errors.Is(err, room.ErrRoomExists) {
+		return nil // opened by another join meanwhile
+	}
+	return err
+}
+
+// redirect answers a join for a room another node hosts: 307 Temporary
+// Redirect (RFC 9110 §15.4.8: the client repeats the method and the body,
+// which RFC 9725's section on load balancing and redirections expects of
+// WHIP clients) to the same path and query on the owner's base URL, with
+// a short problem+json body for clients that show it.
+func (s *Server) redirect(w http.ResponseWriter, r *http.Request, moved *room.MovedError, listen bool) {
+	target := strings.TrimSuffix(moved.URL, "/") + r.URL.RequestURI()
+	h := w.Header()
+	h.Set("Location", target)
+	h.Set("Content-Type", ContentTypeProblem)
+	h.Set("Cache-Control", "no-store")
+	body, _ := json.Marshal(Problem{Type: ProblemTypeBase + "room-moved", Title: moved.Error(),
+		Status: http.StatusTemporaryRedirect, Detail: "the room is hosted at " + moved.URL})
+	w.WriteHeader(http.StatusTemporaryRedirect)
+	_, _ = w.Write(append(body, '\n'))
+	s.log.Info("session redirected", "room", r.PathValue("room"), "whep", listen, "node", moved.Node)
 }
 
 // readOffer checks the Content-Type and reads at most MaxOfferSize bytes.

@@ -64,9 +64,33 @@ func (e *HTTPError) Error() string {
 	return fmt.Sprintf("rtctest: %s: status %d: %s", e.Op, e.Status, strings.TrimSpace(e.Body))
 }
 
+// MaxRedirects is how many redirects a client follows for one request.
+const MaxRedirects = 3
+
 // httpClient makes every request on a new connection, so a finished
 // client leaves no idle connection (and no goroutine) behind for goleak.
-var httpClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+// It follows 307 and 308 redirects as a WHIP client must (RFC 9725, on
+// load balancing and redirections; in mediagate a node that does not host
+// the room sends the client to the one that does): net/http re-sends the method and the offer (http.NewRequest sets
+// GetBody for a bytes.Reader), and redirect puts the bearer token back,
+// which net/http drops on a redirect to another domain. Any other redirect
+// is not followed: the 30x comes back to the caller as the response.
+var httpClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, CheckRedirect: redirect}
+
+func redirect(req *http.Request, via []*http.Request) error {
+	if len(via) > MaxRedirects {
+		return fmt.Errorf("rtctest: more than %d redirects", MaxRedirects)
+	}
+	switch req.Response.StatusCode {
+	case http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+	default:
+		return http.ErrUseLastResponse
+	}
+	if auth := via[0].Header.Get("Authorization"); auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	return nil
+}
 
 // do sends one request and returns the answer with its body read. token,
 // when set, goes in as a bearer token.
