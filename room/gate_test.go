@@ -160,3 +160,23 @@ func TestOptionsFor(t *testing.T) {
 	_, err = m.Join("lobby", newPeer(t, "b", 0, 0, formatL16))
 	require.NoError(t, err)
 }
+
+// TestOptionsForCreate: Create applies the room's own options too, with
+// its arguments after them.
+func TestOptionsForCreate(t *testing.T) {
+	m := newTestManager(t, newClock(), WithOptionsFor(func(ID) []Option {
+		return []Option{WithMaxParticipants(1)}
+	}))
+	_, err := m.Create("board")
+	require.NoError(t, err)
+	_, err = m.Join("board", newPeer(t, "a", 0, 0, formatL16))
+	require.NoError(t, err)
+	_, err = m.Join("board", newPeer(t, "b", 0, 0, formatL16))
+	require.ErrorIs(t, err, ErrRoomFull)
+	_, err = m.Create("lobby", WithMaxParticipants(2))
+	require.NoError(t, err)
+	_, err = m.Join("lobby", newPeer(t, "a", 0, 0, formatL16))
+	require.NoError(t, err)
+	_, err = m.Join("lobby", newPeer(t, "b", 0, 0, formatL16))
+	require.NoError(t, err)
+}

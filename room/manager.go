@@ -66,7 +66,7 @@ func WithOpenGate(gate func(id ID) (release func(), err error)) ManagerOption {
 // WithOptionsFor sets a function giving the options of a room that Join
 // opens, after the defaults: the settings of a room the operator
 // configured but that opens on demand (in a cluster, on the node that
-// wins it). Create's own options replace them.
+// wins it). Create applies them too, before its own options.
 func WithOptionsFor(f func(id ID) []Option) ManagerOption {
 	return func(m *Manager) { m.optsFor = f }
 }
@@ -98,6 +98,9 @@ func (m *Manager) Create(id ID, opts ...Option) (*Room, error) {
 		m.mu.Unlock()
 		release()
 		return nil, err
+	}
+	if m.optsFor != nil {
+		opts = append(m.optsFor(id), opts...)
 	}
 	r := m.openLocked(id, opts, release)
 	m.mu.Unlock()
