@@ -65,7 +65,7 @@ func (d *roomDirectory) CheckPIN(id room.ID, pin string) bool {
 // (bridge.CallHandler) into a fixed room or the IVR (conference number,
 // PIN), with the prompts in the rule's language. Registration trunks
 // register once the UA runs and un-REGISTER when node.close closes it.
-func dialIn(cfg configs.Config, log *slog.Logger, rooms *room.Manager) (*sip.UA, error) {
+func dialIn(cfg configs.Config, log *slog.Logger, rooms bridge.Rooms) (*sip.UA, error) {
 	prompts, err := loadPrompts(cfg.Dialin)
 	if err != nil {
 		return nil, err

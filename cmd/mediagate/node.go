@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"net/http"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/mediagate/mediagate/api"
+	"github.com/mediagate/mediagate/cluster"
 	"github.com/mediagate/mediagate/configs"
 	"github.com/mediagate/mediagate/recorder"
 	"github.com/mediagate/mediagate/room"
@@ -39,6 +42,19 @@ type node struct {
 
 	stopAudit context.CancelFunc // ends the audit log's sweeper
 	auditDone chan struct{}      // closed when the audit sweeper returned
+
+	// The cluster part (decisions 4, 5 and 9): the shared state (memory
+	// for one node, Redis for many), this node's room leases, its
+	// heartbeats and the links of calls to rooms hosted elsewhere.
+	state      clusterState
+	closeState func() error
+	own        *ownership
+	links      *links
+	publicURL  string
+	sipAddr    func() string // the SIP address advertised to the cluster
+	index      *indexSync    // this node's recordings in the cluster's index
+	stopBeats  context.CancelFunc
+	beatsDone  sync.WaitGroup
 }
 
 // newNode builds the node's parts from the configuration. It binds the
@@ -46,7 +62,7 @@ type node struct {
 // recorder comes first: it repairs what a crash left (recordings cut at
 // their last intact page, marked interrupted) before any room opens, and
 // its sweeper starts at once to catch up on what expired meanwhile.
-func newNode(cfg configs.Config, log *slog.Logger) (*node, error) {
+func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, error) {
 	auth, err := api.NewAuth(cfg.Auth, cfg.Rooms)
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
@@ -71,11 +87,24 @@ func newNode(cfg configs.Config, log *slog.Logger) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
-	rec, err := recorder.New(recorderOptions(cfg, key, log))
+	n := &node{log: log, sweepDone: make(chan struct{}), auditDone: make(chan struct{})}
+	if err := n.joinCluster(cfg, log, httpAddr); err != nil {
+		return nil, err
+	}
+	ro := recorderOptions(cfg, key, log)
+	ro.Fence = recorder.Fence{Check: n.fence, Stale: isStale}
+	logEvent := ro.OnEvent
+	ro.OnEvent = func(ev recorder.Event) {
+		logEvent(ev)
+		n.index.notify()
+	}
+	rec, err := recorder.New(ro)
 	if err != nil {
+		_ = n.closeState()
 		return nil, fmt.Errorf("recorder: %w", err)
 	}
-	n := &node{log: log, recordings: rec, sweepDone: make(chan struct{}), auditDone: make(chan struct{})}
+	n.recordings = rec
+	n.index = newIndexSync(log.With("component", "recordings-index"), cluster.NodeID(cfg.Node.ID), rec, n.state)
 	var sweepCtx context.Context
 	sweepCtx, n.stopSweep = context.WithCancel(context.Background())
 	go func() {
@@ -93,27 +122,51 @@ func newNode(cfg configs.Config, log *slog.Logger) (*node, error) {
 	tenantOf := func(id room.ID) recorder.Tenant { return recorder.Tenant(auth.RoomTenant(id)) }
 	policyOf := func(id room.ID) string { return cfg.Recording.RoomPolicy(string(id)) }
 	n.recs = newRoomRecordings(log, rec, tenantOf, policyOf, autoRecorded(cfg.Rooms), cfg.Conference.EmptyTimeout)
+	streamOpts.Fence = stream.Fence{Check: n.fence, Stale: isStale}
 	n.streams = newRoomStreams(log, streamOpts, autoStreamed(cfg.Rooms), cfg.Conference.EmptyTimeout)
+	roomDefaults := []room.Option{
+		room.WithLogger(log),
+		room.WithEmptyTimeout(cfg.Conference.EmptyTimeout),
+		room.WithMaxSpeakers(cfg.Conference.MaxSpeakers),
+	}
 	n.rooms = room.NewManager(room.WithOnOpen(func(rm *room.Room) {
 		n.recs.opened(rm)
 		n.streams.opened(rm)
-	}), room.WithRoomDefaults(
-		room.WithLogger(log),
-		room.WithEmptyTimeout(cfg.Conference.EmptyTimeout),
-		room.WithMaxSpeakers(cfg.Conference.MaxSpeakers)))
-	n.recs.rooms = n.rooms
-	n.streams.rooms = n.rooms
-	// Configured rooms stay open while the node runs, with their limits;
-	// rooms a join token names but the configuration does not are opened
-	// on first join and closed when empty.
-	for id, rc := range cfg.Rooms {
-		if _, err := n.rooms.Create(room.ID(id),
-			room.WithMaxParticipants(rc.MaxParticipants),
-			room.WithEmptyTimeout(-1)); err != nil {
-			_ = n.close(context.Background())
-			return nil, fmt.Errorf("room %s: %w", id, err)
+	}), room.WithRoomDefaults(roomDefaults...),
+		room.WithOpenGate(n.own.gate),
+		room.WithOptionsFor(func(id room.ID) []room.Option {
+			if rc, ok := cfg.Rooms[string(id)]; ok {
+				return []room.Option{room.WithMaxParticipants(rc.MaxParticipants)}
+			}
+			return nil
+		}))
+	n.own.lost = func(id room.ID) {
+		go func() { // not on the renewal loop: closing waits for the room
+			ctx, cancel := context.WithTimeout(context.Background(), stopGrace)
+			defer cancel()
+			_ = n.rooms.CloseRoom(ctx, id)
+		}()
+	}
+	n.recs.rooms, n.recs.epochOf = n.rooms, n.epochOf
+	n.streams.rooms, n.streams.epochOf = n.rooms, n.epochOf
+	// On a single node, configured rooms stay open while the node runs,
+	// with their limits; rooms a join token names but the configuration
+	// does not are opened on first join and closed when empty. In a
+	// cluster a configured room opens on demand on the node that wins its
+	// lease (with the same limits) and closes when empty, so its lease
+	// moves on with it.
+	if !n.clustered() {
+		for id, rc := range cfg.Rooms {
+			if _, err := n.rooms.Create(room.ID(id),
+				room.WithMaxParticipants(rc.MaxParticipants),
+				room.WithEmptyTimeout(-1)); err != nil {
+				_ = n.close(context.Background())
+				return nil, fmt.Errorf("room %s: %w", id, err)
+			}
 		}
 	}
+	n.links = newLinks(log.With("component", "links"), cluster.NodeID(cfg.Node.ID), n.publicURL,
+		n.own, n.state, auth, roomDefaults)
 	if n.rtc, err = rtc.NewServer(n.rooms,
 		rtc.WithLogger(log),
 		rtc.WithSettings(rtc.Settings{UDPPort: cfg.WebRTC.UDPPort, PublicIPs: cfg.WebRTC.PublicIPs}),
@@ -124,11 +177,11 @@ func newNode(cfg configs.Config, log *slog.Logger) (*node, error) {
 	n.streams.video = func(id room.ID) stream.VideoSource {
 		return n.rtc.SubscribeVideo(id, stream.RecommendedVideoBuffer)
 	}
-	if n.sip, err = dialIn(cfg, log, n.rooms); err != nil {
+	if n.sip, err = dialIn(cfg, log, &clusterRooms{Manager: n.rooms, links: n.links}); err != nil {
 		_ = n.close(context.Background())
 		return nil, fmt.Errorf("sip: %w", err)
 	}
-	n.http = api.New(log, api.WithVersion(version),
+	apiOpts := []api.Option{api.WithVersion(version),
 		api.WithJoinPage(n.rooms, auth),
 		api.WithAdmin(n.rooms, auth, cfg.Auth.AdminKeys),
 		api.WithKeyStore(keys),
@@ -137,9 +190,20 @@ func newNode(cfg configs.Config, log *slog.Logger) (*node, error) {
 			Recorder: rec, Rooms: n.recs, TenantOf: tenantOf,
 			LinkSecret: key, LinkLifetime: cfg.Recording.LinkLifetime,
 		}),
-		api.WithStreams(n.streams))
+		api.WithStreams(n.streams),
+		api.WithNodes(cluster.NodeID(cfg.Node.ID), n.state),
+	}
+	if r, ok := n.state.(*cluster.Redis); ok {
+		apiOpts = append(apiOpts, api.WithRecordingsIndex(recordingsIndex{r}), api.WithRoomLocator(n.own))
+		if !cfg.Cluster.DegradedLocal {
+			// Without Redis this node takes no new rooms: not ready.
+			apiOpts = append(apiOpts, api.WithReadiness("redis", r.Ping))
+		}
+	}
+	n.http = api.New(log, apiOpts...)
 	n.http.Handle("/whip/", n.rtc.Handler())
 	n.http.Handle("/whep/", n.rtc.Handler())
+	n.startCluster(cfg)
 	return n, nil
 }
 
@@ -205,6 +269,9 @@ func (n *node) close(ctx context.Context) error {
 	if n.sip != nil {
 		errs = append(errs, n.sip.Close(ctx))
 	}
+	if n.links != nil {
+		errs = append(errs, n.links.close(ctx))
+	}
 	if n.rtc != nil {
 		errs = append(errs, n.rtc.Close(ctx))
 	}
@@ -220,5 +287,6 @@ func (n *node) close(ctx context.Context) error {
 	}
 	n.stopAudit()
 	<-n.auditDone
+	errs = append(errs, n.leaveCluster(ctx))
 	return errors.Join(errs...)
 }

@@ -31,7 +31,10 @@ type roomRecordings struct {
 	rooms    *room.Manager
 	tenantOf func(room.ID) recorder.Tenant
 	policyOf func(room.ID) string
-	auto     map[room.ID]bool
+	// epochOf is the epoch under which this node hosts a room (0 when it
+	// does not hold its lease); the recorder's fence checks it.
+	epochOf func(room.ID) uint64
+	auto    map[room.ID]bool
 	// grace is how long an auto-recorded room stays recorded after its
 	// last participant left (conference.empty_timeout).
 	grace time.Duration
@@ -65,6 +68,7 @@ func newRoomRecordings(log *slog.Logger, rec *recorder.Recorder, tenantOf func(r
 	g := &roomRecordings{
 		log: log.With("component", "recordings"), rec: rec, tenantOf: tenantOf, policyOf: policyOf,
 		auto: map[room.ID]bool{}, grace: max(grace, 0), active: map[room.ID]*roomRecording{},
+		epochOf: func(room.ID) uint64 { return 0 },
 	}
 	for _, id := range auto {
 		g.auto[room.ID(id)] = true
@@ -120,7 +124,8 @@ func (g *roomRecordings) start(rm *room.Room) (*roomRecording, error) {
 	// Events first: whoever joins from now on is heard of, and whoever
 	// was there is in Participants below (perhaps both; follow dedups).
 	events := rm.SubscribeEvents(followBuffer)
-	rec, err := g.rec.Start(id, g.tenantOf(id), g.policyOf(id), rm.SubscribeMix(recorder.RecommendedMixBuffer))
+	rec, err := g.rec.Start(id, g.tenantOf(id), g.policyOf(id), rm.SubscribeMix(recorder.RecommendedMixBuffer),
+		recorder.WithEpoch(g.epochOf(id)))
 	if err != nil {
 		events.Close()
 		return nil, err

@@ -40,18 +40,20 @@ func serve(ctx context.Context, configPath string, environ []string, stderr io.W
 	}
 	log = log.With("node", cfg.Node.ID)
 
-	n, err := newNode(cfg, log)
+	// The HTTP listener comes first: its address is the node's public URL
+	// in the cluster (redirects, node-to-node links).
+	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
+		log.Error("cannot listen for HTTP", "listen", cfg.HTTP.Listen, "err", err)
+		return exitFailed
+	}
+	n, err := newNode(cfg, log, ln.Addr())
+	if err != nil {
+		_ = ln.Close()
 		log.Error("cannot start", "err", err)
 		return exitFailed
 	}
 	srv := n.http
-	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
-	if err != nil {
-		log.Error("cannot listen for HTTP", "listen", cfg.HTTP.Listen, "err", err)
-		_ = n.close(context.Background())
-		return exitFailed
-	}
 
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
@@ -69,6 +71,7 @@ func serve(ctx context.Context, configPath string, environ []string, stderr io.W
 		"sip_port", n.sip.Port(),
 		"sip_tls_port", n.sip.TLSPort(),
 		"rooms", len(cfg.Rooms),
+		"public_url", n.publicURL,
 		"join", "/r/{room}", "health", "/healthz", "metrics", "/metrics")
 
 	draining := false

@@ -34,6 +34,9 @@ type roomStreams struct {
 	log   *slog.Logger
 	opts  stream.Options
 	rooms *room.Manager
+	// epochOf is the epoch under which this node hosts a room (0 when it
+	// does not hold its lease); the egress's fence checks it.
+	epochOf func(room.ID) uint64
 	// video subscribes to a room's presenter video (rtc.Server's
 	// SubscribeVideo); nil sends the slate only.
 	video func(room.ID) stream.VideoSource
@@ -59,7 +62,7 @@ var _ api.RoomStreamer = (*roomStreams)(nil)
 func newRoomStreams(log *slog.Logger, opts stream.Options, auto map[room.ID][]stream.Destination, grace time.Duration) *roomStreams {
 	g := &roomStreams{
 		log: log.With("component", "streams"), opts: opts, auto: auto, grace: max(grace, 0),
-		active: map[room.ID]*stream.Egress{},
+		active: map[room.ID]*stream.Egress{}, epochOf: func(room.ID) uint64 { return 0 },
 	}
 	g.opts.OnEvent = g.event
 	g.opts.Logger = g.log
@@ -203,6 +206,7 @@ func (g *roomStreams) StartStream(ctx context.Context, id room.ID, ds []stream.D
 	}
 	opts := g.opts
 	opts.Room = id
+	opts.Epoch = g.epochOf(id)
 	var video stream.VideoSource
 	if g.video != nil {
 		video = g.video(id)

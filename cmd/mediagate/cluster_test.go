@@ -1,0 +1,274 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mediagate/mediagate/rtc/rtctest"
+)
+
+// TestClusterJoinsFromAnyNode: three nodes and one redis-server. A pion
+// participant joins room demo through node b, which then hosts it. A
+// WHIP request for demo on node c is answered 307 with b's URL, and a
+// client that follows it joins the room on b. A phone answered on node a
+// keys conference number and PIN and is linked to the room on b: the
+// pion participant hears the phone's tone and the phone the room's.
+func TestClusterJoinsFromAnyNode(t *testing.T) {
+	t.Parallel()
+	c := startTestCluster(t, "a", "b", "c")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	bot := c.joinBot(ctx, t, "b")
+	c.nodes["b"].logs.await(t, 5*time.Second, "room lease acquired", "room="+demoRoom)
+
+	// The join page on c redirects to b's, path and query kept.
+	resp, err := noRedirect.Get(c.nodes["c"].base + "/r/" + demoRoom + "?lang=de")
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusTemporaryRedirect, resp.StatusCode)
+	require.Equal(t, c.nodes["b"].base+"/r/"+demoRoom+"?lang=de", resp.Header.Get("Location"))
+
+	// A participant whose WHIP request arrives at c is redirected (307)
+	// and ends up in b's room.
+	second := c.joinBot(ctx, t, "c")
+	require.True(t, strings.HasPrefix(second.Location(), c.nodes["b"].base+"/whip/"+demoRoom+"/"),
+		"session resource %q", second.Location())
+	require.NoError(t, second.Close())
+
+	call := c.dialDemo(ctx, t, "a")
+	c.nodes["a"].logs.await(t, 5*time.Second, "call linked to the room's node", "node=b")
+	level, margin, worst := hearsTone(ctx, t, bot, phoneToneHz)
+	t.Logf("pion participant on b hears the phone on a: %d Hz at %.1f dB, %.1f dB above %.0f Hz", phoneToneHz, level, margin, worst)
+	level, margin, worst = phoneHearsTone(ctx, t, call, toneHz)
+	t.Logf("phone on a hears the room on b: %d Hz at %.1f dB, %.1f dB above %.0f Hz", toneHz, level, margin, worst)
+	require.NoError(t, call.Err())
+}
+
+// TestClusterOwnerKilled: the room's node b is killed (SIGKILL) while a
+// phone answered on node a is linked to it. The room's lease expires, and
+// a's link finds the room's new host on its own: a pion participant that
+// rejoins through node c lands in the same room as the phone, and the
+// phone, still in its call, hears it within 10 s of the kill.
+func TestClusterOwnerKilled(t *testing.T) {
+	t.Parallel()
+	c := startTestCluster(t, "a", "b", "c")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	bot := c.joinBot(ctx, t, "b")
+	call := c.dialDemo(ctx, t, "a")
+	c.nodes["a"].logs.await(t, 5*time.Second, "call linked to the room's node", "node=b")
+	phoneHearsTone(ctx, t, call, toneHz)
+
+	killed := time.Now()
+	require.NoError(t, c.nodes["b"].cmd.Process.Kill())
+	<-c.nodes["b"].done
+	require.NoError(t, bot.Close())
+	// The participant comes back through c, as soon as some node will
+	// take the room: until b's lease and heartbeat have expired, c
+	// answers 503 or redirects to b, which refuses the connection.
+	again := c.rejoin(ctx, t, "c")
+	level, margin, _ := phoneHearsTone(ctx, t, call, toneHz)
+	took := time.Since(killed)
+	t.Logf("phone on a hears the room again %v after b was killed (%.1f dB, %.1f dB margin)", took.Round(time.Millisecond), level, margin)
+	require.Less(t, took, 10*time.Second, "node a's log:\n%s\nnode c's log:\n%s", c.nodes["a"].logs.text(), c.nodes["c"].logs.text())
+	require.NoError(t, call.Err())
+	c.nodes["a"].logs.await(t, time.Second, "room link re-established")
+	hearsTone(ctx, t, again, phoneToneHz)
+}
+
+// TestClusterPausedOwner: node b hosts room demo and records it when it is
+// paused (SIGSTOP) past its lease. Node c takes the room over at the next
+// join and records it itself. When b resumes (SIGCONT) it finds its lease
+// taken, gives the room up and writes nothing with its stale epoch: its
+// recording's manifest stays as it was when b stopped, it starts no second
+// recording, and c's recording is the only one of the room in progress.
+func TestClusterPausedOwner(t *testing.T) {
+	t.Parallel()
+	c := startTestCluster(t, "b", "c")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	bot := c.joinBot(ctx, t, "b")
+	waitFrames(ctx, t, bot, 10)
+	onB := c.admin(t, "b").manifest(http.MethodPost, "/api/v1/rooms/"+demoRoom+"/recording/start", "", http.StatusCreated)
+	waitFrames(ctx, t, bot, bot.Received()+50)
+
+	b := c.nodes["b"]
+	require.NoError(t, b.cmd.Process.Signal(syscall.SIGSTOP))
+	t.Cleanup(func() { _ = b.cmd.Process.Signal(syscall.SIGCONT) })
+	manifestB := filepath.Join(c.dirs["b"], "data", "recordings", string(onB.ID)+".json")
+	frozen, err := os.ReadFile(manifestB)
+	require.NoError(t, err)
+
+	// A participant arriving at c gets the room once b's lease expired.
+	again := c.rejoin(ctx, t, "c")
+	c.nodes["c"].logs.await(t, 5*time.Second, "room lease acquired", "room="+demoRoom)
+	onC := c.admin(t, "c").manifest(http.MethodPost, "/api/v1/rooms/"+demoRoom+"/recording/start", "", http.StatusCreated)
+	require.NotEqual(t, onB.ID, onC.ID)
+
+	require.NoError(t, b.cmd.Process.Signal(syscall.SIGCONT))
+	b.logs.await(t, 10*time.Second, "giving up the room", "room="+demoRoom)
+	b.logs.await(t, 10*time.Second, "recording", "stale")
+	after, err := os.ReadFile(manifestB)
+	require.NoError(t, err)
+	require.Equal(t, string(frozen), string(after), "b rewrote its manifest with a stale epoch")
+	manifests, err := filepath.Glob(filepath.Join(c.dirs["b"], "data", "recordings", "*.json"))
+	require.NoError(t, err)
+	require.Len(t, manifests, 1, "b started a second recording")
+
+	m := c.admin(t, "c").manifest(http.MethodGet, "/api/v1/recordings/"+string(onC.ID), "", http.StatusOK)
+	require.Equal(t, "recording", string(m.State))
+	_ = bot.Close()
+	_ = again.Close()
+}
+
+// TestClusterRedisOutage: redis-server is killed for 20 s while a phone
+// on node a is linked to room demo on node b. The call keeps its audio
+// both ways, a room not yet open is refused (503), and once Redis is back
+// (empty: it keeps nothing on disk) b re-asserts its lease, new rooms open
+// again and nobody crashed.
+func TestClusterRedisOutage(t *testing.T) {
+	t.Parallel()
+	c := startTestCluster(t, "a", "b")
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	bot := c.joinBot(ctx, t, "b")
+	call := c.dialDemo(ctx, t, "a")
+	phoneHearsTone(ctx, t, call, toneHz)
+
+	c.redis.Kill(t)
+	down := time.Now()
+	token := c.admin(t, "a").token("other")
+	_, err := rtctest.Join(ctx, t, c.nodes["a"].base, "other", token, rtctest.Options{})
+	var he *rtctest.HTTPError
+	require.ErrorAs(t, err, &he)
+	require.Equal(t, http.StatusServiceUnavailable, he.Status)
+	for time.Since(down) < 20*time.Second {
+		phoneHearsTone(ctx, t, call, toneHz)
+		hearsTone(ctx, t, bot, phoneToneHz)
+	}
+	c.redis.Restart(t)
+	c.nodes["b"].logs.await(t, 10*time.Second, "room lease re-asserted", "room="+demoRoom)
+
+	for {
+		other, err := rtctest.Join(ctx, t, c.nodes["a"].base, "other", token, rtctest.Options{})
+		if err == nil {
+			require.NoError(t, other.Close())
+			break
+		}
+		require.ErrorAs(t, err, &he)
+		require.Equal(t, http.StatusServiceUnavailable, he.Status)
+		select {
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	phoneHearsTone(ctx, t, call, toneHz)
+	require.NoError(t, call.Err())
+	for _, n := range c.nodes {
+		select {
+		case <-n.done:
+			t.Fatalf("a node exited: %v", n.cmd.ProcessState)
+		default:
+		}
+	}
+}
+
+// rejoin joins room demo through node name as a pion participant sending
+// toneHz, trying again while the room's dead or paused owner still holds
+// it: until its lease and heartbeat have expired, name answers 503 or
+// redirects to the owner, which refuses the connection (dead) or does not
+// answer (paused).
+func (c *testCluster) rejoin(ctx context.Context, t *testing.T, name string) *rtctest.Client {
+	t.Helper()
+	base := c.nodes[name].base
+	for {
+		token, err := rtctest.PageToken(ctx, base, demoRoom, "Tone Bot again", demoPIN)
+		require.NoError(t, err)
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		bot, err := rtctest.Join(actx, t, base, demoRoom, token, rtctest.Options{Tone: toneHz})
+		cancel()
+		if err == nil {
+			return bot
+		}
+		var he *rtctest.HTTPError
+		switch {
+		case errors.As(err, &he):
+			require.Equal(t, http.StatusServiceUnavailable, he.Status, "%v", err)
+		case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, context.DeadlineExceeded):
+		default:
+			t.Fatalf("joining through %s: %v", name, err)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// TestClusterRecordingsAnyNode: a recording made and held by node b is
+// listed by node c's admin API (with its node), its manifest is read and
+// its audio downloaded through c (the same bytes as on b's disk), and a
+// legal hold set through c lands in b's manifest; b writes the receipt of
+// a deletion asked of c.
+func TestClusterRecordingsAnyNode(t *testing.T) {
+	t.Parallel()
+	c := startTestCluster(t, "b", "c")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	bot := c.joinBot(ctx, t, "b")
+	waitFrames(ctx, t, bot, 10)
+	onB := c.admin(t, "b")
+	m := makeRecording(ctx, t, onB, bot, demoRoom, 50)
+	onDisk := sha256File(t, filepath.Join(c.dirs["b"], "data", "recordings", string(m.ID)+".opus"))
+
+	viaC := c.admin(t, "c")
+	var listed struct {
+		Recordings []struct {
+			ID   string `json:"id"`
+			Node string `json:"node"`
+		} `json:"recordings"`
+	}
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		code, body := viaC.do(http.MethodGet, "/api/v1/recordings", "")
+		require.Equal(t, http.StatusOK, code, "%s", body)
+		require.NoError(t, json.Unmarshal(body, &listed))
+		if len(listed.Recordings) == 1 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // the index is filled at b's pace
+	}
+	require.Len(t, listed.Recordings, 1, "c lists b's recording")
+	require.Equal(t, string(m.ID), listed.Recordings[0].ID)
+	require.Equal(t, "b", listed.Recordings[0].Node)
+
+	got := viaC.manifest(http.MethodGet, "/api/v1/recordings/"+string(m.ID), "", http.StatusOK)
+	require.Equal(t, m.SHA256, got.SHA256)
+	_, sum := viaC.download(m.ID, t.TempDir())
+	require.Equal(t, onDisk, sum, "the download through c is b's file")
+
+	held := viaC.manifest(http.MethodPost, "/api/v1/recordings/"+string(m.ID)+"/hold", `{"reason": "court order 17"}`, http.StatusOK)
+	require.NotNil(t, held.LegalHold)
+	onBNow := onB.manifest(http.MethodGet, "/api/v1/recordings/"+string(m.ID), "", http.StatusOK)
+	require.NotNil(t, onBNow.LegalHold, "the hold is in b's manifest")
+	viaC.manifest(http.MethodDelete, "/api/v1/recordings/"+string(m.ID)+"/hold", "", http.StatusOK)
+	deleted := viaC.manifest(http.MethodDelete, "/api/v1/recordings/"+string(m.ID), `{"reason": "admin"}`, http.StatusOK)
+	require.Equal(t, "deleted", string(deleted.State))
+	_, err := os.Stat(filepath.Join(c.dirs["b"], "data", "recordings", string(m.ID)+".opus"))
+	require.ErrorIs(t, err, os.ErrNotExist, "b deleted the audio")
+	code, body := onB.do(http.MethodGet, "/api/v1/receipts", "")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, string(body), string(m.ID), "b wrote the receipt")
+	require.NoError(t, bot.Close())
+}

@@ -1,0 +1,259 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mediagate/mediagate/api"
+	"github.com/mediagate/mediagate/bridge"
+	"github.com/mediagate/mediagate/cluster"
+	"github.com/mediagate/mediagate/room"
+	"github.com/mediagate/mediagate/rtc"
+)
+
+// clusterRooms is where the bridge puts callers: the node's rooms, and for
+// a room another node hosts a relay room here linked to it (decision 5 of
+// DESIGN.md).
+type clusterRooms struct {
+	*room.Manager
+	links *links
+}
+
+var _ bridge.Rooms = (*clusterRooms)(nil)
+
+// Admits is the manager's, and refuses a room that is not open here while
+// the cluster state is unreachable, so a fixed-room call gets 503 before
+// it is answered.
+func (c *clusterRooms) Admits(id room.ID) error {
+	if err := c.Manager.Admits(id); err != nil {
+		return err
+	}
+	if _, err := c.Manager.Get(id); err == nil {
+		return nil
+	}
+	return c.links.own.available(id)
+}
+
+// Join adds p to room id here, or, when another node hosts the room, to a
+// relay room linked to that node.
+func (c *clusterRooms) Join(id room.ID, p room.Participant) (*room.Room, error) {
+	r, err := c.Manager.Join(id, p)
+	var moved *room.MovedError
+	if errors.As(err, &moved) {
+		return c.links.join(moved, p)
+	}
+	return r, err
+}
+
+// links bridges calls answered on this node into rooms hosted on other
+// nodes. Each such call gets a relay room on this node holding the caller
+// and a WebRTC link (rtc.Link, a WHIP session with a join token this node
+// signs with the cluster's shared auth.token_secret) to the room on its
+// host: the relay's mixer gives the link the caller's voice and the caller
+// the link's audio, which is the host room's mix without the caller. When
+// the link breaks (the host died, or gave the room up), the relay dials
+// the room's new host, which may be this node, and the caller stays in
+// the call.
+type links struct {
+	log      *slog.Logger
+	self     cluster.NodeID
+	selfURL  string
+	own      *ownership
+	state    leaseState
+	auth     *api.Auth
+	defaults []room.Option
+
+	mu     sync.Mutex
+	closed bool
+	seq    uint64
+	relays map[*room.Room]struct{}
+	wg     sync.WaitGroup
+}
+
+// Timing of the relink loop: how long one dial may take, and the pause
+// between failed dials (the dead host's lease expires within the lease
+// TTL, so a few tries find the new host).
+const (
+	linkDialTimeout = 5 * time.Second
+	linkRetry       = 500 * time.Millisecond
+	linkTokenLife   = time.Minute
+	// linkSilence is how long a link may hear nothing from the room's
+	// node before it counts as lost and is redialled: the nodes share a
+	// network, and a dead node's rooms move within the lease TTL.
+	linkSilence = 3 * time.Second
+)
+
+func newLinks(log *slog.Logger, self cluster.NodeID, selfURL string, own *ownership, state leaseState,
+	auth *api.Auth, defaults []room.Option) *links {
+	return &links{log: log, self: self, selfURL: selfURL, own: own, state: state, auth: auth,
+		defaults: defaults, relays: map[*room.Room]struct{}{}}
+}
+
+// join makes a relay room for p linked to the room where moved points.
+func (l *links) join(moved *room.MovedError, p room.Participant) (*room.Room, error) {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil, room.ErrManagerClosed
+	}
+	l.mu.Unlock()
+	id := moved.Room
+	ctx, cancel := context.WithTimeout(context.Background(), linkDialTimeout)
+	defer cancel()
+	link, err := l.dial(ctx, id, moved.URL)
+	if err != nil {
+		l.log.Warn("room link failed", "room", string(id), "node", moved.Node, "err", err)
+		return nil, room.ErrUnavailable
+	}
+	opts := append(append([]room.Option(nil), l.defaults...), room.WithEmptyTimeout(0))
+	relay := room.NewRoom(id, opts...)
+	events := relay.SubscribeEvents(64)
+	if err := relay.Join(link); err != nil {
+		_ = link.Close(ctx)
+		_ = relay.Close(ctx)
+		return nil, err
+	}
+	if err := relay.Join(p); err != nil {
+		_ = relay.Close(ctx)
+		return nil, err
+	}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		_ = relay.Close(ctx)
+		return nil, room.ErrManagerClosed
+	}
+	l.relays[relay] = struct{}{}
+	l.wg.Add(1)
+	l.mu.Unlock()
+	l.log.Info("call linked to the room's node", "room", string(id), "node", moved.Node)
+	go l.supervise(relay, events, p.Info().ID, link)
+	return relay, nil
+}
+
+// dial opens a link to room id at the node whose base URL is base.
+func (l *links) dial(ctx context.Context, id room.ID, base string) (*rtc.Link, error) {
+	l.mu.Lock()
+	l.seq++
+	pid := fmt.Sprintf("link-%s-%d", l.self, l.seq)
+	l.mu.Unlock()
+	token, _, err := l.auth.IssueToken(api.TokenRequest{
+		Room: id, Subject: pid, Name: "phone via " + string(l.self),
+		Grants:   api.Grants{Publish: true, Listen: true},
+		Lifetime: linkTokenLife,
+	}, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return rtc.Dial(ctx, strings.TrimSuffix(base, "/")+"/whip/"+string(id), rtc.LinkOptions{
+		Token: token, ParticipantID: room.ParticipantID(pid), Name: "phone via " + string(l.self),
+		DisconnectTimeout: linkSilence, Logger: l.log,
+	})
+}
+
+// supervise keeps relay linked until the caller has left it, then closes
+// it. A broken link is replaced by one to the room's current host.
+func (l *links) supervise(relay *room.Room, events *room.EventSub, caller room.ParticipantID, link *rtc.Link) {
+	defer l.wg.Done()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), stopGrace)
+		defer cancel()
+		_ = relay.Close(ctx)
+		l.mu.Lock()
+		delete(l.relays, relay)
+		l.mu.Unlock()
+	}()
+	for {
+		select {
+		case e, ok := <-events.C():
+			if !ok || e.Type == room.EventRoomClosed ||
+				(e.Type == room.EventLeft && e.Participant == caller) {
+				return
+			}
+		case <-link.Done():
+			l.log.Warn("room link lost; relinking", "room", string(relay.ID()), "err", link.Err())
+			_ = relay.Kick(link.Info().ID)
+			if link = l.relink(relay, events, caller); link == nil {
+				return
+			}
+		}
+	}
+}
+
+// relink dials the room's current host until a link is up, the caller
+// left or the node closes; it returns nil in the latter cases.
+func (l *links) relink(relay *room.Room, events *room.EventSub, caller room.ParticipantID) *rtc.Link {
+	id := relay.ID()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), linkDialTimeout)
+		link, err := l.dial(ctx, id, l.locate(ctx, id))
+		cancel()
+		if err == nil {
+			if err = relay.Join(link); err == nil {
+				l.log.Info("room link re-established", "room", string(id))
+				return link
+			}
+			_ = link.Close(context.Background())
+		}
+		l.log.Debug("relink failed; retrying", "room", string(id), "err", err)
+		t := time.NewTimer(linkRetry)
+		select {
+		case e, ok := <-events.C():
+			t.Stop()
+			if !ok || e.Type == room.EventRoomClosed ||
+				(e.Type == room.EventLeft && e.Participant == caller) {
+				return nil
+			}
+		case <-t.C:
+		}
+		l.mu.Lock()
+		closed := l.closed
+		l.mu.Unlock()
+		if closed {
+			return nil
+		}
+	}
+}
+
+// locate returns the base URL of the node that hosts room id now: its
+// owner if that node is live, else this node (whose WHIP handler then
+// takes the room, or redirects if another node won it meanwhile).
+func (l *links) locate(ctx context.Context, id room.ID) string {
+	owner, err := l.state.Owner(ctx, cluster.RoomID(id))
+	if err != nil || owner.Owner == l.self {
+		return l.selfURL
+	}
+	if info, err := l.own.node(ctx, owner.Owner); err == nil {
+		return info.HTTPURL
+	}
+	return l.selfURL
+}
+
+// close ends every relay (their callers are being hung up by the SIP UA
+// already) and waits for the supervisors.
+func (l *links) close(ctx context.Context) error {
+	l.mu.Lock()
+	l.closed = true
+	relays := make([]*room.Room, 0, len(l.relays))
+	for r := range l.relays {
+		relays = append(relays, r)
+	}
+	l.mu.Unlock()
+	var errs []error
+	for _, r := range relays {
+		errs = append(errs, r.Close(ctx))
+	}
+	done := make(chan struct{})
+	go func() { l.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("room links: %w", ctx.Err()))
+	}
+	return errors.Join(errs...)
+}
