@@ -41,6 +41,9 @@ type Server struct {
 	mu     sync.Mutex
 	checks []namedCheck
 
+	// pinLockouts share the join page's wrong PINs across nodes.
+	pinLockouts PINLockouts
+
 	requests *prometheus.CounterVec
 
 	join     *joinPage    // nil unless WithJoinPage

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -43,7 +44,32 @@ type joinPage struct {
 	mgr  *room.Manager
 	auth *Auth
 	pins *pinLimiter
-	csrf *http.CrossOriginProtection
+	// lockouts share wrong PINs between the nodes of a cluster (nil: this
+	// node's count only).
+	lockouts PINLockouts
+	csrf     *http.CrossOriginProtection
+}
+
+// PINLockouts counts wrong PINs across the nodes of a cluster, with
+// lockouts that grow for a key that keeps failing (cluster.Lockouts
+// implements it). The join page uses it besides its own per-node count:
+// that one stops a burst at once, this one stops guessing spread over
+// nodes behind a load balancer.
+type PINLockouts interface {
+	// Fail records a wrong PIN for key and returns until when key is
+	// locked (zero when it is not).
+	Fail(ctx context.Context, key string) (time.Time, error)
+	// Locked returns until when key is locked now (zero when it is not).
+	Locked(ctx context.Context, key string) (time.Time, error)
+	// Reset forgets key's failures, after a right PIN.
+	Reset(ctx context.Context, key string) error
+}
+
+// WithPINLockouts shares the join page's wrong-PIN counts through l
+// (with WithJoinPage). When l cannot be reached, the node's own count
+// still applies.
+func WithPINLockouts(l PINLockouts) Option {
+	return func(s *Server) { s.pinLockouts = l }
 }
 
 // WithJoinPage mounts the browser join page of every room and the
@@ -65,6 +91,7 @@ func WithJoinPage(mgr *room.Manager, auth *Auth) Option {
 
 // mountJoin registers the join page's routes.
 func (s *Server) mountJoin() {
+	s.join.lockouts = s.pinLockouts
 	s.mux.HandleFunc("GET /r/{room}", s.joinPageHTML)
 	s.mux.HandleFunc("POST /r/{room}/token", s.joinToken)
 	s.mux.HandleFunc("GET /r/{room}/participants", s.joinParticipants)
@@ -224,10 +251,15 @@ func (j *joinPage) issue(w http.ResponseWriter, r *http.Request, id room.ID) (st
 		if wait, ok := j.pins.try(key, j.auth.now()); !ok {
 			return "", Claims{}, &retryError{fmt.Errorf("room %s: %w", id, ErrTooManyAttempts), wait}
 		}
+		if wait := j.lockedOut(r.Context(), key); wait > 0 {
+			return "", Claims{}, &retryError{fmt.Errorf("room %s: %w", id, ErrTooManyAttempts), wait}
+		}
 		if !samePIN(req.PIN, cfg.PIN) {
+			j.failed(r.Context(), key)
 			return "", Claims{}, fmt.Errorf("room %s: %w", id, ErrWrongPIN)
 		}
 		j.pins.forgive(key)
+		j.forgiven(r.Context(), key)
 	default:
 		return "", Claims{}, fmt.Errorf("room %s: %w", id, ErrInvitationRequired)
 	}
@@ -376,4 +408,34 @@ func (s *Server) joinParticipants(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// lockoutKey names k in the shared lockouts.
+func (k pinKey) lockoutKey() string { return "pin:" + string(k.room) + ":" + k.client.String() }
+
+// lockedOut returns how long k is locked out cluster-wide (0 when it is
+// not, or when the lockouts cannot be read).
+func (j *joinPage) lockedOut(ctx context.Context, k pinKey) time.Duration {
+	if j.lockouts == nil {
+		return 0
+	}
+	until, err := j.lockouts.Locked(ctx, k.lockoutKey())
+	if err != nil || until.IsZero() {
+		return 0
+	}
+	return max(until.Sub(j.auth.now()), time.Second)
+}
+
+// failed records a wrong PIN of k cluster-wide.
+func (j *joinPage) failed(ctx context.Context, k pinKey) {
+	if j.lockouts != nil {
+		_, _ = j.lockouts.Fail(ctx, k.lockoutKey())
+	}
+}
+
+// forgiven clears k's cluster-wide failures after a right PIN.
+func (j *joinPage) forgiven(ctx context.Context, k pinKey) {
+	if j.lockouts != nil {
+		_ = j.lockouts.Reset(ctx, k.lockoutKey())
+	}
 }

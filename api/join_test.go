@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mediagate/mediagate/cluster"
 	"github.com/mediagate/mediagate/configs"
 	"github.com/mediagate/mediagate/media"
 	"github.com/mediagate/mediagate/media/mediatest"
@@ -430,4 +431,49 @@ func TestJoinParticipantsRecording(t *testing.T) {
 	lobby.SetRecording(true)
 	w = e.do(http.MethodGet, "/r/lobby/participants", "")
 	require.JSONEq(t, `{"participants": [], "recording": true}`, w.Body.String())
+}
+
+// joinClock is the test's clock as the cluster's memory state reads it.
+type joinClock struct{ now *time.Time }
+
+func (c joinClock) Now() time.Time { return *c.now }
+
+// TestJoinTokenPINLockoutShared: two nodes sharing their lockouts (the
+// cluster's memory state here, Redis in a cluster): three wrong PINs on
+// one and two on the other lock the client out on both, although
+// neither node counted five; a right PIN on one after the lockout
+// clears the count on both.
+func TestJoinTokenPINLockoutShared(t *testing.T) {
+	e := newJoinEnv(t)
+	shared := cluster.NewMemory(cluster.WithClock(joinClock{&e.now}))
+	e.h = New(slog.New(slog.DiscardHandler), WithJoinPage(e.mgr, e.auth), WithPINLockouts(shared)).Handler()
+	other := New(slog.New(slog.DiscardHandler), WithJoinPage(e.mgr, e.auth), WithPINLockouts(shared)).Handler()
+	onOther := func(pin string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(http.MethodPost, "/r/board/token", strings.NewReader(`{"name":"Eve","pin":"`+pin+`"}`))
+		r.RemoteAddr = "192.0.2.1:40000"
+		r.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		other.ServeHTTP(w, r)
+		return w
+	}
+	for range 3 {
+		requireProblem(t, e.postToken("board", "Eve", "0000"), 403, "wrong-pin")
+	}
+	for range 2 {
+		requireProblem(t, onOther("0000"), 403, "wrong-pin")
+	}
+	w := e.postToken("board", "Eve", "4711")
+	requireProblem(t, w, 429, "too-many-attempts")
+	require.Equal(t, "60", w.Header().Get("Retry-After"), "the shared lockout's first minute")
+	requireProblem(t, onOther("4711"), 429, "too-many-attempts")
+	requireToken(t, e, e.postToken("board", "Ada", "4711", "RemoteAddr", "192.0.2.2:1"), "board")
+	until, err := shared.Locked(context.Background(), "pin:board:192.0.2.1/32")
+	require.NoError(t, err)
+	require.Equal(t, e.now.Add(time.Minute), until)
+
+	e.now = e.now.Add(time.Minute)
+	requireToken(t, e, e.postToken("board", "Eve", "4711"), "board")
+	until, err = shared.Locked(context.Background(), "pin:board:192.0.2.1/32")
+	require.NoError(t, err)
+	require.True(t, until.IsZero())
 }

@@ -55,3 +55,26 @@ func TestRedisSecretsRedacted(t *testing.T) {
 	}
 	require.Empty(t, Default().Redacted().Redis.Password, "an unset secret stays empty")
 }
+
+// TestClusterExample: configs/cluster.example.yaml loads with the per-node
+// settings from the environment, as its header says, and is refused
+// without the shared token secret.
+func TestClusterExample(t *testing.T) {
+	env := []string{
+		"MEDIAGATE_NODE_ID=gw1",
+		"MEDIAGATE_CLUSTER_PUBLIC_URL=https://gw1.example.org",
+		"MEDIAGATE_AUTH_TOKEN_SECRET=" + strings.Repeat("s", 48),
+		"MEDIAGATE_REDIS_PASSWORD=redis-secret",
+	}
+	c, err := Load("cluster.example.yaml", env)
+	require.NoError(t, err)
+	require.True(t, c.Redis.Enabled())
+	require.True(t, c.Redis.TLS.Enabled)
+	require.Equal(t, "redis-secret", c.Redis.Password)
+	require.Equal(t, "gw1", c.Node.ID)
+	require.Equal(t, "https://gw1.example.org", c.Cluster.PublicURL)
+	require.False(t, c.Cluster.DegradedLocal)
+
+	_, err = Load("cluster.example.yaml", env[:2])
+	require.ErrorContains(t, err, "auth.token_secret")
+}

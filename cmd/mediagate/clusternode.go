@@ -175,7 +175,12 @@ func (n *node) joinCluster(cfg configs.Config, log *slog.Logger, httpAddr net.Ad
 		}
 	}
 	n.publicURL = publicURL(cfg.Cluster.PublicURL, httpAddr, peer)
-	n.sipAddr = func() string { return sipHostPort(cfg.Cluster.SIPAddress, n.sip.Port(), peer) }
+	n.sipAddr = func() string {
+		if cfg.Cluster.SIPAddress == "" && cfg.SIP.ExternalAddress != "" {
+			return net.JoinHostPort(cfg.SIP.ExternalAddress, strconv.Itoa(n.sip.Port()))
+		}
+		return sipHostPort(cfg.Cluster.SIPAddress, n.sip.Port(), peer)
+	}
 	n.own = newOwnership(log, cluster.NodeID(cfg.Node.ID), n.state, cfg.Cluster.LeaseTTL, cfg.Cluster.DegradedLocal)
 	if n.clustered() {
 		log.Info("cluster", "redis", cfg.Redis.Addr, "sentinel", cfg.Redis.Sentinel.Master,

@@ -179,7 +179,11 @@ func startCommand(t testing.TB, cmd *exec.Cmd, env ...string) *gateway {
 		n.base = "http://" + m[1]
 		n.ready = line
 	case <-n.done:
-		t.Fatalf("mediagate exited before it was ready: %v", cmd.ProcessState)
+		var lines []string
+		for l := range n.logs {
+			lines = append(lines, l)
+		}
+		t.Fatalf("mediagate exited before it was ready: %v\n%s", cmd.ProcessState, strings.Join(lines, "\n"))
 	case <-time.After(30 * time.Second):
 		t.Fatal("mediagate not ready after 30 s")
 	}

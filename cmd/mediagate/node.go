@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mediagate/mediagate/api"
@@ -94,9 +95,10 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 	ro := recorderOptions(cfg, key, log)
 	ro.Fence = recorder.Fence{Check: n.fence, Stale: isStale}
 	logEvent := ro.OnEvent
+	var index atomic.Pointer[indexSync]
 	ro.OnEvent = func(ev recorder.Event) {
 		logEvent(ev)
-		n.index.notify()
+		index.Load().notify()
 	}
 	rec, err := recorder.New(ro)
 	if err != nil {
@@ -105,6 +107,7 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 	}
 	n.recordings = rec
 	n.index = newIndexSync(log.With("component", "recordings-index"), cluster.NodeID(cfg.Node.ID), rec, n.state)
+	index.Store(n.index)
 	var sweepCtx context.Context
 	sweepCtx, n.stopSweep = context.WithCancel(context.Background())
 	go func() {
@@ -194,7 +197,8 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 		api.WithNodes(cluster.NodeID(cfg.Node.ID), n.state),
 	}
 	if r, ok := n.state.(*cluster.Redis); ok {
-		apiOpts = append(apiOpts, api.WithRecordingsIndex(recordingsIndex{r}), api.WithRoomLocator(n.own))
+		apiOpts = append(apiOpts, api.WithRecordingsIndex(recordingsIndex{r}), api.WithRoomLocator(n.own),
+			api.WithPINLockouts(r))
 		if !cfg.Cluster.DegradedLocal {
 			// Without Redis this node takes no new rooms: not ready.
 			apiOpts = append(apiOpts, api.WithReadiness("redis", r.Ping))

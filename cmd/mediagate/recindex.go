@@ -92,7 +92,12 @@ func newIndexSync(log *slog.Logger, node cluster.NodeID, rec *recorder.Recorder,
 }
 
 // notify asks for a sync soon; it never blocks (the recorder calls it).
+// Before the sync exists (the recorder's start-up recovery) it does
+// nothing: the first sync takes everything.
 func (s *indexSync) notify() {
+	if s == nil {
+		return
+	}
 	select {
 	case s.changed <- struct{}{}:
 	default:
