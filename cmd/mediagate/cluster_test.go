@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -86,20 +89,34 @@ func TestClusterOwnerKilled(t *testing.T) {
 	hearsTone(ctx, t, again, phoneToneHz)
 }
 
-// TestClusterPausedOwner: node b hosts room demo and records it when it is
-// paused (SIGSTOP) past its lease. Node c takes the room over at the next
-// join and records it itself. When b resumes (SIGCONT) it finds its lease
-// taken, gives the room up and writes nothing with its stale epoch: its
-// recording's manifest stays as it was when b stopped, it starts no second
-// recording, and c's recording is the only one of the room in progress.
+// TestClusterPausedOwner: node b hosts room demo, records it and streams
+// it to nginx-rtmp when it is paused (SIGSTOP) past its lease. Node c
+// takes the room over at the next join and records and streams it itself.
+// When b resumes (SIGCONT) it finds its lease taken, gives the room up and
+// writes nothing with its stale epoch: its recording's manifest stays as
+// it was when b stopped, it starts no second recording, its stream ends
+// without a second publish, and c's recording is the only one of the room
+// in progress.
 func TestClusterPausedOwner(t *testing.T) {
 	t.Parallel()
-	c := startTestCluster(t, "b", "c")
+	ingest := startRTMPIngest(t)
+	c := startTestCluster(t)
+	c.env = append(c.env, "MEDIAGATE_STREAM_ALLOW_PRIVATE=true")
+	c.start(t, "b")
+	c.start(t, "c")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	bot := c.joinBot(ctx, t, "b")
 	waitFrames(ctx, t, bot, 10)
 	onB := c.admin(t, "b").manifest(http.MethodPost, "/api/v1/rooms/"+demoRoom+"/recording/start", "", http.StatusCreated)
+	ingestURL := fmt.Sprintf("rtmp://127.0.0.1:%d/live", ingest.port)
+	streamTo := func(node, key string) {
+		code, body := c.admin(t, node).do(http.MethodPost, "/api/v1/rooms/"+demoRoom+"/egresses",
+			`{"destinations": [{"id": "nginx", "url": "`+ingestURL+`", "key": "`+key+`"}]}`)
+		require.Equal(t, http.StatusCreated, code, "%s", body)
+		c.nodes[node].logs.await(t, 10*time.Second, "state=live")
+	}
+	streamTo("b", "from-b")
 	waitFrames(ctx, t, bot, bot.Received()+50)
 
 	b := c.nodes["b"]
@@ -115,9 +132,12 @@ func TestClusterPausedOwner(t *testing.T) {
 	onC := c.admin(t, "c").manifest(http.MethodPost, "/api/v1/rooms/"+demoRoom+"/recording/start", "", http.StatusCreated)
 	require.NotEqual(t, onB.ID, onC.ID)
 
+	streamTo("c", "from-c")
+
 	require.NoError(t, b.cmd.Process.Signal(syscall.SIGCONT))
 	b.logs.await(t, 10*time.Second, "giving up the room", "room="+demoRoom)
 	b.logs.await(t, 10*time.Second, "recording", "stale")
+	b.logs.await(t, 10*time.Second, "room stream ended", "room="+demoRoom)
 	after, err := os.ReadFile(manifestB)
 	require.NoError(t, err)
 	require.Equal(t, string(frozen), string(after), "b rewrote its manifest with a stale epoch")
@@ -129,6 +149,15 @@ func TestClusterPausedOwner(t *testing.T) {
 	require.Equal(t, "recording", string(m.State))
 	_ = bot.Close()
 	_ = again.Close()
+	code, body := c.admin(t, "c").do(http.MethodDelete, "/api/v1/rooms/"+demoRoom+"/egresses", "")
+	require.Equal(t, http.StatusNoContent, code, "%s", body)
+	ingest.stop()
+	for key, want := range map[string]int{"from-b": 1, "from-c": 1} {
+		files, err := filepath.Glob(filepath.Join(ingest.rec, key+"*.flv"))
+		require.NoError(t, err)
+		require.Len(t, files, want, "publishes of %s", key)
+	}
+	require.Empty(t, b.logs.grep("from-b"), "the stream key is in b's log")
 }
 
 // TestClusterRedisOutage: redis-server is killed for 20 s while a phone
@@ -145,6 +174,10 @@ func TestClusterRedisOutage(t *testing.T) {
 	call := c.dialDemo(ctx, t, "a")
 	phoneHearsTone(ctx, t, call, toneHz)
 
+	before := map[string]int{}
+	for name, n := range c.nodes {
+		before[name] = goroutines(t, n.base)
+	}
 	c.redis.Kill(t)
 	down := time.Now()
 	token := c.admin(t, "a").token("other")
@@ -175,13 +208,36 @@ func TestClusterRedisOutage(t *testing.T) {
 	}
 	phoneHearsTone(ctx, t, call, toneHz)
 	require.NoError(t, call.Err())
-	for _, n := range c.nodes {
+	for name, n := range c.nodes {
 		select {
 		case <-n.done:
-			t.Fatalf("a node exited: %v", n.cmd.ProcessState)
+			t.Fatalf("node %s exited: %v", name, n.cmd.ProcessState)
 		default:
 		}
+		// The same calls and sessions as before the outage: what the
+		// outage started (retries, timers) must have ended.
+		after := goroutines(t, n.base)
+		t.Logf("node %s: %d goroutines before the outage, %d after", name, before[name], after)
+		require.LessOrEqual(t, after, before[name]+25, "node %s grew goroutines through the outage", name)
 	}
+}
+
+// goroutines reads go_goroutines from the node's /metrics.
+func goroutines(t *testing.T, base string) int {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "go_goroutines "); ok {
+			n, err := strconv.Atoi(v)
+			require.NoError(t, err)
+			return n
+		}
+	}
+	t.Fatal("no go_goroutines in /metrics")
+	return 0
 }
 
 // rejoin joins room demo through node name as a pion participant sending
@@ -271,4 +327,48 @@ func TestClusterRecordingsAnyNode(t *testing.T) {
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, string(body), string(m.ID), "b wrote the receipt")
 	require.NoError(t, bot.Close())
+}
+
+// TestClusterDrainHandover: node b hosts room demo, with a phone answered
+// on node a linked to it, and is stopped with SIGTERM. It refuses new
+// work at once (readiness 503), gives its sessions the drain timeout, then
+// closes the room and releases the lease: node a takes the room over at
+// once (well before the lease could have expired), the phone's link moves
+// there, and a participant joining again is heard by the phone.
+func TestClusterDrainHandover(t *testing.T) {
+	t.Parallel()
+	c := startTestCluster(t, "a")
+	b := c.start(t, "b", "MEDIAGATE_NODE_DRAIN_TIMEOUT=1s")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	bot := c.joinBot(ctx, t, "b")
+	call := c.dialDemo(ctx, t, "a")
+	c.nodes["a"].logs.await(t, 5*time.Second, "call linked to the room's node", "node=b")
+	phoneHearsTone(ctx, t, call, toneHz)
+
+	require.NoError(t, b.cmd.Process.Signal(syscall.SIGTERM))
+	termed := time.Now()
+	b.logs.await(t, 5*time.Second, "terminating; draining")
+	resp, err := http.Get(b.base + "/readyz")
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "a draining node is not ready")
+	select {
+	case <-b.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("b did not stop after its drain timeout")
+	}
+	// Released, the lease moves at once; kept, it would expire up to
+	// 5 s after b's last renewal, which b sends until it stops.
+	c.nodes["a"].logs.await(t, 3*time.Second, "room lease acquired", "room="+demoRoom)
+	t.Logf("a took the room over %v after SIGTERM to b (drain timeout 1 s, lease TTL 5 s)",
+		time.Since(termed).Round(time.Millisecond))
+	c.nodes["a"].logs.await(t, 5*time.Second, "room link re-established")
+	_ = bot.Close()
+
+	again := c.rejoin(ctx, t, "a")
+	phoneHearsTone(ctx, t, call, toneHz)
+	hearsTone(ctx, t, again, phoneToneHz)
+	require.NoError(t, call.Err())
+	require.NoError(t, again.Close())
 }
