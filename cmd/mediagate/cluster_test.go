@@ -3,9 +3,9 @@ package main
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
