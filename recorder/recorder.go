@@ -173,7 +173,7 @@ func (r *Recorder) start(roomID room.ID, tenant Tenant, policyName string, src S
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownPolicy, truncate(policyName, 40))
 	}
-	if err := r.opts.Fence.check(context.Background(), roomID, so.epoch); err != nil {
+	if err := checkFence(context.Background(), r.opts.Fence, roomID, so.epoch); err != nil {
 		return nil, fmt.Errorf("start recording: %w", err)
 	}
 	now := r.now()

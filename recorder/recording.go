@@ -285,7 +285,7 @@ func (rec *Recording) checkFence() error {
 		return nil
 	}
 	rec.nextFence = time.Now().Add(r.opts.FenceInterval)
-	err := r.opts.Fence.check(context.Background(), rec.room, rec.epoch)
+	err := checkFence(context.Background(), r.opts.Fence, rec.room, rec.epoch)
 	switch {
 	case err != nil && !errors.Is(err, ErrStale):
 		if !rec.fenceDown {

@@ -112,7 +112,7 @@ func newEgress(mix MixSource, video VideoSource, opts Options) (*Egress, error) 
 	if err != nil {
 		return nil, err
 	}
-	if err := opts.Fence.check(context.Background(), opts.Room, opts.Epoch); errors.Is(err, ErrStale) {
+	if err := checkFence(context.Background(), opts.Fence, opts.Room, opts.Epoch); errors.Is(err, ErrStale) {
 		return nil, fmt.Errorf("start egress: %w", err)
 	}
 	slate, err := loadSlate()

@@ -93,7 +93,7 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 		return nil, err
 	}
 	ro := recorderOptions(cfg, key, log)
-	ro.Fence = recorder.Fence{Check: n.fence, Stale: isStale}
+	ro.Fence = room.Fence{Check: n.fence, Stale: isStale}
 	logEvent := ro.OnEvent
 	var index atomic.Pointer[indexSync]
 	ro.OnEvent = func(ev recorder.Event) {
@@ -125,7 +125,7 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 	tenantOf := func(id room.ID) recorder.Tenant { return recorder.Tenant(auth.RoomTenant(id)) }
 	policyOf := func(id room.ID) string { return cfg.Recording.RoomPolicy(string(id)) }
 	n.recs = newRoomRecordings(log, rec, tenantOf, policyOf, autoRecorded(cfg.Rooms), cfg.Conference.EmptyTimeout)
-	streamOpts.Fence = stream.Fence{Check: n.fence, Stale: isStale}
+	streamOpts.Fence = room.Fence{Check: n.fence, Stale: isStale}
 	n.streams = newRoomStreams(log, streamOpts, autoStreamed(cfg.Rooms), cfg.Conference.EmptyTimeout)
 	roomDefaults := []room.Option{
 		room.WithLogger(log),
