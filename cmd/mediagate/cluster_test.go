@@ -25,7 +25,8 @@ import (
 // WHIP request for demo on node c is answered 307 with b's URL, and a
 // client that follows it joins the room on b. A phone answered on node a
 // keys conference number and PIN and is linked to the room on b: the
-// pion participant hears the phone's tone and the phone the room's.
+// pion participant hears the phone's tone and the phone the room's, and
+// the phone hears the recording notice when b starts recording the room.
 func TestClusterJoinsFromAnyNode(t *testing.T) {
 	t.Parallel()
 	c := startTestCluster(t, "a", "b", "c")
@@ -54,6 +55,11 @@ func TestClusterJoinsFromAnyNode(t *testing.T) {
 	t.Logf("pion participant on b hears the phone on a: %d Hz at %.1f dB, %.1f dB above %.0f Hz", phoneToneHz, level, margin, worst)
 	level, margin, worst = phoneHearsTone(ctx, t, call, toneHz)
 	t.Logf("phone on a hears the room on b: %d Hz at %.1f dB, %.1f dB above %.0f Hz", toneHz, level, margin, worst)
+
+	// Recording the room on b: the caller on a hears the notice.
+	require.Empty(t, c.nodes["a"].logs.grep("play(recording_notice"))
+	c.admin(t, "b").manifest(http.MethodPost, "/api/v1/rooms/"+demoRoom+"/recording/start", "", http.StatusCreated)
+	c.nodes["a"].logs.await(t, 10*time.Second, "play(recording_notice")
 	require.NoError(t, call.Err())
 }
 

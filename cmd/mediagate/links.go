@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -129,11 +133,94 @@ func (l *links) join(moved *room.MovedError, p room.Participant) (*room.Room, er
 		return nil, room.ErrManagerClosed
 	}
 	l.relays[relay] = struct{}{}
-	l.wg.Add(1)
+	l.wg.Add(1) // the supervisor; the recording watch adds its own
 	l.mu.Unlock()
 	l.log.Info("call linked to the room's node", "room", string(id), "node", moved.Node)
-	go l.supervise(relay, events, p.Info().ID, link)
+	host := &linkHost{}
+	host.set(link)
+	l.wg.Add(1)
+	go l.watchRecording(relay, host)
+	go l.supervise(relay, events, p.Info().ID, link, host)
 	return relay, nil
+}
+
+// linkHost is the base URL of the node a relay's link goes to now.
+type linkHost struct {
+	mu   sync.Mutex
+	base string
+}
+
+// set takes the base from the link's session URL (after redirects).
+func (h *linkHost) set(link *rtc.Link) {
+	u, err := url.Parse(link.Location())
+	if err != nil {
+		return
+	}
+	h.mu.Lock()
+	h.base = u.Scheme + "://" + u.Host
+	h.mu.Unlock()
+}
+
+func (h *linkHost) get() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.base
+}
+
+// recordingPoll is how often a relay asks the room's node whether the room
+// is recorded, so a linked caller hears the recording notice (the relay's
+// recording flag drives the bridge's prompt as a local room's does).
+const recordingPoll = 2 * time.Second
+
+// watchRecording mirrors the recording state of the room on its node into
+// relay until relay closes, asking the room's join-page state endpoint
+// with a listen-only token.
+func (l *links) watchRecording(relay *room.Room, host *linkHost) {
+	defer l.wg.Done()
+	client := &http.Client{Timeout: recordingPoll,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	t := time.NewTicker(recordingPoll)
+	defer t.Stop()
+	for {
+		if on, ok := l.remoteRecording(client, relay.ID(), host.get()); ok && on != relay.Recording() {
+			relay.SetRecording(on)
+		}
+		select {
+		case <-relay.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// remoteRecording asks the node at base whether room id is recorded.
+func (l *links) remoteRecording(client *http.Client, id room.ID, base string) (on, ok bool) {
+	if base == "" {
+		return false, false
+	}
+	token, _, err := l.auth.IssueToken(api.TokenRequest{
+		Room: id, Subject: "link-" + string(l.self), Grants: api.Grants{Listen: true}, Lifetime: linkTokenLife,
+	}, time.Now())
+	if err != nil {
+		return false, false
+	}
+	req, err := http.NewRequest(http.MethodGet, base+"/r/"+string(id)+"/participants", nil)
+	if err != nil {
+		return false, false
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := client.Do(req)
+	if err != nil {
+		return false, false
+	}
+	defer resp.Body.Close()
+	var state struct {
+		Recording bool `json:"recording"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&state) != nil {
+		return false, false
+	}
+	return state.Recording, true
 }
 
 // dial opens a link to room id at the node whose base URL is base.
@@ -158,7 +245,7 @@ func (l *links) dial(ctx context.Context, id room.ID, base string) (*rtc.Link, e
 
 // supervise keeps relay linked until the caller has left it, then closes
 // it. A broken link is replaced by one to the room's current host.
-func (l *links) supervise(relay *room.Room, events *room.EventSub, caller room.ParticipantID, link *rtc.Link) {
+func (l *links) supervise(relay *room.Room, events *room.EventSub, caller room.ParticipantID, link *rtc.Link, host *linkHost) {
 	defer l.wg.Done()
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), stopGrace)
@@ -181,6 +268,7 @@ func (l *links) supervise(relay *room.Room, events *room.EventSub, caller room.P
 			if link = l.relink(relay, events, caller); link == nil {
 				return
 			}
+			host.set(link)
 		}
 	}
 }
