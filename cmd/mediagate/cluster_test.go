@@ -25,7 +25,7 @@ import (
 // pion participant hears the phone's tone and the phone the room's.
 func TestClusterJoinsFromAnyNode(t *testing.T) {
 	t.Parallel()
-	c := startTestCluster(t, "a", "b", "c")
+	c := startTestCluster(t, binary, "a", "b", "c")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	bot := c.joinBot(ctx, t, "b")
@@ -61,7 +61,7 @@ func TestClusterJoinsFromAnyNode(t *testing.T) {
 // phone, still in its call, hears it within 10 s of the kill.
 func TestClusterOwnerKilled(t *testing.T) {
 	t.Parallel()
-	c := startTestCluster(t, "a", "b", "c")
+	c := startTestCluster(t, binary, "a", "b", "c")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	bot := c.joinBot(ctx, t, "b")
@@ -94,7 +94,7 @@ func TestClusterOwnerKilled(t *testing.T) {
 // recording, and c's recording is the only one of the room in progress.
 func TestClusterPausedOwner(t *testing.T) {
 	t.Parallel()
-	c := startTestCluster(t, "b", "c")
+	c := startTestCluster(t, binary, "b", "c")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	bot := c.joinBot(ctx, t, "b")
@@ -138,7 +138,7 @@ func TestClusterPausedOwner(t *testing.T) {
 // again and nobody crashed.
 func TestClusterRedisOutage(t *testing.T) {
 	t.Parallel()
-	c := startTestCluster(t, "a", "b")
+	c := startTestCluster(t, binary, "a", "b")
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	bot := c.joinBot(ctx, t, "b")
@@ -189,14 +189,14 @@ func TestClusterRedisOutage(t *testing.T) {
 // it: until its lease and heartbeat have expired, name answers 503 or
 // redirects to the owner, which refuses the connection (dead) or does not
 // answer (paused).
-func (c *testCluster) rejoin(ctx context.Context, t *testing.T, name string) *rtctest.Client {
-	t.Helper()
+func (c *testCluster) rejoin(ctx context.Context, tb testing.TB, name string) *rtctest.Client {
+	tb.Helper()
 	base := c.nodes[name].base
 	for {
 		token, err := rtctest.PageToken(ctx, base, demoRoom, "Tone Bot again", demoPIN)
-		require.NoError(t, err)
+		require.NoError(tb, err)
 		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		bot, err := rtctest.Join(actx, t, base, demoRoom, token, rtctest.Options{Tone: toneHz})
+		bot, err := rtctest.Join(actx, tb, base, demoRoom, token, rtctest.Options{Tone: toneHz})
 		cancel()
 		if err == nil {
 			return bot
@@ -204,14 +204,14 @@ func (c *testCluster) rejoin(ctx context.Context, t *testing.T, name string) *rt
 		var he *rtctest.HTTPError
 		switch {
 		case errors.As(err, &he):
-			require.Equal(t, http.StatusServiceUnavailable, he.Status, "%v", err)
+			require.Equal(tb, http.StatusServiceUnavailable, he.Status, "%v", err)
 		case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, context.DeadlineExceeded):
 		default:
-			t.Fatalf("joining through %s: %v", name, err)
+			tb.Fatalf("joining through %s: %v", name, err)
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatal(ctx.Err())
+			tb.Fatal(ctx.Err())
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -224,7 +224,7 @@ func (c *testCluster) rejoin(ctx context.Context, t *testing.T, name string) *rt
 // a deletion asked of c.
 func TestClusterRecordingsAnyNode(t *testing.T) {
 	t.Parallel()
-	c := startTestCluster(t, "b", "c")
+	c := startTestCluster(t, binary, "b", "c")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	bot := c.joinBot(ctx, t, "b")
