@@ -29,7 +29,7 @@ import (
 // the phone hears the recording notice when b starts recording the room.
 func TestClusterJoinsFromAnyNode(t *testing.T) {
 	t.Parallel()
-	c := startTestCluster(t, "a", "b", "c")
+	c := startTestCluster(t, binary, "a", "b", "c")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	bot := c.joinBot(ctx, t, "b")
@@ -70,7 +70,7 @@ func TestClusterJoinsFromAnyNode(t *testing.T) {
 // phone, still in its call, hears it within 10 s of the kill.
 func TestClusterOwnerKilled(t *testing.T) {
 	t.Parallel()
-	c := startTestCluster(t, "a", "b", "c")
+	c := startTestCluster(t, binary, "a", "b", "c")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	bot := c.joinBot(ctx, t, "b")
@@ -106,7 +106,7 @@ func TestClusterOwnerKilled(t *testing.T) {
 func TestClusterPausedOwner(t *testing.T) {
 	t.Parallel()
 	ingest := startRTMPIngest(t)
-	c := startTestCluster(t)
+	c := startTestCluster(t, binary)
 	c.env = append(c.env, "MEDIAGATE_STREAM_ALLOW_PRIVATE=true")
 	c.start(t, "b")
 	c.start(t, "c")
@@ -173,7 +173,7 @@ func TestClusterPausedOwner(t *testing.T) {
 // again and nobody crashed.
 func TestClusterRedisOutage(t *testing.T) {
 	t.Parallel()
-	c := startTestCluster(t, "a", "b")
+	c := startTestCluster(t, binary, "a", "b")
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	bot := c.joinBot(ctx, t, "b")
@@ -251,14 +251,14 @@ func goroutines(t *testing.T, base string) int {
 // it: until its lease and heartbeat have expired, name answers 503 or
 // redirects to the owner, which refuses the connection (dead) or does not
 // answer (paused).
-func (c *testCluster) rejoin(ctx context.Context, t *testing.T, name string) *rtctest.Client {
-	t.Helper()
+func (c *testCluster) rejoin(ctx context.Context, tb testing.TB, name string) *rtctest.Client {
+	tb.Helper()
 	base := c.nodes[name].base
 	for {
 		token, err := rtctest.PageToken(ctx, base, demoRoom, "Tone Bot again", demoPIN)
-		require.NoError(t, err)
+		require.NoError(tb, err)
 		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		bot, err := rtctest.Join(actx, t, base, demoRoom, token, rtctest.Options{Tone: toneHz})
+		bot, err := rtctest.Join(actx, tb, base, demoRoom, token, rtctest.Options{Tone: toneHz})
 		cancel()
 		if err == nil {
 			return bot
@@ -266,14 +266,14 @@ func (c *testCluster) rejoin(ctx context.Context, t *testing.T, name string) *rt
 		var he *rtctest.HTTPError
 		switch {
 		case errors.As(err, &he):
-			require.Equal(t, http.StatusServiceUnavailable, he.Status, "%v", err)
+			require.Equal(tb, http.StatusServiceUnavailable, he.Status, "%v", err)
 		case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, context.DeadlineExceeded):
 		default:
-			t.Fatalf("joining through %s: %v", name, err)
+			tb.Fatalf("joining through %s: %v", name, err)
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatal(ctx.Err())
+			tb.Fatal(ctx.Err())
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -286,7 +286,7 @@ func (c *testCluster) rejoin(ctx context.Context, t *testing.T, name string) *rt
 // a deletion asked of c.
 func TestClusterRecordingsAnyNode(t *testing.T) {
 	t.Parallel()
-	c := startTestCluster(t, "b", "c")
+	c := startTestCluster(t, binary, "b", "c")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	bot := c.joinBot(ctx, t, "b")
@@ -343,7 +343,7 @@ func TestClusterRecordingsAnyNode(t *testing.T) {
 // there, and a participant joining again is heard by the phone.
 func TestClusterDrainHandover(t *testing.T) {
 	t.Parallel()
-	c := startTestCluster(t, "a")
+	c := startTestCluster(t, binary, "a")
 	b := c.start(t, "b", "MEDIAGATE_NODE_DRAIN_TIMEOUT=1s")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -95,13 +95,26 @@ func watchLogs(g *gateway) *logWatch {
 
 // await waits up to timeout for a log line holding every one of parts and
 // returns it.
-func (w *logWatch) await(t *testing.T, timeout time.Duration, parts ...string) string {
-	t.Helper()
+func (w *logWatch) await(tb testing.TB, timeout time.Duration, parts ...string) string {
+	tb.Helper()
+	return w.awaitAfter(tb, 0, timeout, parts...)
+}
+
+// mark is the position of the next log line, for awaitAfter.
+func (w *logWatch) mark() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.lines)
+}
+
+// awaitAfter is await for the lines from position from (a mark) on.
+func (w *logWatch) awaitAfter(tb testing.TB, from int, timeout time.Duration, parts ...string) string {
+	tb.Helper()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
 		w.mu.Lock()
-		found, changed := grepLines(w.lines, parts...), w.changed
+		found, changed := grepLines(w.lines[from:], parts...), w.changed
 		w.mu.Unlock()
 		if len(found) > 0 {
 			return found[0]
@@ -109,7 +122,7 @@ func (w *logWatch) await(t *testing.T, timeout time.Duration, parts ...string) s
 		select {
 		case <-changed:
 		case <-deadline.C:
-			t.Fatalf("no log line with %q within %v; the log:\n%s", parts, timeout, w.text())
+			tb.Fatalf("no log line with %q within %v; the log:\n%s", parts, timeout, w.text())
 			return ""
 		}
 	}
@@ -256,11 +269,11 @@ func windowedToneDB(pcm []int16, freq float64, rate int) float64 {
 // hearsTone waits until the last half second c has received holds freq at
 // least toneMarginDB above every other probed band, and returns the
 // figures of that half second.
-func hearsTone(ctx context.Context, t *testing.T, c *rtctest.Client, freq float64) (level, margin, worst float64) {
-	t.Helper()
+func hearsTone(ctx context.Context, tb testing.TB, c *rtctest.Client, freq float64) (level, margin, worst float64) {
+	tb.Helper()
 	const window = 25 // frames, 0.5 s
 	for n := c.Received() + window; ; n++ {
-		require.NoError(t, c.WaitFrames(ctx, n),
+		require.NoError(tb, c.WaitFrames(ctx, n),
 			"%.0f Hz not heard: last %.1f dB, %.1f dB above %.0f Hz", freq, level, margin, worst)
 		level, margin, worst = toneMargin(c.PCM(n-window, n), freq, media.Rate48k)
 		if margin >= toneMarginDB && level > -40 {

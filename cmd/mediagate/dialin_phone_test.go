@@ -81,11 +81,11 @@ func TestDialInDuplicateDTMF(t *testing.T) {
 // phoneHearsTone waits until the last half second call has received holds
 // freq at least toneMarginDB above every other probed band, and returns
 // the figures of that half second.
-func phoneHearsTone(ctx context.Context, t *testing.T, call *siptest.Call, freq float64) (level, margin, worst float64) {
-	t.Helper()
+func phoneHearsTone(ctx context.Context, tb testing.TB, call *siptest.Call, freq float64) (level, margin, worst float64) {
+	tb.Helper()
 	window, step := call.Rate()/2, media.SamplesPerFrame(call.Rate())
 	for n := call.Received() + window; ; n += step {
-		require.NoError(t, call.WaitSamples(ctx, n),
+		require.NoError(tb, call.WaitSamples(ctx, n),
 			"%.0f Hz not heard: last %.1f dB, %.1f dB above %.0f Hz", freq, level, margin, worst)
 		level, margin, worst = toneMargin(call.PCM(n-window, n), freq, call.Rate())
 		if margin >= toneMarginDB && level > -40 {
