@@ -17,6 +17,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mediagate/mediagate/bridge"
 	"github.com/mediagate/mediagate/rtc/rtctest"
 )
 
@@ -67,7 +68,8 @@ func TestClusterJoinsFromAnyNode(t *testing.T) {
 // phone answered on node a is linked to it. The room's lease expires, and
 // a's link finds the room's new host on its own: a pion participant that
 // rejoins through node c lands in the same room as the phone, and the
-// phone, still in its call, hears it within 10 s of the kill.
+// phone, still in its call, hears a short notice while its link is
+// redialled and the participant again within 10 s of the kill.
 func TestClusterOwnerKilled(t *testing.T) {
 	t.Parallel()
 	c := startTestCluster(t, binary, "a", "b", "c")
@@ -78,6 +80,7 @@ func TestClusterOwnerKilled(t *testing.T) {
 	c.nodes["a"].logs.await(t, 5*time.Second, "call linked to the room's node", "node=b")
 	phoneHearsTone(ctx, t, call, toneHz)
 
+	heard := call.Received()
 	killed := time.Now()
 	require.NoError(t, c.nodes["b"].cmd.Process.Kill())
 	<-c.nodes["b"].done
@@ -93,6 +96,15 @@ func TestClusterOwnerKilled(t *testing.T) {
 	require.NoError(t, call.Err())
 	c.nodes["a"].logs.await(t, time.Second, "room link re-established")
 	hearsTone(ctx, t, again, phoneToneHz)
+
+	// While its link was redialled, the caller heard the notice.
+	prompts, err := bridge.Load("")
+	require.NoError(t, err)
+	notice := prompts.Prompt(bridge.English, bridge.PromptJoining)
+	require.Equal(t, call.Rate(), notice.Rate)
+	at, corr := findPrompt(call.PCM(heard, call.Received()), notice.PCM)
+	t.Logf("the phone heard the notice %.2f s after the kill, correlation %.3f", float64(at)/float64(call.Rate()), corr)
+	require.GreaterOrEqual(t, corr, 0.8, "no notice while the link was redialled")
 }
 
 // TestClusterPausedOwner: node b hosts room demo, records it and streams

@@ -63,13 +63,10 @@ func (d *roomDirectory) CheckPIN(id room.ID, pin string) bool {
 // dialIn starts the SIP user agent: every call the trunks admit (sip.trunks;
 // everyone when there are none) is dispatched by the dialin section's rules
 // (bridge.CallHandler) into a fixed room or the IVR (conference number,
-// PIN), with the prompts in the rule's language. Registration trunks
-// register once the UA runs and un-REGISTER when node.close closes it.
-func dialIn(cfg configs.Config, log *slog.Logger, rooms bridge.Rooms) (*sip.UA, error) {
-	prompts, err := loadPrompts(cfg.Dialin)
-	if err != nil {
-		return nil, err
-	}
+// PIN), with prompts (loadPrompts) in the rule's language. Registration
+// trunks register once the UA runs and un-REGISTER when node.close closes
+// it.
+func dialIn(cfg configs.Config, log *slog.Logger, rooms bridge.Rooms, prompts *bridge.Prompts) (*sip.UA, error) {
 	deps := bridge.SessionDeps{
 		Prompts:   prompts,
 		Lang:      bridge.Lang(cfg.Dialin.Language),

@@ -11,11 +11,13 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mediagate/mediagate/api"
 	"github.com/mediagate/mediagate/bridge"
 	"github.com/mediagate/mediagate/cluster"
+	"github.com/mediagate/mediagate/media"
 	"github.com/mediagate/mediagate/room"
 	"github.com/mediagate/mediagate/rtc"
 )
@@ -71,6 +73,8 @@ type links struct {
 	state    leaseState
 	auth     *api.Auth
 	defaults []room.Option
+	// notice is what a caller hears while the link is redialled (48 kHz).
+	notice []int16
 
 	mu     sync.Mutex
 	closed bool
@@ -93,9 +97,9 @@ const (
 )
 
 func newLinks(log *slog.Logger, self cluster.NodeID, selfURL string, own *ownership, state leaseState,
-	auth *api.Auth, defaults []room.Option) *links {
+	auth *api.Auth, defaults []room.Option, notice []int16) *links {
 	return &links{log: log, self: self, selfURL: selfURL, own: own, state: state, auth: auth,
-		defaults: defaults, relays: map[*room.Room]struct{}{}}
+		defaults: defaults, notice: notice, relays: map[*room.Room]struct{}{}}
 }
 
 // join makes a relay room for p linked to the room where moved points.
@@ -265,7 +269,16 @@ func (l *links) supervise(relay *room.Room, events *room.EventSub, caller room.P
 		case <-link.Done():
 			l.log.Warn("room link lost; relinking", "room", string(relay.ID()), "err", link.Err())
 			_ = relay.Kick(link.Info().ID)
-			if link = l.relink(relay, events, caller); link == nil {
+			// The caller alone hears the notice: nobody else is in the
+			// relay until the new link joins, and it leaves before that.
+			notice := newNoticePlayer(l.notice)
+			_ = relay.Join(notice)
+			link = l.relink(relay, events, caller, func() {
+				// The notice ends first, so the room does not hear it.
+				notice.wait(relay.Done())
+				_ = relay.Leave(notice.Info().ID)
+			})
+			if link == nil {
 				return
 			}
 			host.set(link)
@@ -274,14 +287,16 @@ func (l *links) supervise(relay *room.Room, events *room.EventSub, caller room.P
 }
 
 // relink dials the room's current host until a link is up, the caller
-// left or the node closes; it returns nil in the latter cases.
-func (l *links) relink(relay *room.Room, events *room.EventSub, caller room.ParticipantID) *rtc.Link {
+// left or the node closes; it returns nil in the latter cases. beforeJoin
+// runs once a link is up, before it joins relay.
+func (l *links) relink(relay *room.Room, events *room.EventSub, caller room.ParticipantID, beforeJoin func()) *rtc.Link {
 	id := relay.ID()
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), linkDialTimeout)
 		link, err := l.dial(ctx, id, l.locate(ctx, id))
 		cancel()
 		if err == nil {
+			beforeJoin()
 			if err = relay.Join(link); err == nil {
 				l.log.Info("room link re-established", "room", string(id))
 				return link
@@ -345,3 +360,54 @@ func (l *links) close(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// noticePlayer is a relay's participant that says its notice once to the
+// caller while the link is redialled.
+type noticePlayer struct {
+	pcm  []int16
+	pos  atomic.Int64  // samples played
+	done chan struct{} // closed when the notice has been played
+	once sync.Once
+}
+
+func newNoticePlayer(pcm []int16) *noticePlayer {
+	return &noticePlayer{pcm: pcm, done: make(chan struct{})}
+}
+
+// wait returns when the notice has been played, stop is closed, or after
+// the notice's length and a second (a room that stopped reading).
+func (p *noticePlayer) wait(stop <-chan struct{}) {
+	t := time.NewTimer(time.Duration(len(p.pcm))*time.Second/media.Rate48k + time.Second)
+	defer t.Stop()
+	select {
+	case <-p.done:
+	case <-stop:
+	case <-t.C:
+	}
+}
+
+// Info implements room.Participant; it takes its mix as G.711, the
+// cheapest format, and drops it.
+func (p *noticePlayer) Info() room.Info {
+	return room.Info{ID: "relink-notice", Name: "notice", Kind: room.KindOther, Format: room.Format{Codec: room.CodecPCMU}}
+}
+
+// ReadFrame implements room.Participant: the notice, frame by frame, then
+// nothing.
+func (p *noticePlayer) ReadFrame(dst *media.Frame) bool {
+	at := int(p.pos.Load())
+	if at >= len(p.pcm) {
+		p.once.Do(func() { close(p.done) })
+		return false
+	}
+	n := copy(dst[:], p.pcm[at:])
+	clear(dst[n:])
+	p.pos.Add(int64(len(dst)))
+	return true
+}
+
+// WriteMix implements room.Participant: the mix is not needed.
+func (p *noticePlayer) WriteMix(room.Packet) bool { return true }
+
+// Detached implements room.Participant.
+func (p *noticePlayer) Detached(error) {}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mediagate/mediagate/api"
+	"github.com/mediagate/mediagate/bridge"
 	"github.com/mediagate/mediagate/cluster"
 	"github.com/mediagate/mediagate/configs"
 	"github.com/mediagate/mediagate/recorder"
@@ -168,8 +169,14 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 			}
 		}
 	}
+	prompts, err := loadPrompts(cfg.Dialin)
+	if err != nil {
+		_ = n.close(context.Background())
+		return nil, err
+	}
 	n.links = newLinks(log.With("component", "links"), cluster.NodeID(cfg.Node.ID), n.publicURL,
-		n.own, n.state, auth, roomDefaults)
+		n.own, n.state, auth, roomDefaults,
+		prompts.Prompt(bridge.Lang(cfg.Dialin.Language), bridge.PromptJoining).PCM48)
 	if n.rtc, err = rtc.NewServer(n.rooms,
 		rtc.WithLogger(log),
 		rtc.WithSettings(rtc.Settings{UDPPort: cfg.WebRTC.UDPPort, PublicIPs: cfg.WebRTC.PublicIPs}),
@@ -180,7 +187,7 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 	n.streams.video = func(id room.ID) stream.VideoSource {
 		return n.rtc.SubscribeVideo(id, stream.RecommendedVideoBuffer)
 	}
-	if n.sip, err = dialIn(cfg, log, &clusterRooms{Manager: n.rooms, links: n.links}); err != nil {
+	if n.sip, err = dialIn(cfg, log, &clusterRooms{Manager: n.rooms, links: n.links}, prompts); err != nil {
 		_ = n.close(context.Background())
 		return nil, fmt.Errorf("sip: %w", err)
 	}
