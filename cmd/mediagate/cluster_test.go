@@ -18,6 +18,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mediagate/mediagate/bridge"
+	"github.com/mediagate/mediagate/media"
+	"github.com/mediagate/mediagate/media/mediatest"
 	"github.com/mediagate/mediagate/rtc/rtctest"
 )
 
@@ -389,4 +391,41 @@ func TestClusterDrainHandover(t *testing.T) {
 	hearsTone(ctx, t, again, phoneToneHz)
 	require.NoError(t, call.Err())
 	require.NoError(t, again.Close())
+}
+
+// TestClusterBaresip: baresip, a real softphone, calls node a, keys
+// conference number and PIN and is linked to room demo on node b: the
+// pion participant on b hears baresip's 1 kHz tone, and what baresip
+// heard before it hung up holds the room's tone.
+func TestClusterBaresip(t *testing.T) {
+	t.Parallel()
+	c := startTestCluster(t, binary, "a", "b")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	bot := c.joinBot(ctx, t, "b")
+	a := c.nodes["a"]
+
+	tone := mediatest.Sine(phoneToneHz, 0.3, media.Rate8k, 60*media.Rate8k)
+	phone := startBaresip(t, baresipOptions{codecs: "PCMU",
+		source: writeTempWAV(t, "tone8k.wav", tone, media.Rate8k), rate: media.Rate8k})
+	phone.dial(t, a.sip, dialedURI)
+	a.logs.await(t, 10*time.Second, "play(enter_number")
+	phone.do(t, "sndcode", dialNumber+"#")
+	a.logs.await(t, 10*time.Second, "play(enter_pin")
+	phone.do(t, "sndcode", demoPIN+"#")
+	a.logs.await(t, 10*time.Second, "session: joined", "room="+demoRoom)
+	a.logs.await(t, 5*time.Second, "call linked to the room's node", "node=b")
+
+	level, margin, worst := hearsTone(ctx, t, bot, phoneToneHz)
+	t.Logf("pion participant on b hears baresip on a: %d Hz at %.1f dB, %.1f dB above %.0f Hz", phoneToneHz, level, margin, worst)
+	waitFrames(ctx, t, bot, bot.Received()+150) // 3 s of the room for baresip
+	phone.do(t, "hangup", "")
+	phone.await(t, "CALL_CLOSED", 5*time.Second)
+	rec, rate := phone.stop(t)
+	require.Equal(t, media.Rate8k, rate)
+	last := rec[max(len(rec)-5*rate/2, 0) : len(rec)-rate/2]
+	level, margin, worst = toneMargin(last, toneHz, rate)
+	t.Logf("baresip on a heard the room on b: %d Hz at %.1f dB, %.1f dB above %.0f Hz", toneHz, level, margin, worst)
+	require.GreaterOrEqual(t, margin, float64(toneMarginDB), "the room's tone is not what baresip heard: %s", toneTimeline(rec, toneHz, rate))
+	require.NoError(t, bot.Close())
 }
