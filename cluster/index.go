@@ -203,7 +203,9 @@ func (r *Redis) Recordings(ctx context.Context, f RecordingFilter) ([]RecordingE
 	}
 	var out []RecordingEntry
 	for start := int64(0); ; start += int64(page) {
-		ids, err := r.c.ZRevRange(ctx, r.recsKey(), start, start+int64(page)-1).Result()
+		ids, err := r.c.ZRangeArgs(ctx, redis.ZRangeArgs{
+			Key: r.recsKey(), Start: start, Stop: start + int64(page) - 1, Rev: true,
+		}).Result()
 		if err != nil {
 			return nil, backend("recordings", err)
 		}

@@ -38,6 +38,25 @@ func TestClusterJoinsFromAnyNode(t *testing.T) {
 	bot := c.joinBot(ctx, t, "b")
 	c.nodes["b"].logs.await(t, 5*time.Second, "room lease acquired", "room="+demoRoom)
 
+	// Every node lists the three live nodes, with their public URLs.
+	code, body := c.admin(t, "a").do(http.MethodGet, "/api/v1/nodes", "")
+	require.Equal(t, http.StatusOK, code, "%s", body)
+	var listed struct {
+		Self  string `json:"self"`
+		Nodes []struct {
+			ID      string `json:"id"`
+			HTTPURL string `json:"http_url"`
+			SIPAddr string `json:"sip_addr"`
+		} `json:"nodes"`
+	}
+	require.NoError(t, json.Unmarshal(body, &listed))
+	require.Equal(t, "a", listed.Self)
+	require.Len(t, listed.Nodes, 3, "%s", body)
+	for _, n := range listed.Nodes {
+		require.Equal(t, c.nodes[n.ID].base, n.HTTPURL)
+		require.Equal(t, c.nodes[n.ID].sip.String(), n.SIPAddr)
+	}
+
 	// The join page on c redirects to b's, path and query kept.
 	resp, err := noRedirect.Get(c.nodes["c"].base + "/r/" + demoRoom + "?lang=de")
 	require.NoError(t, err)

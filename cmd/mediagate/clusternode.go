@@ -273,27 +273,16 @@ func (n *node) epochOf(id room.ID) uint64 {
 
 // LocateRoom implements api.RoomLocator for the join page and the admin
 // API: nil when room id is hosted here or nowhere, a *room.MovedError
-// when another live node hosts it, room.ErrUnavailable when that cannot
-// be known.
+// when another live node hosts it, an error wrapping room.ErrUnavailable
+// when that cannot be known (with degraded_local, an unreachable state
+// counts as "nowhere": the room may open here).
 func (o *ownership) LocateRoom(ctx context.Context, id room.ID) error {
 	if _, ok := o.Epoch(id); ok {
 		return nil
 	}
-	owner, err := o.state.Owner(ctx, cluster.RoomID(id))
-	switch {
-	case errors.Is(err, cluster.ErrNoOwner):
-		return nil
-	case err != nil:
-		if o.degraded {
-			return nil
-		}
-		return fmt.Errorf("room %s: %w", id, room.ErrUnavailable)
-	case owner.Owner == o.self:
+	err := o.hostOf(ctx, id)
+	if o.degraded && errors.Is(err, cluster.ErrBackend) {
 		return nil
 	}
-	info, err := o.node(ctx, owner.Owner)
-	if err != nil {
-		return fmt.Errorf("room %s: node %s: %w", id, owner.Owner, room.ErrUnavailable)
-	}
-	return &room.MovedError{Room: id, Node: string(info.ID), URL: info.HTTPURL}
+	return err
 }

@@ -70,7 +70,6 @@ type links struct {
 	self     cluster.NodeID
 	selfURL  string
 	own      *ownership
-	state    leaseState
 	auth     *api.Auth
 	defaults []room.Option
 	// notice is what a caller hears while the link is redialled (48 kHz).
@@ -96,9 +95,9 @@ const (
 	linkSilence = 3 * time.Second
 )
 
-func newLinks(log *slog.Logger, self cluster.NodeID, selfURL string, own *ownership, state leaseState,
+func newLinks(log *slog.Logger, self cluster.NodeID, selfURL string, own *ownership,
 	auth *api.Auth, defaults []room.Option, notice []int16) *links {
-	return &links{log: log, self: self, selfURL: selfURL, own: own, state: state, auth: auth,
+	return &links{log: log, self: self, selfURL: selfURL, own: own, auth: auth,
 		defaults: defaults, notice: notice, relays: map[*room.Room]struct{}{}}
 }
 
@@ -327,12 +326,9 @@ func (l *links) relink(relay *room.Room, events *room.EventSub, caller room.Part
 // owner if that node is live, else this node (whose WHIP handler then
 // takes the room, or redirects if another node won it meanwhile).
 func (l *links) locate(ctx context.Context, id room.ID) string {
-	owner, err := l.state.Owner(ctx, cluster.RoomID(id))
-	if err != nil || owner.Owner == l.self {
-		return l.selfURL
-	}
-	if info, err := l.own.node(ctx, owner.Owner); err == nil {
-		return info.HTTPURL
+	var moved *room.MovedError
+	if errors.As(l.own.hostOf(ctx, id), &moved) {
+		return moved.URL
 	}
 	return l.selfURL
 }

@@ -175,7 +175,7 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 		return nil, err
 	}
 	n.links = newLinks(log.With("component", "links"), cluster.NodeID(cfg.Node.ID), n.publicURL,
-		n.own, n.state, auth, roomDefaults,
+		n.own, auth, roomDefaults,
 		prompts.Prompt(bridge.Lang(cfg.Dialin.Language), bridge.PromptJoining).PCM48)
 	if n.rtc, err = rtc.NewServer(n.rooms,
 		rtc.WithLogger(log),

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -115,23 +116,33 @@ func (o *ownership) acquire(id room.ID) (cluster.Lease, error) {
 }
 
 // elsewhere answers for a room whose lease another holder has: where to
-// go, or ErrUnavailable while the holder is not reachable (a dead node's
-// lease that has not yet expired, or this node's own lease from before a
-// restart).
+// go, or ErrUnavailable while that is unclear (a dead node's lease that
+// has not yet expired, this node's own lease from before a restart, a
+// lease released a moment ago).
 func (o *ownership) elsewhere(ctx context.Context, id room.ID) error {
-	owner, err := o.state.Owner(ctx, cluster.RoomID(id))
-	if err != nil {
-		if errors.Is(err, cluster.ErrNoOwner) { // released a moment ago
-			return room.ErrUnavailable
-		}
-		return room.ErrUnavailable
+	if err := o.hostOf(ctx, id); err != nil {
+		return err
 	}
-	if owner.Owner == o.self {
-		return room.ErrUnavailable
+	return fmt.Errorf("room %s: %w", id, room.ErrUnavailable)
+}
+
+// hostOf returns a *room.MovedError when another live node hosts room id,
+// nil when no node or this node holds its lease, and an error wrapping
+// room.ErrUnavailable (and cluster.ErrBackend when the state did not
+// answer) when the holder is not live or the state cannot be read.
+func (o *ownership) hostOf(ctx context.Context, id room.ID) error {
+	owner, err := o.state.Owner(ctx, cluster.RoomID(id))
+	switch {
+	case errors.Is(err, cluster.ErrNoOwner):
+		return nil
+	case err != nil:
+		return fmt.Errorf("room %s: %w: %w", id, room.ErrUnavailable, err)
+	case owner.Owner == o.self:
+		return nil
 	}
 	info, err := o.node(ctx, owner.Owner)
 	if err != nil {
-		return room.ErrUnavailable
+		return fmt.Errorf("room %s: node %s: %w: %w", id, owner.Owner, room.ErrUnavailable, err)
 	}
 	return &room.MovedError{Room: id, Node: string(info.ID), URL: info.HTTPURL}
 }
@@ -147,7 +158,7 @@ func (o *ownership) node(ctx context.Context, id cluster.NodeID) (cluster.NodeIn
 			return n, nil
 		}
 	}
-	return cluster.NodeInfo{}, errors.New("node not live")
+	return cluster.NodeInfo{}, fmt.Errorf("node %s is not live", id)
 }
 
 // releaser returns the release function of one admission of room id.
@@ -320,14 +331,11 @@ func (o *ownership) releaseAll(ctx context.Context) {
 // elsewhere, to link to, or nobody's, to take); room.ErrUnavailable when
 // the state is unreachable and rooms may not open without it.
 func (o *ownership) available(id room.ID) error {
-	if _, ok := o.Epoch(id); ok {
-		return nil
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
-	_, err := o.state.Owner(ctx, cluster.RoomID(id))
-	if err != nil && !errors.Is(err, cluster.ErrNoOwner) && !o.degraded {
-		return room.ErrUnavailable
+	var moved *room.MovedError
+	if err := o.LocateRoom(ctx, id); err != nil && !errors.As(err, &moved) {
+		return err
 	}
 	return nil
 }
