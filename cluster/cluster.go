@@ -1,10 +1,11 @@
 // Package cluster holds the state that nodes share: which nodes are alive, which
 // node owns which room (a lease with a fencing epoch), which addresses are
 // banned, which PIN guessers are locked out, what every open room looks like,
-// and which node holds which recording, plus best-effort notices between
-// nodes. Each piece is a small interface with an in-memory implementation for
-// one node (decision 9) and a Redis implementation for many (decisions 4 and
-// 5), standalone or behind Sentinel (OpenRedis).
+// which node holds which recording, and the API keys made through the admin
+// API, plus best-effort notices between nodes. Each piece is a small
+// interface with an in-memory implementation for one node (decision 9) and a
+// Redis implementation for many (decisions 4 and 5), standalone or behind
+// Sentinel (OpenRedis).
 package cluster
 
 import (

@@ -39,6 +39,7 @@ func wipeMemory(m *Memory) {
 	clear(m.leases)
 	clear(m.epochs)
 	clear(m.bans)
+	clear(m.keyRecs)
 }
 
 // startRedis runs a throw-away redis-server on a free loopback port with no

@@ -25,6 +25,7 @@ type Memory struct {
 	lockouts       map[string]memLockout
 	lockoutSweepAt int
 	roomStates     map[RoomID]memRoomState
+	keyRecs        map[string][]byte // KeyRecords, by key ID
 	// banSweepAt is the ban count at which Ban next drops expired bans, so
 	// a flood of one-off addresses cannot grow the map without bound.
 	banSweepAt int
@@ -62,6 +63,7 @@ func NewMemory(opts ...Option) *Memory {
 
 		lockouts:   make(map[string]memLockout),
 		roomStates: make(map[RoomID]memRoomState),
+		keyRecs:    make(map[string][]byte),
 	}
 }
 

@@ -48,6 +48,8 @@ func TestRedisOutageHitsDeadline(t *testing.T) {
 		},
 		"roomStates":      func() error { _, err := r.RoomStates(ctx); return err },
 		"deleteRoomState": func() error { return r.DeleteRoomState(ctx, "room", "a") },
+		"putKeyRecord":    func() error { return r.PutKeyRecord(ctx, "0123456789ab", []byte(`{}`)) },
+		"keyRecords":      func() error { _, err := r.KeyRecords(ctx); return err },
 	}
 	for name, call := range calls {
 		start := time.Now()

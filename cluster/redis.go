@@ -34,6 +34,9 @@ import (
 //	                             outlive nodes)
 //	PREFIX:recs                  sorted set of recording IDs, score StartedAt
 //	                             in Unix milliseconds, no TTL
+//	PREFIX:keys                  hash of API key records: key ID → the record
+//	                             as package api writes it (JSON), no TTL (a
+//	                             revocation must outlive every node)
 //
 // Events are published on the channels PREFIX:events:TOPIC.
 // The hash tags keep each script's keys in one slot.
