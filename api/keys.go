@@ -192,7 +192,7 @@ func (s *Server) adminRevokeKey(w http.ResponseWriter, r *http.Request) error {
 		auditTarget(r, id)
 		return ErrBootstrapKey
 	}
-	k, ok := s.admin.keys.Get(id)
+	k, ok := s.admin.keys.lookup(r.Context(), id)
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrKeyNotFound, id)
 	}

@@ -69,6 +69,13 @@ var errKeyIDTaken = errors.New("key id taken")
 // bootstrap keys of auth.admin_keys are not in it. It is safe for
 // concurrent use; the node is the file's only writer (the CLI goes through
 // the admin API).
+//
+// In a cluster the keys are shared through Redis (cluster.KeyRecords): the
+// node pushes the keys it makes and revokes at once (Share) and merges
+// with the other nodes' keys every few seconds (Sync, RunSync), so a key
+// works on every node and a revocation reaches every node within one
+// interval. The file stays each node's own copy, read at start-up: a node
+// with Redis down still knows every key it has seen.
 type KeyStore struct {
 	path string // "" keeps the keys in memory only
 
@@ -76,6 +83,15 @@ type KeyStore struct {
 	keys   []Key          // in creation order
 	byHash map[string]int // Hash → index in keys
 	byID   map[string]int // ID → index in keys
+	// dirty is set when keys changed but the file could not be written;
+	// the next Sync writes it.
+	dirty bool
+	// shared is the cluster's store that Add and Revoke push to (Share).
+	shared KeyRecords
+
+	// pushMu orders the pushes to the shared store, so an older version
+	// of a key never lands after a newer one from this node (keysync.go).
+	pushMu sync.Mutex
 }
 
 // OpenKeyStore reads the key store at path (normally storage.dir/keys.json),
@@ -203,9 +219,19 @@ func (ks *KeyStore) List() []Key {
 }
 
 // Add stores k and writes the file before it returns; the key is valid
-// from then on. It answers errKeyIDTaken when another key has k's ID, and
-// refuses more than maxActiveKeys valid keys.
+// from then on, on this node at once and, when a shared store is attached
+// (Share), on the others after their next Sync. It answers errKeyIDTaken
+// when another key has k's ID, and refuses more than maxActiveKeys valid
+// keys.
 func (ks *KeyStore) Add(k Key) error {
+	if err := ks.add(k); err != nil {
+		return err
+	}
+	ks.pushShared(k.ID)
+	return nil
+}
+
+func (ks *KeyStore) add(k Key) error {
 	if err := k.check(); err != nil {
 		return fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
@@ -227,7 +253,7 @@ func (ks *KeyStore) Add(k Key) error {
 	if err := ks.write(next); err != nil {
 		return err
 	}
-	ks.keys = next
+	ks.keys, ks.dirty = next, false
 	ks.index()
 	return nil
 }
@@ -238,8 +264,20 @@ func (ks *KeyStore) Add(k Key) error {
 // key has that ID. When the file cannot be written, the key is refused
 // all the same until the node restarts (a leaked key must not keep
 // working because a disk is full), and the error says it was not saved;
-// the next change that is saved saves it too.
+// the next change that is saved, or the next Sync, saves it too. With a
+// shared store attached (Share), the revocation is pushed there before
+// Revoke returns, saved or not (when the push fails, the next Sync puts
+// it), and other nodes refuse the key after their next Sync.
 func (ks *KeyStore) Revoke(id string, at time.Time) (Key, error) {
+	k, err := ks.revoke(id, at)
+	if errors.Is(err, ErrKeyNotFound) {
+		return k, err
+	}
+	ks.pushShared(id)
+	return k, err
+}
+
+func (ks *KeyStore) revoke(id string, at time.Time) (Key, error) {
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
 	i, ok := ks.byID[id]
@@ -254,8 +292,10 @@ func (ks *KeyStore) Revoke(id string, at time.Time) (Key, error) {
 	next[i].RevokedAt = &at
 	ks.keys = next
 	if err := ks.write(next); err != nil {
+		ks.dirty = true
 		return next[i], fmt.Errorf("key %s revoked until the node restarts, but not saved: %w", id, err)
 	}
+	ks.dirty = false
 	return next[i], nil
 }
 
