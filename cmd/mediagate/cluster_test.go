@@ -448,3 +448,35 @@ func TestClusterBaresip(t *testing.T) {
 	require.GreaterOrEqual(t, margin, float64(toneMarginDB), "the room's tone is not what baresip heard: %s", toneTimeline(rec, toneHz, rate))
 	require.NoError(t, bot.Close())
 }
+
+// TestClusterKeys: an API key made through node b's admin API works on
+// node c within the key sync interval, and revoked through c it stops
+// working on b within it too.
+func TestClusterKeys(t *testing.T) {
+	t.Parallel()
+	c := startTestCluster(t, binary, "b", "c")
+	code, body := c.admin(t, "b").do(http.MethodPost, "/api/v1/keys", `{"name": "wall", "role": "viewer", "tenant": "default"}`)
+	require.Equal(t, http.StatusCreated, code, "%s", body)
+	var k keyInfo
+	require.NoError(t, json.Unmarshal(body, &k))
+	status := func(node string) int {
+		code, _ := apiClient{t: t, base: c.nodes[node].base, key: k.Key}.do(http.MethodGet, "/api/v1/rooms", "")
+		return code
+	}
+	// awaitStatus polls (the nodes merge keys every 2 s) for want.
+	awaitStatus := func(node string, want int) time.Duration {
+		start := time.Now()
+		for status(node) != want {
+			require.Less(t, time.Since(start), 10*time.Second, "node %s never answered %d", node, want)
+			time.Sleep(100 * time.Millisecond)
+		}
+		return time.Since(start)
+	}
+	require.Equal(t, http.StatusOK, status("b"))
+	t.Logf("the key made on b works on c after %v", awaitStatus("c", http.StatusOK).Round(time.Millisecond))
+
+	code, body = c.admin(t, "c").do(http.MethodDelete, "/api/v1/keys/"+k.ID, "")
+	require.Equal(t, http.StatusNoContent, code, "%s", body)
+	require.Equal(t, http.StatusUnauthorized, status("c"))
+	t.Logf("revoked on c, refused on b after %v", awaitStatus("b", http.StatusUnauthorized).Round(time.Millisecond))
+}

@@ -143,6 +143,7 @@ type clusterState interface {
 	leaseState
 	cluster.Fence
 	cluster.RecordingsIndex
+	cluster.KeyRecords
 }
 
 // clustered reports whether the node shares its state through Redis with
@@ -217,7 +218,13 @@ func redisConfig(c configs.Redis) (cluster.RedisConfig, error) {
 	return rc, nil
 }
 
-// startCluster starts the lease renewals and the heartbeats.
+// keySyncEvery is how often a node merges the cluster's API keys with its
+// own: a key made elsewhere works here, and a revocation applies here,
+// within it.
+const keySyncEvery = 2 * time.Second
+
+// startCluster starts the lease renewals, the heartbeats, the recordings
+// index and, in a cluster, the API key sync.
 func (n *node) startCluster(cfg configs.Config) {
 	ctx, cancel := context.WithCancel(context.Background())
 	n.stopBeats = cancel
@@ -237,6 +244,15 @@ func (n *node) startCluster(cfg configs.Config) {
 	go func() { defer n.beatsDone.Done(); hb.run(ctx) }()
 	go func() { defer n.beatsDone.Done(); n.own.run(ctx) }()
 	go func() { defer n.beatsDone.Done(); n.index.run(ctx) }()
+	if n.clustered() {
+		// API keys made on any node work on every node; a revocation
+		// reaches them all within keySyncEvery.
+		n.beatsDone.Add(1)
+		go func() {
+			defer n.beatsDone.Done()
+			_ = n.keys.RunSync(ctx, n.state, keySyncEvery, n.log.With("component", "keys"))
+		}()
+	}
 }
 
 // leaveCluster stops the heartbeats and renewals, releases what leases

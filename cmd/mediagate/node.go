@@ -55,6 +55,7 @@ type node struct {
 	publicURL  string
 	sipAddr    func() string // the SIP address advertised to the cluster
 	index      *indexSync    // this node's recordings in the cluster's index
+	keys       *api.KeyStore // API keys, shared through the cluster state
 	stopBeats  context.CancelFunc
 	beatsDone  sync.WaitGroup
 }
@@ -89,9 +90,18 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 	if err != nil {
 		return nil, err
 	}
-	n := &node{log: log, sweepDone: make(chan struct{}), auditDone: make(chan struct{})}
+	n := &node{log: log, keys: keys, sweepDone: make(chan struct{}), auditDone: make(chan struct{})}
 	if err := n.joinCluster(cfg, log, httpAddr); err != nil {
 		return nil, err
+	}
+	if n.clustered() {
+		// Keys made on other nodes work from the first request on; a
+		// Redis that does not answer leaves this node with its own.
+		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+		if err := keys.Sync(ctx, n.state); err != nil {
+			log.Warn("API keys not merged with the cluster's yet", "err", err)
+		}
+		cancel()
 	}
 	ro := recorderOptions(cfg, key, log)
 	ro.Fence = room.Fence{Check: n.fence, Stale: isStale}
