@@ -144,6 +144,7 @@ type clusterState interface {
 	cluster.Fence
 	cluster.RecordingsIndex
 	cluster.KeyRecords
+	cluster.Lockouts
 }
 
 // clustered reports whether the node shares its state through Redis with

@@ -66,13 +66,19 @@ func (d *roomDirectory) CheckPIN(id room.ID, pin string) bool {
 // PIN), with prompts (loadPrompts) in the rule's language. Registration
 // trunks register once the UA runs and un-REGISTER when node.close closes
 // it.
-func dialIn(cfg configs.Config, log *slog.Logger, rooms bridge.Rooms, prompts *bridge.Prompts) (*sip.UA, error) {
+//
+// Wrong PINs are counted across calls in lockouts (shared by the nodes of
+// a cluster): a caller that keeps guessing is locked out for growing
+// periods, whatever node it calls.
+func dialIn(cfg configs.Config, log *slog.Logger, rooms bridge.Rooms, prompts *bridge.Prompts,
+	lockouts bridge.PINLockouts) (*sip.UA, error) {
 	deps := bridge.SessionDeps{
-		Prompts:   prompts,
-		Lang:      bridge.Lang(cfg.Dialin.Language),
-		Rooms:     rooms,
-		Directory: newRoomDirectory(cfg.Rooms),
-		Log:       log.With("component", "bridge"),
+		Prompts:     prompts,
+		Lang:        bridge.Lang(cfg.Dialin.Language),
+		Rooms:       rooms,
+		Directory:   newRoomDirectory(cfg.Rooms),
+		PINLockouts: lockouts,
+		Log:         log.With("component", "bridge"),
 	}
 	log.Info("dial-in", "rules", len(cfg.Dialin.Numbers), "language", cfg.Dialin.Language,
 		"languages", prompts.Languages(), "prompts_dir", cfg.Dialin.PromptsDir)

@@ -46,12 +46,12 @@ type dialInNode struct {
 // startDialIn runs mediagate with a configuration file that makes room demo
 // reachable by phone as conference number 1001 with PIN 4711, logging at
 // debug level so the test sees the IVR's actions.
-func startDialIn(t *testing.T) *dialInNode {
+func startDialIn(t *testing.T, env ...string) *dialInNode {
 	t.Helper()
 	yaml := fmt.Sprintf("log:\n  level: debug\nrooms:\n  %s:\n    pin: %q\n    number: %q\n", demoRoom, demoPIN, dialNumber)
 	path := filepath.Join(t.TempDir(), "mediagate.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(yaml), 0o644))
-	g := startGateway(t, []string{"serve", "--config", path})
+	g := startGateway(t, []string{"serve", "--config", path}, env...)
 	m := regexp.MustCompile(`sip_port=(\d+)`).FindStringSubmatch(g.ready)
 	require.NotNil(t, m, "ready line without sip_port: %s", g.ready)
 	port, err := strconv.Atoi(m[1])

@@ -102,6 +102,13 @@ type Phone struct {
 // stops when the test ends.
 func NewPhone(t testing.TB) *Phone {
 	t.Helper()
+	return NewPhoneAt(t, "127.0.0.1")
+}
+
+// NewPhoneAt is NewPhone on another local address, e.g. 127.0.0.2, for
+// tests that need callers from distinct sources (its RTP uses it too).
+func NewPhoneAt(t testing.TB, host string) *Phone {
+	t.Helper()
 	quiet := slog.New(slog.DiscardHandler)
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("siptest"),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(quiet)),
@@ -109,7 +116,7 @@ func NewPhone(t testing.TB) *Phone {
 	if err != nil {
 		t.Fatalf("siptest: %v", err)
 	}
-	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	conn, err := net.ListenPacket("udp4", net.JoinHostPort(host, "0"))
 	if err != nil {
 		_ = ua.Close()
 		t.Fatalf("siptest: %v", err)
@@ -121,14 +128,14 @@ func NewPhone(t testing.TB) *Phone {
 		_ = ua.Close()
 		t.Fatalf("siptest: %v", err)
 	}
-	cli, err := sipgo.NewClient(ua, sipgo.WithClientLogger(quiet), sipgo.WithClientHostname("127.0.0.1"),
+	cli, err := sipgo.NewClient(ua, sipgo.WithClientLogger(quiet), sipgo.WithClientHostname(host),
 		sipgo.WithClientPort(port))
 	if err != nil {
 		_ = conn.Close()
 		_ = ua.Close()
 		t.Fatalf("siptest: %v", err)
 	}
-	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "phone", Host: "127.0.0.1", Port: port}}
+	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "phone", Host: host, Port: port}}
 	p := &Phone{t: t, ua: ua, dc: sipgo.NewDialogClientCache(cli, contact), port: port,
 		calls: map[*sipgo.DialogClientSession]*Call{}}
 	srv.OnBye(p.onBye)

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mediagate/mediagate/sip/siptest"
+)
+
+// TestDialInPINLockout (issue [7]): a caller on the carrier's trunk
+// guessing PINs over two calls is locked out after five wrong PINs (three
+// per call, the IVR's limit): the right PIN from that caller is then
+// refused like a wrong one, while another caller on the same trunk (the
+// same address: the carrier's) gets in with it.
+func TestDialInPINLockout(t *testing.T) {
+	t.Parallel()
+	g := startDialIn(t, `MEDIAGATE_SIP_TRUNKS={"carrier": {"cidrs": ["127.0.0.0/8"]}}`)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	dial := func(from string) *siptest.Call {
+		call, err := siptest.NewPhone(t).Dial(ctx, g.sip,
+			siptest.Options{Codec: siptest.PCMU, TelephoneEvent: true, User: dialedURI, From: from})
+		require.NoError(t, err)
+		return call
+	}
+	lookup := func(call *siptest.Call) {
+		mark := len(g.logs.grep("lookup(" + dialNumber + ")"))
+		require.NoError(t, call.Press(ctx, dialNumber+"#", siptest.RFC4733))
+		awaitMore(ctx, t, g.logs, "lookup("+dialNumber+")", mark)
+	}
+	tryPINs := func(call *siptest.Call, pins ...string) {
+		for _, pin := range pins {
+			n := len(g.logs.grep("check-pin("))
+			require.NoError(t, call.Press(ctx, pin+"#", siptest.RFC4733))
+			awaitMore(ctx, t, g.logs, "check-pin(", n)
+		}
+	}
+
+	const guesser, legit = "+4930111111", "+4930222222"
+	first := dial(guesser)
+	lookup(first)
+	tryPINs(first, "1111", "2222", "3333")
+	second := dial(guesser)
+	lookup(second)
+	tryPINs(second, "4444", "5555")
+	g.logs.await(t, 5*time.Second, "PIN guessing locked out", "room="+demoRoom)
+	tryPINs(second, demoPIN)
+	g.logs.await(t, 5*time.Second, "session: PIN locked out", "room="+demoRoom)
+	require.Empty(t, g.logs.grep("session: joined"), "a locked-out caller got in with the right PIN")
+
+	other := dial(legit)
+	lookup(other)
+	tryPINs(other, demoPIN)
+	g.logs.await(t, 10*time.Second, "session: joined", "room="+demoRoom)
+	require.NoError(t, other.Err())
+}
+
+// awaitMore waits until w has more than n lines holding part.
+func awaitMore(ctx context.Context, t *testing.T, w *logWatch, part string, n int) {
+	t.Helper()
+	for len(w.grep(part)) <= n {
+		w.mu.Lock()
+		changed := w.changed
+		w.mu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			t.Fatalf("no new %q in the log: %v\n%s", part, ctx.Err(), w.text())
+		}
+	}
+}
