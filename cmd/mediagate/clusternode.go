@@ -144,6 +144,7 @@ type clusterState interface {
 	cluster.Fence
 	cluster.RecordingsIndex
 	cluster.KeyRecords
+	cluster.Bans // the SIP abuse guard's, shared (dialin.go)
 }
 
 // clustered reports whether the node shares its state through Redis with
