@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -293,4 +294,42 @@ func TestGuardUDPSharedBans(t *testing.T) {
 	res := ctrl.response(t, 5*time.Second)
 	require.NotNil(t, res)
 	require.Equal(t, 200, res.StatusCode)
+}
+
+// TestGuardTCP: a source banned over UDP has its TCP connections closed
+// unread; another source's requests over TCP are answered.
+func TestGuardTCP(t *testing.T) {
+	u := startUA(t, newRecorder(t), WithGuard(DefaultGuardConfig()))
+	flooder := newRawPeer(t, "127.0.0.14", u)
+	for range 20 {
+		flooder.send(t, "OPTIONS", "")
+	}
+	require.Eventually(t, func() bool { return u.GuardStats().Bans == 1 }, 2*time.Second, time.Millisecond)
+
+	dial := func(src string) *net.TCPConn {
+		d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.MustParseAddrPort(src + ":0"))}
+		c, err := d.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(u.Port())))
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = c.Close() })
+		return c.(*net.TCPConn)
+	}
+	options := func(c *net.TCPConn) (string, error) {
+		local := c.LocalAddr().String()
+		msg := fmt.Sprintf("OPTIONS sip:%s SIP/2.0\r\nVia: SIP/2.0/TCP %s;branch=z9hG4bK-tcp-%s\r\n"+
+			"Max-Forwards: 70\r\nFrom: <sip:100@%s>;tag=1\r\nTo: <sip:%s>\r\nCall-ID: tcp-%s\r\n"+
+			"CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n", c.RemoteAddr(), local, local, local, c.RemoteAddr(), local)
+		_, _ = c.Write([]byte(msg))
+		require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
+		buf := make([]byte, 4096)
+		n, err := c.Read(buf)
+		line, _, _ := strings.Cut(string(buf[:n]), "\r\n")
+		return line, err
+	}
+	_, err := options(dial("127.0.0.14"))
+	require.Error(t, err, "the banned source's connection is closed")
+	var ne net.Error
+	require.False(t, errors.As(err, &ne) && ne.Timeout(), "closed, not left hanging: %v", err)
+	line, err := options(dial("127.0.0.15"))
+	require.NoError(t, err)
+	require.Equal(t, "SIP/2.0 200 OK", line)
 }
