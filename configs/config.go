@@ -93,6 +93,8 @@ type SIP struct {
 	ExternalAddress string `yaml:"external_address"`
 	// TLS is the SIP over TLS listener, on when a certificate is set.
 	TLS SIPTLS `yaml:"tls"`
+	// Guard is the abuse guard (guard.go).
+	Guard SIPGuard `yaml:"guard"`
 }
 
 // SIPTLS is the SIP over TLS listener (RFC 3261 §26.2): off while Cert
@@ -172,7 +174,7 @@ func Default() Config {
 // §19.1.2), and session timers of 30 minutes with the RFC 4028 §4 minimum.
 func defaultSIP() SIP {
 	return SIP{Listen: ":5060", SessionExpires: 30 * time.Minute, MinSE: 90 * time.Second,
-		TLS: SIPTLS{Listen: ":5061"}, Trunks: map[string]Trunk{}}
+		TLS: SIPTLS{Listen: ":5061"}, Trunks: map[string]Trunk{}, Guard: defaultSIPGuard()}
 }
 
 // NodeID returns node.id when set, otherwise the host name (or

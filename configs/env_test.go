@@ -11,7 +11,10 @@ import (
 var everySIPKey = SIP{Listen: "127.0.0.1:5070", SessionExpires: 10 * time.Minute, MinSE: 2 * time.Minute,
 	MaxCallDuration: 4 * time.Hour, ExternalAddress: "203.0.113.7",
 	TLS:         SIPTLS{Listen: ":5062", Cert: "/etc/mediagate/sip.pem", Key: "/etc/mediagate/sip.key"},
-	HideUnknown: true, Trunks: map[string]Trunk{"lan": {CIDRs: []string{"10.0.0.0/8", "192.168.0.0/16"}}}}
+	HideUnknown: true, Trunks: map[string]Trunk{"lan": {CIDRs: []string{"10.0.0.0/8", "192.168.0.0/16"}}},
+	Guard: SIPGuard{Enabled: false, Rate: 32, Window: 4 * time.Second, Ban: time.Hour, BanMax: 48 * time.Hour,
+		ScannerUserAgents: []string{"friendly-scanner", "evil scan"}, BanScanners: false,
+		MaxCallsPerSource: 5, MaxCalls: 200}}
 
 // TestEnvOverrides: each variable sets its key; the rest are left alone.
 func TestEnvOverrides(t *testing.T) {
@@ -37,6 +40,15 @@ func TestEnvOverrides(t *testing.T) {
 			"MEDIAGATE_SIP_TLS_LISTEN=:5062",
 			"MEDIAGATE_SIP_TLS_CERT=/etc/mediagate/sip.pem",
 			"MEDIAGATE_SIP_TLS_KEY=/etc/mediagate/sip.key",
+			"MEDIAGATE_SIP_GUARD_ENABLED=false",
+			"MEDIAGATE_SIP_GUARD_RATE=32",
+			"MEDIAGATE_SIP_GUARD_WINDOW=4s",
+			"MEDIAGATE_SIP_GUARD_BAN=1h",
+			"MEDIAGATE_SIP_GUARD_BAN_MAX=48h",
+			"MEDIAGATE_SIP_GUARD_SCANNER_USER_AGENTS=friendly-scanner, evil scan",
+			"MEDIAGATE_SIP_GUARD_BAN_SCANNERS=false",
+			"MEDIAGATE_SIP_GUARD_MAX_CALLS_PER_SOURCE=5",
+			"MEDIAGATE_SIP_GUARD_MAX_CALLS=200",
 			"MEDIAGATE_RTP_PORT_MIN=12000",
 			"MEDIAGATE_RTP_PORT_MAX=12999",
 			"MEDIAGATE_WEBRTC_UDP_PORT=0",

@@ -116,6 +116,18 @@ func TestLoadBadFiles(t *testing.T) {
 		{"sip_max_call_duration", `testdata/sip_max_call_duration.bad.yaml:2: sip.max_call_duration: 30s below 1m (or 0s for no limit)`, ErrInvalid},
 		{"sip_external_address", `testdata/sip_external_address.bad.yaml:2: sip.external_address: "gw.example.com" is not a unicast IP address`, ErrInvalid},
 		{"sip_tls_half", `testdata/sip_tls_half.bad.yaml:3: sip.tls.cert: set without sip.tls.key (both or neither)`, ErrInvalid},
+		{"sip_guard", strings.Join([]string{
+			`testdata/sip_guard.bad.yaml:3: sip.guard.rate: -1 out of range 0..100000`,
+			`testdata/sip_guard.bad.yaml:4: sip.guard.window: 10ms out of range 100ms..1h`,
+			`testdata/sip_guard.bad.yaml:6: sip.guard.ban_max: 10m0s below sip.guard.ban (1h0m0s)`,
+			`testdata/sip_guard.bad.yaml:7: sip.guard.scanner_user_agents[1]: must not be empty`,
+			`testdata/sip_guard.bad.yaml:8: sip.guard.max_calls_per_source: -2 out of range 0..1000000`,
+			`testdata/sip_guard.bad.yaml:9: sip.guard.max_calls: 2000000 out of range 0..1000000`,
+		}, "\n"), ErrInvalid},
+		{"sip_guard_ban", strings.Join([]string{
+			`testdata/sip_guard_ban.bad.yaml:4: sip.guard.ban: 0s out of range 1s..720h`,
+			`testdata/sip_guard_ban.bad.yaml:5: sip.guard.ban_max: 2000h0m0s above 720h`,
+		}, "\n"), ErrInvalid},
 		{"sip_tls_listen", `testdata/sip_tls_listen.bad.yaml:3: sip.tls.listen: "5061" is not host:port: missing port in address`, ErrInvalid},
 		{"stream_out_of_range", "testdata/stream_out_of_range.bad.yaml:3: stream.audio_bitrate: 8000 out of range 32000..320000\n" +
 			"testdata/stream_out_of_range.bad.yaml:4: stream.audio_channels: 6 out of range 1..2\n" +

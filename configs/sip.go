@@ -31,8 +31,8 @@ const (
 // sip checks the SIP section: the listeners, codec names known and not
 // repeated, the media timeout's range (0 and an empty list keep package
 // sip's built-in defaults), the session timer, the call length limit, the
-// external address, a TLS certificate that comes with its key, and the
-// trunks (trunks.go).
+// external address, a TLS certificate that comes with its key, the
+// trunks (trunks.go) and the abuse guard (guard.go).
 func (v *validator) sip(s SIP) {
 	v.hostPort("sip.listen", s.Listen, 0)
 	seen := map[string]int{}
@@ -74,6 +74,7 @@ func (v *validator) sip(s SIP) {
 	case s.TLS.Key != "" && s.TLS.Cert == "":
 		v.fail("sip.tls.key", "set without sip.tls.cert (both or neither)")
 	}
+	v.sipGuard(s.Guard) // guard.go
 }
 
 // sessionTimer checks sip.session_expires and sip.min_se (RFC 4028): each

@@ -179,6 +179,8 @@ func TestValidateReportsAll(t *testing.T) {
 		`sip.session_expires: 0s out of range 90s..24h`,
 		`sip.min_se: 0s below 90s (RFC 4028 §4)`,
 		`sip.tls.listen: "" is not host:port: missing port in address`,
+		`sip.guard.window: 0s out of range 100ms..1h`,
+		`sip.guard.ban: 0s out of range 1s..720h`,
 		`rtp.port_min: 0 out of range 1024..65535`,
 		`rtp.port_max: 0 out of range 1024..65535`,
 		`dialin.language: "" is not one of de, en (dialin.prompts_dir can add languages)`,
@@ -199,7 +201,7 @@ func TestValidateReportsAll(t *testing.T) {
 
 	var all interface{ Unwrap() []error }
 	require.ErrorAs(t, err, &all)
-	require.Len(t, all.Unwrap(), 24)
+	require.Len(t, all.Unwrap(), 26)
 	for _, e := range all.Unwrap() {
 		var ce *Error
 		require.True(t, errors.As(e, &ce))

@@ -20,4 +20,10 @@
 // come from a trunk's CIDRs, answer a digest challenge with a trunk's
 // credentials, or come from the registrar the UA keeps a registration
 // trunk's binding at. Others get 403, or silence with WithHideUnknown.
+//
+// The abuse guard (guard.go, WithGuard) comes before the trunks: per
+// source address a token bucket of messages counted before parsing, bans
+// that double for repeat offenders and are shared through a BanList,
+// scanners' User-Agents dropped, and call caps (503 with Retry-After).
+// Trunk sources are exempt.
 package sip

@@ -68,7 +68,7 @@ func (u *UA) serveTLS() {
 		return
 	}
 	u.serve.Add(1)
-	go func() { defer u.serve.Done(); _ = u.srv.ServeTLS(u.tls) }()
+	go func() { defer u.serve.Done(); _ = u.srv.ServeTLS(u.screenAccept(u.tls)) }()
 }
 
 // portFor is our port for a transport: the TLS listener's for TLS, the

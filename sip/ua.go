@@ -59,6 +59,8 @@ type options struct {
 	trunk        trunkOptions // trunk.go
 	session      sessionOptions
 	tls          tlsOptions
+	guard        *GuardConfig // guard.go; nil: off
+	banList      BanList
 }
 
 // WithLogger sets the logger; records get component=sip. Default: discard.
@@ -119,6 +121,7 @@ type UA struct {
 	port    int
 	ports   *portAllocator
 	tr      *trunking // trunk.go: who may call, registrations
+	guard   *guard    // guard.go: nil without WithGuard
 
 	ctx    context.Context // handlers' base context, cancelled by Close
 	cancel context.CancelFunc
@@ -158,6 +161,9 @@ func New(listen string, h Handler, opts ...Option) (*UA, error) {
 	if u.tr, err = newTrunking(o.trunk, o.name); err != nil {
 		return nil, err
 	}
+	if err := o.guard.check(); err != nil {
+		return nil, err
+	}
 	if err := u.listen(listen); err != nil {
 		return nil, err
 	}
@@ -177,7 +183,7 @@ func New(listen string, h Handler, opts ...Option) (*UA, error) {
 	u.startRegistrations() // before ServeUDP: it waits for the listener (register.go)
 	u.serve.Add(2)
 	go func() { defer u.serve.Done(); _ = u.srv.ServeUDP(u.udp) }()
-	go func() { defer u.serve.Done(); _ = u.srv.ServeTCP(u.tcp) }()
+	go func() { defer u.serve.Done(); _ = u.srv.ServeTCP(u.screenAccept(u.tcp)) }()
 	u.serveTLS()
 	u.log.Info("sip listening", "port", u.port, "tls_port", u.tlsPort, "codecs", o.codecs)
 	return u, nil
@@ -228,7 +234,8 @@ func (u *UA) startStack() error {
 		sipgo.WithUserAgentTransactionLayerOptions(
 			sip.WithTransactionLayerLogger(stackLog),
 			sip.WithTransactionLayerUnhandledResponseHandler(u.onStrayResponse)),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(stackLog)),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(stackLog),
+			sip.WithTransportLayerReadFilter(u.readFilter)),
 	)
 	if err != nil {
 		return err
@@ -242,14 +249,16 @@ func (u *UA) startStack() error {
 		return err
 	}
 	u.stack, u.srv, u.client = stack, srv, client
-	srv.OnInvite(u.onInvite) // admits by itself (trunk.go)
-	srv.OnAck(u.onAck)
-	srv.OnBye(u.gated(u.onBye))
-	srv.OnCancel(u.gated(u.onCancel))
-	srv.OnInfo(u.gated(u.onInfo))
-	srv.OnUpdate(u.gated(u.onUpdate))
-	srv.OnOptions(u.gated(u.onOptions))
-	srv.OnNoRoute(u.gated(u.onNoRoute))
+	// The guard (guard.go) screens every request before the trunks do.
+	u.startGuard()
+	srv.OnInvite(u.guarded(u.onInvite)) // admits by itself (trunk.go)
+	srv.OnAck(u.guarded(u.onAck))
+	srv.OnBye(u.guarded(u.gated(u.onBye)))
+	srv.OnCancel(u.guarded(u.gated(u.onCancel)))
+	srv.OnInfo(u.guarded(u.gated(u.onInfo)))
+	srv.OnUpdate(u.guarded(u.gated(u.onUpdate)))
+	srv.OnOptions(u.guarded(u.gated(u.onOptions)))
+	srv.OnNoRoute(u.guarded(u.gated(u.onNoRoute)))
 	return nil
 }
 
@@ -298,6 +307,9 @@ func (u *UA) Close(ctx context.Context) error {
 	u.closeListeners()
 	_ = u.stack.Close()
 	u.serve.Wait()
+	if u.guard != nil {
+		u.guard.close()
+	}
 	return err
 }
 
@@ -339,6 +351,11 @@ func (u *UA) track(in *IncomingCall) error {
 	if u.closing {
 		return ErrClosed
 	}
+	if u.guard != nil {
+		if err := u.guard.takeCall(in.info.Source.Addr().Unmap()); err != nil {
+			return err // 503 with Retry-After
+		}
+	}
 	u.dialogs[in.dlg.ID] = in
 	return nil
 }
@@ -348,6 +365,9 @@ func (u *UA) forget(in *IncomingCall) {
 	u.mu.Lock()
 	if u.dialogs[in.dlg.ID] == in {
 		delete(u.dialogs, in.dlg.ID)
+		if u.guard != nil {
+			u.guard.giveCall(in.info.Source.Addr().Unmap())
+		}
 	}
 	u.mu.Unlock()
 }

@@ -145,6 +145,7 @@ type clusterState interface {
 	cluster.RecordingsIndex
 	cluster.KeyRecords
 	cluster.Lockouts
+	cluster.Bans // the SIP abuse guard's, shared (dialin.go)
 }
 
 // clustered reports whether the node shares its state through Redis with

@@ -65,13 +65,14 @@ func (d *roomDirectory) CheckPIN(id room.ID, pin string) bool {
 // (bridge.CallHandler) into a fixed room or the IVR (conference number,
 // PIN), with prompts (loadPrompts) in the rule's language. Registration
 // trunks register once the UA runs and un-REGISTER when node.close closes
-// it.
+// it. The abuse guard (sip.guard) shares its bans through bans, the
+// node's cluster state.
 //
 // Wrong PINs are counted across calls in lockouts (shared by the nodes of
 // a cluster): a caller that keeps guessing is locked out for growing
 // periods, whatever node it calls.
 func dialIn(cfg configs.Config, log *slog.Logger, rooms bridge.Rooms, prompts *bridge.Prompts,
-	lockouts bridge.PINLockouts) (*sip.UA, error) {
+	lockouts bridge.PINLockouts, bans sip.BanList) (*sip.UA, error) {
 	deps := bridge.SessionDeps{
 		Prompts:     prompts,
 		Lang:        bridge.Lang(cfg.Dialin.Language),
@@ -100,7 +101,22 @@ func dialIn(cfg configs.Config, log *slog.Logger, rooms bridge.Rooms, prompts *b
 		sip.WithSessionExpires(cfg.SIP.SessionExpires),
 		sip.WithMinSE(cfg.SIP.MinSE),
 		sip.WithMaxCallDuration(cfg.SIP.MaxCallDuration),
-	}, network...)...)
+	}, append(network, sipGuard(cfg.SIP.Guard, bans)...)...)...)
+}
+
+// sipGuard turns sip.guard into options: none when it is off.
+func sipGuard(g configs.SIPGuard, bans sip.BanList) []sip.Option {
+	if !g.Enabled {
+		return nil
+	}
+	return []sip.Option{sip.WithGuard(guardConfig(g)), sip.WithBanList(bans)}
+}
+
+// guardConfig is package sip's form of sip.guard.
+func guardConfig(g configs.SIPGuard) sip.GuardConfig {
+	return sip.GuardConfig{Rate: g.Rate, Window: g.Window, Ban: g.Ban, BanMax: g.BanMax,
+		ScannerUserAgents: g.ScannerUserAgents, BanScanners: g.BanScanners,
+		MaxCallsPerSource: g.MaxCallsPerSource, MaxCalls: g.MaxCalls}
 }
 
 // sipTrunks turns sip.trunks into package sip's trunks, in name order.

@@ -197,7 +197,7 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 	n.streams.video = func(id room.ID) stream.VideoSource {
 		return n.rtc.SubscribeVideo(id, stream.RecommendedVideoBuffer)
 	}
-	if n.sip, err = dialIn(cfg, log, &clusterRooms{Manager: n.rooms, links: n.links}, prompts, n.state); err != nil {
+	if n.sip, err = dialIn(cfg, log, &clusterRooms{Manager: n.rooms, links: n.links}, prompts, n.state, n.state); err != nil {
 		_ = n.close(context.Background())
 		return nil, fmt.Errorf("sip: %w", err)
 	}
