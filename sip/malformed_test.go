@@ -72,7 +72,25 @@ func TestCheckPackets(t *testing.T) {
 	r, ok := checkRTCP(compound[:len(compound)-2])
 	require.False(t, ok)
 	require.Equal(t, DropRTCPLength, r, "truncated compound")
+	bye := []byte{0x81, 203, 0, 1, 0, 0, 0, 1}
+	r, _ = checkRTCP(append([]byte{0xa0, 201, 0, 1, 0, 0, 0, 4}, bye...))
+	require.Equal(t, DropRTCPPadding, r, "padding on a part but the last")
+	r, _ = checkRTCP(append(compound[:8:8], 0xa1, 203, 0, 1, 0, 0, 0, 9))
+	require.Equal(t, DropRTCPPadding, r, "padding count beyond its part")
 	require.Equal(t, "rtp_csrc", DropRTPCSRC.String())
+
+	// An RFC 8285 element running past its extension passes the framing
+	// check; pion refuses it, and handleRTP counts it as an extension drop.
+	overrun := rtpHdr(0x90, 0xbe, 0xde, 0, 1, 0x1f, 1, 2, 3, 0, 0, 0, 0)
+	_, ok = checkRTP(overrun)
+	require.True(t, ok)
+	ts := newTestSession(t, CodecPCMU, -1)
+	var pkt rtp.Packet
+	ts.s.handleRTP(overrun, netip.MustParseAddrPort("127.0.0.1:40000"), &pkt, time.Now())
+	st := ts.s.snapshot()
+	require.EqualValues(t, 1, st.MalformedBy[DropRTPExtension])
+	require.EqualValues(t, 1, st.Malformed)
+	require.False(t, ts.s.dest.Load().latched, "a malformed packet does not latch")
 }
 
 // FuzzCheckRTP: what checkRTP passes, pion parses (RFC 8285 elements
