@@ -2,8 +2,11 @@ package rtc
 
 import (
 	"encoding/binary"
+	"fmt"
+	"math"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -104,7 +107,7 @@ func TestGarbageInput(t *testing.T) {
 	listener.waitFrames(warmup)
 	b0 := listener.received()
 	listener.waitFrames(b0 + measure/2)
-	before := toneDB(listener.window(b0, b0+measure/2), 660)
+	before := frameLevels(listener.window(b0, b0+measure/2), 660)
 
 	intruder, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -140,13 +143,14 @@ func TestGarbageInput(t *testing.T) {
 	require.Eventually(t, func() bool { return e.srv.InputDrops() == wantDrops }, 3*time.Second, 10*time.Millisecond,
 		"drops %+v, want %+v", e.srv.InputDrops(), wantDrops)
 
-	during := toneDB(listener.window(g0, g1), 660)
+	during := frameLevels(listener.window(g0, g1), 660)
 	gaps := spacing(listener.window(g0, g1))
 	t.Logf("%d datagrams in %v, %d dropped by the filter %+v, %d passed to pion; listener heard %d frames meanwhile; "+
-		"660 Hz before %.2f dB, during %.2f dB; arrivals mean %v max %v",
+		"660 Hz before: %s; during: %s; arrivals mean %v max %v",
 		sent, elapsed.Round(time.Millisecond), wantDrops.Total(), wantDrops, passed, g1-g0, before, during, gaps.mean, gaps.max)
-	require.Greater(t, before, -25.0)
-	require.InDelta(t, before, during, 1.0, "the tone's level during the garbage %s", load)
+	require.Greater(t, before.median, -25.0)
+	require.InDelta(t, before.median, during.median, 1.0, "the tone's level during the garbage %s", load)
+	require.GreaterOrEqual(t, during.near(before.median), 0.9, "frames at the tone's level during the garbage %s", load)
 	require.GreaterOrEqual(t, g1-g0, int(elapsed/(20*time.Millisecond))-5, "frames kept coming %s", load)
 	require.Less(t, gaps.max, 5*20*time.Millisecond, "largest gap %s", load)
 	require.Equal(t, webrtc.PeerConnectionStateConnected, listener.pc.ConnectionState())
@@ -158,7 +162,8 @@ func TestGarbageInput(t *testing.T) {
 	l0 := listener.received()
 	listener.waitFrames(l0 + measure/2)
 	require.Greater(t, toneDB(newcomer.window(n0+warmup, n0+warmup+measure/2), 660), -25.0, "the newcomer hears the speaker")
-	require.InDelta(t, before, toneDB(listener.window(l0, l0+measure/2), 660), 1.0, "the listener still hears")
+	require.InDelta(t, before.median, frameLevels(listener.window(l0, l0+measure/2), 660).median, 1.0,
+		"the listener still hears %s", load)
 	require.Equal(t, 3, e.srv.Sessions())
 }
 
@@ -185,4 +190,41 @@ func BenchmarkClassifyDatagram(b *testing.B) {
 			b.Fatal("dtls refused")
 		}
 	}
+}
+
+// levels are the per-frame levels of a tone in a window of frames.
+type levels struct {
+	db     []float64 // per frame, Hann-windowed (frameToneDB)
+	median float64
+}
+
+// frameLevels measures freq frame by frame. Compared by median and by the
+// share of frames near a level, a loaded machine's odd concealed frame
+// does not hide whether the tone kept coming.
+func frameLevels(frames []recvFrame, freq float64) levels {
+	l := levels{median: -200}
+	for i := range frames {
+		l.db = append(l.db, frameToneDB(&frames[i], freq))
+	}
+	if len(l.db) > 0 {
+		sorted := slices.Clone(l.db)
+		slices.Sort(sorted)
+		l.median = sorted[len(sorted)/2]
+	}
+	return l
+}
+
+// near is the share of frames within 3 dB of db.
+func (l levels) near(db float64) float64 {
+	n := 0
+	for _, v := range l.db {
+		if math.Abs(v-db) <= 3 {
+			n++
+		}
+	}
+	return float64(n) / float64(max(len(l.db), 1))
+}
+
+func (l levels) String() string {
+	return fmt.Sprintf("median %.2f dB over %d frames, %.0f %% within 3 dB of it", l.median, len(l.db), 100*l.near(l.median))
 }
