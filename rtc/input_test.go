@@ -152,7 +152,9 @@ func TestGarbageInput(t *testing.T) {
 	require.InDelta(t, before.median, during.median, 1.0, "the tone's level during the garbage %s", load)
 	require.GreaterOrEqual(t, during.near(before.median), 0.9, "frames at the tone's level during the garbage %s", load)
 	require.GreaterOrEqual(t, g1-g0, int(elapsed/(20*time.Millisecond))-5, "frames kept coming %s", load)
-	require.Less(t, gaps.max, 5*20*time.Millisecond, "largest gap %s", load)
+	// 5 frames, plus what the test process's own scheduling was late by
+	// (twice: the client's reader and the server's mixer both wait).
+	require.Less(t, gaps.max, 5*20*time.Millisecond+2*time.Duration(load.late.Load()), "largest gap %s", load)
 	require.Equal(t, webrtc.PeerConnectionStateConnected, listener.pc.ConnectionState())
 
 	// After the garbage: the listener still hears, a newcomer joins and hears.
