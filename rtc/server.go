@@ -110,9 +110,10 @@ type Server struct {
 	auth  Authorizer
 	rooms *room.Manager
 
-	conn net.PacketConn
-	mux  ice.UDPMux
-	api  *webrtc.API
+	conn  net.PacketConn
+	input *inputFilter // conn as pion's mux reads it: malformed datagrams dropped and counted
+	mux   ice.UDPMux
+	api   *webrtc.API
 
 	mu       sync.Mutex
 	sessions map[string]*participant // by session ID
@@ -148,13 +149,18 @@ func NewServer(rooms *room.Manager, opts ...Option) (*Server, error) {
 	if s.set.LoopbackOnly {
 		host = "127.0.0.1"
 	}
-	conn, err := net.ListenPacket("udp4", net.JoinHostPort(host, fmt.Sprint(s.set.UDPPort)))
+	addr, err := net.ResolveUDPAddr("udp4", net.JoinHostPort(host, fmt.Sprint(s.set.UDPPort)))
+	if err != nil {
+		return nil, fmt.Errorf("rtc: udp port %d: %w", s.set.UDPPort, err)
+	}
+	conn, err := net.ListenUDP("udp4", addr)
 	if err != nil {
 		return nil, fmt.Errorf("rtc: listen on udp port %d: %w", s.set.UDPPort, err)
 	}
 	s.conn = conn
+	s.input = newInputFilter(conn, s.log)
 	logs := pionLogs{s.log}
-	s.mux = webrtc.NewICEUDPMux(logs.NewLogger("ice-mux"), conn)
+	s.mux = webrtc.NewICEUDPMux(logs.NewLogger("ice-mux"), s.input)
 	if s.api, err = s.newAPI(logs); err != nil {
 		_ = s.mux.Close()
 		_ = conn.Close()

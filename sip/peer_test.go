@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -153,6 +154,7 @@ type rtpPeer struct {
 	got  []int16
 	pkts int
 	from netip.AddrPort
+	sent atomic.Int64 // tone packets sent
 
 	sending chan struct{} // closed to stop sending
 	wg      sync.WaitGroup
@@ -241,7 +243,9 @@ func (p *rtpPeer) sendTone(to netip.AddrPort, freq float64) {
 			}
 			pkt.Payload = payload[:n]
 			b, _ := pkt.Marshal()
-			_, _ = p.conn.WriteToUDPAddrPort(b, to)
+			if _, err := p.conn.WriteToUDPAddrPort(b, to); err == nil {
+				p.sent.Add(1)
+			}
 			pkt.SequenceNumber++
 			pkt.Timestamp += p.codec.FrameTS()
 			pkt.Marker = false

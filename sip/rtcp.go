@@ -94,7 +94,7 @@ func (s *rtpSession) rtcpLoop() {
 				}
 				continue
 			}
-			s.handleRTCP(buf[:n], netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), time.Now())
+			s.handleRTCP(buf[:n], netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), time.Now(), false)
 		}
 	}()
 	t := time.NewTimer(jittered(rtcpInterval))
@@ -114,17 +114,24 @@ func jittered(d time.Duration) time.Duration {
 	return d/2 + rand.N(d)
 }
 
-// handleRTCP takes a packet from the peer: it must come from the host we
-// latched RTP to (or the SDP's when nothing arrived yet).
-func (s *rtpSession) handleRTCP(b []byte, from netip.AddrPort, now time.Time) {
+// handleRTCP takes a packet from the peer, on the RTCP port or muxed on
+// the RTP port. Its framing is checked first (a malformed one is counted
+// by reason and changes nothing); it must then come from the host we
+// latched RTP to (or the SDP's when nothing arrived yet), and when muxed
+// after the latch from the latched address itself.
+func (s *rtpSession) handleRTCP(b []byte, from netip.AddrPort, now time.Time, muxed bool) {
+	if r, ok := checkRTCP(b); !ok {
+		s.drop(r, now)
+		return
+	}
 	d := s.dest.Load()
-	if from.Addr() != d.rtp.Addr() && from.Addr() != d.sdpRTCP.Addr() {
+	if (muxed && d.latched && from != d.rtp) || (from.Addr() != d.rtp.Addr() && from.Addr() != d.sdpRTCP.Addr()) {
 		s.stats.foreign.Add(1)
 		return
 	}
 	pkts, err := rtcp.Unmarshal(b)
 	if err != nil {
-		s.stats.malformed.Add(1)
+		s.drop(DropRTCPContent, now)
 		return
 	}
 	s.lastRx.Store(now.UnixNano())

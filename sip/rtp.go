@@ -65,9 +65,10 @@ type rtpSession struct {
 	seqSSRC          uint32
 	seqSeen          bool
 
-	tx    sendQueue
-	stats rtpCounters
-	rtcp  rtcpState
+	tx      sendQueue
+	stats   rtpCounters
+	dropLog *logLimiter // at most one Debug line per dropLogEvery on malformed packets
+	rtcp    rtcpState
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -90,22 +91,25 @@ type rxConfig struct {
 
 // rtpCounters are the session's packet counters.
 type rtpCounters struct {
-	received  atomic.Uint64 // accepted RTP packets
-	malformed atomic.Uint64 // not RTP v2, truncated, payload too big
-	unknownPT atomic.Uint64 // payload type not negotiated
-	foreign   atomic.Uint64 // from another source than the latched one
-	sent      atomic.Uint64
-	sentBytes atomic.Uint64 // payload octets, for RTCP SR
-	dropped   atomic.Uint64 // send queue full
-	sendErrs  atomic.Uint64
+	received    atomic.Uint64 // accepted RTP packets
+	malformed   atomic.Uint64 // RTP and RTCP dropped as malformed, all reasons
+	malformedBy [NumDropReasons]atomic.Uint64
+	unknownPT   atomic.Uint64 // payload type not negotiated
+	foreign     atomic.Uint64 // from another source than the latched one
+	sent        atomic.Uint64
+	sentBytes   atomic.Uint64 // payload octets, for RTCP SR
+	dropped     atomic.Uint64 // send queue full
+	sendErrs    atomic.Uint64
 }
 
 // Stats are a call's media counters, for metrics and tests.
 type Stats struct {
-	// Received counts RTP packets accepted; Malformed those dropped as
-	// unparsable, UnknownPT those of a payload type not negotiated, and
-	// Foreign those from another source than the latched peer.
+	// Received counts RTP packets accepted; Malformed the RTP and RTCP
+	// packets dropped as malformed (MalformedBy splits them by reason),
+	// UnknownPT those of a payload type not negotiated, and Foreign
+	// well-formed packets from another source than the latched peer.
 	Received, Malformed, UnknownPT, Foreign uint64
+	MalformedBy                             [NumDropReasons]uint64
 	// Sent counts RTP packets sent, Dropped those WriteAudio refused
 	// because the send queue was full.
 	Sent, Dropped uint64
@@ -126,6 +130,7 @@ func newRTPSession(log *slog.Logger, ports *portAllocator, wg *sync.WaitGroup, o
 	s := &rtpSession{
 		log: log, ports: ports, conn: conn, rtcpConn: rtcpConn, port: port,
 		ssrc: rand.Uint32(), onDTMF: onDTMF, wg: wg, closed: make(chan struct{}),
+		dropLog: newLogLimiter(1, dropLogEvery),
 	}
 	s.dest.Store(&peerAddrs{})
 	s.tx.init()
@@ -199,18 +204,24 @@ func (s *rtpSession) receive() {
 }
 
 // handleRTP checks, latches and dispatches one packet; it allocates
-// nothing in steady state.
+// nothing in steady state. Framing is checked before anything else, so a
+// malformed packet, from the peer or anyone, is counted by its reason and
+// neither latches nor keeps the call alive.
 func (s *rtpSession) handleRTP(b []byte, from netip.AddrPort, pkt *rtp.Packet, now time.Time) {
 	if len(b) >= 2 && b[0]>>6 == 2 && b[1] >= 192 && b[1] <= 223 {
 		// RTCP on the RTP port (RFC 5761 §4: packet types 192–223), from
 		// peers that multiplex whether or not we offered it.
-		if d := s.dest.Load(); !d.latched || from == d.rtp {
-			s.handleRTCP(b, from, now)
-		}
+		s.handleRTCP(b, from, now, true)
 		return
 	}
-	if err := pkt.Unmarshal(b); err != nil || pkt.Version != 2 {
-		s.stats.malformed.Add(1)
+	if r, ok := checkRTP(b); !ok {
+		s.drop(r, now)
+		return
+	}
+	if err := pkt.Unmarshal(b); err != nil {
+		// checkRTP passed: only RFC 8285 elements overrunning the
+		// extension remain for pion to refuse.
+		s.drop(DropRTPExtension, now)
 		return
 	}
 	cfg := s.rx.Load()
@@ -229,7 +240,7 @@ func (s *rtpSession) handleRTP(b []byte, from netip.AddrPort, pkt *rtp.Packet, n
 		err := s.jb.Push(media.Packet{Seq: seq, Timestamp: pkt.Timestamp, SSRC: pkt.SSRC,
 			Marker: pkt.Marker, Payload: pkt.Payload}, now)
 		if err != nil {
-			s.stats.malformed.Add(1)
+			s.drop(DropRTPPayload, now)
 			return
 		}
 		s.stats.received.Add(1)
@@ -238,7 +249,7 @@ func (s *rtpSession) handleRTP(b []byte, from netip.AddrPort, pkt *rtp.Packet, n
 	s.stats.received.Add(1)
 	ev, ok, err := cfg.te.Decode(pkt.Timestamp, pkt.Marker, pkt.Payload, now)
 	if err != nil {
-		s.stats.malformed.Add(1)
+		s.drop(DropRTPPayload, now)
 		return
 	}
 	if ok && ev.Press {
@@ -369,6 +380,9 @@ func (s *rtpSession) snapshot() Stats {
 		Received: s.stats.received.Load(), Malformed: s.stats.malformed.Load(),
 		UnknownPT: s.stats.unknownPT.Load(), Foreign: s.stats.foreign.Load(),
 		Sent: s.stats.sent.Load(), Dropped: s.stats.dropped.Load(),
+	}
+	for i := range st.MalformedBy {
+		st.MalformedBy[i] = s.stats.malformedBy[i].Load()
 	}
 	s.readMu.Lock()
 	if s.jb != nil {
