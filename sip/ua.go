@@ -228,7 +228,8 @@ func (u *UA) startStack() error {
 		sipgo.WithUserAgentTransactionLayerOptions(
 			sip.WithTransactionLayerLogger(stackLog),
 			sip.WithTransactionLayerUnhandledResponseHandler(u.onStrayResponse)),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(stackLog)),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(stackLog),
+			sip.WithTransportLayerReadFilter(u.readFilter)), // screen.go
 	)
 	if err != nil {
 		return err
