@@ -175,8 +175,14 @@ func screenRaw(start string, hdrs []rawHeader, body []byte, stream bool) (v *scr
 	return nil, true
 }
 
+// knownMethod reports whether the UA implements or knows m (ua.go).
 func knownMethod(m string) bool {
-	return strings.Contains(allowed, m) || knownMethods[sip.RequestMethod(m)]
+	for _, a := range strings.Split(allowed, ", ") {
+		if a == m {
+			return true
+		}
+	}
+	return knownMethods[sip.RequestMethod(m)]
 }
 
 // screenParsed checks a request sipgo could parse: extensions it requires
