@@ -308,6 +308,19 @@ func (u *UA) screenOne(p sip.TransportReadProps, data []byte, stream bool) ([]by
 			return norm, end, false
 		}
 	}
+	// RFC 3261 §8.2: authentication comes before method, header and
+	// content checks. With trunks configured, a request sipgo can parse
+	// goes on to trunk admission (trunk.go) rather than learn our 416, 420,
+	// 406 or 415 unauthenticated; INVITEs get 420 and 415 after admission
+	// (incoming.go).
+	if v.code != 400 && v.code != 505 && len(u.tr.trunks) > 0 && framed {
+		norm := normalize(start, hdrs, data[len(data)-len(body):end])
+		if msg, err := sip.ParseMessage(norm); err == nil {
+			if _, isReq := msg.(*sip.Request); isReq {
+				return norm, end, false
+			}
+		}
+	}
 	closeConn := stream && (v.close || !framed)
 	if _, ok := headerIndex(hdrs, "via"); !ok {
 		u.screenLog(p, 0, v.warn) // RFC 3261 §18.2.2: nowhere to answer

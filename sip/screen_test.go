@@ -1,7 +1,10 @@
 package sip
 
 import (
+	"bytes"
+	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/stretchr/testify/require"
@@ -80,4 +83,24 @@ func FuzzScreen(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestScreenTrunkOrder: with trunks, a well-formed request from an unknown
+// source meets trunk admission (403) before our extension check (420), as
+// RFC 3261 §8.2 orders them; with hide_unknown a malformed one gets no
+// answer at all.
+func TestScreenTrunkOrder(t *testing.T) {
+	carrier := Trunk{Name: "carrier", CIDRs: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}}
+	bext := []byte("OPTIONS sip:user@example.com SIP/2.0\r\nTo: sip:j_user@example.com\r\n" +
+		"From: sip:caller@example.net;tag=242etr\r\nMax-Forwards: 6\r\nCall-ID: order.1\r\n" +
+		"Require: nothingSupportsThis\r\nCSeq: 8 OPTIONS\r\n" +
+		"Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKorder1;rport\r\nContent-Length: 0\r\n\r\n")
+	u := startUA(t, newRecorder(t), WithTrunks(carrier))
+	code, _ := sendTorture(t, u, "udp", bext, 3*time.Second)
+	require.Equal(t, 403, code)
+
+	h := startUA(t, newRecorder(t), WithTrunks(carrier), WithHideUnknown(true))
+	bad := bytes.Replace(bext, []byte("SIP/2.0\r\n"), []byte("SIP/2.0 \r\n"), 1) // trws
+	code, _ = sendTorture(t, h, "udp", bad, 700*time.Millisecond)
+	require.Zero(t, code, "hide_unknown: a stranger's malformed request must get no answer")
 }
