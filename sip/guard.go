@@ -566,13 +566,17 @@ func (u *UA) startGuard() {
 	}
 }
 
-// readFilter is the transports' read filter: the guard's, when there is
-// one.
+// readFilter is the transports' read filter: the abuse guard's first,
+// when there is one (a flood is dropped before any parsing), then the
+// screen's (screen.go), which answers malformed requests itself.
 func (u *UA) readFilter(p sip.TransportReadProps, data []byte) ([]byte, error) {
-	if u.guard == nil {
-		return data, nil
+	if u.guard != nil {
+		var err error
+		if data, err = u.guard.readFilter(p, data); err != nil || data == nil {
+			return data, err
+		}
 	}
-	return u.guard.readFilter(p, data)
+	return u.screenFilter(p, data)
 }
 
 // screenAccept wraps a TCP or TLS listener so that connections from

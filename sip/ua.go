@@ -235,7 +235,7 @@ func (u *UA) startStack() error {
 			sip.WithTransactionLayerLogger(stackLog),
 			sip.WithTransactionLayerUnhandledResponseHandler(u.onStrayResponse)),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(stackLog),
-			sip.WithTransportLayerReadFilter(u.readFilter)),
+			sip.WithTransportLayerReadFilter(u.readFilter)), // guard.go, then screen.go
 	)
 	if err != nil {
 		return err
