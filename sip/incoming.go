@@ -116,7 +116,11 @@ func (u *UA) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 // refuse answers a new INVITE the UA will not hand to the handler.
 func (u *UA) refuse(req *sip.Request, tx sip.ServerTransaction, err error) {
 	code := statusOf(err)
-	u.log.Info("invite refused", "code", code, "err", err, "call", CallID(req.CallID().Value()))
+	var id CallID
+	if h := req.CallID(); h != nil { // absent when refused for it (sipgo needs only Via and CSeq)
+		id = CallID(h.Value())
+	}
+	u.log.Info("invite refused", "code", code, "err", err, "call", id)
 	u.respond(req, tx, code, "", refusalHeaders(err, code)...)
 }
 
