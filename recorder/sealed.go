@@ -93,6 +93,7 @@ type sealedFile struct {
 	idx   int64  // -1: none loaded
 	dirty bool   // buf is newer than its slot
 	slot  []byte // sealing buffer
+	adBuf [sealHeaderLen + 8]byte
 }
 
 var _ audioFile = (*sealedFile)(nil)
@@ -235,12 +236,12 @@ func (s *sealedFile) load(k int64, n int) error {
 	return nil
 }
 
-// ad is chunk k's additional data: the header and k.
+// ad is chunk k's additional data: the header and k. It is valid until
+// the next call.
 func (s *sealedFile) ad(k int64) []byte {
-	var ad [sealHeaderLen + 8]byte
-	copy(ad[:], s.header[:])
-	binary.BigEndian.PutUint64(ad[sealHeaderLen:], uint64(k))
-	return ad[:]
+	copy(s.adBuf[:], s.header[:])
+	binary.BigEndian.PutUint64(s.adBuf[sealHeaderLen:], uint64(k))
+	return s.adBuf[:]
 }
 
 // chunkLen is the plaintext length of chunk k at the current size.

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -318,4 +319,53 @@ func TestSealedFile(t *testing.T) {
 		require.True(t, bytes.Equal(want, got), "step %d", i)
 	}
 	require.NoError(t, s.Close())
+}
+
+// fullAtFile is an audio file on a disk that refuses writes past limit
+// bytes (WriteAt, as an encrypted recording writes).
+type fullAtFile struct {
+	*os.File
+	limit int64
+}
+
+func (f *fullAtFile) WriteAt(p []byte, off int64) (int, error) {
+	if off+int64(len(p)) <= f.limit {
+		return f.File.WriteAt(p, off)
+	}
+	n, _ := f.File.WriteAt(p[:max(f.limit-off, 0)], off)
+	return n, &os.PathError{Op: "write", Path: f.Name(), Err: syscall.ENOSPC}
+}
+
+// TestEncryptedDiskFull: a write error interrupts an encrypted recording,
+// which is cut back to its last complete page, sealed, and reads back.
+func TestEncryptedDiskFull(t *testing.T) {
+	h := newHarness(t, withKey(encKey, FormatOpus))
+	create := h.r.createAudio
+	h.r.createAudio = func(path string) (audioFile, error) {
+		f, err := create(path)
+		if err != nil {
+			return f, err
+		}
+		return &fullAtFile{File: f.(*os.File), limit: 3 * (sealOverhead + sealChunk)}, nil
+	}
+	src := newChanSource()
+	rec, err := h.r.Start("room-1", "acme", "", src)
+	require.NoError(t, err)
+	for _, f := range toneFrames(&mediatest.Tone{Freq: 1000, Amp: 0.5, Rate: media.Rate48k}, 1, 250) {
+		src.frames <- f
+	}
+	waitDone(t, rec)
+	require.ErrorIs(t, rec.Err(), syscall.ENOSPC)
+	m := rec.Manifest()
+	require.Equal(t, StateInterrupted, m.State)
+	require.Greater(t, m.Duration, 1.0)
+	plain, err := readAll(t, h.r, m.ID)
+	require.NoError(t, err)
+	require.Equal(t, m.Bytes, int64(len(plain)))
+	sum := sha256.Sum256(plain)
+	require.Equal(t, hex.EncodeToString(sum[:]), m.SHA256)
+	s, err := scanOgg(bytes.NewReader(plain))
+	require.NoError(t, err)
+	require.Equal(t, int64(len(plain)), s.end, "whole pages only")
+	require.InDelta(t, m.Duration, playSeconds(s.granule, s.preSkip), 0.001)
 }
