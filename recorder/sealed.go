@@ -102,7 +102,8 @@ func (s *sealedFile) slotLen() int64 { return int64(sealOverhead + s.chunk) }
 
 func (s *sealedFile) slotOff(k int64) int64 { return sealHeaderLen + k*s.slotLen() }
 
-// fileKey derives a file's AEAD from the configured key and its header.
+// fileAEAD derives a file's AEAD from the configured key and its header:
+// AES-256-GCM under HKDF-SHA256(key, salt) (RFC 5869).
 func fileAEAD(key []byte, header []byte) (cipher.AEAD, error) {
 	if len(key) != EncryptionKeyLen {
 		return nil, fmt.Errorf("%w: encryption key of %d bytes, want %d", ErrOptions, len(key), EncryptionKeyLen)
