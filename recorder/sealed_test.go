@@ -369,3 +369,63 @@ func TestEncryptedDiskFull(t *testing.T) {
 	require.Equal(t, int64(len(plain)), s.end, "whole pages only")
 	require.InDelta(t, m.Duration, playSeconds(s.granule, s.preSkip), 0.001)
 }
+
+// memFile is a sealTarget in memory.
+type memFile struct{ b []byte }
+
+func (m *memFile) ReadAt(p []byte, off int64) (int, error) {
+	if off >= int64(len(m.b)) {
+		return 0, io.EOF
+	}
+	n := copy(p, m.b[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (m *memFile) WriteAt(p []byte, off int64) (int, error) {
+	if end := off + int64(len(p)); end > int64(len(m.b)) {
+		m.b = append(m.b, make([]byte, end-int64(len(m.b)))...)
+	}
+	return copy(m.b[off:], p), nil
+}
+
+func (m *memFile) Truncate(n int64) error { m.b = m.b[:n]; return nil }
+func (m *memFile) Sync() error            { return nil }
+func (m *memFile) Close() error           { return nil }
+
+// FuzzSealedOpen feeds arbitrary files to the encrypted file's reader, as
+// a download and start-up recovery open them. It must never panic; a
+// download reads the audio or fails with ErrDecrypt; recovery's intact
+// part always reads back whole.
+func FuzzSealedOpen(f *testing.F) {
+	m := &memFile{}
+	s, err := createSealed(m, encKey, false)
+	require.NoError(f, err)
+	_, err = s.Write(bytes.Repeat(seedOgg(), 3))
+	require.NoError(f, err)
+	require.NoError(f, s.Close())
+	f.Add(m.b)
+	f.Add(m.b[:len(m.b)-100])
+	f.Add(m.b[:sealHeaderLen+sealOverhead+sealChunk])
+	f.Add(m.b[:sealHeaderLen])
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, repair := range []bool{false, true} {
+			mf := &memFile{b: bytes.Clone(data)}
+			s, err := openSealed(mf, int64(len(data)), encKey, repair)
+			if err != nil {
+				require.ErrorIs(t, err, ErrDecrypt)
+				continue
+			}
+			require.LessOrEqual(t, s.Size(), int64(len(data)))
+			got := make([]byte, s.Size())
+			_, err = s.ReadAt(got, 0)
+			if repair {
+				require.NoError(t, err, "recovery's intact part reads back")
+			} else if err != nil {
+				require.ErrorIs(t, err, ErrDecrypt)
+			}
+		}
+	})
+}
