@@ -83,7 +83,8 @@ func TestHTTPSConfigured(t *testing.T) {
 // storage.dir, and serves the same one after a restart.
 func TestHTTPSSelfSigned(t *testing.T) {
 	dir := t.TempDir()
-	g := startGatewayIn(t, dir, nil, "MEDIAGATE_HTTP_TLS_SELF_SIGNED=true")
+	key, keyEnv := newAdminKey()
+	g := startGatewayIn(t, dir, nil, "MEDIAGATE_HTTP_TLS_SELF_SIGNED=true", keyEnv)
 	certFile := filepath.Join(dir, "data", configs.SelfSignedCertFile)
 	keyFile := filepath.Join(dir, "data", configs.SelfSignedKeyFile)
 	first, err := os.ReadFile(certFile)
@@ -98,6 +99,15 @@ func TestHTTPSSelfSigned(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	served := resp.TLS.PeerCertificates[0]
 	requirePlainHTTPFails(t, g)
+
+	// the CLI trusts it through SSL_CERT_FILE (crypto/x509), and only then
+	as := []string{"MEDIAGATE_SERVER=" + g.base, "MEDIAGATE_API_KEY=" + key}
+	_, errOut, code := cli(t, as, "recordings", "ls")
+	require.Equal(t, exitFailed, code)
+	require.Contains(t, errOut, "certificate")
+	out, errOut, code := cli(t, append(as, "SSL_CERT_FILE="+certFile), "recordings", "ls")
+	require.Equal(t, exitOK, code, errOut)
+	require.Contains(t, out, "ID")
 
 	require.NoError(t, g.cmd.Process.Signal(syscall.SIGTERM))
 	require.Equal(t, 0, g.wait(t))
