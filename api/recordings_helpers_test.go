@@ -76,12 +76,20 @@ func newRecEnv(t *testing.T) *recEnv {
 // newRecEnvFormat is newRecEnv with the recorder writing format.
 func newRecEnvFormat(t *testing.T, format string) *recEnv {
 	t.Helper()
+	return newRecEnvOptions(t, func(o *recorder.Options) { o.Format = format })
+}
+
+// newRecEnvOptions is newRecEnv with the recorder's options changed by mod.
+func newRecEnvOptions(t *testing.T, mod func(*recorder.Options)) *recEnv {
+	t.Helper()
 	e := &recEnv{adminEnv: newAdminEnv(t), clock: &recClock{now: t0}, root: t.TempDir(), rooms: &fakeRoomRecorder{}}
 	e.dir = filepath.Join(e.root, "store")
-	rec, err := recorder.New(recorder.Options{
-		Dir: e.dir, Node: "node-a", ReceiptKey: recTestKey, Now: e.clock.Now, Sync: recorder.SyncNever, Format: format,
+	opts := recorder.Options{
+		Dir: e.dir, Node: "node-a", ReceiptKey: recTestKey, Now: e.clock.Now, Sync: recorder.SyncNever,
 		Policies: []recorder.Policy{{Name: "minute", Duration: time.Minute, Max: time.Hour}},
-	})
+	}
+	mod(&opts)
+	rec, err := recorder.New(opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, rec.Close(context.Background())) })
 	e.rec = rec

@@ -4,6 +4,7 @@
 package configs
 
 import (
+	"errors"
 	"os"
 	"time"
 )
@@ -58,6 +59,50 @@ type Log struct {
 // HTTP is the listener for pages, WHIP/WHEP, the admin API, metrics and health.
 type HTTP struct {
 	Listen string `yaml:"listen"`
+	// TLSCert and TLSKey are PEM files (the certificate chain, leaf
+	// first, and its private key): when set, the listener serves HTTPS
+	// only. Both or neither.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+	// TLSSelfSigned serves HTTPS with a self-signed certificate the node
+	// makes at its first start and keeps in storage.dir
+	// (SelfSignedCertFile, SelfSignedKeyFile), for development. Not with
+	// TLSCert.
+	TLSSelfSigned bool `yaml:"tls_self_signed"`
+}
+
+// Files of http.tls_self_signed in storage.dir.
+const (
+	SelfSignedCertFile = "self-signed.crt"
+	SelfSignedKeyFile  = "self-signed.key"
+)
+
+// TLS reports whether the HTTP listener serves HTTPS.
+func (h HTTP) TLS() bool { return h.TLSCert != "" || h.TLSSelfSigned }
+
+// httpTLS checks the TLS keys of the http section: a certificate comes
+// with its key, both files exist, and a self-signed certificate is not
+// asked for beside them.
+func (v *validator) httpTLS(h HTTP) {
+	// Blame the key the operator set: the other has no line to point at.
+	switch {
+	case h.TLSCert != "" && h.TLSKey == "":
+		v.fail("http.tls_cert", "set without http.tls_key (both or neither)")
+	case h.TLSKey != "" && h.TLSCert == "":
+		v.fail("http.tls_key", "set without http.tls_cert (both or neither)")
+	case h.TLSCert != "" && h.TLSSelfSigned:
+		v.fail("http.tls_self_signed", "true beside http.tls_cert (one or the other)")
+	case h.TLSCert != "":
+		for _, k := range []struct{ key, path string }{{"http.tls_cert", h.TLSCert}, {"http.tls_key", h.TLSKey}} {
+			if _, err := os.Stat(k.path); err != nil {
+				var pe *os.PathError
+				if errors.As(err, &pe) {
+					err = pe.Err
+				}
+				v.fail(k.key, "%q: %v", k.path, err)
+			}
+		}
+	}
 }
 
 // SIP is the SIP user agent: its listeners (UDP and TCP on the same

@@ -195,3 +195,33 @@ func TestNodeID(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, host, Default().NodeID())
 }
+
+// TestHTTPTLS: HTTPS with configured files or a self-signed certificate.
+func TestHTTPTLS(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*HTTP)
+		tls  bool
+		want string // "" means valid
+	}{
+		{"plain HTTP", func(*HTTP) {}, false, ""},
+		{"certificate files", func(h *HTTP) { h.TLSCert, h.TLSKey = "mediagate.yaml", "mediagate.yaml" }, true, ""},
+		{"self-signed", func(h *HTTP) { h.TLSSelfSigned = true }, true, ""},
+		{"cert only", func(h *HTTP) { h.TLSCert = "mediagate.yaml" }, true, "http.tls_cert: set without http.tls_key (both or neither)"},
+		{"key is a missing file", func(h *HTTP) { h.TLSCert, h.TLSKey = "mediagate.yaml", "nope.key" }, true,
+			`http.tls_key: "nope.key": no such file or directory`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			tt.edit(&c.HTTP)
+			require.Equal(t, tt.tls, c.HTTP.TLS())
+			err := c.Validate()
+			if tt.want == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.EqualError(t, err, tt.want)
+		})
+	}
+}

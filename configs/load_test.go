@@ -140,6 +140,13 @@ func TestLoadBadFiles(t *testing.T) {
 		{"rooms_auto_stream_type", "testdata/rooms_auto_stream_type.bad.yaml:5: rooms.board.auto_stream[0]: want a mapping, got a string\n" +
 			"testdata/rooms_auto_stream_type.bad.yaml:7: rooms.board.auto_stream[1].stream_key: unknown key", ErrType},
 		{"recording_format", `testdata/recording_format.bad.yaml:3: recording.format: "mp3" is not one of opus, m4a`, ErrInvalid},
+		{"recording_encryption_key", `testdata/recording_encryption_key.bad.yaml:3: recording.encryption_key: must decode to 32 bytes (AES-256), got 16`, ErrInvalid},
+		{"http_tls", strings.Join([]string{
+			`testdata/http_tls.bad.yaml:3: http.tls_cert: "testdata/no-such-cert.pem": no such file or directory`,
+			`testdata/http_tls.bad.yaml:4: http.tls_key: "testdata/no-such-key.pem": no such file or directory`,
+		}, "\n"), ErrInvalid},
+		{"http_tls_half", `testdata/http_tls_half.bad.yaml:3: http.tls_key: set without http.tls_cert (both or neither)`, ErrInvalid},
+		{"http_tls_both", `testdata/http_tls_both.bad.yaml:5: http.tls_self_signed: true beside http.tls_cert (one or the other)`, ErrInvalid},
 		{"recording_short_key", `testdata/recording_short_key.bad.yaml:2: recording.receipt_key: must be at least 32 bytes (RFC 2104 §3), got 9`, ErrInvalid},
 		{"recording_policies_many", strings.Join([]string{
 			`testdata/recording_policies_many.bad.yaml:5: recording.policies.zeta.duration: 0s out of range (0s, 87600h]`,

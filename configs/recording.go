@@ -2,6 +2,7 @@ package configs
 
 import (
 	"cmp"
+	"encoding/base64"
 	"fmt"
 	"maps"
 	"slices"
@@ -20,6 +21,13 @@ type Recording struct {
 	// verifiable across restarts. It is a secret: never logged, blanked
 	// by Redacted.
 	ReceiptKey string `yaml:"receipt_key"`
+	// EncryptionKey, when set, encrypts new recordings at rest
+	// (AES-256-GCM, recorder.Options.EncryptionKey): the standard base64
+	// of EncryptionKeyLen random bytes (EncryptionKeyBytes decodes it).
+	// Recordings made without it stay readable; encrypted ones need it,
+	// and the node refuses to start with another key. It is a secret:
+	// never logged, blanked by Redacted.
+	EncryptionKey string `yaml:"encryption_key"`
 	// Format is the file format of new recordings: RecordingFormatOpus
 	// (Ogg/Opus, RFC 7845) or RecordingFormatM4A (AAC-LC in fragmented
 	// MP4). Recordings already made keep theirs.
@@ -66,6 +74,9 @@ const (
 	// MinReceiptKeyLen is the shortest recording.receipt_key: 256 bits, the
 	// size of the HMAC-SHA256 output (RFC 2104 §3); recorder.MinReceiptKeyLen.
 	MinReceiptKeyLen = 32
+	// EncryptionKeyLen is the length of the decoded
+	// recording.encryption_key: AES-256.
+	EncryptionKeyLen = 32
 	// ReceiptKeyFile is the file in storage.dir that holds the generated
 	// receipt key when recording.receipt_key is empty.
 	ReceiptKeyFile = "receipt.key"
@@ -104,14 +115,23 @@ func (r Recording) RoomPolicy(id string) string {
 	return cmp.Or(r.RoomPolicies[id], DefaultPolicy)
 }
 
-// String keeps the receipt key out of fmt's %v and %+v.
+// String keeps the receipt and encryption keys out of fmt's %v and %+v.
 func (r Recording) String() string {
-	key := ""
-	if r.ReceiptKey != "" {
-		key = redactedValue
+	return fmt.Sprintf("{dir:%q receipt_key:%q encryption_key:%q format:%q policies:%v room_policies:%v expiry_warnings:%v link_lifetime:%s}",
+		r.Dir, redact(r.ReceiptKey), redact(r.EncryptionKey), r.Format, r.Policies, r.RoomPolicies, r.ExpiryWarnings, r.LinkLifetime)
+}
+
+// EncryptionKeyBytes decodes recording.encryption_key (nil when empty);
+// Validate has checked it.
+func (r Recording) EncryptionKeyBytes() []byte {
+	if r.EncryptionKey == "" {
+		return nil
 	}
-	return fmt.Sprintf("{dir:%q receipt_key:%q format:%q policies:%v room_policies:%v expiry_warnings:%v link_lifetime:%s}",
-		r.Dir, key, r.Format, r.Policies, r.RoomPolicies, r.ExpiryWarnings, r.LinkLifetime)
+	b, err := base64.StdEncoding.DecodeString(r.EncryptionKey)
+	if err != nil || len(b) != EncryptionKeyLen {
+		return nil
+	}
+	return b
 }
 
 // recording checks the recording section. Messages never show the key.
@@ -120,6 +140,14 @@ func (r Recording) String() string {
 func (v *validator) recording(r Recording) {
 	if n := len(r.ReceiptKey); n > 0 && n < MinReceiptKeyLen {
 		v.fail("recording.receipt_key", "must be at least %d bytes (RFC 2104 §3), got %d", MinReceiptKeyLen, n)
+	}
+	if r.EncryptionKey != "" {
+		// the message never shows the value, not even a part of it
+		if b, err := base64.StdEncoding.DecodeString(r.EncryptionKey); err != nil {
+			v.fail("recording.encryption_key", "not standard base64 (e.g. `openssl rand -base64 32`)")
+		} else if len(b) != EncryptionKeyLen {
+			v.fail("recording.encryption_key", "must decode to %d bytes (AES-256), got %d", EncryptionKeyLen, len(b))
+		}
 	}
 	v.oneOf("recording.format", r.Format, RecordingFormatOpus, RecordingFormatM4A)
 	v.policies(r.Policies)

@@ -1,6 +1,7 @@
 package configs
 
 import (
+	"encoding/base64"
 	"fmt"
 	"strings"
 	"testing"
@@ -23,6 +24,11 @@ func TestRecordingValidate(t *testing.T) {
 		{"key of 32 bytes", func(r *Recording) { r.ReceiptKey = testSecret }, ""},
 		{"key of 31 bytes", func(r *Recording) { r.ReceiptKey = testSecret[1:] },
 			"recording.receipt_key: must be at least 32 bytes (RFC 2104 §3), got 31"},
+		{"encryption key", func(r *Recording) { r.EncryptionKey = testEncryptionKey }, ""},
+		{"encryption key of 31 bytes", func(r *Recording) { r.EncryptionKey = base64.StdEncoding.EncodeToString(make([]byte, 31)) },
+			"recording.encryption_key: must decode to 32 bytes (AES-256), got 31"},
+		{"encryption key not base64", func(r *Recording) { r.EncryptionKey = "secret-" + testEncryptionKey[7:] },
+			"recording.encryption_key: not standard base64 (e.g. `openssl rand -base64 32`)"},
 		{"no format", func(r *Recording) { r.Format = "" }, `recording.format: "" is not one of opus, m4a`},
 		{"format m4a", func(r *Recording) { r.Format = RecordingFormatM4A }, ""},
 		{"format in capitals", func(r *Recording) { r.Format = "M4A" }, `recording.format: "M4A" is not one of opus, m4a`},
@@ -73,7 +79,7 @@ func TestRecordingValidate(t *testing.T) {
 
 // TestRecordingHelpers: the store defaults to storage.dir/recordings, rooms
 // without a policy get the default one, and fmt and Redacted never show
-// the receipt key.
+// the receipt and encryption keys.
 func TestRecordingHelpers(t *testing.T) {
 	c := Default()
 	require.Equal(t, "./data/recordings", c.RecordingDir())
@@ -85,11 +91,16 @@ func TestRecordingHelpers(t *testing.T) {
 	require.Equal(t, DefaultPolicy, c.Recording.RoomPolicy("lobby"))
 
 	c.Recording.ReceiptKey = testSecret
+	c.Recording.EncryptionKey = testEncryptionKey
 	r := c.Redacted()
 	require.Equal(t, "<redacted>", r.Recording.ReceiptKey)
+	require.Equal(t, "<redacted>", r.Recording.EncryptionKey)
 	require.Equal(t, testSecret, c.Recording.ReceiptKey, "the original is untouched")
+	require.Len(t, c.Recording.EncryptionKeyBytes(), EncryptionKeyLen)
+	require.Nil(t, Default().Recording.EncryptionKeyBytes())
 	for _, s := range []string{fmt.Sprint(c), fmt.Sprintf("%+v", c), fmt.Sprintf("%v", c.Recording)} {
 		require.NotContains(t, s, testSecret)
+		require.NotContains(t, s, testEncryptionKey[:8])
 		require.Contains(t, s, "<redacted>")
 	}
 }

@@ -158,7 +158,7 @@ func ValidRoomID(id string) bool {
 
 // Redacted returns a copy of c with every secret (auth.token_secret, the
 // rooms' PINs and stream keys, the trunks' passwords,
-// recording.receipt_key, redis.password, redis.sentinel.password) replaced
+// recording.receipt_key, recording.encryption_key, redis.password, redis.sentinel.password) replaced
 // by "<redacted>" when it is set, for code that prints or logs the configuration. A set secret is
 // replaced rather than emptied so the reader still sees that there is one;
 // the copy is for showing only and does not pass Validate. The maps are
@@ -173,6 +173,7 @@ func (c Config) Redacted() Config {
 	if c.Recording.ReceiptKey != "" {
 		c.Recording.ReceiptKey = redactedValue
 	}
+	c.Recording.EncryptionKey = redact(c.Recording.EncryptionKey)
 	if c.Rooms != nil {
 		rooms := make(map[string]Room, len(c.Rooms))
 		for id, r := range c.Rooms {

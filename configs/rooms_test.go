@@ -13,6 +13,9 @@ import (
 // testSecret is a token secret of the shortest accepted length.
 const testSecret = "0123456789abcdef0123456789abcdef"
 
+// testEncryptionKey is a recording.encryption_key: base64 of 32 bytes.
+const testEncryptionKey = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+
 // TestValidRoomID pins the room ID alphabet and length.
 func TestValidRoomID(t *testing.T) {
 	for id, want := range map[string]bool{

@@ -47,6 +47,7 @@ func (c Config) validate(file string, origins map[string]origin) error {
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	v.oneOf("log.format", c.Log.Format, "text", "json")
 	v.hostPort("http.listen", c.HTTP.Listen, 0)
+	v.httpTLS(c.HTTP)
 	v.auth(c.Auth)
 	v.sip(c.SIP)
 	v.rtpPorts(c.RTP)

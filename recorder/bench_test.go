@@ -106,35 +106,49 @@ func cpuTime() time.Duration {
 
 // BenchmarkRecordingFrame is one recording's per-frame path in one
 // goroutine, no hand-off: encode, page assembly, write, and (fsync) one
-// fsync per 50 frames. It must allocate nothing.
+// fsync per 50 frames; -encrypted seals every page too (sealed.go). It
+// must allocate nothing.
 func BenchmarkRecordingFrame(b *testing.B) {
 	speech := mediatest.Speech(b, media.Rate48k, 4)
 	for _, policy := range []SyncPolicy{SyncEveryPage, SyncNever} {
-		b.Run(syncName[policy], func(b *testing.B) {
-			r, err := New(Options{Dir: b.TempDir(), Node: "bench", ReceiptKey: testKey, Sync: policy})
-			if err != nil {
-				b.Fatal(err)
+		for _, key := range [][]byte{nil, encKey} {
+			name := syncName[policy]
+			if key != nil {
+				name += "-encrypted"
 			}
-			defer r.Close(context.Background())
-			e := &entry{m: Manifest{ID: NewID(), Tenant: "bench", Room: "r", State: StateRecording}}
-			rec := newRecording(r, e, &scriptSource{})
-			e.rec = rec
-			if err := rec.open(); err != nil {
-				b.Fatal(err)
-			}
-			defer rec.f.Close()
-			pos := 0
-			b.ReportAllocs()
-			b.ResetTimer()
-			for range b.N {
-				rec.frame.Tick++
-				copy(rec.frame.PCM[:], speech[pos:])
-				pos = (pos + media.FrameSamples) % (len(speech) - media.FrameSamples)
-				if err := rec.writeFrame(); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
+			b.Run(name, func(b *testing.B) { benchFrame(b, speech, policy, key) })
+		}
+	}
+}
+
+// benchFrame is BenchmarkRecordingFrame with policy, encrypted with key
+// (nil: not).
+func benchFrame(b *testing.B, speech []int16, policy SyncPolicy, key []byte) {
+	r, err := New(Options{Dir: b.TempDir(), Node: "bench", ReceiptKey: testKey, Sync: policy, EncryptionKey: key})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close(context.Background())
+	e := &entry{m: Manifest{ID: NewID(), Tenant: "bench", Room: "r", State: StateRecording}}
+	if key != nil {
+		e.m.Encryption = EncryptionAESGCM
+	}
+	rec := newRecording(r, e, &scriptSource{})
+	e.rec = rec
+	if err := rec.open(); err != nil {
+		b.Fatal(err)
+	}
+	defer rec.f.Close()
+	pos := 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		rec.frame.Tick++
+		copy(rec.frame.PCM[:], speech[pos:])
+		pos = (pos + media.FrameSamples) % (len(speech) - media.FrameSamples)
+		if err := rec.writeFrame(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 

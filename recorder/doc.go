@@ -10,6 +10,12 @@
 // at its last intact page or fragment and marks it interrupted. The two
 // formats share everything but a packetEncoder and a container (format.go).
 //
+// Encryption at rest (Options.EncryptionKey): the file under the container
+// is then a sealedFile (sealed.go), AES-256-GCM in 4 KiB chunks at fixed
+// offsets whose last, partial chunk is sealed again at every page, so a
+// crash still leaves a file readable up to its last page, and Open
+// decrypts only the chunks a ranged download needs.
+//
 // Retention: expires_at is fixed when a recording starts from its Policy;
 // Extend can move it later but never past the policy's maximum; a legal
 // hold suspends expiry. Expiry is enforced when a file is opened, not only

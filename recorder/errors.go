@@ -102,6 +102,16 @@ var (
 	// ErrNoAudio means recovery found no intact Ogg/Opus header pages in a
 	// recording's file: nothing of it can be played.
 	ErrNoAudio = &Error{"no intact ogg/opus headers", http.StatusInternalServerError}
+
+	// ErrDecrypt means an encrypted recording could not be read: a chunk
+	// fails GCM authentication (the file was changed, or read with another
+	// key), or the file is torn or shorter than its manifest says.
+	ErrDecrypt = &Error{"encrypted recording unreadable", http.StatusInternalServerError}
+
+	// ErrEncryptionKey means the store holds encrypted recordings that the
+	// configured encryption key (or its absence) cannot read: New refuses
+	// to start rather than fail every download later.
+	ErrEncryptionKey = &Error{"wrong recording encryption key", http.StatusInternalServerError}
 )
 
 // Errors of the deletion receipts log, as Verify reports them (wrapped in a

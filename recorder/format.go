@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"os"
 
 	"github.com/mediagate/mediagate/media"
 )
@@ -169,7 +168,7 @@ func (a *aacFrames) Close() error { return a.enc.Close() }
 // fragment and makes what is left end the way the format wants. It
 // returns the cut offset, the playing time left, and whether the headers
 // survived (false: the file was emptied).
-func repairFile(format string, f *os.File) (end int64, dur float64, ok bool, err error) {
+func repairFile(format string, f repairable) (end int64, dur float64, ok bool, err error) {
 	if format == FormatM4A {
 		return repairMP4(f)
 	}

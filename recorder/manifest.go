@@ -58,8 +58,15 @@ type Manifest struct {
 	// counts the pre-skip in. M4A: AAC frames × 1024 / 48000, what ffprobe
 	// reports (mp4.go).
 	Duration float64 `json:"duration"`
+	// Encryption is EncryptionAESGCM when the audio file is encrypted at
+	// rest (Options.EncryptionKey), empty when it is not; EncryptionKeyID
+	// is the KeyID of the key it needs.
+	Encryption      string `json:"encryption,omitempty"`
+	EncryptionKeyID string `json:"encryption_key_id,omitempty"`
 	// Bytes is the size of the audio file; SHA256 its hex digest, set when
-	// the recording ends.
+	// the recording ends. For an encrypted recording both describe the
+	// audio as downloaded (the plaintext), not the stored file, so that
+	// a download can be checked against them whatever the storage.
 	Bytes  int64  `json:"bytes"`
 	SHA256 string `json:"sha256,omitempty"`
 	// DroppedFrames counts 20 ms frames the recording could not keep up

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/mediagate/mediagate/media"
 )
@@ -125,8 +124,8 @@ func parseMoof(b []byte) (sizes uint64, samples uint64, err error) {
 
 // repairMP4 cuts f after its last complete fragment. What is left plays
 // as it is: a fragmented file has no end marker to set.
-func repairMP4(f *os.File) (end int64, dur float64, ok bool, err error) {
-	s, err := scanMP4(f)
+func repairMP4(f repairable) (end int64, dur float64, ok bool, err error) {
+	s, err := scanMP4(wholeFile(f))
 	if err != nil {
 		return 0, 0, false, fmt.Errorf("scan audio: %w", err)
 	}

@@ -106,6 +106,11 @@ type Options struct {
 	// ReceiptKey signs deletion receipts (HMAC-SHA256); at least
 	// MinReceiptKeyLen bytes. Required. Never logged.
 	ReceiptKey []byte
+	// EncryptionKey, when set, encrypts new recordings at rest with
+	// AES-256-GCM (sealed.go); EncryptionKeyLen bytes. Recordings made
+	// without it stay readable; encrypted ones need it (New refuses a
+	// key that does not match them, by KeyID). Never logged.
+	EncryptionKey []byte
 	// ReceiptsFile is the receipts log; default Dir/ReceiptsFileName.
 	ReceiptsFile string
 	// Opus is the encoder's configuration; default media.DefaultOpusConfig
@@ -148,6 +153,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if len(o.ReceiptKey) < MinReceiptKeyLen {
 		return o, fmt.Errorf("%w: ReceiptKey must be at least %d bytes", ErrOptions, MinReceiptKeyLen)
+	}
+	if n := len(o.EncryptionKey); n != 0 && n != EncryptionKeyLen {
+		return o, fmt.Errorf("%w: EncryptionKey must be %d bytes, got %d", ErrOptions, EncryptionKeyLen, n)
 	}
 	if o.Node == "" {
 		o.Node, _ = os.Hostname()
@@ -214,6 +222,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	o.Policies = policies
 	o.ReceiptKey = append([]byte(nil), o.ReceiptKey...)
+	if o.EncryptionKey != nil {
+		o.EncryptionKey = append([]byte(nil), o.EncryptionKey...)
+	}
 	return o, nil
 }
 

@@ -91,20 +91,30 @@ func New(opts Options) (*Recorder, error) {
 		entries: make(map[ID]*entry),
 		warned:  make(map[ID]warned),
 		createAudio: func(path string) (audioFile, error) {
-			return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+			// read and write: an encrypted file reads its tail chunk back
+			// to cut it (sealedFile.Truncate)
+			return os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o640)
 		},
 	}
 	ids, err := r.st.listIDs()
 	if err != nil {
 		return nil, err
 	}
-	pending := map[ID]*entry{}
+	var ms []Manifest
 	for _, id := range ids {
 		m, err := r.st.readManifest(id)
 		if err != nil {
 			r.log.Error("skipping unreadable manifest", "recording", string(id), "err", err)
 			continue
 		}
+		if err := r.checkKey(&m); err != nil {
+			return nil, err
+		}
+		ms = append(ms, m)
+	}
+	pending := map[ID]*entry{}
+	for _, m := range ms {
+		id := m.ID
 		if m.State == StateRecording {
 			r.recover(&m)
 		}
@@ -118,6 +128,23 @@ func New(opts Options) (*Recorder, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// checkKey refuses a store whose encrypted recording m the configured
+// encryption key cannot read (by KeyID; the key itself is never logged).
+func (r *Recorder) checkKey(m *Manifest) error {
+	if m.Encryption == "" || m.State == StateDeleted {
+		return nil
+	}
+	switch {
+	case m.Encryption != EncryptionAESGCM:
+		return fmt.Errorf("%w: recording %s uses encryption %q", ErrEncryptionKey, m.ID, truncate(m.Encryption, 20))
+	case r.opts.EncryptionKey == nil:
+		return fmt.Errorf("%w: recording %s is encrypted (key id %s) and no encryption key is configured", ErrEncryptionKey, m.ID, m.EncryptionKeyID)
+	case KeyID(r.opts.EncryptionKey) != m.EncryptionKeyID:
+		return fmt.Errorf("%w: recording %s needs key id %s, the configured key is %s", ErrEncryptionKey, m.ID, m.EncryptionKeyID, KeyID(r.opts.EncryptionKey))
+	}
+	return nil
 }
 
 func (r *Recorder) now() time.Time { return utc(r.opts.Now()) }
@@ -182,6 +209,9 @@ func (r *Recorder) start(roomID room.ID, tenant Tenant, policyName string, src S
 		State: StateRecording, Format: r.opts.Format, StartedAt: now,
 		Retention: policy.Name, ExpiresAt: now.Add(policy.Duration),
 	}}
+	if r.opts.EncryptionKey != nil {
+		e.m.Encryption, e.m.EncryptionKeyID = EncryptionAESGCM, KeyID(r.opts.EncryptionKey)
+	}
 	// e.mu is held until the files exist, so that nobody who finds the
 	// entry in the index sees it half made; it is released before r.mu is
 	// taken again (Close takes r.mu, then e.mu).

@@ -134,6 +134,18 @@ func (rec *Recording) open() (err error) {
 	if r.opts.Sync == SyncEveryPage {
 		sync = rec.f.Sync
 	}
+	if rec.e.m.Encryption != "" {
+		t, ok := rec.f.(sealTarget)
+		if !ok {
+			return fmt.Errorf("recording %s: audio file cannot be encrypted", rec.id)
+		}
+		sf, err := createSealed(t, r.opts.EncryptionKey, r.opts.Sync == SyncEveryPage)
+		if err != nil {
+			return fmt.Errorf("recording %s: %w", rec.id, err)
+		}
+		// every page is sealed into the file, fsynced or not
+		rec.f, sync = sf, sf.Sync
+	}
 	rec.sum = sha256.New()
 	tr, err := newTrack(&r.opts, rec.e.m.Format, rec.f, sync, rec.sum)
 	if err != nil {

@@ -51,18 +51,30 @@ func (r *Recorder) repairAudio(m *Manifest) (end int64, dur float64, size int64,
 		return 0, 0, 0, "", fmt.Errorf("open audio: %w", err)
 	}
 	defer f.Close()
-	end, dur, ok, err := repairFile(m.Format, f)
+	var target repairable = f
+	if m.Encryption != "" {
+		st, err := f.Stat()
+		if err != nil {
+			return 0, 0, 0, "", fmt.Errorf("open audio: %w", err)
+		}
+		// the plaintext ends at the first chunk that does not decrypt:
+		// a tail torn by the crash
+		sf, err := openSealed(f, st.Size(), r.opts.EncryptionKey, true)
+		if err != nil {
+			return 0, 0, 0, "", err
+		}
+		sf.fsync = true
+		target = sf
+	}
+	end, dur, ok, err := repairFile(m.Format, target)
 	if err != nil {
 		return 0, 0, 0, "", err
 	}
-	if err := f.Sync(); err != nil {
+	if err := target.Sync(); err != nil {
 		return 0, 0, 0, "", fmt.Errorf("sync audio: %w", err)
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return 0, 0, 0, "", fmt.Errorf("hash audio: %w", err)
-	}
 	h := sha256.New()
-	if size, err = io.Copy(h, f); err != nil {
+	if size, err = io.Copy(h, io.NewSectionReader(target, 0, end)); err != nil {
 		return 0, 0, 0, "", fmt.Errorf("hash audio: %w", err)
 	}
 	sum = hex.EncodeToString(h.Sum(nil))
@@ -72,10 +84,22 @@ func (r *Recorder) repairAudio(m *Manifest) (end int64, dur float64, size int64,
 	return end, dur, size, sum, nil
 }
 
+// repairable is an audio file as repair sees it: an *os.File, or the
+// plaintext of an encrypted one (sealedFile).
+type repairable interface {
+	io.ReaderAt
+	io.WriterAt
+	Truncate(size int64) error
+	Sync() error
+}
+
+// wholeFile reads f from its start.
+func wholeFile(f io.ReaderAt) io.Reader { return io.NewSectionReader(f, 0, 1<<62) }
+
 // repairOgg cuts f after its last intact Ogg page (CRC checked) and marks
 // that page end-of-stream.
-func repairOgg(f *os.File) (end int64, dur float64, ok bool, err error) {
-	s, err := scanOgg(f)
+func repairOgg(f repairable) (end int64, dur float64, ok bool, err error) {
+	s, err := scanOgg(wholeFile(f))
 	if err != nil {
 		return 0, 0, false, fmt.Errorf("scan audio: %w", err)
 	}
@@ -95,7 +119,7 @@ func repairOgg(f *os.File) (end int64, dur float64, ok bool, err error) {
 }
 
 // rewriteEOS sets the end-of-stream flag on the page at off.
-func rewriteEOS(f *os.File, off int64, n int) error {
+func rewriteEOS(f repairable, off int64, n int) error {
 	p := make([]byte, n)
 	if _, err := f.ReadAt(p, off); err != nil {
 		return fmt.Errorf("read last page: %w", err)

@@ -33,6 +33,17 @@ func (r *Recorder) Open(id ID) (io.ReadSeekCloser, Manifest, error) {
 	if err != nil {
 		return nil, Manifest{}, err
 	}
+	if e.m.Encryption != "" {
+		sf, err := openSealedFile(path, r.opts.EncryptionKey)
+		if err != nil {
+			return nil, Manifest{}, fmt.Errorf("open recording %s: %w", id, err)
+		}
+		if sf.Size() != e.m.Bytes { // chunks cut off whole: GCM cannot see it, the manifest can
+			_ = sf.Close()
+			return nil, Manifest{}, fmt.Errorf("open recording %s: %w: %d bytes of audio, the manifest says %d", id, ErrDecrypt, sf.Size(), e.m.Bytes)
+		}
+		return &sealedReader{s: sf}, e.m.clone(), nil
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, Manifest{}, fmt.Errorf("open recording %s: %w", id, err)
@@ -235,7 +246,7 @@ func (r *Recorder) deleteLocked(e *entry, reason DeletionReason, actor string, n
 
 // beginDeletion hashes the file about to go and records the intent.
 func (r *Recorder) beginDeletion(m *Manifest, reason DeletionReason, actor string, now time.Time) error {
-	sum, size, err := r.hashAudio(m.ID, m.Format)
+	sum, size, err := r.hashAudio(m)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		sum, size = "", 0 // nothing on disk to delete, and the receipt says so
@@ -250,10 +261,25 @@ func (r *Recorder) beginDeletion(m *Manifest, reason DeletionReason, actor strin
 	return nil
 }
 
-func (r *Recorder) hashAudio(id ID, format string) (string, int64, error) {
-	path, err := r.st.audioPath(id, format)
+// hashAudio returns the SHA-256 and size of m's audio: of the plaintext
+// for an encrypted recording, as in its manifest. When that cannot be
+// decrypted (tampered), the stored bytes are hashed instead, so that the
+// deletion goes ahead and its receipt describes what was removed.
+func (r *Recorder) hashAudio(m *Manifest) (string, int64, error) {
+	path, err := r.st.audioPath(m.ID, m.Format)
 	if err != nil {
 		return "", 0, err
+	}
+	if m.Encryption != "" {
+		if sf, err := openSealedFile(path, r.opts.EncryptionKey); err == nil {
+			h := sha256.New()
+			n, err := io.Copy(h, io.NewSectionReader(sf, 0, sf.Size()))
+			_ = sf.Close()
+			if err == nil {
+				return hex.EncodeToString(h.Sum(nil)), n, nil
+			}
+			r.log.Warn("encrypted recording unreadable; hashing its stored bytes", "recording", string(m.ID), "err", err)
+		}
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -263,7 +289,7 @@ func (r *Recorder) hashAudio(id ID, format string) (string, int64, error) {
 	h := sha256.New()
 	n, err := io.Copy(h, f)
 	if err != nil {
-		return "", 0, fmt.Errorf("hash audio %s: %w", id, err)
+		return "", 0, fmt.Errorf("hash audio %s: %w", m.ID, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), n, nil
 }

@@ -88,12 +88,16 @@ func (m *cpuMeter) sample() float64 {
 }
 
 // publicURL is the base URL other nodes and redirected browsers use to
-// reach this node: cluster.public_url when set, else http:// with the
-// address this node uses towards the cluster state (the interface its
-// peers share) and the port it listens on.
-func publicURL(configured string, listen net.Addr, peer string) string {
+// reach this node: cluster.public_url when set, else http:// (https://
+// when the listener serves HTTPS) with the address this node uses towards
+// the cluster state (the interface its peers share) and the port it
+// listens on.
+func publicURL(configured string, listen net.Addr, peer string, https bool) string {
 	if configured != "" {
 		return configured
+	}
+	if https {
+		return "https://" + publicHostPort(listen, peer)
 	}
 	return "http://" + publicHostPort(listen, peer)
 }
@@ -177,7 +181,7 @@ func (n *node) joinCluster(cfg configs.Config, log *slog.Logger, httpAddr net.Ad
 			peer = cfg.Redis.Sentinel.Addrs[0]
 		}
 	}
-	n.publicURL = publicURL(cfg.Cluster.PublicURL, httpAddr, peer)
+	n.publicURL = publicURL(cfg.Cluster.PublicURL, httpAddr, peer, cfg.HTTP.TLS())
 	n.sipAddr = func() string {
 		if cfg.Cluster.SIPAddress == "" && cfg.SIP.ExternalAddress != "" {
 			return net.JoinHostPort(cfg.SIP.ExternalAddress, strconv.Itoa(n.sip.Port()))

@@ -106,7 +106,7 @@ func checkLeaks() int {
 // gateway is a running mediagate process.
 type gateway struct {
 	cmd   *exec.Cmd
-	base  string        // http://127.0.0.1:PORT
+	base  string        // http://127.0.0.1:PORT (https:// when https=true)
 	ready string        // the ready log line
 	logs  chan string   // every log line after the ready line
 	done  chan struct{} // closed when the process has exited
@@ -177,6 +177,9 @@ func startCommand(t testing.TB, cmd *exec.Cmd, env ...string) *gateway {
 		m := regexp.MustCompile(`addr=(\S+)`).FindStringSubmatch(line)
 		require.NotNil(t, m, "ready line without addr: %s", line)
 		n.base = "http://" + m[1]
+		if strings.Contains(line, " https=true") {
+			n.base = "https://" + m[1]
+		}
 		n.ready = line
 	case <-n.done:
 		var lines []string

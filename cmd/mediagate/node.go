@@ -117,6 +117,9 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 		return nil, fmt.Errorf("recorder: %w", err)
 	}
 	n.recordings = rec
+	if ro.EncryptionKey != nil { // the key id only: it names the key without giving it away
+		log.Info("recordings are encrypted at rest", "cipher", recorder.EncryptionAESGCM, "key_id", recorder.KeyID(ro.EncryptionKey))
+	}
 	n.index = newIndexSync(log.With("component", "recordings-index"), cluster.NodeID(cfg.Node.ID), rec, n.state)
 	index.Store(n.index)
 	var sweepCtx context.Context

@@ -94,6 +94,7 @@ func recorderOptions(cfg configs.Config, key []byte, log *slog.Logger) recorder.
 		Node:           cfg.NodeID(),
 		Policies:       policies,
 		ReceiptKey:     key,
+		EncryptionKey:  cfg.Recording.EncryptionKeyBytes(),
 		Format:         recordingFormat(cfg.Recording.Format),
 		ExpiryWarnings: cfg.Recording.ExpiryWarnings,
 		Logger:         log,

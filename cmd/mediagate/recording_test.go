@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"net/http"
 	"os"
 	"os/exec"
@@ -80,11 +82,27 @@ func TestRecordingSpeechEndToEnd(t *testing.T) {
 // TestRecordingSurvivesKill9: the node is killed with SIGKILL in the middle
 // of a recording; after a restart on the same storage the recording is
 // interrupted, plays to within 1.5 s of the kill, and its manifest gives
-// the file's real duration and SHA-256.
+// the file's real duration and SHA-256. The same with the recording
+// encrypted at rest (recording.encryption_key): the stored file is not
+// the audio, the download is.
 func TestRecordingSurvivesKill9(t *testing.T) {
+	encKey := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0x5e}, 32))
+	for _, tc := range []struct {
+		name string
+		env  []string
+	}{
+		{"plain", nil},
+		{"encrypted", []string{"MEDIAGATE_RECORDING_ENCRYPTION_KEY=" + encKey}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { recordingSurvivesKill9(t, tc.env) })
+	}
+}
+
+func recordingSurvivesKill9(t *testing.T, extra []string) {
 	key, keyEnv := newAdminKey()
 	storage := t.TempDir()
-	g := startGateway(t, nil, recordedRoomEnv(storage, keyEnv)...)
+	env := recordedRoomEnv(storage, append([]string{keyEnv}, extra...)...)
+	g := startGateway(t, nil, env...)
 	admin := apiClient{t, g.base, key}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -99,7 +117,7 @@ func TestRecordingSurvivesKill9(t *testing.T) {
 	g.wait(t)
 	require.NoError(t, pion.Close())
 
-	g2 := startGateway(t, nil, recordedRoomEnv(storage, keyEnv)...)
+	g2 := startGateway(t, nil, env...)
 	admin.base = g2.base
 	m := admin.manifest(http.MethodGet, "/api/v1/recordings/"+string(started.ID), "", http.StatusOK)
 	t.Logf("killed after %.2f s of recording; recovered %.2f s, %d bytes: %s", expected, m.Duration, m.Bytes, m.Error)
@@ -115,6 +133,14 @@ func TestRecordingSurvivesKill9(t *testing.T) {
 	require.InDelta(t, m.Duration, probed, 0.05, "the manifest's duration is the file's")
 	pcm := mediatest.FFmpegDecode(t, path)
 	require.Greater(t, mediatest.RMSDBFS(pcm), -40.0, "speech, not silence")
+
+	if extra == nil {
+		return
+	}
+	require.Equal(t, recorder.EncryptionAESGCM, m.Encryption)
+	stored, err := os.ReadFile(filepath.Join(storage, "recordings", string(m.ID)+".opus"))
+	require.NoError(t, err)
+	require.NotContains(t, string(stored), "OggS", "the stored file is not the audio")
 }
 
 // TestRecordingReceiptsVerifyCLI: deletions through the API leave receipts

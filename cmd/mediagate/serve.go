@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -47,6 +48,19 @@ func serve(ctx context.Context, configPath string, environ []string, stderr io.W
 		log.Error("cannot listen for HTTP", "listen", cfg.HTTP.Listen, "err", err)
 		return exitFailed
 	}
+	tlsCfg, err := httpsConfig(cfg.HTTP, cfg.Storage.Dir, ln.Addr(), log)
+	if err != nil {
+		_ = ln.Close()
+		log.Error("cannot start HTTPS", "err", err)
+		return exitFailed
+	}
+	scheme := "http"
+	if tlsCfg != nil {
+		// h2 first: http.Server.Serve speaks HTTP/2 on a TLS listener
+		// that offers it, and answers plain HTTP with 400.
+		tlsCfg.NextProtos = []string{"h2", "http/1.1"}
+		ln, scheme = tls.NewListener(ln, tlsCfg), "https"
+	}
 	n, err := newNode(cfg, log, ln.Addr())
 	if err != nil {
 		_ = ln.Close()
@@ -65,8 +79,9 @@ func serve(ctx context.Context, configPath string, environ []string, stderr io.W
 	log.Info("mediagate ready",
 		"version", version,
 		"config", source,
-		"http", "http://"+reachable(ln.Addr()),
+		"http", scheme+"://"+reachable(ln.Addr()),
 		"addr", ln.Addr().String(),
+		"https", tlsCfg != nil,
 		"webrtc_udp", n.rtc.Addr().String(),
 		"sip_port", n.sip.Port(),
 		"sip_tls_port", n.sip.TLSPort(),
