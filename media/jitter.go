@@ -94,8 +94,9 @@ type PopResult struct {
 	// Next is the payload of the packet after the lost one if it is already
 	// here (PopLost), so that Opus can recover the loss from its FEC data.
 	Next []byte
-	// Epoch changes when sequence numbers start over (new SSRC or a sender
-	// restart); Seq values are comparable only within one epoch.
+	// Epoch changes when sequence numbers start over (new SSRC, a sender
+	// restart, or a jump far ahead); Seq values are comparable only within
+	// one epoch.
 	Epoch uint32
 }
 
@@ -337,8 +338,11 @@ func (j *JitterBuffer) admit(p Packet, ext, ts *int64, arrival time.Time) bool {
 	case *ext >= j.nextSeq+jitterSlots:
 		// Far ahead: a long outage or a jump. What is buffered cannot be
 		// played in order with it any more.
+		// A new epoch: the jump may exceed what 16-bit sequence numbers
+		// can compare with what was played before it.
 		j.flush()
 		j.stats.Resyncs++
+		j.epoch++
 		j.playing, j.floating, j.nextSeq = false, true, *ext
 	case j.slots[*ext&(jitterSlots-1)].ext == *ext && j.slots[*ext&(jitterSlots-1)].state == slotFull:
 		j.stats.Duplicates++
