@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/mediagate/mediagate/configs"
+	"github.com/mediagate/mediagate/internal/atomicfile"
 )
 
 // selfSignedLifetime is how long a generated development certificate is
@@ -134,34 +135,8 @@ func makeSelfSigned(certFile, keyFile string, listen net.Addr) (tls.Certificate,
 	return tls.LoadX509KeyPair(certFile, keyFile)
 }
 
-// writeSynced replaces path with b through a temporary file, fsynced and
-// renamed, so a crash leaves the old file or the new one.
+// writeSynced replaces path with b (atomicfile: a crash leaves the old
+// file or the new one).
 func writeSynced(path string, b []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	err = f.Chmod(mode)
-	if err == nil {
-		_, err = f.Write(b)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
-	}
-	return nil
+	return atomicfile.ReplaceMode(path, b, ".tmp-"+filepath.Base(path)+"-*", mode)
 }

@@ -17,13 +17,24 @@ import (
 // by the owner only, and so is the file it becomes. A failure leaves the
 // old file as it was and removes the temp file.
 func Replace(path string, data []byte, pattern string) error {
+	return ReplaceMode(path, data, pattern, 0o600)
+}
+
+// ReplaceMode is Replace for a file that others may read too: the file
+// gets mode (before its content is written).
+func ReplaceMode(path string, data []byte, pattern string, mode os.FileMode) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, pattern)
 	if err != nil {
 		return fmt.Errorf("replace %s: %w", path, err)
 	}
 	tmp := f.Name()
-	_, err = f.Write(data)
+	if mode != 0o600 {
+		err = f.Chmod(mode)
+	}
+	if err == nil {
+		_, err = f.Write(data)
+	}
 	if err == nil {
 		err = f.Sync()
 	}
