@@ -59,15 +59,32 @@ func startUA(t *testing.T, h Handler, opts ...Option) *UA {
 // freeUDPPort returns a port that was free a moment ago, for sipp.
 func freeUDPPort(t *testing.T) int {
 	t.Helper()
-	for {
+	for range 100 {
 		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
 		require.NoError(t, err)
 		p := c.LocalAddr().(*net.UDPAddr).Port
-		require.NoError(t, c.Close())
-		if p%2 == 0 { // sipp uses -mp and -mp+2 for audio/video
+		if p%2 != 0 || p > 65531 {
+			require.NoError(t, c.Close())
+			continue
+		}
+		// sipp binds -mp and the three ports after it (audio RTP/RTCP,
+		// video RTP/RTCP): all four must be free, not only the first.
+		held := []net.PacketConn{c}
+		for i := 1; i < 4 && err == nil; i++ {
+			var o net.PacketConn
+			if o, err = net.ListenPacket("udp4", "127.0.0.1:"+strconv.Itoa(p+i)); err == nil {
+				held = append(held, o)
+			}
+		}
+		for _, h := range held {
+			require.NoError(t, h.Close())
+		}
+		if err == nil {
 			return p
 		}
 	}
+	t.Fatal("no four UDP ports free in a row for sipp's media")
+	return 0
 }
 
 // sippPcap finds one of the pcaps shipped with sip-tester.
