@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // Decision 8 (private by default): caller numbers are masked, IP addresses
@@ -120,10 +121,19 @@ func redactAddrs(s string) string {
 // dropped (sipgo logs every transaction at Debug and Info), each record is
 // tagged component=sipgo, and every value is redacted — sipgo logs raw
 // messages ("data"), start lines and peer addresses.
+//
+// sipgo logs "failed to parse" at Error for every datagram it cannot parse:
+// on a port that is being scanned that is one line per attacker packet, so
+// those lines are lowered to Warn and let through at most once per
+// parseLogEvery, with how many were held back.
 type stackHandler struct {
 	next  slog.Handler
 	level slog.Leveler
+	parse *logLimiter // shared by the handler's clones
 }
+
+// parseLogEvery is how often at most sipgo's "failed to parse" is logged.
+const parseLogEvery = 10 * time.Second
 
 // StackLogger returns the logger the UA hands to sipgo's layers: base's
 // handler behind the level and redaction filter. A few sipgo code paths log
@@ -131,7 +141,7 @@ type stackHandler struct {
 // main may install this logger there once at start with sipgo's
 // sip.SetDefaultLogger, so those records are filtered too.
 func StackLogger(base *slog.Logger, level slog.Leveler) *slog.Logger {
-	h := &stackHandler{next: base.Handler(), level: level}
+	h := &stackHandler{next: base.Handler(), level: level, parse: newLogLimiter(1, parseLogEvery)}
 	return slog.New(h).With("component", "sipgo")
 }
 
@@ -140,7 +150,19 @@ func (h *stackHandler) Enabled(ctx context.Context, l slog.Level) bool {
 }
 
 func (h *stackHandler) Handle(ctx context.Context, r slog.Record) error {
-	out := slog.NewRecord(r.Time, r.Level, redactText(r.Message), r.PC)
+	level := r.Level
+	var held int
+	if r.Message == "failed to parse" {
+		ok, n := h.parse.allow(r.Time)
+		if !ok {
+			return nil
+		}
+		level, held = min(level, slog.LevelWarn), n
+	}
+	out := slog.NewRecord(r.Time, level, redactText(r.Message), r.PC)
+	if held > 0 {
+		out.AddAttrs(slog.Int("held_back", held))
+	}
 	r.Attrs(func(a slog.Attr) bool {
 		out.AddAttrs(redactAttr(a))
 		return true
@@ -153,11 +175,11 @@ func (h *stackHandler) WithAttrs(as []slog.Attr) slog.Handler {
 	for i, a := range as {
 		red[i] = redactAttr(a)
 	}
-	return &stackHandler{next: h.next.WithAttrs(red), level: h.level}
+	return &stackHandler{next: h.next.WithAttrs(red), level: h.level, parse: h.parse}
 }
 
 func (h *stackHandler) WithGroup(name string) slog.Handler {
-	return &stackHandler{next: h.next.WithGroup(name), level: h.level}
+	return &stackHandler{next: h.next.WithGroup(name), level: h.level, parse: h.parse}
 }
 
 // redactAttr redacts one attribute: raw SIP messages are replaced by their

@@ -2,10 +2,14 @@ package sip
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -70,4 +74,17 @@ func TestStackLogger(t *testing.T) {
 	for _, secret := range []string{"30123456", "192.0.2.7", "2::99"} {
 		require.NotContains(t, out, secret)
 	}
+	require.Contains(t, out, "level=WARN", "a packet sipgo cannot parse is no error of ours")
+	require.NotContains(t, out, "level=ERROR")
+
+	// A scan: one line per parseLogEvery, with what was held back.
+	buf.Reset()
+	for range 50 {
+		l.Error("failed to parse", "data", "garbage", "error", errors.New("bad"))
+	}
+	require.Equal(t, 0, strings.Count(buf.String(), "failed to parse"), "the first line of this window was logged above")
+	later := slog.NewRecord(time.Now().Add(parseLogEvery+time.Second), slog.LevelError, "failed to parse", 0)
+	require.NoError(t, l.Handler().Handle(context.Background(), later))
+	require.Contains(t, buf.String(), "held_back=50")
+	require.Contains(t, buf.String(), "level=WARN")
 }
