@@ -24,7 +24,6 @@ type Memory struct {
 	// which Fail next drops keys with nothing left to remember.
 	lockouts       map[string]memLockout
 	lockoutSweepAt int
-	roomStates     map[RoomID]memRoomState
 	keyRecs        map[string][]byte // KeyRecords, by key ID
 	// banSweepAt is the ban count at which Ban next drops expired bans, so
 	// a flood of one-off addresses cannot grow the map without bound.
@@ -61,9 +60,8 @@ func NewMemory(opts ...Option) *Memory {
 		bans:   make(map[string]time.Time),
 		recs:   make(map[string]RecordingEntry),
 
-		lockouts:   make(map[string]memLockout),
-		roomStates: make(map[RoomID]memRoomState),
-		keyRecs:    make(map[string][]byte),
+		lockouts: make(map[string]memLockout),
+		keyRecs:  make(map[string][]byte),
 	}
 }
 

@@ -43,11 +43,6 @@ func TestRedisOutageHitsDeadline(t *testing.T) {
 		"fail":            func() error { _, err := r.Fail(ctx, "k"); return err },
 		"locked":          func() error { _, err := r.Locked(ctx, "k"); return err },
 		"reset":           func() error { return r.Reset(ctx, "k") },
-		"putRoomState": func() error {
-			return r.PutRoomState(ctx, RoomState{Room: "room", Node: "a", Epoch: l.Epoch}, time.Second)
-		},
-		"roomStates":      func() error { _, err := r.RoomStates(ctx); return err },
-		"deleteRoomState": func() error { return r.DeleteRoomState(ctx, "room", "a") },
 		"putKeyRecord":    func() error { return r.PutKeyRecord(ctx, "0123456789ab", []byte(`{}`)) },
 		"keyRecords":      func() error { _, err := r.KeyRecords(ctx); return err },
 	}

@@ -28,8 +28,6 @@ import (
 //	PREFIX:lockout:{KEY}:fails   failures in the window, PX window from the first
 //	PREFIX:lockout:{KEY}:until   present while KEY is locked out, PX the lockout
 //	PREFIX:lockout:{KEY}:level   lockouts so far, PX until the count decays
-//	PREFIX:{roomstates}          set of room IDs that have a state
-//	PREFIX:{roomstates}:ROOM     RoomState as JSON, PX the TTL its owner gives
 //	PREFIX:rec:ID                RecordingEntry as JSON, no TTL (recordings
 //	                             outlive nodes)
 //	PREFIX:recs                  sorted set of recording IDs, score StartedAt

@@ -9,7 +9,7 @@ import (
 )
 
 // TestRedisNodesShareState: two nodes with their own clients of one Redis
-// see each other's recordings, room states and PIN failures, so a guesser
+// see each other's recordings and PIN failures, so a guesser
 // cannot spread attempts over the nodes.
 func TestRedisNodesShareState(t *testing.T) {
 	addr := startRedis(t)
@@ -43,10 +43,4 @@ func TestRedisNodesShareState(t *testing.T) {
 	got, err := b.Recordings(ctx, RecordingFilter{Node: "a"})
 	require.NoError(t, err)
 	require.Equal(t, []RecordingEntry{e}, got)
-
-	s := RoomState{Room: "board", Node: "a", Epoch: 1, Participants: 2, UpdatedAt: e.StartedAt}
-	require.NoError(t, a.PutRoomState(ctx, s, time.Minute))
-	states, err := b.RoomStates(ctx)
-	require.NoError(t, err)
-	require.Equal(t, []RoomState{s}, states)
 }
