@@ -11,6 +11,9 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # level, and two of them sharing the 2 cores would measure each other.
 TEST_TIMEOUT ?= 20m
 FUZZTIME    ?= 60s
+# Minimizing a new input costs O(n²) runs for n bytes (Go's minimizer tries
+# every byte range): bounded, so a large input cannot eat the whole FUZZTIME.
+FUZZMINIMIZETIME ?= 10s
 
 .DEFAULT_GOAL := help
 
@@ -43,11 +46,11 @@ bench: bootstrap ## run the benchmarks (-benchmem), per 20 ms frame unless named
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
 
 .PHONY: fuzz
-fuzz: bootstrap ## run each fuzz target for FUZZTIME (default 60s)
+fuzz: bootstrap ## run each fuzz target for FUZZTIME (default 60s; FUZZMINIMIZETIME 10s)
 	@set -e; for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
 	    echo "fuzz $$pkg $$f"; \
-	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) $$pkg; \
 	  done; \
 	done
 

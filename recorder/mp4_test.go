@@ -241,7 +241,7 @@ func seedMP4() []byte {
 	w := newMP4Writer(&buf, nil, sha256.New())
 	_ = w.WriteHeader([]byte{0x11, 0x88}, AACBitrate)
 	for i := range 60 {
-		_, _ = w.WritePacket(bytes.Repeat([]byte{0x21}, 1+(i*37)%300))
+		_, _ = w.WritePacket(bytes.Repeat([]byte{0x21}, 1+i%4))
 	}
 	_ = w.Close()
 	return buf.Bytes()

@@ -33,7 +33,7 @@ const maxHeaderBox = 64 << 10
 func scanMP4(r io.Reader) (mp4Scan, error) {
 	var s mp4Scan
 	br := bufio.NewReaderSize(r, 64<<10)
-	buf := make([]byte, maxHeaderBox)
+	var buf []byte
 	stop := func(err error) (mp4Scan, error) {
 		if errors.Is(err, errBadBox) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return s, nil
@@ -41,7 +41,7 @@ func scanMP4(r io.Reader) (mp4Scan, error) {
 		return s, err
 	}
 	for _, want := range []string{"ftyp", "moov"} {
-		b, err := readBox(br, buf, want)
+		b, err := readBox(br, &buf, want)
 		if err != nil {
 			return stop(err)
 		}
@@ -49,7 +49,7 @@ func scanMP4(r io.Reader) (mp4Scan, error) {
 	}
 	s.headers = true
 	for {
-		moof, err := readBox(br, buf, "moof")
+		moof, err := readBox(br, &buf, "moof")
 		if err != nil {
 			return stop(err)
 		}
@@ -77,17 +77,22 @@ func scanMP4(r io.Reader) (mp4Scan, error) {
 // errBadBox marks data that is not the box expected.
 var errBadBox = errors.New("not an intact mp4 box")
 
-// readBox reads one whole box of type typ, at most len(buf) bytes, into buf.
-func readBox(br *bufio.Reader, buf []byte, typ string) ([]byte, error) {
-	b := buf[:8]
-	if _, err := io.ReadFull(br, b); err != nil {
+// readBox reads one whole box of type typ, at most maxHeaderBox bytes,
+// into *buf, which grows to the largest box read.
+func readBox(br *bufio.Reader, buf *[]byte, typ string) ([]byte, error) {
+	var hdr [8]byte
+	if _, err := io.ReadFull(br, hdr[:]); err != nil {
 		return nil, err
 	}
-	size := binary.BigEndian.Uint32(b)
-	if string(b[4:]) != typ || size < 8 || int(size) > len(buf) {
+	size := binary.BigEndian.Uint32(hdr[:])
+	if string(hdr[4:]) != typ || size < 8 || size > maxHeaderBox {
 		return nil, errBadBox
 	}
-	b = buf[:size]
+	if int(size) > cap(*buf) {
+		*buf = make([]byte, size)
+	}
+	b := (*buf)[:size]
+	copy(b, hdr[:])
 	if _, err := io.ReadFull(br, b[8:]); err != nil {
 		return nil, err
 	}
