@@ -25,17 +25,34 @@ func TestMain(m *testing.M) {
 }
 
 // testLog returns a logger writing to the test's log, so failures show
-// what the UA did.
+// what the UA did. Lines logged after the test's cleanups ran are dropped:
+// sipgo's transaction goroutines can outlive UA.Close by a failed dial
+// (an ACK whose Via names an unreachable host), and testing panics on a
+// Log after the test completed.
 func testLog(t *testing.T) *slog.Logger {
 	t.Helper()
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	w := &tWriter{t: t}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.done = true
+	})
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-type tWriter struct{ t *testing.T }
+type tWriter struct {
+	t    *testing.T
+	mu   sync.Mutex
+	done bool // the test's cleanups ran: t.Log would panic
+}
 
-func (w tWriter) Write(p []byte) (int, error) {
+func (w *tWriter) Write(p []byte) (int, error) {
 	w.t.Helper()
-	w.t.Log(strings.TrimRight(string(p), "\n"))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
 	return len(p), nil
 }
 
