@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mediagate/mediagate/internal/anon"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
@@ -217,6 +218,12 @@ func TestAnonymizeAddr(t *testing.T) {
 		require.Equal(t, tc.want, got, tc.in)
 		require.False(t, strings.Contains(got, "77") || strings.Contains(got, ":1]"), "leaks host part: %q", got)
 	}
+	// log.anonymize_ips: false keeps whole addresses.
+	anon.SetEnabled(false)
+	t.Cleanup(func() { anon.SetEnabled(true) })
+	require.Equal(t, "203.0.113.77", AnonymizeAddr("203.0.113.77:5060"))
+	require.Equal(t, "2001:db8:abcd:12::1", AnonymizeAddr("[2001:db8:abcd:12::1]:443"))
+	require.Equal(t, "invalid", AnonymizeAddr("not an address"))
 }
 
 func TestHandleRefusesNewSessionsWhileDraining(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"strconv"
 	"time"
+
+	"github.com/mediagate/mediagate/internal/anon"
 )
 
 // statusWriter remembers the status code a handler wrote.
@@ -59,8 +61,10 @@ func (s *Server) observe(next http.Handler) http.Handler {
 }
 
 // AnonymizeAddr returns the IP of a "host:port" or bare address with its
-// host part cleared, as logs must never hold a full client address: IPv4
-// keeps its /24, IPv6 its /48. Anything unparsable becomes "invalid".
+// host part cleared, as logs and audit entries must not hold a full client
+// address: IPv4 keeps its /24, IPv6 its /48 (whole when the operator turned
+// anonymisation off, anon.SetEnabled). Anything unparsable becomes
+// "invalid".
 func AnonymizeAddr(addr string) string {
 	host := addr
 	if h, _, err := net.SplitHostPort(addr); err == nil {
@@ -70,11 +74,5 @@ func AnonymizeAddr(addr string) string {
 	if err != nil {
 		return "invalid"
 	}
-	ip = ip.Unmap()
-	bits := 48
-	if ip.Is4() {
-		bits = 24
-	}
-	p, _ := ip.WithZone("").Prefix(bits)
-	return p.Addr().String()
+	return anon.Addr(ip).String()
 }

@@ -54,6 +54,9 @@ type Node struct {
 type Log struct {
 	Level  string `yaml:"level"`  // debug, info, warn, error
 	Format string `yaml:"format"` // text or json
+	// AnonymizeIPs cuts IP addresses in log lines and audit entries to
+	// their /24 (IPv4) or /48 (IPv6); false logs them whole.
+	AnonymizeIPs bool `yaml:"anonymize_ips"`
 }
 
 // HTTP is the listener for pages, WHIP/WHEP, the admin API, metrics and health.
@@ -198,7 +201,7 @@ type Conference struct {
 func Default() Config {
 	return Config{
 		Node:       Node{DrainTimeout: 30 * time.Second},
-		Log:        Log{Level: "info", Format: "text"},
+		Log:        Log{Level: "info", Format: "text", AnonymizeIPs: true},
 		HTTP:       HTTP{Listen: ":8080"},
 		SIP:        defaultSIP(),
 		RTP:        RTP{PortMin: 10000, PortMax: 20000},

@@ -29,6 +29,7 @@ func TestEnvOverrides(t *testing.T) {
 			"MEDIAGATE_NODE_DRAIN_TIMEOUT=10s",
 			"MEDIAGATE_LOG_LEVEL=debug",
 			"MEDIAGATE_LOG_FORMAT=json",
+			"MEDIAGATE_LOG_ANONYMIZE_IPS=false",
 			"MEDIAGATE_HTTP_LISTEN=127.0.0.1:0",
 			"MEDIAGATE_HTTP_TLS_CERT=mediagate.yaml",
 			"MEDIAGATE_HTTP_TLS_KEY=mediagate.yaml",

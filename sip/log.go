@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/mediagate/mediagate/internal/anon"
 )
 
 // Decision 8 (private by default): caller numbers are masked, IP addresses
@@ -55,19 +57,9 @@ type CallID string
 func (id CallID) LogValue() slog.Value { return slog.StringValue(redactAddrs(string(id))) }
 
 // AnonymizeAddr cuts an address to its network: the /24 of an IPv4 address,
-// the /48 of an IPv6 one, the usual anonymisation for logs (decision 8).
-func AnonymizeAddr(a netip.Addr) netip.Prefix {
-	a = a.Unmap()
-	bits := 24
-	if a.Is6() {
-		bits = 48
-	}
-	p, err := a.Prefix(bits)
-	if err != nil {
-		return netip.Prefix{}
-	}
-	return p
-}
+// the /48 of an IPv6 one, the usual anonymisation for logs (decision 8);
+// the whole address when the operator turned that off (anon.SetEnabled).
+func AnonymizeAddr(a netip.Addr) netip.Prefix { return anon.Prefix(a) }
 
 // addrAttr logs an address (with or without port) anonymised.
 func addrAttr(key string, ap netip.AddrPort) slog.Attr {
@@ -101,8 +93,12 @@ func redactText(s string) string {
 	return digitsRE.ReplaceAllStringFunc(redactAddrs(s), MaskNumber)
 }
 
-// redactAddrs anonymises the IPv4 and IPv6 addresses in s.
+// redactAddrs anonymises the IPv4 and IPv6 addresses in s, unless
+// anonymisation is off.
 func redactAddrs(s string) string {
+	if !anon.Enabled() {
+		return s
+	}
 	s = ipv4RE.ReplaceAllString(s, "${1}.0")
 	return ipv6RE.ReplaceAllStringFunc(s, func(m string) string {
 		a, err := netip.ParseAddr(strings.Trim(m, "[]"))

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mediagate/mediagate/configs"
+	"github.com/mediagate/mediagate/internal/anon"
 )
 
 // stopGrace bounds the teardown after the node stops taking work: open
@@ -40,6 +41,9 @@ func serve(ctx context.Context, configPath string, environ []string, stderr io.W
 		return exitFailed
 	}
 	log = log.With("node", cfg.Node.ID)
+	if anon.SetEnabled(cfg.Log.AnonymizeIPs); !cfg.Log.AnonymizeIPs {
+		log.Warn("IP addresses are logged whole (log.anonymize_ips: false)")
+	}
 
 	// The HTTP listener comes first: its address is the node's public URL
 	// in the cluster (redirects, node-to-node links).
