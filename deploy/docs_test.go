@@ -184,7 +184,7 @@ func configKey(t reflect.Type, segs []string) bool {
 // name (`docs/cluster.md`, `configs/cluster.example.yaml`,
 // `deploy/mediagate.service`).
 func TestDocsLinkExistingFiles(t *testing.T) {
-	path := regexp.MustCompile("(?:docs|configs|deploy|scripts)/[A-Za-z0-9_.-]+\\.(?:md|yaml|service)|scripts/bootstrap|Dockerfile")
+	path := regexp.MustCompile(`(?:docs|configs|deploy|scripts)/[A-Za-z0-9_.-]+\.(?:md|yaml|service)|scripts/bootstrap|Dockerfile`)
 	for _, name := range docs {
 		for _, p := range slices.Compact(slices.Sorted(slices.Values(path.FindAllString(readDoc(t, name), -1)))) {
 			if _, err := os.Stat(filepath.Join(root, p)); err != nil {
