@@ -3,14 +3,18 @@ package api
 import (
 	"encoding/json"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/mediagate/mediagate/recorder"
 )
 
 // newFullServer returns a Server with every option that mounts routes:
@@ -243,4 +247,107 @@ func TestRoutesRecordsMountedPatterns(t *testing.T) {
 	require.Contains(t, full, "GET "+OpenAPIPath)
 	require.Contains(t, full, "/api/v1/", "the API's 404 fallback")
 	require.True(t, slices.IsSorted(full))
+}
+
+// TestOpenAPISchemasMatchGoTypes compares each schema of the document
+// with the Go type the handlers encode or decode: the same JSON names
+// (requests are decoded with unknown fields refused), and for answers
+// "required" exactly for the fields that are never omitted.
+func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas map[string]oaSchema `json:"schemas"`
+		} `json:"components"`
+	}
+	require.NoError(t, json.Unmarshal(openAPIDoc, &doc))
+	schemas := doc.Components.Schemas
+	answers := map[string]reflect.Type{
+		"Problem": reflect.TypeFor[Problem](), "Room": reflect.TypeFor[roomJSON](), "Participant": reflect.TypeFor[adminParticipant](),
+		"Token": reflect.TypeFor[tokenResponse](), "Node": reflect.TypeFor[nodeJSON](), "NodePage": reflect.TypeFor[nodePage](),
+		"Key": reflect.TypeFor[keyJSON](), "NewKey": reflect.TypeFor[newKeyJSON](), "AuditEntry": reflect.TypeFor[AuditEntry](),
+		"AuditPage": reflect.TypeFor[AuditPage](), "Manifest": reflect.TypeFor[recorder.Manifest](),
+		"RecordingParticipant": reflect.TypeFor[recorder.Participant](), "LegalHold": reflect.TypeFor[recorder.LegalHold](),
+		"Deletion": reflect.TypeFor[recorder.Deletion](), "RecordingPage": reflect.TypeFor[recordingPage](),
+		"Link": reflect.TypeFor[linkResponse](), "Receipt": reflect.TypeFor[recorder.Receipt](),
+		"ReceiptPage": reflect.TypeFor[receiptPage](), "Erasure": reflect.TypeFor[eraseSummary](),
+		"Egress": reflect.TypeFor[egressJSON](), "Destination": reflect.TypeFor[destinationJSON](),
+	}
+	requests := map[string]reflect.Type{
+		"TokenRequest": reflect.TypeFor[tokenRequest](), "Grants": reflect.TypeFor[Grants](), "KeyRequest": reflect.TypeFor[keyRequest](),
+		"DeleteRequest": reflect.TypeFor[deleteRequest](), "LinkRequest": reflect.TypeFor[linkRequest](),
+		"ExtendRequest": reflect.TypeFor[extendRequest](), "HoldRequest": reflect.TypeFor[holdRequest](),
+		"EgressRequest": reflect.TypeFor[startRequest](), "DestinationRequest": reflect.TypeFor[destinationRequest](),
+	}
+	for name := range schemas {
+		_, a := answers[name]
+		_, r := requests[name]
+		require.True(t, a || r, "schema %s has no Go type in this test", name)
+	}
+	for name, typ := range answers {
+		s := schemas[name].flatten(t, schemas)
+		fields := jsonFields(typ)
+		require.ElementsMatch(t, slices.Collect(maps.Keys(fields)), slices.Collect(maps.Keys(s.Properties)), "schema %s vs %s", name, typ)
+		var always []string
+		for f, omitted := range fields {
+			if !omitted {
+				always = append(always, f)
+			}
+		}
+		require.ElementsMatch(t, always, s.Required, "schema %s: required must be the fields %s never omits", name, typ)
+	}
+	for name, typ := range requests {
+		s := schemas[name].flatten(t, schemas)
+		require.ElementsMatch(t, slices.Collect(maps.Keys(jsonFields(typ))), slices.Collect(maps.Keys(s.Properties)), "schema %s vs %s", name, typ)
+		require.Subset(t, slices.Collect(maps.Keys(s.Properties)), s.Required, name)
+	}
+}
+
+type oaSchema struct {
+	Ref        string                     `json:"$ref"`
+	AllOf      []oaSchema                 `json:"allOf"`
+	Properties map[string]json.RawMessage `json:"properties"`
+	Required   []string                   `json:"required"`
+}
+
+// flatten merges allOf parts (resolving references) into one schema.
+func (s oaSchema) flatten(t *testing.T, all map[string]oaSchema) oaSchema {
+	t.Helper()
+	if s.Ref != "" {
+		ref, ok := all[strings.TrimPrefix(s.Ref, "#/components/schemas/")]
+		require.True(t, ok, s.Ref)
+		return ref.flatten(t, all)
+	}
+	out := oaSchema{Properties: maps.Clone(s.Properties), Required: slices.Clone(s.Required)}
+	if out.Properties == nil {
+		out.Properties = map[string]json.RawMessage{}
+	}
+	for _, part := range s.AllOf {
+		p := part.flatten(t, all)
+		maps.Copy(out.Properties, p.Properties)
+		out.Required = append(out.Required, p.Required...)
+	}
+	return out
+}
+
+// jsonFields returns the JSON names encoding/json uses for t's fields
+// (embedded structs inlined), each with whether it may be omitted.
+func jsonFields(t reflect.Type) map[string]bool {
+	out := map[string]bool{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := f.Tag.Get("json")
+		if tag == "-" || !f.IsExported() && !f.Anonymous {
+			continue
+		}
+		name, opts, _ := strings.Cut(tag, ",")
+		if f.Anonymous && name == "" {
+			maps.Copy(out, jsonFields(f.Type))
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out[name] = strings.Contains(opts, "omitempty") || strings.Contains(opts, "omitzero")
+	}
+	return out
 }
