@@ -73,6 +73,7 @@ type admin struct {
 //	GET  /api/v1/nodes                                   the live nodes of the cluster (cluster.go; this one alone without WithNodes)
 //	... /api/v1/keys                                     API keys (keys.go)
 //	GET  /api/v1/audit                                   the audit log (with WithAuditLog)
+//	GET  /api/v1/openapi.json                            this API's OpenAPI 3.1 document (openapi.go), without a key
 //	GET  /admin                                          the admin page (adminpage.go), which uses the routes above
 //
 // keys are the auth.admin_keys hashes, the bootstrap keys. The keys made

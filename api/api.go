@@ -34,7 +34,7 @@ type Server struct {
 	log      *slog.Logger
 	version  string
 	registry *prometheus.Registry
-	mux      *http.ServeMux
+	mux      *routeMux
 	http     *http.Server
 	draining atomic.Bool
 
@@ -86,7 +86,7 @@ func WithReadiness(name string, check ReadyCheck) Option {
 
 // New returns a Server with /healthz, /readyz and /metrics mounted.
 func New(log *slog.Logger, opts ...Option) *Server {
-	s := &Server{log: log.With("component", "api"), version: "dev", mux: http.NewServeMux()}
+	s := &Server{log: log.With("component", "api"), version: "dev", mux: newRouteMux()}
 	for _, o := range opts {
 		o(s)
 	}
@@ -105,6 +105,7 @@ func New(log *slog.Logger, opts ...Option) *Server {
 	if s.admin != nil {
 		s.mountAdmin()
 		s.mountAdminPage()
+		s.mountOpenAPI()
 	}
 	if s.join != nil || s.admin != nil { // the pages' scripts and styles
 		s.mux.HandleFunc("GET /static/{file}", s.staticFile)
