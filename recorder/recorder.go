@@ -180,6 +180,13 @@ func (r *Recorder) SetPolicies(policies []Policy) error {
 	return nil
 }
 
+// CheckPolicies reports whether SetPolicies would take policies, without
+// changing anything.
+func CheckPolicies(policies []Policy) error {
+	_, err := checkPolicies(policies)
+	return err
+}
+
 // policy returns the policy in force called name ("" is the default).
 func (r *Recorder) policy(name string) (Policy, bool) { return findPolicy(*r.policies.Load(), name) }
 

@@ -75,3 +75,11 @@ func (u *UA) CallCapacity() (used, limit int) {
 	defer u.guard.mu.Unlock()
 	return u.guard.total, u.guard.cfg.MaxCalls
 }
+
+// CheckTrunks reports whether SetTrunks would take trunks, without
+// changing anything: an error wrapping ErrConfig names the first trunk it
+// refuses.
+func CheckTrunks(trunks ...Trunk) error {
+	_, err := newTrunking(trunkOptions{trunks: trunks}, "", nil)
+	return err
+}
