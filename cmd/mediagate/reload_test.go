@@ -158,3 +158,30 @@ func TestReloadNeedsRestart(t *testing.T) {
 	n.reload(t, reloadRule("alpha")+"conference:\n  max_speakers: 3\n", "configuration reloaded", "restart=1")
 	n.logs.awaitAfter(t, mark, time.Second, "configuration changes need a restart", "keys=conference.max_speakers")
 }
+
+// TestReloadRemovedRoom: a configured room removed by a reload while
+// someone is in it stays open until that participant leaves, then closes
+// (conference.empty_timeout later); a room added by it opens at once.
+func TestReloadRemovedRoom(t *testing.T) {
+	const rooms = "conference:\n  empty_timeout: 1s\nrooms:\n  alpha:\n    open: true\n"
+	n := startReloadNode(t, rooms+"  beta:\n    open: true\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := rtctest.Join(ctx, t, n.base, "beta", "", rtctest.Options{Tone: toneHz})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return n.participants(t)["beta"] == 1 }, 5*time.Second, 50*time.Millisecond)
+
+	mark := n.logs.mark()
+	n.reload(t, rooms+"  gamma:\n    open: true\n", "configuration reloaded")
+	n.logs.awaitAfter(t, mark, time.Second, "room removed from the configuration; it closes once empty", "room=beta", "participants=1")
+	open := n.participants(t)
+	require.Contains(t, open, "gamma", "an added room opens at once")
+	require.Equal(t, 1, open["beta"], "the removed room keeps its participant")
+
+	require.NoError(t, c.Close())
+	require.Eventually(t, func() bool {
+		_, ok := n.participants(t)["beta"]
+		return !ok
+	}, 10*time.Second, 100*time.Millisecond, "the removed room closes once empty")
+	require.Contains(t, n.participants(t), "alpha", "a configured room stays open while empty")
+}
