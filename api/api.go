@@ -40,6 +40,8 @@ type Server struct {
 
 	mu     sync.Mutex
 	checks []namedCheck
+	// capacities are fixed at New (WithCapacity, capacity.go).
+	capacities []namedCapacity
 
 	// pinLockouts share the join page's wrong PINs across nodes.
 	pinLockouts PINLockouts

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/mediagate/mediagate/configs"
@@ -17,10 +18,10 @@ import (
 // Auth decides who may enter which room: it issues and verifies join
 // tokens (token.go) and applies the rooms' access settings (open, PIN,
 // invitation only) from the configuration. It is safe for concurrent use;
-// the rooms it knows are fixed at NewAuth.
+// the rooms it knows are set at NewAuth and replaced by SetRooms.
 type Auth struct {
 	key     []byte
-	rooms   map[room.ID]configs.Room
+	rooms   atomic.Pointer[map[room.ID]configs.Room]
 	pageTTL time.Duration
 	now     func() time.Time
 }
@@ -40,7 +41,6 @@ func WithAuthClock(now func() time.Time) AuthOption { return func(a *Auth) { a.n
 func NewAuth(cfg configs.Auth, rooms map[string]configs.Room, opts ...AuthOption) (*Auth, error) {
 	a := &Auth{
 		key:     []byte(cfg.TokenSecret),
-		rooms:   make(map[room.ID]configs.Room, len(rooms)),
 		pageTTL: cfg.PageTokenLifetime,
 		now:     time.Now,
 	}
@@ -54,19 +54,32 @@ func NewAuth(cfg configs.Auth, rooms map[string]configs.Room, opts ...AuthOption
 	if a.pageTTL <= 0 || a.pageTTL > MaxTokenLifetime {
 		return nil, fmt.Errorf("auth.page_token_lifetime: %s out of range (0s, 24h]", a.pageTTL)
 	}
-	for id, r := range rooms {
-		a.rooms[room.ID(id)] = r
-	}
+	a.SetRooms(rooms)
 	for _, o := range opts {
 		o(a)
 	}
 	return a, nil
 }
 
+// SetRooms replaces the configured rooms (the rooms section), for a
+// configuration reload: PINs, open and invitation-only settings, names
+// and tenants apply to the next request. Tokens already issued stay valid
+// until they expire.
+func (a *Auth) SetRooms(rooms map[string]configs.Room) {
+	m := make(map[room.ID]configs.Room, len(rooms))
+	for id, r := range rooms {
+		m[room.ID(id)] = r
+	}
+	a.rooms.Store(&m)
+}
+
+// configured returns the configured rooms in force.
+func (a *Auth) configured() map[room.ID]configs.Room { return *a.rooms.Load() }
+
 // Room returns the configured settings of room id, and whether the
 // operator configured it at all.
 func (a *Auth) Room(id room.ID) (configs.Room, bool) {
-	r, ok := a.rooms[id]
+	r, ok := a.configured()[id]
 	return r, ok
 }
 
@@ -75,13 +88,14 @@ func (a *Auth) Room(id room.ID) (configs.Room, bool) {
 // the configuration does not list, which tokens open on first join. The
 // recordings of a room are its tenant's.
 func (a *Auth) RoomTenant(id room.ID) string {
-	return a.rooms[id].TenantName()
+	return a.configured()[id].TenantName()
 }
 
 // RoomIDs returns the IDs of the configured rooms, sorted.
 func (a *Auth) RoomIDs() []room.ID {
-	ids := make([]room.ID, 0, len(a.rooms))
-	for id := range a.rooms {
+	rooms := a.configured()
+	ids := make([]room.ID, 0, len(rooms))
+	for id := range rooms {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
@@ -140,7 +154,7 @@ func (a *Auth) Check(r *http.Request, roomID room.ID, listenOnly bool) (Identity
 func (a *Auth) authenticate(r *http.Request, roomID room.ID) (Identity, error) {
 	token := bearerToken(r)
 	if token == "" {
-		if cfg, ok := a.rooms[roomID]; ok && cfg.Open {
+		if cfg, ok := a.configured()[roomID]; ok && cfg.Open {
 			return Identity{
 				Subject:   "anon-" + rand.Text(),
 				Grants:    Grants{Publish: true, Listen: true},

@@ -13,8 +13,9 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": s.version})
 }
 
-// readyz answers 200 when the node takes new calls and participants, and 503
-// with the failing checks while it is draining or a dependency is down.
+// readyz answers 200 when the node takes new calls and participants, 503
+// with the failing checks while it is draining or a dependency is down,
+// and 429 with the exhausted limits while it is full (capacity.go).
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	type result struct {
 		Status string            `json:"status"`
@@ -42,6 +43,10 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if len(res.Failed) > 0 {
 		res.Status = "not ready"
 		writeJSON(w, http.StatusServiceUnavailable, res)
+		return
+	}
+	if full := s.exhausted(); full != nil {
+		writeAtCapacity(w, full)
 		return
 	}
 	writeJSON(w, http.StatusOK, res)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync/atomic"
 
 	"github.com/mediagate/mediagate/room"
 	"github.com/mediagate/mediagate/sip"
@@ -91,7 +92,7 @@ func (d *Dispatcher) Route(dialed sip.Number) (Rule, error) {
 // codec (488) are refused by package sip before the handler runs; a UA
 // that drains refuses with 503 by itself as well.
 type CallHandler struct {
-	dispatch *Dispatcher
+	dispatch atomic.Pointer[Dispatcher] // SetDispatcher replaces it
 	deps     SessionDeps
 	log      *slog.Logger
 }
@@ -105,8 +106,15 @@ func NewCallHandler(d *Dispatcher, deps SessionDeps) *CallHandler {
 	if deps.Log == nil {
 		deps.Log = slog.New(slog.DiscardHandler)
 	}
-	return &CallHandler{dispatch: d, deps: deps, log: deps.Log}
+	h := &CallHandler{deps: deps, log: deps.Log}
+	h.dispatch.Store(d)
+	return h
 }
+
+// SetDispatcher replaces the dispatch rules, for a configuration reload:
+// the next INVITE is routed by d, while calls already admitted keep the
+// rule they were given.
+func (h *CallHandler) SetDispatcher(d *Dispatcher) { h.dispatch.Store(d) }
 
 // HandleCall leads one INVITE through the call flow of CallHandler. It
 // returns when the call has ended.
@@ -142,7 +150,7 @@ func (h *CallHandler) HandleCall(ctx context.Context, in *sip.IncomingCall) {
 // admit finds the call's rule and, for a fixed room, asks the room
 // whether it takes one more participant.
 func (h *CallHandler) admit(info sip.CallInfo) (Rule, error) {
-	rule, err := h.dispatch.Route(info.Dialed)
+	rule, err := h.dispatch.Load().Route(info.Dialed)
 	if err != nil {
 		return Rule{}, err
 	}

@@ -180,3 +180,40 @@ func TestCallHandler(t *testing.T) {
 	require.NoError(t, ivr.call.Hangup(ctx))
 	require.Eventually(t, func() bool { return board.Len() == 0 }, 5*time.Second, 20*time.Millisecond)
 }
+
+// TestCallHandlerSetDispatcher: replaced rules route the next call, while
+// a call admitted before stays in the room its rule gave it.
+func TestCallHandlerSetDispatcher(t *testing.T) {
+	prompts, err := Load("")
+	require.NoError(t, err)
+	rooms := room.NewManager()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		require.NoError(t, rooms.Close(ctx))
+	})
+	alpha, err := rooms.Create("alpha", room.WithEmptyTimeout(-1))
+	require.NoError(t, err)
+	beta, err := rooms.Create("beta", room.WithEmptyTimeout(-1))
+	require.NoError(t, err)
+	h := NewCallHandler(NewDispatcher(English, map[sip.Number]Rule{"2000": {Room: "alpha"}}),
+		SessionDeps{Prompts: prompts, Rooms: rooms, Directory: fakeDirectory{}})
+	u := startTestUA(t, h)
+
+	first := dialNumber(t, u, "2000")
+	require.Equal(t, 200, first.final)
+	require.Eventually(t, func() bool { return alpha.Len() == 1 }, 5*time.Second, 5*time.Millisecond)
+
+	h.SetDispatcher(NewDispatcher(English, map[sip.Number]Rule{"2000": {Room: "beta"}}))
+	second := dialNumber(t, u, "2000")
+	require.Equal(t, 200, second.final)
+	require.Eventually(t, func() bool { return beta.Len() == 1 }, 5*time.Second, 5*time.Millisecond,
+		"the next call follows the new rule")
+	require.Equal(t, 1, alpha.Len(), "the call in progress keeps its room")
+	require.Equal(t, 404, dialNumber(t, u, "2001").final)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, first.call.Hangup(ctx))
+	require.NoError(t, second.call.Hangup(ctx))
+}

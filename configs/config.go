@@ -48,6 +48,13 @@ type Node struct {
 	// DrainTimeout is how long SIGTERM waits for calls and requests to end
 	// before the node stops anyway.
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	// MaxParticipants is the node's capacity in participants (phone
+	// callers, WebRTC participants and listeners of all its rooms
+	// together): at or above it /readyz answers 429 so that load
+	// balancers send new work elsewhere. It refuses nobody by itself (the
+	// hard caps are rooms.<id>.max_participants and sip.guard.max_calls).
+	// 0 means no limit.
+	MaxParticipants int `yaml:"max_participants"`
 }
 
 // Log chooses the level and format of the node's log.

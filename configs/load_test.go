@@ -39,6 +39,7 @@ func TestLoadBadFiles(t *testing.T) {
 		{"negative_duration", `testdata/negative_duration.bad.yaml:2: node.drain_timeout: -5s out of range 0s..1h`, ErrInvalid},
 		{"long_duration", `testdata/long_duration.bad.yaml:2: node.drain_timeout: 2h0m0s out of range 0s..1h`, ErrInvalid},
 		{"bad_node_id", `testdata/bad_node_id.bad.yaml:2: node.id: "gw 1" must be at most 64 characters from A-Z a-z 0-9 . _ -`, ErrInvalid},
+		{"node_max_participants", `testdata/node_max_participants.bad.yaml:3: node.max_participants: -1 out of range 0..1000000`, ErrInvalid},
 		{"bad_listen", `testdata/bad_listen.bad.yaml:2: http.listen: "8080" is not host:port: missing port in address`, ErrInvalid},
 		{"bad_listen_port", `testdata/bad_listen_port.bad.yaml:2: sip.listen: "127.0.0.1:sip": port "sip" is not a number`, ErrInvalid},
 		{"bad_redis", `testdata/bad_redis.bad.yaml:2: redis.addr: "localhost:0": port 0 out of range 1..65535`, ErrInvalid},

@@ -23,6 +23,9 @@ const (
 	maxSpeakers = 16
 	// maxNodeIDLen keeps node IDs short enough for metric labels and Redis keys.
 	maxNodeIDLen = 64
+	// maxNodeParticipants bounds node.max_participants: far above what one
+	// node mixes, so only typos are refused.
+	maxNodeParticipants = 1000000
 )
 
 // Validate checks every value for range and form, so the node refuses a bad
@@ -44,6 +47,7 @@ func (c Config) validate(file string, origins map[string]origin) error {
 	if d := c.Node.DrainTimeout; d < 0 || d > maxDrainTimeout {
 		v.fail("node.drain_timeout", "%s out of range 0s..1h", d)
 	}
+	v.intRange("node.max_participants", c.Node.MaxParticipants, 0, maxNodeParticipants)
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	v.oneOf("log.format", c.Log.Format, "text", "json")
 	v.hostPort("http.listen", c.HTTP.Listen, 0)

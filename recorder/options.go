@@ -202,14 +202,30 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	policies, err := checkPolicies(o.Policies)
+	if err != nil {
+		return o, err
+	}
+	o.Policies = policies
+	o.ReceiptKey = append([]byte(nil), o.ReceiptKey...)
+	if o.EncryptionKey != nil {
+		o.EncryptionKey = append([]byte(nil), o.EncryptionKey...)
+	}
+	return o, nil
+}
+
+// checkPolicies validates retention policies and returns them completed:
+// Max defaults to Duration, and the default policy is added unless one of
+// them replaces it.
+func checkPolicies(in []Policy) ([]Policy, error) {
 	seen := map[string]bool{}
-	policies := make([]Policy, 0, len(o.Policies)+1)
-	for _, p := range o.Policies {
+	policies := make([]Policy, 0, len(in)+1)
+	for _, p := range in {
 		if err := p.validate(); err != nil {
-			return o, err
+			return nil, err
 		}
 		if seen[p.Name] {
-			return o, fmt.Errorf("%w: policy %q defined twice", ErrOptions, p.Name)
+			return nil, fmt.Errorf("%w: policy %q defined twice", ErrOptions, p.Name)
 		}
 		seen[p.Name] = true
 		if p.Max == 0 {
@@ -220,20 +236,15 @@ func (o Options) withDefaults() (Options, error) {
 	if !seen[DefaultPolicyName] {
 		policies = append(policies, DefaultPolicy())
 	}
-	o.Policies = policies
-	o.ReceiptKey = append([]byte(nil), o.ReceiptKey...)
-	if o.EncryptionKey != nil {
-		o.EncryptionKey = append([]byte(nil), o.EncryptionKey...)
-	}
-	return o, nil
+	return policies, nil
 }
 
-// policy returns the policy called name ("" is DefaultPolicyName).
-func (o *Options) policy(name string) (Policy, bool) {
+// findPolicy returns the policy called name ("" is DefaultPolicyName).
+func findPolicy(policies []Policy, name string) (Policy, bool) {
 	if name == "" {
 		name = DefaultPolicyName
 	}
-	for _, p := range o.Policies {
+	for _, p := range policies {
 		if p.Name == name {
 			return p, true
 		}

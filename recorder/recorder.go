@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mediagate/mediagate/media"
@@ -41,7 +42,10 @@ type audioFile interface {
 // Goroutines: each Recording runs one, which Recording.Stop or Close stops
 // and waits for; Run is the sweeper loop, owned by its caller's ctx.
 type Recorder struct {
-	opts     Options
+	opts Options
+	// policies are the retention policies in force: opts.Policies at
+	// New, replaced by SetPolicies.
+	policies atomic.Pointer[[]Policy]
 	log      *slog.Logger
 	st       store
 	receipts *receiptLog
@@ -96,6 +100,7 @@ func New(opts Options) (*Recorder, error) {
 			return os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o640)
 		},
 	}
+	r.policies.Store(&opts.Policies)
 	ids, err := r.st.listIDs()
 	if err != nil {
 		return nil, err
@@ -157,7 +162,33 @@ func (r *Recorder) emit(t EventType, m *Manifest, err error) {
 }
 
 // Policies returns the retention policies in force, the default included.
-func (r *Recorder) Policies() []Policy { return slices.Clone(r.opts.Policies) }
+func (r *Recorder) Policies() []Policy { return slices.Clone(*r.policies.Load()) }
+
+// SetPolicies replaces the retention policies (Options.Policies), for a
+// configuration reload. Recordings started afterwards get the new
+// policies; a recording's expires_at stays what its start fixed
+// (DESIGN.md decision 7), and extending or deleting it early follows the
+// policy of its name now in force (its promised expiry when the policy is
+// gone). Invalid policies are an error wrapping ErrOptions, and nothing
+// changes.
+func (r *Recorder) SetPolicies(policies []Policy) error {
+	ps, err := checkPolicies(policies)
+	if err != nil {
+		return err
+	}
+	r.policies.Store(&ps)
+	return nil
+}
+
+// CheckPolicies reports whether SetPolicies would take policies, without
+// changing anything.
+func CheckPolicies(policies []Policy) error {
+	_, err := checkPolicies(policies)
+	return err
+}
+
+// policy returns the policy in force called name ("" is the default).
+func (r *Recorder) policy(name string) (Policy, bool) { return findPolicy(*r.policies.Load(), name) }
 
 // Node returns the node name written into manifests and receipts.
 func (r *Recorder) Node() string { return r.opts.Node }
@@ -196,7 +227,7 @@ func (r *Recorder) start(roomID room.ID, tenant Tenant, policyName string, src S
 	if roomID == "" {
 		return nil, fmt.Errorf("%w: empty room id", ErrInvalidArgument)
 	}
-	policy, ok := r.opts.policy(policyName)
+	policy, ok := r.policy(policyName)
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownPolicy, truncate(policyName, 40))
 	}

@@ -75,7 +75,7 @@ func (r *Recorder) Extend(id ID, until time.Time) (Manifest, error) {
 	}
 	until = utc(until)
 	return r.update(id, func(m *Manifest, active bool) error {
-		p, ok := r.opts.policy(m.Retention)
+		p, ok := r.policy(m.Retention)
 		if !ok { // a policy removed from the config since: keep what was promised
 			p = Policy{Name: m.Retention, Max: m.ExpiresAt.Sub(m.StartedAt)}
 		}
@@ -204,7 +204,7 @@ func (r *Recorder) deleteLocked(e *entry, reason DeletionReason, actor string, n
 		return fmt.Errorf("%w: %s", ErrLegalHold, m.ID)
 	}
 	if m.Deletion == nil {
-		if p, ok := r.opts.policy(m.Retention); ok && reason != ReasonExpired && now.Before(m.StartedAt.Add(p.Min)) {
+		if p, ok := r.policy(m.Retention); ok && reason != ReasonExpired && now.Before(m.StartedAt.Add(p.Min)) {
 			return fmt.Errorf("%w: %s until %s", ErrRetentionMin, m.ID, m.StartedAt.Add(p.Min).Format(time.RFC3339))
 		}
 		if err := r.beginDeletion(m, reason, actor, now); err != nil {

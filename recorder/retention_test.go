@@ -335,3 +335,29 @@ func ids(ms []Manifest) []ID {
 	}
 	return out
 }
+
+// TestSetPolicies: replaced policies apply to recordings started
+// afterwards; one started before keeps the expiry its start fixed; an
+// invalid set changes nothing.
+func TestSetPolicies(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.Policies = []Policy{{Name: "board", Duration: 30 * day}} })
+	before := h.record(t, "acme", "board", shortTone())
+	require.Equal(t, before.StartedAt.Add(30*day), before.ExpiresAt)
+
+	require.ErrorIs(t, h.r.SetPolicies([]Policy{{Name: "board"}}), ErrOptions)
+	require.ErrorIs(t, h.r.SetPolicies([]Policy{{Name: "board", Duration: day}, {Name: "board", Duration: day}}), ErrOptions)
+	require.Len(t, h.r.Policies(), 2, "board and the default, unchanged")
+
+	require.NoError(t, h.r.SetPolicies([]Policy{{Name: "board", Duration: 7 * day}, {Name: "legal", Duration: 365 * day}}))
+	after := h.record(t, "acme", "board", shortTone())
+	require.Equal(t, after.StartedAt.Add(7*day), after.ExpiresAt, "the new duration")
+	legal := h.record(t, "acme", "legal", shortTone())
+	require.Equal(t, legal.StartedAt.Add(365*day), legal.ExpiresAt, "an added policy")
+	kept, err := h.r.Get(before.ID)
+	require.NoError(t, err)
+	require.Equal(t, before.ExpiresAt, kept.ExpiresAt, "a promise is kept")
+
+	require.NoError(t, h.r.SetPolicies(nil))
+	_, err = h.r.Start("room-1", "acme", "legal", newChanSource())
+	require.ErrorIs(t, err, ErrUnknownPolicy, "a removed policy")
+}

@@ -213,3 +213,28 @@ func TestOnOpen(t *testing.T) {
 	require.Equal(t, EventJoined, ev.Type)
 	require.Equal(t, ParticipantID("a"), ev.Participant)
 }
+
+// TestSetEmptyTimeout: a room kept open while empty (negative grace) gets
+// a grace period later, counted from when it emptied, and closes then; a
+// participant in it keeps it open meanwhile.
+func TestSetEmptyTimeout(t *testing.T) {
+	c := newClock()
+	m := newTestManager(t, c)
+	r, err := m.Create("board", WithEmptyTimeout(-1))
+	require.NoError(t, err)
+	require.NoError(t, r.Join(newPeer(t, "a", 0, 0, formatL16)))
+	r.SetEmptyTimeout(time.Second)
+	c.run(r, 100) // 2 s, not empty
+	_, err = m.Get("board")
+	require.NoError(t, err, "open while someone is in it")
+	require.NoError(t, r.Leave("a"))
+	c.run(r, 50) // detach tick + 0.98 s
+	_, err = m.Get("board")
+	require.NoError(t, err)
+	c.run(r, 1)
+	select {
+	case <-r.Done():
+	default:
+		t.Fatal("room still open 1 s after it emptied")
+	}
+}

@@ -99,8 +99,8 @@ func (r *Room) Tick(now time.Time) {
 	if mx.closed {
 		return
 	}
-	if expired := r.sync(now); expired {
-		r.log.Info("room empty past grace period", "grace", r.cfg.emptyTimeout)
+	if expired, grace := r.sync(now); expired {
+		r.log.Info("room empty past grace period", "grace", grace)
 		r.shutdown(ErrRoomClosed)
 		return
 	}
@@ -117,8 +117,8 @@ func (r *Room) Tick(now time.Time) {
 }
 
 // sync takes over membership changes from the controls and reports whether
-// the room has been empty for its grace period.
-func (r *Room) sync(now time.Time) (expired bool) {
+// the room has been empty for its grace period, and that period.
+func (r *Room) sync(now time.Time) (expired bool, grace time.Duration) {
 	mx := &r.mx
 	r.mu.Lock()
 	if mx.gen != r.gen {
@@ -143,9 +143,10 @@ func (r *Room) sync(now time.Time) (expired bool) {
 	} else {
 		r.emptySince = time.Time{}
 	}
+	grace = r.cfg.emptyTimeout
 	r.mu.Unlock()
 	r.release()
-	return expired
+	return expired, grace
 }
 
 // release detaches members that left and closes streams nobody uses; it

@@ -363,6 +363,16 @@ func (r *Room) SetMaxParticipants(n int) {
 	r.maxParticipants = max(n, 0)
 }
 
+// SetEmptyTimeout changes how long the room stays open once empty
+// (WithEmptyTimeout; negative: until closed), counted from when it became
+// empty: a configured room removed by a reload closes once its last
+// participant has left.
+func (r *Room) SetEmptyTimeout(d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.cfg.emptyTimeout = d
+}
+
 // ParticipantState is one row of the participant list.
 type ParticipantState struct {
 	ID     ParticipantID

@@ -562,7 +562,7 @@ func (c *GuardConfig) check() error {
 // startGuard builds the guard of WithGuard, if any.
 func (u *UA) startGuard() {
 	if u.opts.guard != nil {
-		u.guard = newGuard(*u.opts.guard, u.opts.banList, u.tr.exempt, time.Now, u.log)
+		u.guard = newGuard(*u.opts.guard, u.opts.banList, func(a netip.Addr) bool { return u.trunks().exempt(a) }, time.Now, u.log)
 	}
 }
 

@@ -92,7 +92,7 @@ func (e *redactedError) Unwrap() error { return e.err }
 // Registrations returns the state of every registration trunk, by name.
 func (u *UA) Registrations() []Registration {
 	var out []Registration
-	for _, t := range u.tr.trunks {
+	for _, t := range u.trunks().trunks {
 		if t.reg != nil {
 			out = append(out, t.reg.snapshot())
 		}
@@ -111,6 +111,8 @@ type registration struct {
 	cseq      uint32
 	ua        *UA
 	log       *slog.Logger
+	stop      context.CancelFunc // ends run: SetTrunks removed or changed the trunk
+	done      chan struct{}      // closed when run returned
 
 	mu    sync.Mutex
 	snap  Registration
@@ -178,20 +180,36 @@ func randHex(n int) string {
 // waits for them with the handlers (u.wg). It must run before ServeUDP:
 // a REGISTER leaves from the listening socket, which sipgo's transport
 // knows only once its serve loop began, so u.udp is wrapped to say when
-// that happened (the loop's first read).
+// that happened (the loop's first read, u.served). Registration trunks
+// that SetTrunks adds later wait for the same moment.
 func (u *UA) startRegistrations() {
-	ready := make(chan struct{})
-	for _, t := range u.tr.trunks {
-		if t.reg == nil {
-			continue
+	u.served = make(chan struct{})
+	u.udp = &servingConn{PacketConn: u.udp, ready: u.served}
+	for _, t := range u.trunks().trunks {
+		if t.reg != nil {
+			u.startRegistration(t, nil)
 		}
-		if _, wrapped := u.udp.(*servingConn); !wrapped {
-			u.udp = &servingConn{PacketConn: u.udp, ready: ready}
-		}
-		t.reg.ua, t.reg.log = u, u.log.With("trunk", t.Name)
-		u.wg.Add(1)
-		go t.reg.run(u.ctx, ready)
 	}
+}
+
+// startRegistration starts t's registration goroutine; it begins once
+// after (when not nil) is closed: the goroutine of the registration it
+// replaces has removed its binding by then, so that un-REGISTER cannot
+// remove the new one. The caller holds u.mu or runs before the UA serves.
+func (u *UA) startRegistration(t *trunk, after <-chan struct{}) {
+	ctx, stop := context.WithCancel(u.ctx)
+	t.reg.ua, t.reg.log, t.reg.stop, t.reg.done = u, u.log.With("trunk", t.Name), stop, make(chan struct{})
+	u.wg.Add(1)
+	go func() {
+		defer close(t.reg.done)
+		if after != nil {
+			select {
+			case <-after:
+			case <-ctx.Done():
+			}
+		}
+		t.reg.run(ctx, u.served)
+	}()
 }
 
 // servingConn is the UDP listener, closing ready when sipgo first reads

@@ -62,10 +62,11 @@ func offlineUA(tb testing.TB, trunks ...Trunk) *UA {
 		trunk: trunkOptions{trunks: trunks}}
 	u := &UA{log: o.log, opts: o, dialogs: map[string]*IncomingCall{}, port: 5060,
 		handler: HandlerFunc(func(_ context.Context, in *IncomingCall) { _ = in.Reject(&StatusError{Code: 486}) })}
-	var err error
-	if u.tr, err = newTrunking(o.trunk, o.name); err != nil {
+	tr, err := newTrunking(o.trunk, o.name, nil)
+	if err != nil {
 		tb.Fatal(err)
 	}
+	u.trs.Store(tr)
 	u.ctx, u.cancel = context.WithCancel(context.Background())
 	tb.Cleanup(u.cancel)
 	return u

@@ -314,7 +314,7 @@ func (u *UA) screenOne(p sip.TransportReadProps, data []byte, stream bool) ([]by
 	// goes on to trunk admission (trunk.go) rather than learn our 416, 420,
 	// 406 or 415 unauthenticated; INVITEs get 420 and 415 after admission
 	// (incoming.go).
-	if v.code != 400 && v.code != 505 && len(u.tr.trunks) > 0 && framed {
+	if v.code != 400 && v.code != 505 && len(u.trunks().trunks) > 0 && framed {
 		norm := normalize(start, hdrs, data[len(data)-len(body):end])
 		if msg, err := sip.ParseMessage(norm); err == nil {
 			if _, isReq := msg.(*sip.Request); isReq {
@@ -327,7 +327,7 @@ func (u *UA) screenOne(p sip.TransportReadProps, data []byte, stream bool) ([]by
 		u.screenLog(p, 0, v.warn) // RFC 3261 §18.2.2: nowhere to answer
 		return nil, end, closeConn
 	}
-	if !u.tr.mayAnswer(p.RemoteAddr) {
+	if !u.trunks().mayAnswer(p.RemoteAddr) {
 		return nil, end, closeConn // sip.hide_unknown: say nothing to strangers
 	}
 	u.screenLog(p, v.code, v.warn)
@@ -339,7 +339,7 @@ func (u *UA) screenOne(p sip.TransportReadProps, data []byte, stream bool) ([]by
 // refusalBurst a minute, then at Debug.
 func (u *UA) screenLog(p sip.TransportReadProps, code int, why string) {
 	src := addrPortOf(p.RemoteAddr)
-	if ok, _ := u.tr.refusals.allow(time.Now()); ok {
+	if ok, _ := u.trunks().refusals.allow(time.Now()); ok {
 		u.log.Info("sip request screened", "code", code, "why", why, "transport", p.Transport, addrAttr("source", src))
 		return
 	}

@@ -110,9 +110,14 @@ type trunk struct {
 }
 
 // newTrunking checks the trunks and prepares them; realm is the default
-// digest realm. Errors wrap ErrConfig.
-func newTrunking(o trunkOptions, realm string) (*trunking, error) {
+// digest realm. A replacement (SetTrunks) passes the trunking it replaces
+// as prev: it keeps its nonce key, so challenges already sent stay
+// answerable, and its refusal log limit. Errors wrap ErrConfig.
+func newTrunking(o trunkOptions, realm string, prev *trunking) (*trunking, error) {
 	tr := &trunking{hide: o.hide, nonces: newNonceKey(), refusals: newLogLimiter(refusalBurst, time.Minute)}
+	if prev != nil {
+		tr.nonces, tr.refusals = prev.nonces, prev.refusals
+	}
 	seen := map[string]bool{}
 	var err error
 	for _, t := range o.trunks {
@@ -216,7 +221,7 @@ func (u *UA) gated(h sipgo.RequestHandler) sipgo.RequestHandler {
 // Otherwise the request is answered here (401, 403, 400) or, from an
 // unknown source with hide_unknown, dropped, and admit returns false.
 func (u *UA) admit(req *sip.Request, tx sip.ServerTransaction) (string, bool) {
-	tr := u.tr
+	tr := u.trunks()
 	if len(tr.trunks) == 0 {
 		return "", true
 	}
@@ -244,7 +249,7 @@ func (u *UA) admit(req *sip.Request, tx sip.ServerTransaction) (string, bool) {
 // more than refusalBurst came within a minute, so a scanner cannot flood
 // the log; the next Info record says how many were held back.
 func (u *UA) logRefusal(req *sip.Request, src netip.AddrPort, d decision) {
-	ok, held := u.tr.refusals.allow(time.Now())
+	ok, held := u.trunks().refusals.allow(time.Now())
 	if held > 0 {
 		u.log.Info("sip refusals logged at debug level only", "count", held, "within", time.Minute)
 	}

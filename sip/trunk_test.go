@@ -41,7 +41,7 @@ func answer(t *testing.T, d decision, realm, user, password string, req *sip.Req
 
 func mustTrunking(t *testing.T, hide bool, ts ...Trunk) *trunking {
 	t.Helper()
-	tr, err := newTrunking(trunkOptions{trunks: ts, hide: hide}, "gw")
+	tr, err := newTrunking(trunkOptions{trunks: ts, hide: hide}, "gw", nil)
 	require.NoError(t, err)
 	return tr
 }
@@ -275,7 +275,7 @@ func BenchmarkDecide(b *testing.B) {
 		ts = append(ts, Trunk{Name: fmt.Sprintf("t%d", i), CIDRs: []netip.Prefix{
 			netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i), 0, 0}), 16)}})
 	}
-	tr, err := newTrunking(trunkOptions{trunks: append(ts, pbx)}, "gw")
+	tr, err := newTrunking(trunkOptions{trunks: append(ts, pbx)}, "gw", nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -120,8 +121,10 @@ type UA struct {
 	bindIP  netip.Addr // listen host; invalid means all interfaces
 	port    int
 	ports   *portAllocator
-	tr      *trunking // trunk.go: who may call, registrations
-	guard   *guard    // guard.go: nil without WithGuard
+	trs     atomic.Pointer[trunking] // trunk.go: who may call, registrations; SetTrunks replaces it
+	trMu    sync.Mutex               // serialises SetTrunks
+	served  chan struct{}            // closed once sipgo serves the UDP listener (register.go)
+	guard   *guard                   // guard.go: nil without WithGuard
 
 	ctx    context.Context // handlers' base context, cancelled by Close
 	cancel context.CancelFunc
@@ -158,9 +161,11 @@ func New(listen string, h Handler, opts ...Option) (*UA, error) {
 		return nil, err
 	}
 	u := &UA{log: o.log.With("component", "sip"), opts: o, handler: h, dialogs: map[string]*IncomingCall{}}
-	if u.tr, err = newTrunking(o.trunk, o.name); err != nil {
+	tr, err := newTrunking(o.trunk, o.name, nil)
+	if err != nil {
 		return nil, err
 	}
+	u.trs.Store(tr)
 	if err := o.guard.check(); err != nil {
 		return nil, err
 	}

@@ -71,18 +71,23 @@ func (d *roomDirectory) CheckPIN(id room.ID, pin string) bool {
 // Wrong PINs are counted across calls in lockouts (shared by the nodes of
 // a cluster): a caller that keeps guessing is locked out for growing
 // periods, whatever node it calls.
-func dialIn(cfg configs.Config, log *slog.Logger, rooms bridge.Rooms, prompts *bridge.Prompts,
+//
+// The dispatch rules and the room directory are the live ones of l, which a
+// reload replaces (reload.go).
+func dialIn(cfg configs.Config, log *slog.Logger, rooms bridge.Rooms, l *live,
 	lockouts bridge.PINLockouts, bans sip.BanList) (*sip.UA, error) {
+	l.dir.set(newRoomDirectory(cfg.Rooms))
 	deps := bridge.SessionDeps{
-		Prompts:     prompts,
+		Prompts:     l.prompts,
 		Lang:        bridge.Lang(cfg.Dialin.Language),
 		Rooms:       rooms,
-		Directory:   newRoomDirectory(cfg.Rooms),
+		Directory:   &l.dir,
 		PINLockouts: lockouts,
 		Log:         log.With("component", "bridge"),
 	}
 	log.Info("dial-in", "rules", len(cfg.Dialin.Numbers), "language", cfg.Dialin.Language,
-		"languages", prompts.Languages(), "prompts_dir", cfg.Dialin.PromptsDir)
+		"languages", l.prompts.Languages(), "prompts_dir", cfg.Dialin.PromptsDir)
+	l.calls = bridge.NewCallHandler(newDispatcher(cfg), deps)
 	trunks, err := sipTrunks(cfg)
 	if err != nil {
 		return nil, err
@@ -91,7 +96,7 @@ func dialIn(cfg configs.Config, log *slog.Logger, rooms bridge.Rooms, prompts *b
 	if err != nil {
 		return nil, err
 	}
-	return sip.New(cfg.SIP.Listen, bridge.NewCallHandler(newDispatcher(cfg), deps), append([]sip.Option{
+	return sip.New(cfg.SIP.Listen, l.calls, append([]sip.Option{
 		sip.WithLogger(log),
 		sip.WithCodecs(cfg.SIP.Codecs...),
 		sip.WithMediaTimeout(cfg.SIP.MediaTimeout),
@@ -168,19 +173,29 @@ func loadPrompts(d configs.Dialin) (*bridge.Prompts, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dialin.prompts_dir: %w", err)
 	}
+	if err := checkLanguages(prompts, d); err != nil {
+		return nil, err
+	}
+	return prompts, nil
+}
+
+// checkLanguages checks that prompts has every language the dialin
+// section names (at start and on reload, whose prompts stay those loaded
+// at start).
+func checkLanguages(prompts *bridge.Prompts, d configs.Dialin) error {
 	missing := func(key, lang string) error {
 		return fmt.Errorf("%s: no prompts in language %q (shipped: %s; add a directory %s/%s)",
 			key, lang, strings.Join(configs.DialinLanguages, ", "), d.PromptsDir, lang)
 	}
 	if !prompts.Has(bridge.Lang(d.Language)) {
-		return nil, missing("dialin.language", d.Language)
+		return missing("dialin.language", d.Language)
 	}
 	for _, n := range slices.Sorted(maps.Keys(d.Numbers)) {
 		if l := d.Numbers[n].Language; l != "" && !prompts.Has(bridge.Lang(l)) {
-			return nil, missing("dialin.numbers."+n+".language", l)
+			return missing("dialin.numbers."+n+".language", l)
 		}
 	}
-	return prompts, nil
+	return nil
 }
 
 // sipNetwork turns sip.external_address and sip.tls into options: the

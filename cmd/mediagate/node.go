@@ -58,6 +58,8 @@ type node struct {
 	keys       *api.KeyStore // API keys, shared through the cluster state
 	stopBeats  context.CancelFunc
 	beatsDone  sync.WaitGroup
+
+	live live // reload.go: the configuration in force and what SIGHUP replaces
 }
 
 // newNode builds the node's parts from the configuration. It binds the
@@ -91,6 +93,8 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 		return nil, err
 	}
 	n := &node{log: log, keys: keys, sweepDone: make(chan struct{}), auditDone: make(chan struct{})}
+	n.live.cfg.Store(&cfg)
+	n.live.auth = auth
 	if err := n.joinCluster(cfg, log, httpAddr); err != nil {
 		return nil, err
 	}
@@ -137,7 +141,7 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 		_ = audit.Run(auditCtx)
 	}()
 	tenantOf := func(id room.ID) recorder.Tenant { return recorder.Tenant(auth.RoomTenant(id)) }
-	policyOf := func(id room.ID) string { return cfg.Recording.RoomPolicy(string(id)) }
+	policyOf := func(id room.ID) string { return n.config().Recording.RoomPolicy(string(id)) }
 	n.recs = newRoomRecordings(log, rec, tenantOf, policyOf, autoRecorded(cfg.Rooms), cfg.Conference.EmptyTimeout)
 	streamOpts.Fence = room.Fence{Check: n.fence, Stale: isStale}
 	n.streams = newRoomStreams(log, streamOpts, autoStreamed(cfg.Rooms), cfg.Conference.EmptyTimeout)
@@ -152,7 +156,7 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 	}), room.WithRoomDefaults(roomDefaults...),
 		room.WithOpenGate(n.own.gate),
 		room.WithOptionsFor(func(id room.ID) []room.Option {
-			if rc, ok := cfg.Rooms[string(id)]; ok {
+			if rc, ok := n.config().Rooms[string(id)]; ok {
 				return []room.Option{room.WithMaxParticipants(rc.MaxParticipants)}
 			}
 			return nil
@@ -183,6 +187,7 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 		}
 	}
 	prompts, err := loadPrompts(cfg.Dialin)
+	n.live.prompts = prompts
 	if err != nil {
 		_ = n.close(context.Background())
 		return nil, err
@@ -200,7 +205,7 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 	n.streams.video = func(id room.ID) stream.VideoSource {
 		return n.rtc.SubscribeVideo(id, stream.RecommendedVideoBuffer)
 	}
-	if n.sip, err = dialIn(cfg, log, &clusterRooms{Manager: n.rooms, links: n.links}, prompts, n.state, n.state); err != nil {
+	if n.sip, err = dialIn(cfg, log, &clusterRooms{Manager: n.rooms, links: n.links}, &n.live, n.state, n.state); err != nil {
 		_ = n.close(context.Background())
 		return nil, fmt.Errorf("sip: %w", err)
 	}
@@ -216,6 +221,7 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 		api.WithStreams(n.streams),
 		api.WithNodes(cluster.NodeID(cfg.Node.ID), n.state),
 	}
+	apiOpts = append(apiOpts, n.capacities()...)
 	if r, ok := n.state.(*cluster.Redis); ok {
 		apiOpts = append(apiOpts, api.WithRecordingsIndex(recordingsIndex{r}), api.WithRoomLocator(n.own),
 			api.WithPINLockouts(r))

@@ -84,15 +84,10 @@ func readKeyFile(path string, log *slog.Logger) ([]byte, error) {
 
 // recorderOptions turns the recording section into the recorder's options.
 func recorderOptions(cfg configs.Config, key []byte, log *slog.Logger) recorder.Options {
-	var policies []recorder.Policy
-	for _, name := range slices.Sorted(maps.Keys(cfg.Recording.Policies)) {
-		p := cfg.Recording.Policies[name]
-		policies = append(policies, recorder.Policy{Name: name, Duration: p.Duration, Min: p.Min, Max: p.Max})
-	}
 	return recorder.Options{
 		Dir:            cfg.RecordingDir(),
 		Node:           cfg.NodeID(),
-		Policies:       policies,
+		Policies:       retentionPolicies(cfg.Recording),
 		ReceiptKey:     key,
 		EncryptionKey:  cfg.Recording.EncryptionKeyBytes(),
 		Format:         recordingFormat(cfg.Recording.Format),
@@ -100,6 +95,17 @@ func recorderOptions(cfg configs.Config, key []byte, log *slog.Logger) recorder.
 		Logger:         log,
 		OnEvent:        func(ev recorder.Event) { logRecordingEvent(log, ev) },
 	}
+}
+
+// retentionPolicies turns recording.policies into the recorder's, in name
+// order.
+func retentionPolicies(r configs.Recording) []recorder.Policy {
+	var policies []recorder.Policy
+	for _, name := range slices.Sorted(maps.Keys(r.Policies)) {
+		p := r.Policies[name]
+		policies = append(policies, recorder.Policy{Name: name, Duration: p.Duration, Min: p.Min, Max: p.Max})
+	}
+	return policies
 }
 
 // recordingFormat maps recording.format to the recorder's format; Validate

@@ -24,14 +24,16 @@ const stopGrace = 3 * time.Second
 
 // serve loads the configuration, runs the node until a signal arrives and
 // returns the exit code. SIGTERM drains: /readyz turns 503 at once, open work
-// gets node.drain_timeout to finish. SIGINT stops within stopGrace.
+// gets node.drain_timeout to finish. SIGINT stops within stopGrace. SIGHUP
+// reloads the configuration from the same file and environment
+// (reload.go) and the node runs on.
 func serve(ctx context.Context, configPath string, environ []string, stderr io.Writer, sigs <-chan os.Signal) int {
 	cfg, err := configs.Load(configPath, environ)
 	if err != nil {
 		fmt.Fprintf(stderr, "mediagate: configuration: %v\n", err)
 		return exitUsage
 	}
-	log, err := newLogger(cfg.Log, stderr)
+	log, level, err := newLogger(cfg.Log, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "mediagate: %v\n", err)
 		return exitUsage
@@ -71,6 +73,7 @@ func serve(ctx context.Context, configPath string, environ []string, stderr io.W
 		log.Error("cannot start", "err", err)
 		return exitFailed
 	}
+	n.live.level = level
 	srv := n.http
 
 	done := make(chan error, 1)
@@ -94,30 +97,47 @@ func serve(ctx context.Context, configPath string, environ []string, stderr io.W
 		"join", "/r/{room}", "health", "/healthz", "metrics", "/metrics")
 
 	draining := false
-	select {
-	case err := <-done:
-		log.Error("http server failed", "err", err)
-		_ = n.close(context.Background())
-		return exitFailed
-	case <-ctx.Done():
-	case sig := <-sigs:
-		if sig == syscall.SIGINT {
-			log.Info("interrupted; stopping", "grace", stopGrace)
-		} else {
-			log.Info("terminating; draining", "drain_timeout", cfg.Node.DrainTimeout)
-			draining = true
+wait:
+	for {
+		select {
+		case err := <-done:
+			log.Error("http server failed", "err", err)
+			_ = n.close(context.Background())
+			return exitFailed
+		case <-ctx.Done():
+			break wait
+		case sig := <-sigs:
+			switch sig {
+			case syscall.SIGHUP:
+				log.Info("reloading the configuration", "config", source)
+				reloadConfig(n, configPath, environ, log)
+				continue
+			case syscall.SIGINT:
+				log.Info("interrupted; stopping", "grace", stopGrace)
+			default:
+				log.Info("terminating; draining", "drain_timeout", cfg.Node.DrainTimeout)
+				draining = true
+			}
+			break wait
 		}
 	}
 	if draining {
 		// Open sessions get the drain timeout to end; a second signal
-		// means "now".
+		// (not SIGHUP) means "now".
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Node.DrainTimeout)
 		go func() {
-			select {
-			case <-sigs:
-				log.Warn("second signal; stopping without waiting")
-				cancel()
-			case <-dctx.Done():
+			for {
+				select {
+				case sig := <-sigs:
+					if sig == syscall.SIGHUP {
+						log.Info("not reloading while draining")
+						continue
+					}
+					log.Warn("second signal; stopping without waiting")
+					cancel()
+				case <-dctx.Done():
+				}
+				return
 			}
 		}()
 		n.drain(dctx)
@@ -151,19 +171,20 @@ func reachable(a net.Addr) string {
 	return tcp.String()
 }
 
-// newLogger builds the node's slog logger from the log section.
-func newLogger(c configs.Log, w io.Writer) (*slog.Logger, error) {
-	var level slog.Level
+// newLogger builds the node's slog logger from the log section, with its
+// level in a LevelVar that a reload sets (log.level).
+func newLogger(c configs.Log, w io.Writer) (*slog.Logger, *slog.LevelVar, error) {
+	level := new(slog.LevelVar)
 	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
-		return nil, fmt.Errorf("log.level: %w", err)
+		return nil, nil, fmt.Errorf("log.level: %w", err)
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	switch c.Format {
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.New(slog.NewJSONHandler(w, opts)), level, nil
 	case "text", "":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		return slog.New(slog.NewTextHandler(w, opts)), level, nil
 	default:
-		return nil, fmt.Errorf("log.format: unknown format %q", c.Format)
+		return nil, nil, fmt.Errorf("log.format: unknown format %q", c.Format)
 	}
 }
