@@ -58,6 +58,8 @@ type node struct {
 	keys       *api.KeyStore // API keys, shared through the cluster state
 	stopBeats  context.CancelFunc
 	beatsDone  sync.WaitGroup
+
+	metrics nodeMetrics // metrics.go
 }
 
 // newNode builds the node's parts from the configuration. It binds the
@@ -90,7 +92,8 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 	if err != nil {
 		return nil, err
 	}
-	n := &node{log: log, keys: keys, sweepDone: make(chan struct{}), auditDone: make(chan struct{})}
+	n := &node{log: log, keys: keys, sweepDone: make(chan struct{}), auditDone: make(chan struct{}),
+		metrics: newNodeMetrics()}
 	if err := n.joinCluster(cfg, log, httpAddr); err != nil {
 		return nil, err
 	}
@@ -145,6 +148,7 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 		room.WithLogger(log),
 		room.WithEmptyTimeout(cfg.Conference.EmptyTimeout),
 		room.WithMaxSpeakers(cfg.Conference.MaxSpeakers),
+		room.WithTotals(n.metrics.totals),
 	}
 	n.rooms = room.NewManager(room.WithOnOpen(func(rm *room.Room) {
 		n.recs.opened(rm)
@@ -200,7 +204,7 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 	n.streams.video = func(id room.ID) stream.VideoSource {
 		return n.rtc.SubscribeVideo(id, stream.RecommendedVideoBuffer)
 	}
-	if n.sip, err = dialIn(cfg, log, &clusterRooms{Manager: n.rooms, links: n.links}, prompts, n.state, n.state); err != nil {
+	if n.sip, err = dialIn(cfg, log, &clusterRooms{Manager: n.rooms, links: n.links}, prompts, n.metrics.countLockouts(n.state), n.state); err != nil {
 		_ = n.close(context.Background())
 		return nil, fmt.Errorf("sip: %w", err)
 	}
@@ -224,6 +228,7 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 			apiOpts = append(apiOpts, api.WithReadiness("redis", r.Ping))
 		}
 	}
+	apiOpts = append(apiOpts, api.WithMetrics(n.metricsSources()))
 	n.http = api.New(log, apiOpts...)
 	n.http.Handle("/whip/", n.rtc.Handler())
 	n.http.Handle("/whep/", n.rtc.Handler())
