@@ -86,7 +86,7 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 var (
 	descCallsActive    = desc("calls_active", "Answered SIP calls in progress.")
 	descCalls          = desc("calls_total", "New SIP calls by how their setup ended: answered, rejected, canceled (by the caller), failed.", "outcome")
-	descCallSetup      = desc("call_setup_seconds", "Time from an INVITE's arrival to the ACK of its 200 OK, for answered calls (the IVR included).")
+	descCallSetup      = desc("call_setup_seconds", "Time from an INVITE's arrival to the ACK of its 200 OK, for answered calls.")
 	descDTMF           = desc("dtmf_digits_total", "DTMF key presses from callers, by the method that reported them first: rfc4733, info, inband.", "method")
 	descRTPPackets     = desc("rtp_packets_total", "RTP packets of phone calls, received (in, accepted) and sent (out).", "direction")
 	descRTPBytes       = desc("rtp_bytes_total", "RTP payload octets of phone calls, received (in) and sent (out).", "direction")

@@ -43,8 +43,9 @@ func (o CallOutcome) String() string {
 }
 
 // SetupBuckets are the upper bounds (seconds) of the call setup histogram:
-// from the INVITE's arrival to the ACK of our 200 OK, which includes the
-// IVR (PIN entry) when the dispatch rule asks for one.
+// from the INVITE's arrival to the ACK of our 200 OK. The handler answers
+// before its IVR runs, so PIN entry is not part of it; a handler that
+// rings first (or plays early media) makes it longer.
 var SetupBuckets = []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
 
 // CallStats are the UA's call counters since it started, for metrics.
