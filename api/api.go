@@ -57,6 +57,9 @@ type Server struct {
 	cluster  clusterState // zero: one node on its own
 
 	auditFailures prometheus.Counter
+
+	metrics *MetricsSources // nil unless WithMetrics (metrics.go)
+	pinWeb  pinCounters     // the join page's wrong PINs and lockouts
 }
 
 type namedCheck struct {
@@ -150,6 +153,16 @@ func (s *Server) registerMetrics() {
 		Help: "Audit entries that could not be written to the audit log (disk full, permissions); each is also logged.",
 	})
 	s.registry.MustRegister(build, s.requests, s.auditFailures)
+	if s.metrics != nil || s.join != nil {
+		c := &nodeCollector{}
+		if s.metrics != nil {
+			c.src = *s.metrics
+		}
+		if s.join != nil {
+			c.web = &s.pinWeb
+		}
+		s.registry.MustRegister(c)
+	}
 }
 
 // Registry is the Prometheus registry behind /metrics.

@@ -48,6 +48,8 @@ type joinPage struct {
 	// node's count only).
 	lockouts PINLockouts
 	csrf     *http.CrossOriginProtection
+	// counts are the wrong PINs and lockouts, for the metrics.
+	counts *pinCounters
 }
 
 // PINLockouts counts wrong PINs across the nodes of a cluster, with
@@ -92,6 +94,7 @@ func WithJoinPage(mgr *room.Manager, auth *Auth) Option {
 // mountJoin registers the join page's routes.
 func (s *Server) mountJoin() {
 	s.join.lockouts = s.pinLockouts
+	s.join.counts = &s.pinWeb
 	s.mux.HandleFunc("GET /r/{room}", s.joinPageHTML)
 	s.mux.HandleFunc("POST /r/{room}/token", s.joinToken)
 	s.mux.HandleFunc("GET /r/{room}/participants", s.joinParticipants)
@@ -249,12 +252,15 @@ func (j *joinPage) issue(w http.ResponseWriter, r *http.Request, id room.ID) (st
 	case cfg.PIN != "":
 		key := pinKey{room: id, client: clientPrefix(r.RemoteAddr)}
 		if wait, ok := j.pins.try(key, j.auth.now()); !ok {
+			j.counts.lockouts.Add(1)
 			return "", Claims{}, &retryError{fmt.Errorf("room %s: %w", id, ErrTooManyAttempts), wait}
 		}
 		if wait := j.lockedOut(r.Context(), key); wait > 0 {
+			j.counts.lockouts.Add(1)
 			return "", Claims{}, &retryError{fmt.Errorf("room %s: %w", id, ErrTooManyAttempts), wait}
 		}
 		if !samePIN(req.PIN, cfg.PIN) {
+			j.counts.failures.Add(1)
 			j.failed(r.Context(), key)
 			return "", Claims{}, fmt.Errorf("room %s: %w", id, ErrWrongPIN)
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mediagate/mediagate/cluster"
 	"github.com/mediagate/mediagate/configs"
+	"github.com/mediagate/mediagate/internal/promtest"
 	"github.com/mediagate/mediagate/media"
 	"github.com/mediagate/mediagate/media/mediatest"
 	"github.com/mediagate/mediagate/room"
@@ -251,6 +252,11 @@ func TestJoinTokenPINLimit(t *testing.T) {
 		requireProblem(t, e.postToken("board", "Eve", "0003"), 403, "wrong-pin")
 	}
 	requireProblem(t, e.postToken("board", "Eve", "0004"), 429, "too-many-attempts")
+
+	// The metrics count the 15 wrong PINs and the 4 attempts refused.
+	f := promtest.Parse(t, e.do("GET", "/metrics", "").Body)
+	require.Equal(t, 15.0, f.Value(t, "mediagate_pin_failures_total", "channel", "web"))
+	require.Equal(t, 4.0, f.Value(t, "mediagate_pin_lockouts_total", "channel", "web"))
 }
 
 // TestJoinTokenRoomState: a full or locked room is reported before the

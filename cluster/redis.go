@@ -41,6 +41,7 @@ import (
 type Redis struct {
 	cfg config
 	c   *redis.Client
+	ops *opMeters // the client's hook: commands, errors, latency
 }
 
 var (

@@ -87,8 +87,9 @@ func newRedis(c RedisConfig, cfg config) *Redis {
 	if c.Prefix != "" {
 		cfg.prefix = c.Prefix
 	}
+	r := &Redis{cfg: cfg, ops: newOpMeters()}
 	if c.SentinelMaster != "" {
-		return &Redis{cfg: cfg, c: redis.NewFailoverClient(&redis.FailoverOptions{
+		r.c = redis.NewFailoverClient(&redis.FailoverOptions{
 			MasterName:       c.SentinelMaster,
 			SentinelAddrs:    c.SentinelAddrs,
 			SentinelPassword: c.SentinelPassword,
@@ -99,16 +100,19 @@ func newRedis(c RedisConfig, cfg config) *Redis {
 			DialTimeout:      cfg.timeout,
 			ReadTimeout:      cfg.timeout,
 			WriteTimeout:     cfg.timeout,
-		})}
+		})
+	} else {
+		r.c = redis.NewClient(&redis.Options{
+			Addr:         c.Addr,
+			Username:     c.Username,
+			Password:     c.Password,
+			DB:           c.DB,
+			TLSConfig:    c.TLS,
+			DialTimeout:  cfg.timeout,
+			ReadTimeout:  cfg.timeout,
+			WriteTimeout: cfg.timeout,
+		})
 	}
-	return &Redis{cfg: cfg, c: redis.NewClient(&redis.Options{
-		Addr:         c.Addr,
-		Username:     c.Username,
-		Password:     c.Password,
-		DB:           c.DB,
-		TLSConfig:    c.TLS,
-		DialTimeout:  cfg.timeout,
-		ReadTimeout:  cfg.timeout,
-		WriteTimeout: cfg.timeout,
-	})}
+	r.c.AddHook(r.ops)
+	return r
 }

@@ -63,6 +63,7 @@ func (r *Recorder) WarnExpiring(now time.Time) []Warning {
 	slices.SortFunc(out, func(a, b Warning) int { return a.ExpiresAt.Compare(b.ExpiresAt) })
 	for _, w := range out {
 		r.log.Info("recording expiring", "recording", string(w.ID), "expires_at", w.ExpiresAt, "lead", w.Lead)
+		r.count.countEvent(EventExpiring)
 		if r.opts.OnEvent != nil {
 			r.opts.OnEvent(Event{Type: EventExpiring, ID: w.ID, Tenant: w.Tenant, Time: now, ExpiresAt: w.ExpiresAt, Lead: w.Lead})
 		}

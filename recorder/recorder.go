@@ -59,6 +59,9 @@ type Recorder struct {
 	warnMu sync.Mutex
 	warned map[ID]warned
 
+	// count are the Stats counters (stats.go).
+	count counters
+
 	// createAudio opens a new audio file; tests replace it to fail writes.
 	createAudio func(path string) (audioFile, error)
 }
@@ -156,6 +159,7 @@ func (r *Recorder) now() time.Time { return utc(r.opts.Now()) }
 
 // emit hands ev to Options.OnEvent. Callers hold no lock.
 func (r *Recorder) emit(t EventType, m *Manifest, err error) {
+	r.count.countEvent(t)
 	if r.opts.OnEvent != nil {
 		r.opts.OnEvent(Event{Type: t, ID: m.ID, Tenant: m.Tenant, Err: err, Time: r.now()})
 	}
@@ -264,6 +268,8 @@ func (r *Recorder) start(roomID room.ID, tenant Tenant, policyName string, src S
 	err := rec.open()
 	if err != nil {
 		e.rec = nil
+	} else {
+		r.count.active.Add(1)
 	}
 	e.mu.Unlock()
 	if err != nil {

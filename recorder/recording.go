@@ -147,7 +147,7 @@ func (rec *Recording) open() (err error) {
 		rec.f, sync = sf, sf.Sync
 	}
 	rec.sum = sha256.New()
-	tr, err := newTrack(&r.opts, rec.e.m.Format, rec.f, sync, rec.sum)
+	tr, err := newTrack(&r.opts, rec.e.m.Format, countingWriter{rec.f, &r.count.bytes}, sync, rec.sum)
 	if err != nil {
 		return fmt.Errorf("recording %s: %w", rec.id, err)
 	}
@@ -432,6 +432,7 @@ func (rec *Recording) finish(cause error) {
 	m.DroppedFrames = rec.dropped
 	closeStays(m.Participants, m.EndedAt)
 	e.rec = nil
+	r.count.active.Add(-1)
 	var werr error
 	if !stale {
 		werr = r.st.writeManifest(m)

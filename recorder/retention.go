@@ -230,6 +230,7 @@ func (r *Recorder) deleteLocked(e *entry, reason DeletionReason, actor string, n
 		if err := r.receipts.Append(&rc); err != nil {
 			return err
 		}
+		r.count.receipts.Add(1)
 		m.Deletion.Receipt, m.Deletion.At = rc.ID, now
 	}
 	if m.Deletion.At.IsZero() {

@@ -120,3 +120,22 @@ func BenchmarkSharedVsPerListener(b *testing.B) {
 		b.Errorf("shared encoding only %.1f× cheaper per listener than per-listener encoding, want ≥ 10×", bPer/sPer)
 	}
 }
+
+// BenchmarkRoomTickTotals is BenchmarkRoomTick's shared/100 run the way
+// the room's clock runs it with node Totals (WithTotals): timed, checked
+// for lateness, encodes split. Compare its ns/listener with shared/100's;
+// it must allocate nothing either.
+func BenchmarkRoomTickTotals(b *testing.B) {
+	speech := benchSpeech(b)
+	tot := NewTotals()
+	r, c := benchRoom(b, speech, 100, WithTotals(tot))
+	b.ReportAllocs()
+	for b.Loop() {
+		c.now = c.now.Add(media.FrameDuration)
+		r.clockTick(c.now)
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n/100, "ns/listener")
+	st := tot.Stats()
+	b.ReportMetric(float64(st.SharedEncodes+st.OwnEncodes)/float64(st.Ticks), "encodes/tick")
+}

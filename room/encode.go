@@ -218,7 +218,7 @@ func (r *Room) encodeOwnFrame(o *ownStream, src *media.Frame) (int, error) {
 		}
 		pcm = o.pcm
 	}
-	r.encodes.Add(1)
+	r.countEncode(false)
 	return o.enc.Encode(pcm, o.buf)
 }
 
@@ -247,7 +247,7 @@ func (r *Room) encodeShared(now time.Time) {
 			pcm = st.rm.pcm
 		}
 		st.last = mx.tick
-		r.encodes.Add(1)
+		r.countEncode(true)
 		n, err := st.enc.Encode(pcm, st.buf)
 		if err != nil {
 			if !st.warned {
@@ -285,7 +285,7 @@ func (r *Room) primeShared(st *stream) {
 		if st.rm != nil {
 			pcm = st.rm.hist[t%primeFrames]
 		}
-		r.encodes.Add(1)
+		r.countEncode(true)
 		_, _ = st.enc.Encode(pcm, st.buf)
 	}
 }

@@ -106,6 +106,9 @@ func (r *Room) Tick(now time.Time) {
 	}
 	mx.tick++
 	r.ticks.Add(1)
+	if t := r.cfg.totals; t != nil {
+		t.ticks.Add(1)
+	}
 	r.pull()
 	r.selectVoices()
 	r.mix()

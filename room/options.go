@@ -44,6 +44,7 @@ type config struct {
 	factory         EncoderFactory
 	logger          *slog.Logger
 	now             func() time.Time
+	totals          *Totals // nil: counted per room only
 
 	// Set by Manager only.
 	onClose func(*Room) // called once, when the room has closed

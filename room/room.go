@@ -78,6 +78,9 @@ type Room struct {
 	encodes atomic.Uint64
 	dropped atomic.Uint64
 	skipped atomic.Uint64
+	// sharedEncodes and ownEncodes split encodes (see countEncode).
+	sharedEncodes atomic.Uint64
+	ownEncodes    atomic.Uint64
 
 	quit     chan struct{} // closed to stop the ticker goroutine
 	quitOnce sync.Once
@@ -138,15 +141,31 @@ func (r *Room) run() {
 		}
 		ticks, skip := schedule(next, time.Now())
 		for range ticks {
-			r.Tick(next)
+			r.clockTick(next)
 			next = next.Add(media.FrameDuration)
 		}
 		if skip > 0 {
 			r.skipped.Add(uint64(skip))
+			if t := r.cfg.totals; t != nil {
+				t.skipped.Add(uint64(skip))
+			}
 			next = next.Add(time.Duration(skip) * media.FrameDuration)
 		}
 		t.Reset(time.Until(next))
 	}
+}
+
+// clockTick runs the tick due at due for the room's clock, measuring it
+// for the Totals when there are any.
+func (r *Room) clockTick(due time.Time) {
+	t := r.cfg.totals
+	if t == nil {
+		r.Tick(due)
+		return
+	}
+	start := time.Now()
+	r.Tick(due)
+	t.countTick(due, start, time.Since(start))
 }
 
 // maxCatchUp bounds the ticks run back to back after a stall: 100 ms of
@@ -426,8 +445,8 @@ type Stats struct {
 	// Ticks is the number of 20 ms mixing rounds.
 	Ticks uint64
 	// Encodes counts encoder calls, shared and own (priming included): the
-	// cost decision 2 keeps down.
-	Encodes uint64
+	// cost decision 2 keeps down. SharedEncodes and OwnEncodes split it.
+	Encodes, SharedEncodes, OwnEncodes uint64
 	// Dropped counts mix packets participants refused.
 	Dropped uint64
 	// Skipped counts 20 ms frames the room's clock gave up on after a
@@ -437,8 +456,8 @@ type Stats struct {
 
 // Stats returns the room's counters.
 func (r *Room) Stats() Stats {
-	return Stats{Ticks: r.ticks.Load(), Encodes: r.encodes.Load(), Dropped: r.dropped.Load(),
-		Skipped: r.skipped.Load()}
+	return Stats{Ticks: r.ticks.Load(), Encodes: r.encodes.Load(), SharedEncodes: r.sharedEncodes.Load(),
+		OwnEncodes: r.ownEncodes.Load(), Dropped: r.dropped.Load(), Skipped: r.skipped.Load()}
 }
 
 // SubscribeEvents returns a subscription to the room's events with a buffer

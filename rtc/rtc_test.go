@@ -153,7 +153,8 @@ func TestMute(t *testing.T) {
 }
 
 // TestWHEPListener: a WHEP client hears the full mix of two WHIP clients,
-// and is a room participant that contributes nothing.
+// and is a room participant that contributes nothing, counted as a
+// listener by SessionCounts.
 func TestWHEPListener(t *testing.T) {
 	e := newEnv(t, nil)
 	e.join("listen", clientOpts{tone: 440})
@@ -172,6 +173,8 @@ func TestWHEPListener(t *testing.T) {
 	rm, err := e.mgr.Get("listen")
 	require.NoError(t, err)
 	require.Equal(t, 3, rm.Len())
+	pub, lis := e.srv.SessionCounts()
+	require.Equal(t, []int{2, 1}, []int{pub, lis}, "two publishers, one listener (the metrics' kinds)")
 	for _, st := range rm.Participants() {
 		if st.ID == l.pid {
 			require.False(t, st.Speaking)

@@ -316,6 +316,22 @@ func (s *Server) Sessions() int {
 	return len(s.sessions)
 }
 
+// SessionCounts returns the open sessions split into WHIP publishers
+// (they send audio) and WHEP listeners (they only receive the mix), for
+// the participants-by-kind metric.
+func (s *Server) SessionCounts() (publishers, listeners int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.sessions {
+		if p.listen {
+			listeners++
+		} else {
+			publishers++
+		}
+	}
+	return publishers, listeners
+}
+
 // register adds p and starts its session goroutine, unless the server is
 // closing.
 func (s *Server) register(p *participant) error {

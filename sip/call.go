@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -45,12 +46,13 @@ type Call struct {
 	done    chan struct{}
 	endOnce sync.Once
 	err     error
+	active  atomic.Int32 // callSettingUp, callActive, callEnded (metrics.go)
 }
 
 // newCall binds the call's RTP ports and prepares our SDP: the answer to
 // the INVITE's offer, or our offer for an offerless INVITE.
 func newCall(in *IncomingCall) (*Call, error) {
-	c := &Call{ua: in.ua, in: in, info: in.info, log: in.log, dtmf: newDTMFQueue(),
+	c := &Call{ua: in.ua, in: in, info: in.info, log: in.log, dtmf: newDTMFQueue(in.ua.meters.countDTMF),
 		acks: map[uint32]chan *sip.Request{}, done: make(chan struct{})}
 	c.initDialogState()
 	m, err := newRTPSession(in.log, in.ua.ports, &in.ua.wg, func(d DTMF) { c.dtmf.push(d) })
@@ -179,9 +181,12 @@ func (c *Call) end(ctx context.Context, reason error, bye bool) error {
 			cancel()
 		}
 		c.media.close()
-		c.ua.forget(c.in)
-		c.in.cancel()
 		st := c.media.snapshot()
+		c.ua.retire(c, st)
+		if c.active.Swap(callEnded) == callActive {
+			c.ua.meters.active.Add(-1)
+		}
+		c.in.cancel()
 		c.log.Info("call ended", "reason", reason, "rx", st.Received, "tx", st.Sent,
 			"lost", st.Jitter.Lost, "malformed", st.Malformed, "bye_err", err)
 		close(c.done)
@@ -304,6 +309,10 @@ func (c *Call) takeAnswer(ack *sip.Request) error {
 // established starts the media timeout, the session timer and the call
 // length limit once the ACK is in.
 func (c *Call) established() {
+	if c.active.CompareAndSwap(callSettingUp, callActive) {
+		c.ua.meters.active.Add(1)
+	}
+	c.in.settle(OutcomeAnswered)
 	c.media.watch(c.ua.opts.mediaTimeout, func() {
 		c.log.Info("media timeout", "after", c.ua.opts.mediaTimeout)
 		_ = c.end(context.Background(), ErrMediaTimeout, true)

@@ -71,9 +71,17 @@ type dtmfQueue struct {
 	matched bool
 	dropped uint64 // channel full
 	dups    uint64 // merged duplicates
+	// count counts each press once, by its method (the UA's metrics); the
+	// presses the channel had no room for are counted too.
+	count func(DTMFSource)
 }
 
-func newDTMFQueue() *dtmfQueue { return &dtmfQueue{ch: make(chan DTMF, 32)} }
+func newDTMFQueue(count func(DTMFSource)) *dtmfQueue {
+	if count == nil {
+		count = func(DTMFSource) {}
+	}
+	return &dtmfQueue{ch: make(chan DTMF, 32), count: count}
+}
 
 // push reports a press; it returns false when it was a duplicate or the
 // channel was full.
@@ -88,6 +96,7 @@ func (q *dtmfQueue) push(d DTMF) bool {
 		return false
 	}
 	q.last, q.matched = d, false
+	q.count(d.Source)
 	select {
 	case q.ch <- d:
 		return true

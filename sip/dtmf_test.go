@@ -66,7 +66,7 @@ func TestDTMFDedup(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			q := newDTMFQueue()
+			q := newDTMFQueue(nil)
 			for _, d := range tt.in {
 				q.push(d)
 			}
@@ -82,7 +82,7 @@ func TestDTMFDedup(t *testing.T) {
 // TestDTMFQueueFull: a reader that does not keep up loses presses, the
 // producers never block.
 func TestDTMFQueueFull(t *testing.T) {
-	q := newDTMFQueue()
+	q := newDTMFQueue(nil)
 	for i := range 40 {
 		q.push(DTMF{Digit: media.Digit(i % 2), Source: DTMFRFC4733, At: time.Unix(int64(i), 0)})
 	}

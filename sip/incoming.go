@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -60,6 +61,9 @@ type IncomingCall struct {
 
 	cancel context.CancelFunc // the handler's context
 
+	received time.Time   // when the INVITE arrived, for the setup time
+	settled  atomic.Bool // its outcome was counted (metrics.go)
+
 	mu       sync.Mutex
 	call     *Call
 	final    bool          // a final response is being or was sent
@@ -75,6 +79,7 @@ func (in *IncomingCall) Info() CallInfo { return in.info }
 // then handed to the handler. It returns when the INVITE has its final
 // response, as sipgo's server expects.
 func (u *UA) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	received := time.Now()
 	trunk, ok := u.admit(req, tx) // trunk.go: before 100, so hide_unknown sends nothing
 	if !ok {
 		return
@@ -85,6 +90,7 @@ func (u *UA) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	u.respond(req, tx, 100, "")
 	if u.refusing() {
+		u.countRefused()
 		u.respond(req, tx, 503, "", sip.NewHeader("Retry-After", "30"))
 		return
 	}
@@ -94,6 +100,7 @@ func (u *UA) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	in.info.Trunk = trunk
+	in.received = received
 	ctx, cancel := context.WithCancel(u.ctx)
 	in.cancel = cancel
 	context.AfterFunc(in.dlg.Context(), in.dialogEnded)
@@ -120,6 +127,7 @@ func (u *UA) refuse(req *sip.Request, tx sip.ServerTransaction, err error) {
 	if h := req.CallID(); h != nil { // nil in a malformed INVITE (RFC 4475 §3.3.1)
 		id = CallID(h.Value())
 	}
+	u.countRefused()
 	u.log.Info("invite refused", "code", code, "err", err, "call", id)
 	u.respond(req, tx, code, "", refusalHeaders(err, code)...)
 }
@@ -230,6 +238,9 @@ func (in *IncomingCall) dialogEnded() {
 	in.mu.Lock()
 	c, answered := in.call, in.answered
 	in.mu.Unlock()
+	if !answered && in.canceled() {
+		in.settle(OutcomeCanceled)
+	}
 	if c != nil && !answered {
 		c.end(context.Background(), ErrCanceled, false)
 	}
@@ -325,6 +336,7 @@ func (in *IncomingCall) Answer() (*Call, error) {
 	}
 	defer close(in.finished)
 	if in.canceled() {
+		in.settle(OutcomeCanceled)
 		in.cleanup(ErrCanceled)
 		return nil, ErrCanceled
 	}
@@ -352,35 +364,42 @@ func (in *IncomingCall) confirm(c *Call, res *sip.Response) (*Call, error) {
 	ack, err := retransmit2xx(in.tx, res, sip.IsReliable(in.req.Transport()), c.expectAck(res.CSeq().SeqNo), c.done)
 	select {
 	case <-c.done:
+		in.settle(OutcomeCanceled)
 		return nil, c.Err() // BYE crossed our 200
 	default:
 	}
 	switch {
 	case err != nil && in.canceled():
+		in.settle(OutcomeCanceled)
 		c.end(context.Background(), ErrCanceled, false)
 		return nil, ErrCanceled
 	case err != nil && in.dlg.LoadState() == sip.DialogStateEnded:
+		in.settle(OutcomeCanceled)
 		_ = c.end(context.Background(), ErrRemoteHangup, false) // BYE before ACK
 		return nil, ErrRemoteHangup
 	case err != nil:
 		// Without an ACK sipgo will not send BYE (RFC 3261 §15 allows it
 		// only after the ACK or the transaction's end); the peer is gone.
 		in.log.Info("no ack for 200 ok")
+		in.settle(OutcomeFailed)
 		c.end(context.Background(), ErrNoAck, false)
 		return nil, ErrNoAck
 	case ack == nil:
+		in.settle(OutcomeCanceled)
 		return nil, c.Err() // BYE crossed our 200
 	}
 	_ = in.dlg.ReadAck(ack, nil) // confirms sipgo's dialog, whichever way the ACK came
 	if in.offer == nil {
 		if err := c.takeAnswer(ack); err != nil {
 			in.log.Info("unusable answer in ack", "err", err)
+			in.settle(OutcomeFailed)
 			_ = c.end(context.Background(), ErrBadAnswer, true)
 			return nil, ErrBadAnswer
 		}
 	}
 	if in.ua.isClosing() {
 		// Close began while we waited for the ACK and did not see the call.
+		in.settle(OutcomeFailed)
 		_ = c.end(context.Background(), ErrLocalHangup, true)
 		return nil, ErrClosed
 	}
@@ -414,9 +433,11 @@ func (in *IncomingCall) Reject(err error) error {
 // INVITE has its 487 from sipgo already.
 func (in *IncomingCall) sendFinal(err error) error {
 	if in.canceled() {
+		in.settle(OutcomeCanceled)
 		in.cleanup(ErrCanceled)
 		return ErrCanceled
 	}
+	in.settle(OutcomeRejected)
 	code := statusOf(err)
 	reason := reasonPhrase(code)
 	var se *StatusError

@@ -98,6 +98,7 @@ type rtpCounters struct {
 	foreign     atomic.Uint64 // from another source than the latched one
 	sent        atomic.Uint64
 	sentBytes   atomic.Uint64 // payload octets, for RTCP SR
+	recvBytes   atomic.Uint64 // payload octets of the packets received
 	dropped     atomic.Uint64 // send queue full
 	sendErrs    atomic.Uint64
 }
@@ -113,6 +114,9 @@ type Stats struct {
 	// Sent counts RTP packets sent, Dropped those WriteAudio refused
 	// because the send queue was full.
 	Sent, Dropped uint64
+	// ReceivedBytes and SentBytes are the payload octets of the RTP
+	// packets received (accepted) and sent.
+	ReceivedBytes, SentBytes uint64
 	// Jitter is the jitter buffer's view of the incoming stream.
 	Jitter media.JitterStats
 }
@@ -244,9 +248,11 @@ func (s *rtpSession) handleRTP(b []byte, from netip.AddrPort, pkt *rtp.Packet, n
 			return
 		}
 		s.stats.received.Add(1)
+		s.stats.recvBytes.Add(uint64(len(pkt.Payload)))
 		return
 	}
 	s.stats.received.Add(1)
+	s.stats.recvBytes.Add(uint64(len(pkt.Payload)))
 	ev, ok, err := cfg.te.Decode(pkt.Timestamp, pkt.Marker, pkt.Payload, now)
 	if err != nil {
 		s.drop(DropRTPPayload, now)
@@ -380,6 +386,7 @@ func (s *rtpSession) snapshot() Stats {
 		Received: s.stats.received.Load(), Malformed: s.stats.malformed.Load(),
 		UnknownPT: s.stats.unknownPT.Load(), Foreign: s.stats.foreign.Load(),
 		Sent: s.stats.sent.Load(), Dropped: s.stats.dropped.Load(),
+		ReceivedBytes: s.stats.recvBytes.Load(), SentBytes: s.stats.sentBytes.Load(),
 	}
 	for i := range st.MalformedBy {
 		st.MalformedBy[i] = s.stats.malformedBy[i].Load()

@@ -322,6 +322,7 @@ func (u *UA) screenOne(p sip.TransportReadProps, data []byte, stream bool) ([]by
 			}
 		}
 	}
+	u.meters.screened.Add(1)
 	closeConn := stream && (v.close || !framed)
 	if _, ok := headerIndex(hdrs, "via"); !ok {
 		u.screenLog(p, 0, v.warn) // RFC 3261 §18.2.2: nowhere to answer

@@ -134,6 +134,8 @@ type UA struct {
 	draining bool                     // new INVITEs get 503, calls go on
 	dialogs  map[string]*IncomingCall // by dialog ID (RFC 3261 §12)
 
+	meters callMeters // metrics.go
+
 	wg    sync.WaitGroup // handlers and media goroutines
 	serve sync.WaitGroup // the listeners' serve loops
 }
@@ -160,7 +162,8 @@ func New(listen string, h Handler, opts ...Option) (*UA, error) {
 	if err := o.session.check(); err != nil {
 		return nil, err
 	}
-	u := &UA{log: o.log.With("component", "sip"), opts: o, handler: h, dialogs: map[string]*IncomingCall{}}
+	u := &UA{log: o.log.With("component", "sip"), opts: o, handler: h, dialogs: map[string]*IncomingCall{},
+		meters: newCallMeters()}
 	tr, err := newTrunking(o.trunk, o.name, nil)
 	if err != nil {
 		return nil, err
@@ -368,13 +371,18 @@ func (u *UA) track(in *IncomingCall) error {
 // forget drops a dialog that ended.
 func (u *UA) forget(in *IncomingCall) {
 	u.mu.Lock()
+	u.forgetLocked(in)
+	u.mu.Unlock()
+}
+
+// forgetLocked is forget with u.mu held.
+func (u *UA) forgetLocked(in *IncomingCall) {
 	if u.dialogs[in.dlg.ID] == in {
 		delete(u.dialogs, in.dlg.ID)
 		if u.guard != nil {
 			u.guard.giveCall(in.info.Source.Addr().Unmap())
 		}
 	}
-	u.mu.Unlock()
 }
 
 // lookup finds the dialog an in-dialog request belongs to.

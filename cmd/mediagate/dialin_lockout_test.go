@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mediagate/mediagate/internal/promtest"
 	"github.com/mediagate/mediagate/sip/siptest"
 )
 
@@ -14,7 +15,8 @@ import (
 // guessing PINs over two calls is locked out after five wrong PINs (three
 // per call, the IVR's limit): the right PIN from that caller is then
 // refused like a wrong one, while another caller on the same trunk (the
-// same address: the carrier's) gets in with it.
+// same address: the carrier's) gets in with it. The metrics count the
+// wrong PINs and the refused attempt.
 func TestDialInPINLockout(t *testing.T) {
 	t.Parallel()
 	g := startDialIn(t, `MEDIAGATE_SIP_TRUNKS={"carrier": {"cidrs": ["127.0.0.0/8"]}}`)
@@ -56,6 +58,16 @@ func TestDialInPINLockout(t *testing.T) {
 	tryPINs(other, demoPIN)
 	g.logs.await(t, 10*time.Second, "session: joined", "room="+demoRoom)
 	require.NoError(t, other.Err())
+
+	// The metrics count the five wrong PINs and the one refused attempt,
+	// and name neither caller.
+	f := promtest.Scrape(t, g.base+"/metrics")
+	require.Equal(t, 5.0, f.Value(t, "mediagate_pin_failures_total", "channel", "sip"))
+	require.Equal(t, 1.0, f.Value(t, "mediagate_pin_lockouts_total", "channel", "sip"))
+	require.Equal(t, 3.0, f.Value(t, "mediagate_calls_total", "outcome", "answered"))
+	for _, v := range f.LabelValues() {
+		require.NotContains(t, v, "4930", "a calling number in a label")
+	}
 }
 
 // awaitMore waits until w has more than n lines holding part.

@@ -60,6 +60,7 @@ type node struct {
 	beatsDone  sync.WaitGroup
 
 	live live // reload.go: the configuration in force and what SIGHUP replaces
+	metrics nodeMetrics // metrics.go
 }
 
 // newNode builds the node's parts from the configuration. It binds the
@@ -92,7 +93,8 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 	if err != nil {
 		return nil, err
 	}
-	n := &node{log: log, keys: keys, sweepDone: make(chan struct{}), auditDone: make(chan struct{})}
+	n := &node{log: log, keys: keys, sweepDone: make(chan struct{}), auditDone: make(chan struct{}),
+		metrics: newNodeMetrics()}
 	n.live.cfg.Store(&cfg)
 	n.live.auth = auth
 	if err := n.joinCluster(cfg, log, httpAddr); err != nil {
@@ -149,6 +151,7 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 		room.WithLogger(log),
 		room.WithEmptyTimeout(cfg.Conference.EmptyTimeout),
 		room.WithMaxSpeakers(cfg.Conference.MaxSpeakers),
+		room.WithTotals(n.metrics.totals),
 	}
 	n.rooms = room.NewManager(room.WithOnOpen(func(rm *room.Room) {
 		n.recs.opened(rm)
@@ -205,7 +208,7 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 	n.streams.video = func(id room.ID) stream.VideoSource {
 		return n.rtc.SubscribeVideo(id, stream.RecommendedVideoBuffer)
 	}
-	if n.sip, err = dialIn(cfg, log, &clusterRooms{Manager: n.rooms, links: n.links}, &n.live, n.state, n.state); err != nil {
+	if n.sip, err = dialIn(cfg, log, &clusterRooms{Manager: n.rooms, links: n.links}, &n.live, n.metrics.countLockouts(n.state), n.state); err != nil {
 		_ = n.close(context.Background())
 		return nil, fmt.Errorf("sip: %w", err)
 	}
@@ -230,6 +233,7 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 			apiOpts = append(apiOpts, api.WithReadiness("redis", r.Ping))
 		}
 	}
+	apiOpts = append(apiOpts, api.WithMetrics(n.metricsSources()))
 	n.http = api.New(log, apiOpts...)
 	n.http.Handle("/whip/", n.rtc.Handler())
 	n.http.Handle("/whep/", n.rtc.Handler())

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/mediagate/mediagate/api"
+	"github.com/mediagate/mediagate/bridge"
+	"github.com/mediagate/mediagate/cluster"
+	"github.com/mediagate/mediagate/room"
+)
+
+// nodeMetrics is what the node keeps for its Prometheus metrics beyond the
+// domain packages' own counters: the mixer totals every room adds to, and
+// the dial-in IVR's PIN counts. The series are listed in docs/metrics.md.
+type nodeMetrics struct {
+	totals *room.Totals
+	pins   *countedLockouts
+}
+
+func newNodeMetrics() nodeMetrics { return nodeMetrics{totals: room.NewTotals()} }
+
+// countLockouts wraps the IVR's PIN lockouts so wrong PINs and refused
+// attempts are counted; it returns what dialIn takes.
+func (m *nodeMetrics) countLockouts(l bridge.PINLockouts) bridge.PINLockouts {
+	m.pins = &countedLockouts{PINLockouts: l}
+	return m.pins
+}
+
+// metricsSources are the node's metrics sources (api.MetricsSources),
+// read at scrape time.
+func (n *node) metricsSources() api.MetricsSources {
+	src := api.MetricsSources{
+		Calls:       n.sip.CallStats,
+		Guard:       n.sip.GuardStats,
+		Rooms:       n.roomCounts,
+		Mixer:       n.metrics.totals.Stats,
+		WebRTCDrops: n.rtc.InputDrops,
+		Recordings:  n.recordings.Stats,
+		Egresses:    n.streams.Streams,
+	}
+	if p := n.metrics.pins; p != nil {
+		src.PhonePINs = p.counts
+	}
+	if r, ok := n.state.(*cluster.Redis); ok {
+		src.Redis = r.OpStats
+	}
+	return src
+}
+
+// roomCounts counts this node's rooms and their participants: phone and
+// other (links, players) from the rooms, WebRTC publishers and WHEP
+// listeners from the WebRTC server's sessions (a listener is a WebRTC
+// participant to the room).
+func (n *node) roomCounts() api.RoomCounts {
+	rooms := n.rooms.List()
+	c := api.RoomCounts{Rooms: len(rooms)}
+	for _, rm := range rooms {
+		for _, p := range rm.Participants() {
+			switch p.Kind {
+			case room.KindPhone:
+				c.Phone++
+			case room.KindOther:
+				c.Other++
+			}
+		}
+	}
+	c.WebRTC, c.Listeners = n.rtc.SessionCounts()
+	return c
+}
+
+// countedLockouts counts the IVR's wrong PINs (Fail) and the attempts
+// refused because the caller is locked out (Locked answering a time to
+// come).
+type countedLockouts struct {
+	bridge.PINLockouts
+	failures, lockouts atomic.Uint64
+}
+
+// Fail implements bridge.PINLockouts.
+func (c *countedLockouts) Fail(ctx context.Context, key string) (time.Time, error) {
+	c.failures.Add(1)
+	return c.PINLockouts.Fail(ctx, key)
+}
+
+// Locked implements bridge.PINLockouts.
+func (c *countedLockouts) Locked(ctx context.Context, key string) (time.Time, error) {
+	until, err := c.PINLockouts.Locked(ctx, key)
+	if err == nil && until.After(time.Now()) {
+		c.lockouts.Add(1)
+	}
+	return until, err
+}
+
+func (c *countedLockouts) counts() api.PINCounts {
+	return api.PINCounts{Failures: c.failures.Load(), Lockouts: c.lockouts.Load()}
+}
