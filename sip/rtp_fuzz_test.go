@@ -69,7 +69,7 @@ func FuzzRTPInput(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rm, err := negotiate(sd, DefaultCodecs)
+		rm, err := negotiate(sd, DefaultCodecs, SRTPOptional)
 		if err != nil {
 			t.Fatal(err)
 		}
