@@ -17,6 +17,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
+	"github.com/pion/srtp/v3"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mediagate/mediagate/media"
@@ -156,6 +157,12 @@ type rtpPeer struct {
 	from netip.AddrPort
 	sent atomic.Int64 // tone packets sent
 
+	// With SRTP (srtp_test.go): tx protects what sendTone sends, rx
+	// unprotects what arrives; unauthentic counts what rx refused. Each
+	// context is used by one goroutine.
+	srtpTx, srtpRx atomic.Pointer[srtp.Context]
+	unauthentic    atomic.Int64
+
 	sending chan struct{} // closed to stop sending
 	wg      sync.WaitGroup
 }
@@ -193,6 +200,14 @@ func (p *rtpPeer) receive() {
 		n, from, err := p.conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			return
+		}
+		if rx := p.srtpRx.Load(); rx != nil && n >= 2 && (buf[1] < 192 || buf[1] > 223) {
+			plain, err := rx.DecryptRTP(buf[:n], buf[:n], nil)
+			if err != nil {
+				p.unauthentic.Add(1)
+				continue
+			}
+			n = len(plain)
 		}
 		if pkt.Unmarshal(buf[:n]) != nil || pkt.PayloadType != p.pt {
 			continue
@@ -243,6 +258,9 @@ func (p *rtpPeer) sendTone(to netip.AddrPort, freq float64) {
 			}
 			pkt.Payload = payload[:n]
 			b, _ := pkt.Marshal()
+			if tx := p.srtpTx.Load(); tx != nil {
+				b, _ = tx.EncryptRTP(nil, b, nil)
+			}
 			if _, err := p.conn.WriteToUDPAddrPort(b, to); err == nil {
 				p.sent.Add(1)
 			}

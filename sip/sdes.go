@@ -158,10 +158,15 @@ func parseKeyParams(s string, key *sdesKey) error {
 	if len(b64) != base64.StdEncoding.EncodedLen(sdesKeyLen) {
 		return fmt.Errorf("%w: key and salt are not %d octets in base64", ErrCrypto, sdesKeyLen)
 	}
-	n, err := base64.StdEncoding.Strict().Decode(key[:], []byte(b64))
-	if err != nil || n != sdesKeyLen {
+	var raw [sdesKeyLen]byte
+	n, err := base64.StdEncoding.Strict().Decode(raw[:], []byte(b64))
+	switch {
+	case err != nil:
 		return fmt.Errorf("%w: key is not valid base64", ErrCrypto)
+	case n != sdesKeyLen:
+		return fmt.Errorf("%w: key and salt are not %d octets in base64", ErrCrypto, sdesKeyLen)
 	}
+	*key = raw
 	for _, p := range parts[1:] {
 		if strings.Contains(p, ":") {
 			return fmt.Errorf("%w: keys with an mki are not supported", ErrCrypto)
