@@ -186,8 +186,12 @@ func (c *Call) end(ctx context.Context, reason error, bye bool) error {
 		c.ua.forget(c.in)
 		c.in.cancel()
 		st := c.media.snapshot()
-		c.log.Info("call ended", "reason", reason, "rx", st.Received, "tx", st.Sent,
-			"lost", st.Jitter.Lost, "malformed", st.Malformed, "bye_err", err)
+		attrs := []any{"reason", reason, "rx", st.Received, "tx", st.Sent,
+			"lost", st.Jitter.Lost, "malformed", st.Malformed, "bye_err", err}
+		if st.SRTP {
+			attrs = append(attrs, "srtp_auth", st.MalformedBy[DropSRTPAuth], "srtp_replay", st.MalformedBy[DropSRTPReplay])
+		}
+		c.log.Info("call ended", attrs...)
 		close(c.done)
 	})
 	if !first {

@@ -34,8 +34,9 @@ var (
 	ErrCanceled = &Error{"sip: call canceled by the caller", 487}
 
 	// ErrNoCommonCodec means the offer holds no audio codec of sip.codecs
-	// (or only encrypted media): 488 Not Acceptable Here with a Warning
-	// 305 "Incompatible media format" (RFC 3261 §21.4.26, §20.43).
+	// on a stream whose transport the call may use: 488 Not Acceptable
+	// Here with a Warning 305 "Incompatible media format" (RFC 3261
+	// §21.4.26, §20.43).
 	ErrNoCommonCodec = &Error{"sip: no acceptable audio codec", 488}
 
 	// ErrSRTPRequired means the call's trunk requires SRTP (sip.trunks.
