@@ -167,20 +167,23 @@ func (st *srtpState) protectRTCP(pkt []byte) ([]byte, error) {
 // unprotectRTP authenticates and decrypts b in place and returns the
 // plain packet; hdr is the caller's scratch header. plain reports a call
 // without SRTP (b is returned as it is). A packet that fails is
-// classified: too short or not version 2 as RTP framing, a replayed index
-// as DropSRTPReplay, anything else (a wrong tag, a forged or garbled
-// packet) as DropSRTPAuth.
+// classified: shorter than a header or not version 2 as RTP framing, a
+// replayed index as DropSRTPReplay, anything else (no room for a tag, a
+// wrong tag, plain RTP, a forged or garbled packet) as DropSRTPAuth.
 func (st *srtpState) unprotectRTP(b []byte, hdr *rtp.Header) ([]byte, DropReason, bool) {
 	st.rxMu.Lock()
 	defer st.rxMu.Unlock()
 	if st.rx == nil {
 		return b, 0, true
 	}
-	if len(b) < rtpHeaderLen+st.rxKey.suite.rtpTagLen() {
+	if len(b) < rtpHeaderLen {
 		return nil, DropRTPShort, false
 	}
 	if b[0]>>6 != 2 {
 		return nil, DropRTPVersion, false
+	}
+	if len(b) < rtpHeaderLen+st.rxKey.suite.rtpTagLen() {
+		return nil, DropSRTPAuth, false // no room for the tag
 	}
 	out, err := st.rx.DecryptRTP(b, b, hdr)
 	if err != nil {
@@ -196,11 +199,16 @@ func (st *srtpState) unprotectRTCP(b []byte) ([]byte, DropReason, bool) {
 	if st.rx == nil {
 		return b, 0, true
 	}
-	if len(b) < 8+srtpTrailer {
+	if len(b) < 8 {
 		return nil, DropRTCPShort, false
 	}
 	if b[0]>>6 != 2 {
 		return nil, DropRTCPVersion, false
+	}
+	if len(b) < 8+srtpTrailer {
+		// No room for the index and tag: plain RTCP (baresip sends its
+		// RTCP APP keep-alives so) or a forgery, unauthenticated either way.
+		return nil, DropSRTPAuth, false
 	}
 	var hdr rtcp.Header
 	out, err := st.rx.DecryptRTCP(b, b, &hdr)
