@@ -295,3 +295,50 @@ func BenchmarkSRTP(b *testing.B) {
 		}
 	}
 }
+
+// TestSRTCP: an RTCP compound packet protected under one key unprotects
+// to the same bytes under it; a flipped bit, the same packet again, plain
+// RTCP and a packet under another key are each refused with the reason
+// they are counted by, and a plain call passes RTCP through.
+func TestSRTCP(t *testing.T) {
+	key, err := newLocalCrypto(1, suiteAES32)
+	require.NoError(t, err)
+	other, err := newLocalCrypto(1, suiteAES32)
+	require.NoError(t, err)
+	var tx, rx, stranger srtpState
+	require.NoError(t, tx.set(&key, &other))
+	require.NoError(t, rx.set(&other, &key))
+	require.NoError(t, stranger.set(&other, &other))
+	rr := []byte{0x80, 201, 0, 1, 0, 0, 0x12, 0x34}
+	p, err := tx.protectRTCP(rr)
+	require.NoError(t, err)
+	require.Len(t, p, len(rr)+srtpTrailer, "index and an 80-bit tag, also with the 32-bit RTP suite")
+
+	flipped := append([]byte(nil), p...)
+	flipped[9] ^= 1
+	_, r, ok := rx.unprotectRTCP(flipped)
+	require.False(t, ok)
+	require.Equal(t, DropSRTPAuth, r)
+
+	got, _, ok := rx.unprotectRTCP(append([]byte(nil), p...))
+	require.True(t, ok)
+	require.Equal(t, rr, got)
+	_, r, ok = rx.unprotectRTCP(append([]byte(nil), p...))
+	require.False(t, ok)
+	require.Equal(t, DropSRTPReplay, r)
+
+	_, r, ok = rx.unprotectRTCP(append([]byte(nil), rr...))
+	require.False(t, ok)
+	require.Equal(t, DropSRTPAuth, r, "plain RTCP")
+	foreign, err := stranger.protectRTCP([]byte{0x80, 201, 0, 1, 0, 0, 0x56, 0x78}) // a fresh SSRC: no replay
+	require.NoError(t, err)
+	_, r, ok = rx.unprotectRTCP(foreign)
+	require.False(t, ok)
+	require.Equal(t, DropSRTPAuth, r, "another key")
+
+	var plain srtpState
+	got, _, ok = plain.unprotectRTCP(rr)
+	require.True(t, ok)
+	require.Equal(t, rr, got)
+	require.False(t, plain.secure())
+}
