@@ -186,24 +186,6 @@ func exchangeOver(t *testing.T, c *Call) {
 	}, "the re-invite's ack arrived")
 }
 
-// reinviteStatus sends a re-INVITE and returns its final response, ACKing
-// a 2xx.
-func reinviteStatus(t *testing.T, d *sipgo.DialogClientSession, offer []byte) *sip.Response {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	target := d.InviteResponse.Contact().Address
-	req := sip.NewRequest(sip.INVITE, target)
-	req.SetBody(offer)
-	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	res, err := d.Do(ctx, req)
-	require.NoError(t, err)
-	if res.IsSuccess() {
-		require.NoError(t, d.WriteRequest(sip.NewRequest(sip.ACK, target)))
-	}
-	return res
-}
-
 // TestSRTPPolicyRefusals: a trunk's SRTP policy refuses what it cannot
 // answer with 488 and a Warning saying why, before any handler sees the
 // call: plain RTP on a trunk that requires SRTP, SRTP only on a trunk

@@ -61,13 +61,7 @@ func TestDialInSRTP(t *testing.T) {
 	require.GreaterOrEqual(t, margin, float64(toneMarginDB), "the phone's tone did not reach the room")
 	waitFrames(ctx, t, pion, joiningFrames+100)
 
-	phone.do(t, "hangup", "")
-	phone.await(t, "CALL_CLOSED", 5*time.Second)
-	rec, rate := phone.stop(t)
-	require.Equal(t, media.Rate8k, rate)
-	require.Greater(t, len(rec), 2*rate)
-	seg := rec[len(rec)-3*rate/2 : len(rec)-rate/5]
-	level, margin, worst = toneMargin(seg, toneHz, rate)
+	level, margin, worst = hangUpHearingRoom(t, phone, media.Rate8k)
 	t.Logf("SRTP phone hears the room's %d Hz at %.1f dB, %.1f dB above %.0f Hz", toneHz, level, margin, worst)
 	require.GreaterOrEqual(t, margin, float64(toneMarginDB), "the room's tone is not what the phone hears")
 	require.Greater(t, level, -40.0)
