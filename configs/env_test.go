@@ -11,7 +11,7 @@ import (
 var everySIPKey = SIP{Listen: "127.0.0.1:5070", SessionExpires: 10 * time.Minute, MinSE: 2 * time.Minute,
 	MaxCallDuration: 4 * time.Hour, ExternalAddress: "203.0.113.7",
 	TLS:         SIPTLS{Listen: ":5062", Cert: "/etc/mediagate/sip.pem", Key: "/etc/mediagate/sip.key"},
-	HideUnknown: true, Trunks: map[string]Trunk{"lan": {CIDRs: []string{"10.0.0.0/8", "192.168.0.0/16"}}},
+	HideUnknown: true, Trunks: map[string]Trunk{"lan": {CIDRs: []string{"10.0.0.0/8", "192.168.0.0/16"}, SRTP: "required"}},
 	Guard: SIPGuard{Enabled: false, Rate: 32, Window: 4 * time.Second, Ban: time.Hour, BanMax: 48 * time.Hour,
 		ScannerUserAgents: []string{"friendly-scanner", "evil scan"}, BanScanners: false,
 		MaxCallsPerSource: 5, MaxCalls: 200}}
@@ -37,6 +37,7 @@ func TestEnvOverrides(t *testing.T) {
 			"MEDIAGATE_SIP_LISTEN=127.0.0.1:5070",
 			"MEDIAGATE_SIP_HIDE_UNKNOWN=true",
 			"MEDIAGATE_SIP_TRUNKS_LAN_CIDRS=10.0.0.0/8, 192.168.0.0/16",
+			"MEDIAGATE_SIP_TRUNKS_LAN_SRTP=required",
 			"MEDIAGATE_SIP_SESSION_EXPIRES=10m",
 			"MEDIAGATE_SIP_MIN_SE=2m",
 			"MEDIAGATE_SIP_MAX_CALL_DURATION=4h",

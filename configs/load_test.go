@@ -98,6 +98,7 @@ func TestLoadBadFiles(t *testing.T) {
 		}, "\n"), ErrInvalid},
 		{"sip_trunk_bad_name", `testdata/sip_trunk_bad_name.bad.yaml:3: sip.trunks.Carrier: trunk name "Carrier" must be 1 to 64 characters from a-z 0-9 _ -, starting with a letter or digit`, ErrInvalid},
 		{"sip_trunk_unknown_key", `testdata/sip_trunk_unknown_key.bad.yaml:5: sip.trunks.pbx.pasword: unknown key`, ErrUnknownKey},
+		{"sip_trunk_srtp", `testdata/sip_trunk_srtp.bad.yaml:5: sip.trunks.carrier.srtp: "mandatory" is not off, optional or required`, ErrInvalid},
 		{"sip_trunk_accepts_nothing", `testdata/sip_trunk_accepts_nothing.bad.yaml:4: sip.trunks.carrier: needs cidrs, or username and password, or register: true`, ErrInvalid},
 		{"sip_trunk_register_incomplete", `testdata/sip_trunk_register_incomplete.bad.yaml:6: sip.trunks.carrier.register: needs sip.trunks.carrier.registrar, sip.trunks.carrier.username and sip.trunks.carrier.password`, ErrInvalid},
 		{"sip_trunk_many", strings.Join([]string{

@@ -41,6 +41,12 @@ type Trunk struct {
 	Registrar string `yaml:"registrar"`
 	// Expires is the binding lifetime asked of the registrar; 0 means 1h.
 	Expires time.Duration `yaml:"expires"`
+	// SRTP is whether the trunk's calls use SRTP with SDES keys (RFC
+	// 4568): "optional" (empty means the same) answers an RTP/SAVP offer
+	// with SRTP and an RTP/AVP offer with plain RTP, "required" refuses
+	// plain offers with 488 (Warning 399 "SRTP required"), "off" refuses
+	// offers of SRTP only with 488.
+	SRTP string `yaml:"srtp"`
 }
 
 // Limits of sip.trunks, enforced by Validate.
@@ -93,6 +99,11 @@ func (v *validator) trunks(trunks map[string]Trunk) {
 		}
 		if d := t.Expires; d != 0 && (d < minTrunkExpires || d > maxTrunkExpires) {
 			v.fail(key+".expires", "%s out of range 1m..24h (or 0s for 1h)", d)
+		}
+		switch t.SRTP {
+		case "", "off", "optional", "required":
+		default:
+			v.fail(key+".srtp", "%q is not off, optional or required", t.SRTP)
 		}
 	}
 }

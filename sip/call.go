@@ -61,8 +61,12 @@ func newCall(in *IncomingCall) (*Call, error) {
 	}
 	c.media = m
 	c.local = localMedia{addr: in.ip, port: m.port, sessID: rand.Uint64() >> 2, version: 1}
+	if err := c.initCrypto(); err != nil {
+		m.close()
+		return nil, err
+	}
 	if in.offer != nil {
-		if err := m.configure(in.rm); err != nil {
+		if err := c.configureMedia(in.rm); err != nil {
 			m.close()
 			return nil, err
 		}
@@ -187,8 +191,12 @@ func (c *Call) end(ctx context.Context, reason error, bye bool) error {
 			c.ua.meters.active.Add(-1)
 		}
 		c.in.cancel()
-		c.log.Info("call ended", "reason", reason, "rx", st.Received, "tx", st.Sent,
-			"lost", st.Jitter.Lost, "malformed", st.Malformed, "bye_err", err)
+		attrs := []any{"reason", reason, "rx", st.Received, "tx", st.Sent,
+			"lost", st.Jitter.Lost, "malformed", st.Malformed, "bye_err", err}
+		if st.SRTP {
+			attrs = append(attrs, "srtp_auth", st.MalformedBy[DropSRTPAuth], "srtp_replay", st.MalformedBy[DropSRTPReplay])
+		}
+		c.log.Info("call ended", attrs...)
 		close(c.done)
 	})
 	if !first {
@@ -292,11 +300,11 @@ func (c *Call) takeAnswer(ack *sip.Request) error {
 	if err != nil {
 		return err
 	}
-	rm, err := readAnswer(sd, c.ua.opts.codecs, "")
+	rm, err := readAnswer(sd, c.ua.opts.codecs, "", c.localCrypto())
 	if err != nil {
 		return err
 	}
-	if err := c.media.configure(rm); err != nil {
+	if err := c.configureMedia(rm); err != nil {
 		return err
 	}
 	c.mu.Lock()
@@ -319,7 +327,7 @@ func (c *Call) established() {
 	})
 	c.startSupervisor()
 	c.mu.Lock()
-	codec, te := c.codec, c.remote.tePT >= 0
+	codec, te, secure := c.codec, c.remote.tePT >= 0, c.local.crypto != nil
 	c.mu.Unlock()
-	c.log.Info("call answered", "codec", codec.String(), "telephone_event", te)
+	c.log.Info("call answered", "codec", codec.String(), "telephone_event", te, "srtp", secure)
 }

@@ -159,7 +159,7 @@ func (c *Call) reinvite(req *sip.Request, tx sip.ServerTransaction) {
 	codec := c.Codec()
 	sd, err := parseSDP(ack.Body())
 	if err == nil {
-		rm, err = readAnswer(sd, []string{codec.Name}, codec.Name)
+		rm, err = readAnswer(sd, []string{codec.Name}, codec.Name, c.localCrypto())
 	}
 	if err != nil {
 		c.log.Info("unusable answer in re-invite ack", "err", err)
@@ -230,8 +230,10 @@ func (c *Call) answerRequest(req *sip.Request, offered, reinvite bool) (sessionT
 	case offered:
 		var offer *sdp.SessionDescription
 		if offer, err = readOffer(req); err == nil {
-			if rm, err = negotiate(offer, prefs); err == nil {
-				body, err = c.describe(func(l localMedia) ([]byte, error) { return buildAnswer(l, offer, rm) })
+			if rm, err = negotiate(offer, prefs, c.renegotiationPolicy()); err == nil {
+				if err = c.answerCrypto(rm); err == nil {
+					body, err = c.describe(func(l localMedia) ([]byte, error) { return buildAnswer(l, offer, rm) })
+				}
 			}
 		}
 	case reinvite:
@@ -268,7 +270,7 @@ func (u *UA) refuseRequest(req *sip.Request, tx sip.ServerTransaction, err error
 // apply switches media to a renegotiated description and logs holds.
 func (c *Call) apply(rm remoteMedia) {
 	wasHeld := c.Held()
-	if err := c.media.configure(rm); err != nil {
+	if err := c.configureMedia(rm); err != nil {
 		c.log.Warn("media reconfiguration failed", "err", err)
 		return
 	}

@@ -34,9 +34,27 @@ var (
 	ErrCanceled = &Error{"sip: call canceled by the caller", 487}
 
 	// ErrNoCommonCodec means the offer holds no audio codec of sip.codecs
-	// (or only encrypted media): 488 Not Acceptable Here with a Warning
-	// 305 "Incompatible media format" (RFC 3261 §21.4.26, §20.43).
+	// on a stream whose transport the call may use: 488 Not Acceptable
+	// Here with a Warning 305 "Incompatible media format" (RFC 3261
+	// §21.4.26, §20.43).
 	ErrNoCommonCodec = &Error{"sip: no acceptable audio codec", 488}
+
+	// ErrSRTPRequired means the call's trunk requires SRTP (sip.trunks.
+	// <name>.srtp: required) and the offer has only plain RTP: 488 Not
+	// Acceptable Here with Warning 399 "SRTP required".
+	ErrSRTPRequired = &Error{"sip: srtp required", 488}
+
+	// ErrNoCommonTransport means the offer has only SRTP (RTP/SAVP) and
+	// the call's trunk has SRTP off: 488 with Warning 302 "Incompatible
+	// transport protocol" (RFC 3261 §20.43).
+	ErrNoCommonTransport = &Error{"sip: no common media transport", 488}
+
+	// ErrCrypto means an SRTP stream's a=crypto attributes (RFC 4568) hold
+	// none mediagate can honour: another suite than AES_CM_128_HMAC_SHA1_80
+	// or _32, a key that is not 30 octets of base64, an MKI, a lifetime
+	// below 2^31, an unknown session parameter, a tag used twice. 488 with
+	// Warning 399 naming the reason; the message never holds the key.
+	ErrCrypto = &Error{"sip: no usable srtp crypto attribute", 488}
 
 	// ErrBadSDP means a session description could not be parsed or makes
 	// no sense (no audio stream, no address); 400 Bad Request.

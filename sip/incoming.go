@@ -56,6 +56,7 @@ type IncomingCall struct {
 	contact sip.ContactHeader
 
 	offer *sdp.SessionDescription // nil for an offerless INVITE
+	srtp  SRTPPolicy              // the trunk's
 	rm    remoteMedia             // negotiated from offer
 	timer sessionTimer            // negotiated from the INVITE (RFC 4028)
 
@@ -94,7 +95,7 @@ func (u *UA) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		u.respond(req, tx, 503, "", sip.NewHeader("Retry-After", "30"))
 		return
 	}
-	in, err := u.newIncoming(req, tx)
+	in, err := u.newIncoming(req, tx, trunk)
 	if err != nil {
 		u.refuse(req, tx, err)
 		return
@@ -140,7 +141,7 @@ func refusalHeaders(err error, code int) []sip.Header {
 	var h []sip.Header
 	switch code {
 	case 488:
-		h = append(h, sip.NewHeader("Warning", `305 mediagate "Incompatible media format"`))
+		h = append(h, sip.NewHeader("Warning", mediaWarning(err)))
 	case 420:
 		var be *badExtension
 		if errors.As(err, &be) {
@@ -163,14 +164,29 @@ func refusalHeaders(err error, code int) []sip.Header {
 	return h
 }
 
+// mediaWarning is the Warning header value (RFC 3261 §20.43) of a 488.
+func mediaWarning(err error) string {
+	switch {
+	case errors.Is(err, ErrSRTPRequired):
+		return `399 mediagate "SRTP required"`
+	case errors.Is(err, ErrNoCommonTransport):
+		return `302 mediagate "Incompatible transport protocol"`
+	case errors.Is(err, ErrCrypto):
+		why := strings.TrimPrefix(err.Error(), ErrCrypto.Error()+": ")
+		return `399 mediagate "Unusable SRTP crypto attribute: ` + strings.ReplaceAll(why, `"`, "'") + `"`
+	}
+	return `305 mediagate "Incompatible media format"`
+}
+
 // badExtension is a Require header naming extensions we lack (420).
 type badExtension struct{ tags string }
 
 func (e *badExtension) Error() string  { return "sip: unsupported extension required" }
 func (e *badExtension) SIPStatus() int { return 420 }
 
-// newIncoming checks an INVITE, negotiates its offer and creates the dialog.
-func (u *UA) newIncoming(req *sip.Request, tx sip.ServerTransaction) (*IncomingCall, error) {
+// newIncoming checks an INVITE, negotiates its offer under the SRTP
+// policy of its trunk and creates the dialog.
+func (u *UA) newIncoming(req *sip.Request, tx sip.ServerTransaction, trunk string) (*IncomingCall, error) {
 	// RFC 3261 §8.2.2.3: a Require naming an extension other than ours
 	// (supported) is 420.
 	if tags := unsupportedTags(req); tags != "" {
@@ -179,7 +195,7 @@ func (u *UA) newIncoming(req *sip.Request, tx sip.ServerTransaction) (*IncomingC
 	if req.From() == nil || req.CallID() == nil {
 		return nil, &StatusError{Code: 400, Reason: "Missing From or Call-ID"}
 	}
-	in := &IncomingCall{ua: u, req: req, tx: tx, finished: make(chan struct{})}
+	in := &IncomingCall{ua: u, req: req, tx: tx, finished: make(chan struct{}), srtp: u.trunks().srtpPolicy(trunk)}
 	var err error
 	if in.timer, err = u.negotiateTimer(req); err != nil {
 		return nil, err // 422 or 400 (RFC 4028 §9)
@@ -192,7 +208,7 @@ func (u *UA) newIncoming(req *sip.Request, tx sip.ServerTransaction) (*IncomingC
 		if err != nil {
 			return nil, err
 		}
-		if in.rm, err = negotiate(offer, u.opts.codecs); err != nil {
+		if in.rm, err = negotiate(offer, u.opts.codecs, in.srtp); err != nil {
 			return nil, err
 		}
 		in.offer = offer

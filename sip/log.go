@@ -81,8 +81,10 @@ var (
 )
 
 // redactText masks what a free-text log value (sipgo's messages, errors,
-// start lines) may hold: URI user parts, IP addresses and phone numbers.
+// start lines) may hold: URI user parts, IP addresses, phone numbers and
+// SDES keys (a=crypto ... inline:KEY).
 func redactText(s string) string {
+	s = redactKeys(s)
 	s = uriUserRE.ReplaceAllStringFunc(s, func(m string) string {
 		sub := uriUserRE.FindStringSubmatch(m)
 		if sub[3] == "" && !strings.EqualFold(sub[1], "tel:") {

@@ -17,6 +17,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
+	"github.com/pion/srtp/v3"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mediagate/mediagate/media"
@@ -96,6 +97,15 @@ func (p *sipPeer) dial(u *UA, user string, offer []byte) (*sipgo.DialogClientSes
 // reinvite sends a re-INVITE with offer, ACKs the 200 and returns its answer.
 func (p *sipPeer) reinvite(t *testing.T, d *sipgo.DialogClientSession, offer []byte) []byte {
 	t.Helper()
+	res := reinviteStatus(t, d, offer)
+	require.Equal(t, 200, res.StatusCode)
+	return res.Body()
+}
+
+// reinviteStatus sends a re-INVITE and returns its final response, ACKing
+// a 2xx.
+func reinviteStatus(t *testing.T, d *sipgo.DialogClientSession, offer []byte) *sip.Response {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	target := d.InviteResponse.Contact().Address
@@ -104,9 +114,10 @@ func (p *sipPeer) reinvite(t *testing.T, d *sipgo.DialogClientSession, offer []b
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	res, err := d.Do(ctx, req)
 	require.NoError(t, err)
-	require.Equal(t, 200, res.StatusCode)
-	require.NoError(t, d.WriteRequest(sip.NewRequest(sip.ACK, target)))
-	return res.Body()
+	if res.IsSuccess() {
+		require.NoError(t, d.WriteRequest(sip.NewRequest(sip.ACK, target)))
+	}
+	return res
 }
 
 // peerOffer is the SDP the peer offers: one codec, telephone-event at 8 kHz
@@ -156,6 +167,12 @@ type rtpPeer struct {
 	from netip.AddrPort
 	sent atomic.Int64 // tone packets sent
 
+	// With SRTP (srtp_test.go): tx protects what sendTone sends, rx
+	// unprotects what arrives; unauthentic counts what rx refused. Each
+	// context is used by one goroutine.
+	srtpTx, srtpRx atomic.Pointer[srtp.Context]
+	unauthentic    atomic.Int64
+
 	sending chan struct{} // closed to stop sending
 	wg      sync.WaitGroup
 }
@@ -193,6 +210,14 @@ func (p *rtpPeer) receive() {
 		n, from, err := p.conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			return
+		}
+		if rx := p.srtpRx.Load(); rx != nil && n >= 2 && (buf[1] < 192 || buf[1] > 223) {
+			plain, err := rx.DecryptRTP(buf[:n], buf[:n], nil)
+			if err != nil {
+				p.unauthentic.Add(1)
+				continue
+			}
+			n = len(plain)
 		}
 		if pkt.Unmarshal(buf[:n]) != nil || pkt.PayloadType != p.pt {
 			continue
@@ -243,6 +268,9 @@ func (p *rtpPeer) sendTone(to netip.AddrPort, freq float64) {
 			}
 			pkt.Payload = payload[:n]
 			b, _ := pkt.Marshal()
+			if tx := p.srtpTx.Load(); tx != nil {
+				b, _ = tx.EncryptRTP(nil, b, nil)
+			}
 			if _, err := p.conn.WriteToUDPAddrPort(b, to); err == nil {
 				p.sent.Add(1)
 			}

@@ -52,6 +52,7 @@ func (u *UA) SetTrunks(hideUnknown bool, trunks ...Trunk) error {
 			t.reg.stop()
 		}
 	}
+	u.warnClearKeys()
 	return nil
 }
 

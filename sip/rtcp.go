@@ -120,6 +120,11 @@ func jittered(d time.Duration) time.Duration {
 // latched RTP to (or the SDP's when nothing arrived yet), and when muxed
 // after the latch from the latched address itself.
 func (s *rtpSession) handleRTCP(b []byte, from netip.AddrPort, now time.Time, muxed bool) {
+	b, r, ok := s.srtp.unprotectRTCP(b)
+	if !ok {
+		s.drop(r, now)
+		return
+	}
 	if r, ok := checkRTCP(b); !ok {
 		s.drop(r, now)
 		return
@@ -183,6 +188,9 @@ func (s *rtpSession) sendRTCP(bye bool) {
 		pkts = append(pkts, &rtcp.Goodbye{Sources: []uint32{s.ssrc}})
 	}
 	b, err := rtcp.Marshal(pkts)
+	if err == nil {
+		b, err = s.srtp.protectRTCP(b)
+	}
 	if err != nil {
 		return
 	}

@@ -66,6 +66,8 @@ type rtpSession struct {
 	seqSeen          bool
 
 	tx      sendQueue
+	srtp    srtpState
+	txOut   []byte // the send goroutine's SRTP output buffer
 	stats   rtpCounters
 	dropLog *logLimiter // at most one Debug line per dropLogEvery on malformed packets
 	rtcp    rtcpState
@@ -119,6 +121,11 @@ type Stats struct {
 	ReceivedBytes, SentBytes uint64
 	// Jitter is the jitter buffer's view of the incoming stream.
 	Jitter media.JitterStats
+	// SRTP reports that the call's media is SRTP (RFC 3711, keyed by
+	// SDES): what is sent is protected, and only authenticated packets
+	// are accepted (the others count in MalformedBy as DropSRTPAuth and
+	// DropSRTPReplay).
+	SRTP bool
 }
 
 // maxRTP is the largest RTP packet handled: an Ethernet MTU.
@@ -134,7 +141,7 @@ func newRTPSession(log *slog.Logger, ports *portAllocator, wg *sync.WaitGroup, o
 	s := &rtpSession{
 		log: log, ports: ports, conn: conn, rtcpConn: rtcpConn, port: port,
 		ssrc: rand.Uint32(), onDTMF: onDTMF, wg: wg, closed: make(chan struct{}),
-		dropLog: newLogLimiter(1, dropLogEvery),
+		dropLog: newLogLimiter(1, dropLogEvery), txOut: make([]byte, maxRTP+srtpTrailer),
 	}
 	s.dest.Store(&peerAddrs{})
 	s.tx.init()
@@ -216,6 +223,11 @@ func (s *rtpSession) handleRTP(b []byte, from netip.AddrPort, pkt *rtp.Packet, n
 		// RTCP on the RTP port (RFC 5761 §4: packet types 192–223), from
 		// peers that multiplex whether or not we offered it.
 		s.handleRTCP(b, from, now, true)
+		return
+	}
+	b, r, ok := s.srtp.unprotectRTP(b, &pkt.Header)
+	if !ok {
+		s.drop(r, now)
 		return
 	}
 	if r, ok := checkRTP(b); !ok {
@@ -385,7 +397,7 @@ func (s *rtpSession) snapshot() Stats {
 	st := Stats{
 		Received: s.stats.received.Load(), Malformed: s.stats.malformed.Load(),
 		UnknownPT: s.stats.unknownPT.Load(), Foreign: s.stats.foreign.Load(),
-		Sent: s.stats.sent.Load(), Dropped: s.stats.dropped.Load(),
+		Sent: s.stats.sent.Load(), Dropped: s.stats.dropped.Load(), SRTP: s.srtp.secure(),
 		ReceivedBytes: s.stats.recvBytes.Load(), SentBytes: s.stats.sentBytes.Load(),
 	}
 	for i := range st.MalformedBy {
@@ -520,7 +532,11 @@ func (s *rtpSession) send() {
 			slot := &q.slots[q.head]
 			q.mu.Unlock()
 			if to := s.dest.Load().rtp; to.IsValid() && !to.Addr().IsUnspecified() {
-				if _, err := s.conn.WriteToUDPAddrPort(slot.buf[:slot.n], to); err != nil {
+				out, err := s.srtp.protectRTP(s.txOut, slot.buf[:slot.n])
+				if err == nil {
+					_, err = s.conn.WriteToUDPAddrPort(out, to)
+				}
+				if err != nil {
 					s.stats.sendErrs.Add(1)
 				} else {
 					s.stats.sent.Add(1)

@@ -7,16 +7,35 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
 )
 
 // rtpFuzzOffers are the negotiations FuzzRTPInput's first byte picks:
 // G.711 with telephone-event, G.711 alone (in-band detection runs), Opus
-// with telephone-event/8000 and G.722.
+// with telephone-event/8000 and G.722. A first byte with bit 7 set picks
+// rtpFuzzSRTPOffer instead (so that the committed seeds keep their offer).
 var rtpFuzzOffers = [][]byte{
 	offer("m=audio 4000 RTP/AVP 8 101", "a=rtpmap:101 telephone-event/8000"),
 	offer("m=audio 4000 RTP/AVP 0"),
 	offer("m=audio 4000 RTP/AVP 111 101", "a=rtpmap:111 opus/48000/2", "a=rtpmap:101 telephone-event/8000"),
 	offer("m=audio 4000 RTP/AVP 9 101", "a=rtpmap:101 telephone-event/8000", "a=rtcp:4005"),
+}
+
+// rtpFuzzSRTPOffer is G.711 with telephone-event over SRTP keyed with
+// testKey both ways: the unprotect path comes before everything else.
+var rtpFuzzSRTPOffer = offer("m=audio 4000 RTP/SAVP 0 101", "a=rtpmap:101 telephone-event/8000",
+	"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"+testKey)
+
+// srtpSeed protects packets with testKey for FuzzRTPInput's SRTP seeds.
+func srtpSeed(pkts ...[]byte) [][]byte {
+	c, _ := parseCrypto("1 AES_CM_128_HMAC_SHA1_80 inline:" + testKey)
+	ctx, _ := srtp.CreateContext(c.key[:16], c.key[16:], c.suite.profile())
+	var out [][]byte
+	for _, p := range pkts {
+		b, _ := ctx.EncryptRTP(nil, p, nil)
+		out = append(out, b)
+	}
+	return out
 }
 
 // rtpFuzzSources are where FuzzRTPInput's packets come from: the address
@@ -61,15 +80,23 @@ func FuzzRTPInput(f *testing.F) {
 	f.Add(rtpRecords(3, []byte{0x81, 201, 0, 7, 0, 0, 0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
 		[]byte{0x80, 200, 0xff, 0xff, 0, 0, 0, 1}))
 	f.Add([]byte{0, 0x02, 12, 0x80, 8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1})
+	// SRTP: audio and a telephone event, protected, the event again (a
+	// replay), then the audio in plain (its index seen: a replay too).
+	protected := srtpSeed(rtpPacket(0, 1, 160, true, make([]byte, 160)), rtpPacket(101, 2, 160, false, []byte{5, 0x8a, 1, 64}))
+	f.Add(rtpRecords(0x80, protected[0], protected[1], protected[1], rtpPacket(0, 1, 160, true, make([]byte, 160))))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) == 0 {
 			return
 		}
-		sd, err := parseSDP(rtpFuzzOffers[int(data[0])%len(rtpFuzzOffers)])
+		o := rtpFuzzOffers[int(data[0])%len(rtpFuzzOffers)]
+		if data[0]&0x80 != 0 {
+			o = rtpFuzzSRTPOffer
+		}
+		sd, err := parseSDP(o)
 		if err != nil {
 			t.Fatal(err)
 		}
-		rm, err := negotiate(sd, DefaultCodecs)
+		rm, err := negotiate(sd, DefaultCodecs, SRTPOptional)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -84,6 +111,11 @@ func FuzzRTPInput(f *testing.F) {
 		if err := s.configure(rm); err != nil {
 			t.Fatal(err)
 		}
+		if rm.crypto != nil {
+			if err := s.srtp.set(rm.crypto, rm.crypto); err != nil {
+				t.Fatal(err)
+			}
+		}
 		senders := map[netip.AddrPort]bool{rm.rtp: true}
 		pcm := make([]int16, 960)
 		want := min(len(pcm), rm.codec.SampleRate/50)
@@ -94,7 +126,7 @@ func FuzzRTPInput(f *testing.F) {
 			flags, n := rest[0], int(rest[1])
 			rest = rest[2:]
 			n = min(n, len(rest))
-			b := rest[:n]
+			b := append([]byte(nil), rest[:n]...) // unprotect works in place
 			rest = rest[n:]
 			from := rtpFuzzSources[int(flags&3)%len(rtpFuzzSources)]
 			now = now.Add(20 * time.Millisecond)

@@ -2,6 +2,8 @@ package sip
 
 import (
 	"bytes"
+	"cmp"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -15,8 +17,10 @@ import (
 // exactly one audio codec — the first of its preference list (sip.codecs)
 // that the offer holds — plus telephone-event when offered (at the codec's
 // clock rate if the offer has it there), so a call never switches codec
-// mid-stream. Other streams (video, a second audio line, encrypted media)
-// are refused with port 0 (§6).
+// mid-stream. Other streams (video, a second audio line) are refused with
+// port 0 (§6). An RTP/SAVP(F) stream with a usable a=crypto attribute
+// (SDES, RFC 4568) is answered in kind with our own key, as the trunk's
+// SRTPPolicy allows.
 
 // remoteMedia is what a peer's session description says about the audio
 // stream mediagate uses.
@@ -37,6 +41,8 @@ type remoteMedia struct {
 	dir sdp.Direction
 	// index is the position of the audio stream among the m= lines.
 	index int
+	// crypto is the peer's SDES key for an SRTP stream, nil for plain RTP.
+	crypto *cryptoAttr
 }
 
 // canSend reports whether the peer wants our audio: it is not sendonly,
@@ -59,6 +65,9 @@ type localMedia struct {
 	port    int
 	sessID  uint64
 	version uint64
+	// crypto is our SDES key for an SRTP call (the tag and suite of the
+	// current exchange), nil for plain RTP.
+	crypto *cryptoAttr
 }
 
 // parseSDP parses a session description; errors wrap ErrBadSDP.
@@ -75,11 +84,30 @@ func parseSDP(body []byte) (*sdp.SessionDescription, error) {
 
 // negotiate picks the audio stream and codec of an offer (RFC 3264 §6.1):
 // the first acceptable audio m= line, the first codec of prefs it lists.
-// No such stream is ErrNoCommonCodec.
-func negotiate(offer *sdp.SessionDescription, prefs []string) (remoteMedia, error) {
+// A plain stream is acceptable unless policy is SRTPRequired, an SRTP
+// stream with a usable a=crypto unless it is SRTPOff. Without such a
+// stream the error says why: ErrSRTPRequired, ErrNoCommonTransport,
+// ErrCrypto or ErrNoCommonCodec.
+func negotiate(offer *sdp.SessionDescription, prefs []string, policy SRTPPolicy) (remoteMedia, error) {
+	var plain, secure bool
+	var cryptoErr error
 	for i, md := range offer.MediaDescriptions {
-		if !usableAudio(md) {
+		sec, ok := audioTransport(md)
+		if !ok {
 			continue
+		}
+		plain, secure = plain || !sec, secure || sec
+		if (sec && policy == SRTPOff) || (!sec && policy == SRTPRequired) {
+			continue
+		}
+		var ca *cryptoAttr
+		if sec {
+			c, err := pickCrypto(md)
+			if err != nil {
+				cryptoErr = cmp.Or(cryptoErr, err)
+				continue
+			}
+			ca = &c
 		}
 		for _, name := range prefs {
 			for _, f := range md.MediaName.Formats {
@@ -87,9 +115,19 @@ func negotiate(offer *sdp.SessionDescription, prefs []string) (remoteMedia, erro
 				if !ok || c.Name != name {
 					continue
 				}
-				return describeRemote(offer, md, i, c)
+				rm, err := describeRemote(offer, md, i, c)
+				rm.crypto = ca
+				return rm, err
 			}
 		}
+	}
+	switch {
+	case policy == SRTPRequired && plain && !secure:
+		return remoteMedia{}, ErrSRTPRequired
+	case policy == SRTPOff && secure && !plain:
+		return remoteMedia{}, ErrNoCommonTransport
+	case cryptoErr != nil:
+		return remoteMedia{}, cryptoErr
 	}
 	return remoteMedia{}, ErrNoCommonCodec
 }
@@ -97,10 +135,13 @@ func negotiate(offer *sdp.SessionDescription, prefs []string) (remoteMedia, erro
 // readAnswer takes the answer to our offer (RFC 3264 §7): the audio stream's
 // first format that is a codec of ours. want, when set, is the codec the
 // call already carries; an answer without it is refused, since the codec
-// does not change during a call.
-func readAnswer(answer *sdp.SessionDescription, prefs []string, want string) (remoteMedia, error) {
+// does not change during a call. ours is the a=crypto of our offer: the
+// answer's stream must then be SRTP with the same tag and suite (RFC 4568
+// §7.1.2), else plain RTP.
+func readAnswer(answer *sdp.SessionDescription, prefs []string, want string, ours *cryptoAttr) (remoteMedia, error) {
 	for i, md := range answer.MediaDescriptions {
-		if !usableAudio(md) {
+		sec, ok := audioTransport(md)
+		if !ok || sec != (ours != nil) {
 			continue
 		}
 		for _, f := range md.MediaName.Formats {
@@ -108,18 +149,34 @@ func readAnswer(answer *sdp.SessionDescription, prefs []string, want string) (re
 			if !ok || !slices.Contains(prefs, c.Name) || (want != "" && c.Name != want) {
 				continue
 			}
-			return describeRemote(answer, md, i, c)
+			rm, err := describeRemote(answer, md, i, c)
+			if err != nil || ours == nil {
+				return rm, err
+			}
+			ca, err := findCrypto(md, *ours)
+			if err != nil {
+				return remoteMedia{}, err
+			}
+			rm.crypto = &ca
+			return rm, nil
 		}
 	}
 	return remoteMedia{}, ErrNoCommonCodec
 }
 
-// usableAudio reports whether an m= line is plain-RTP audio that is not
-// refused (port 0).
-func usableAudio(md *sdp.MediaDescription) bool {
-	proto := strings.Join(md.MediaName.Protos, "/")
-	return md.MediaName.Media == "audio" && md.MediaName.Port.Value != 0 &&
-		(proto == "RTP/AVP" || proto == "RTP/AVPF")
+// audioTransport reports whether an m= line is audio that is not refused
+// (port 0) over RTP/AVP(F) or, secure, RTP/SAVP(F).
+func audioTransport(md *sdp.MediaDescription) (secure, ok bool) {
+	if md.MediaName.Media != "audio" || md.MediaName.Port.Value == 0 {
+		return false, false
+	}
+	switch strings.Join(md.MediaName.Protos, "/") {
+	case "RTP/AVP", "RTP/AVPF":
+		return false, true
+	case "RTP/SAVP", "RTP/SAVPF":
+		return true, true
+	}
+	return false, false
 }
 
 // formatCodec maps one format of an m= line to a known codec: by rtpmap
@@ -295,6 +352,9 @@ func buildAnswer(local localMedia, offer *sdp.SessionDescription, rm remoteMedia
 		if rm.tePT >= 0 {
 			te = append(te, teFormat{rm.tePT, rm.teRate})
 		}
+		if (rm.crypto != nil) != (local.crypto != nil) {
+			return nil, errors.New("sip: srtp answer and our key disagree")
+		}
 		sd.MediaDescriptions = append(sd.MediaDescriptions,
 			audioStream(local, md.MediaName.Protos, []Codec{rm.codec}, te, answerDirection(rm)))
 	}
@@ -320,7 +380,11 @@ func buildOffer(local localMedia, prefs []string, dir sdp.Direction) ([]byte, er
 		}
 	}
 	sd := newSession(local)
-	sd.MediaDescriptions = []*sdp.MediaDescription{audioStream(local, []string{"RTP", "AVP"}, codecs, te, dir)}
+	protos := []string{"RTP", "AVP"}
+	if local.crypto != nil {
+		protos[1] = "SAVP"
+	}
+	sd.MediaDescriptions = []*sdp.MediaDescription{audioStream(local, protos, codecs, te, dir)}
 	return sd.Marshal()
 }
 
@@ -363,6 +427,9 @@ func audioStream(local localMedia, protos []string, codecs []Codec, te []teForma
 			sdp.NewAttribute("fmtp", pt+" 0-16")) // RFC 4733 §2.4.1
 	}
 	md.Attributes = append(md.Attributes, sdp.NewAttribute("ptime", "20"), sdp.NewPropertyAttribute(dir.String()))
+	if local.crypto != nil {
+		md.Attributes = append(md.Attributes, sdp.NewAttribute("crypto", local.crypto.value()))
+	}
 	return md
 }
 

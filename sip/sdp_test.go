@@ -46,7 +46,7 @@ func TestNegotiate(t *testing.T) {
 		{name: "video first, audio second", sdp: offer("m=video 5000 RTP/AVP 96", "a=rtpmap:96 H264/90000", "m=audio 4000 RTP/AVP 8"),
 			prefs: DefaultCodecs, codec: CodecPCMA, pt: 8, tePT: -1, rtp: "192.0.2.10:4000", rtcp: "192.0.2.10:4001", dir: sdp.DirectionSendRecv},
 		{name: "only G.729", sdp: offer("m=audio 4000 RTP/AVP 18", "a=rtpmap:18 G729/8000"), prefs: DefaultCodecs, wantErr: ErrNoCommonCodec},
-		{name: "encrypted media only", sdp: offer("m=audio 4000 RTP/SAVP 8"), prefs: DefaultCodecs, wantErr: ErrNoCommonCodec},
+		{name: "srtp without a=crypto", sdp: offer("m=audio 4000 RTP/SAVP 8"), prefs: DefaultCodecs, wantErr: ErrCrypto},
 		{name: "refused stream", sdp: offer("m=audio 0 RTP/AVP 8"), prefs: DefaultCodecs, wantErr: ErrNoCommonCodec},
 		{name: "opus must be signalled stereo", sdp: offer("m=audio 4000 RTP/AVP 111", "a=rtpmap:111 opus/48000"), prefs: DefaultCodecs, wantErr: ErrNoCommonCodec},
 		{name: "not preferred at all", sdp: offer("m=audio 4000 RTP/AVP 0"), prefs: []string{CodecPCMA}, wantErr: ErrNoCommonCodec},
@@ -59,7 +59,7 @@ func TestNegotiate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			sd, err := parseSDP(tt.sdp)
 			require.NoError(t, err)
-			rm, err := negotiate(sd, tt.prefs)
+			rm, err := negotiate(sd, tt.prefs, SRTPOptional)
 			if tt.wantErr != nil {
 				require.ErrorIs(t, err, tt.wantErr)
 				return
@@ -111,7 +111,7 @@ func TestBuildAnswer(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			sd, err := parseSDP(tt.offer)
 			require.NoError(t, err)
-			rm, err := negotiate(sd, DefaultCodecs)
+			rm, err := negotiate(sd, DefaultCodecs, SRTPOptional)
 			require.NoError(t, err)
 			b, err := buildAnswer(local, sd, rm)
 			require.NoError(t, err)
@@ -151,7 +151,7 @@ func TestOfferAnswerRoundTrip(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			sd, err := parseSDP(tt.answer)
 			require.NoError(t, err)
-			rm, err := readAnswer(sd, DefaultCodecs, "")
+			rm, err := readAnswer(sd, DefaultCodecs, "", nil)
 			if tt.wantErr != nil {
 				require.ErrorIs(t, err, tt.wantErr)
 				return
@@ -163,7 +163,7 @@ func TestOfferAnswerRoundTrip(t *testing.T) {
 	// A re-INVITE answer must keep the call's codec.
 	sd, err := parseSDP(offer("m=audio 4000 RTP/AVP 0"))
 	require.NoError(t, err)
-	_, err = readAnswer(sd, DefaultCodecs, CodecPCMA)
+	_, err = readAnswer(sd, DefaultCodecs, CodecPCMA, nil)
 	require.ErrorIs(t, err, ErrNoCommonCodec)
 }
 
@@ -191,7 +191,7 @@ func FuzzNegotiate(f *testing.F) {
 		if err != nil {
 			return
 		}
-		rm, err := negotiate(sd, DefaultCodecs)
+		rm, err := negotiate(sd, DefaultCodecs, SRTPOptional)
 		if err != nil {
 			return
 		}

@@ -314,7 +314,7 @@ func (c *Call) takeRefreshAnswer(res *sip.Response) {
 	sd, err := parseSDP(res.Body())
 	var rm remoteMedia
 	if err == nil {
-		rm, err = readAnswer(sd, []string{codec.Name}, codec.Name)
+		rm, err = readAnswer(sd, []string{codec.Name}, codec.Name, c.localCrypto())
 	}
 	if err != nil {
 		c.log.Info("unusable answer to session refresh", "err", redactText(err.Error()))

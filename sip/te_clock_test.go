@@ -34,7 +34,7 @@ func TestNegotiateTelephoneEventClock(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			sd, err := parseSDP(offer(append([]string{tc.m}, tc.attrs...)...))
 			require.NoError(t, err)
-			rm, err := negotiate(sd, DefaultCodecs)
+			rm, err := negotiate(sd, DefaultCodecs, SRTPOptional)
 			require.NoError(t, err)
 			require.Equal(t, tc.tePT, rm.tePT)
 			require.Equal(t, tc.teRate, rm.teRate)

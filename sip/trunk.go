@@ -51,6 +51,11 @@ type Trunk struct {
 	Registrar string
 	// Expires is the binding lifetime we ask for; 0 means 1h.
 	Expires time.Duration
+	// SRTP is whether the trunk's calls use SRTP with SDES keys (RFC
+	// 4568): SRTPOptional (the zero value) follows the offer, SRTPOff
+	// refuses SRTP-only offers, SRTPRequired refuses plain ones. SDES keys
+	// are only as secret as the signalling: run such trunks over TLS.
+	SRTP SRTPPolicy
 }
 
 // String keeps the password out of fmt's %v, should a trunk be printed.
@@ -59,8 +64,8 @@ func (t Trunk) String() string {
 	if t.Password != "" {
 		pw = "<redacted>"
 	}
-	return fmt.Sprintf("{name:%s cidrs:%v username:%q password:%s realm:%q register:%t registrar:%q expires:%s}",
-		t.Name, t.CIDRs, t.Username, pw, t.Realm, t.Register, t.Registrar, t.Expires)
+	return fmt.Sprintf("{name:%s cidrs:%v username:%q password:%s realm:%q register:%t registrar:%q expires:%s srtp:%s}",
+		t.Name, t.CIDRs, t.Username, pw, t.Realm, t.Register, t.Registrar, t.Expires, t.SRTP)
 }
 
 // challenges reports whether requests on t must answer a digest challenge.
@@ -157,6 +162,8 @@ func checkTrunk(t Trunk, seen map[string]bool) error {
 		return fmt.Errorf("realm holds a quote, backslash or line break")
 	case t.Expires < 0:
 		return fmt.Errorf("negative expires")
+	case t.SRTP > SRTPRequired:
+		return fmt.Errorf("unknown srtp policy")
 	}
 	for _, p := range t.CIDRs {
 		if !p.IsValid() {

@@ -194,6 +194,7 @@ func New(listen string, h Handler, opts ...Option) (*UA, error) {
 	go func() { defer u.serve.Done(); _ = u.srv.ServeTCP(u.screenAccept(u.tcp)) }()
 	u.serveTLS()
 	u.log.Info("sip listening", "port", u.port, "tls_port", u.tlsPort, "codecs", o.codecs)
+	u.warnClearKeys()
 	return u, nil
 }
 

@@ -28,6 +28,8 @@ const (
 	DropRTCPPadding                    // padding on a part but the last, or a padding count that lies
 	DropRTCPCompound                   // a compound packet not starting with SR or RR (RFC 3550 §6.1)
 	DropRTCPContent                    // framing fine, a part's content unparsable
+	DropSRTPAuth                       // SRTP or SRTCP authentication failed (RFC 3711 §3.4): forged, garbled or another key
+	DropSRTPReplay                     // SRTP or SRTCP index seen before (RFC 3711 §3.3.2): a replay
 
 	// NumDropReasons is the number of reasons: the length of
 	// Stats.MalformedBy.
@@ -37,6 +39,7 @@ const (
 var dropReasonNames = [NumDropReasons]string{
 	"rtp_short", "rtp_version", "rtp_csrc", "rtp_extension", "rtp_padding", "rtp_payload",
 	"rtcp_short", "rtcp_version", "rtcp_length", "rtcp_padding", "rtcp_compound", "rtcp_content",
+	"srtp_auth", "srtp_replay",
 }
 
 func (r DropReason) String() string {

@@ -67,6 +67,10 @@ type baresipOptions struct {
 	// test's call.
 	source string
 	rate   int
+	// mediaenc is the account's media encryption (its mediaenc
+	// parameter), e.g. "srtp-mand": SDES-keyed SRTP, calls without it
+	// fail. Empty: plain RTP, and the srtp module is not loaded.
+	mediaenc string
 }
 
 // baresipRTPBlock hands each softphone of the test binary its own block of
@@ -106,8 +110,15 @@ func startBaresip(t *testing.T, o baresipOptions) *baresip {
 		"ctrl_tcp_listen 127.0.0.1:" + strconv.Itoa(ctrlPort),
 		"snd_path " + b.recDir,
 	}, "\n") + "\n"
+	if o.mediaenc != "" {
+		config += "module srtp.so\n"
+	}
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "config"), []byte(config), 0o644))
-	account := fmt.Sprintf("<sip:phone@127.0.0.1:%d>;regint=0;answermode=manual;audio_codecs=%s\n", sipPort, o.codecs)
+	account := fmt.Sprintf("<sip:phone@127.0.0.1:%d>;regint=0;answermode=manual;audio_codecs=%s", sipPort, o.codecs)
+	if o.mediaenc != "" {
+		account += ";mediaenc=" + o.mediaenc
+	}
+	account += "\n"
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "accounts"), []byte(account), 0o644))
 
 	logFile, err := os.Create(filepath.Join(dir, "baresip.log"))

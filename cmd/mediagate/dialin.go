@@ -137,6 +137,11 @@ func sipTrunks(cfg configs.Config) ([]sip.Trunk, error) {
 		if !t.Register && t.Realm == "" {
 			st.Realm = cfg.NodeID()
 		}
+		policy, err := sip.ParseSRTPPolicy(t.SRTP)
+		if err != nil {
+			return nil, fmt.Errorf("sip.trunks.%s.srtp: %w", name, err)
+		}
+		st.SRTP = policy
 		for _, c := range t.CIDRs {
 			p, err := netip.ParsePrefix(c)
 			if err != nil {

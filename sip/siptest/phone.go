@@ -80,6 +80,9 @@ type Options struct {
 type RefusedError struct {
 	Code   int
 	Reason string
+	// Warning is the response's Warning header value (RFC 3261 §20.43),
+	// empty when it has none.
+	Warning string
 }
 
 func (e *RefusedError) Error() string {
@@ -221,7 +224,11 @@ func (p *Phone) Dial(ctx context.Context, gateway netip.AddrPort, o Options) (*C
 	}
 	if err := d.WaitAnswer(ctx, answer); err != nil {
 		if refused, ok := errors.AsType[*sipgo.ErrDialogResponse](err); ok {
-			return nil, &RefusedError{Code: refused.Res.StatusCode, Reason: refused.Res.Reason}
+			re := &RefusedError{Code: refused.Res.StatusCode, Reason: refused.Res.Reason}
+			if w := refused.Res.GetHeader("Warning"); w != nil {
+				re.Warning = w.Value()
+			}
+			return nil, re
 		}
 		return nil, fmt.Errorf("siptest: invite: %w", err)
 	}
