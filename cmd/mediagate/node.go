@@ -225,6 +225,7 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 		}
 	}
 	n.http = api.New(log, apiOpts...)
+	registerSIPMetrics(n.http.Registry(), n.sip)
 	n.http.Handle("/whip/", n.rtc.Handler())
 	n.http.Handle("/whep/", n.rtc.Handler())
 	n.startCluster(cfg)
