@@ -4,9 +4,9 @@ import "time"
 
 // PINLockout is auth.pin_lockout: when wrong PINs lock a caller out of a
 // room, for the voice menu (counted per room and calling number on a
-// trunk, per room and source address otherwise) and the join page
-// (per room and client address, across the nodes of a cluster with
-// Redis). Package cluster's LockoutPolicy applies it.
+// trunk, per room and source address otherwise) and, with Redis, the join
+// page across the nodes (per room and client network; package api's own
+// per-node limit is apart). Package cluster's LockoutPolicy applies it.
 type PINLockout struct {
 	// Failures is how many wrong PINs within Window lock a caller out.
 	Failures int `yaml:"failures"`
