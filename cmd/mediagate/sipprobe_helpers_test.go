@@ -39,7 +39,7 @@ type sipProbe struct {
 	seq     int
 	sent    map[string]*probeRequest // by Call-ID
 	order   []*probeRequest
-	changed chan struct{} // closed and replaced when a response arrives
+	changed chan struct{} // closed and replaced when a request is answered
 	done    chan struct{} // closed when the reader ends
 }
 
@@ -136,12 +136,14 @@ func (p *sipProbe) read() {
 		p.mu.Lock()
 		if r := p.sent[at(m, 1)]; r != nil {
 			r.responses++
+			// Retransmissions of a final response (an INVITE's, never
+			// ACKed) are no news.
 			if r.answered.IsZero() && !strings.HasPrefix(msg, "SIP/2.0 1") {
 				r.answered, r.final = now, msg
+				close(p.changed)
+				p.changed = make(chan struct{})
 			}
 		}
-		close(p.changed)
-		p.changed = make(chan struct{})
 		p.mu.Unlock()
 	}
 }
@@ -153,8 +155,8 @@ func at(m []string, i int) string {
 	return ""
 }
 
-// settle waits until no response has arrived for quiet, at most until
-// ctx ends: what was not answered by then is taken as unanswered.
+// settle waits until no request has been answered for quiet, at most
+// until ctx ends: what was not answered by then is taken as unanswered.
 func (p *sipProbe) settle(ctx context.Context, quiet time.Duration) {
 	t := time.NewTimer(quiet)
 	defer t.Stop()
