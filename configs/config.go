@@ -217,7 +217,7 @@ func Default() Config {
 		Storage:    Storage{Dir: "./data", AuditInstructionYears: 3, AuditAccessRetention: 180 * 24 * time.Hour},
 		Recording:  defaultRecording(),
 		Stream:     defaultStream(),
-		Auth:       Auth{PageTokenLifetime: 10 * time.Minute},
+		Auth:       Auth{PageTokenLifetime: 10 * time.Minute, PINLockout: defaultPINLockout()},
 		Rooms:      map[string]Room{},
 		Conference: Conference{EmptyTimeout: 30 * time.Second, MaxSpeakers: 4},
 		Redis:      Redis{Timeout: 2 * time.Second},

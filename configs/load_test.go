@@ -89,6 +89,15 @@ func TestLoadBadFiles(t *testing.T) {
 		}, "\n"), ErrInvalid},
 		{"auth_admin_key_not_hash", "testdata/auth_admin_key_not_hash.bad.yaml:2: auth.admin_keys[1]: must be \"sha256:\" and 64 lower-case hex digits (the hash `mediagate keys new` prints, never the key)", ErrInvalid},
 		{"auth_long_lifetime", `testdata/auth_long_lifetime.bad.yaml:2: auth.page_token_lifetime: 48h0m0s out of range 1m..24h`, ErrInvalid},
+		{"auth_pin_lockout", strings.Join([]string{
+			`testdata/auth_pin_lockout.bad.yaml:3: auth.pin_lockout.failures: 0 out of range 1..100`,
+			`testdata/auth_pin_lockout.bad.yaml:4: auth.pin_lockout.window: 500ms out of range 1s..24h`,
+			`testdata/auth_pin_lockout.bad.yaml:6: auth.pin_lockout.lockout_max: 5m0s below auth.pin_lockout.lockout (10m0s)`,
+		}, "\n"), ErrInvalid},
+		{"auth_pin_lockout_range", strings.Join([]string{
+			`testdata/auth_pin_lockout_range.bad.yaml:3: auth.pin_lockout.lockout: 0s out of range 1s..168h`,
+			`testdata/auth_pin_lockout_range.bad.yaml:4: auth.pin_lockout.lockout_max: 720h0m0s above 168h`,
+		}, "\n"), ErrInvalid},
 		{"sip_unknown_codec", `testdata/sip_unknown_codec.bad.yaml:2: sip.codecs[1]: "G729" is not one of PCMA, PCMU, G722, opus`, ErrInvalid},
 		{"sip_repeated_codec", `testdata/sip_repeated_codec.bad.yaml:2: sip.codecs[2]: "PCMA" repeats sip.codecs[0]`, ErrInvalid},
 		{"sip_media_timeout", `testdata/sip_media_timeout.bad.yaml:3: sip.media_timeout: 500ms out of range 1s..1h (or 0s for the default)`, ErrInvalid},
@@ -280,8 +289,12 @@ func TestLoadGood(t *testing.T) {
 				c.SIP.ExternalAddress = "2001:db8::7"
 				c.SIP.TLS = SIPTLS{Listen: "127.0.0.1:5062", Cert: "/etc/mg/sip.pem", Key: "/etc/mg/sip.key"}
 			}},
-		{"auth", "auth:\n  token_secret: " + testSecret + "\n  page_token_lifetime: 24h\n", nil,
-			func(c *Config) { c.Auth = Auth{TokenSecret: testSecret, PageTokenLifetime: 24 * time.Hour} }},
+		{"auth", "auth:\n  token_secret: " + testSecret + "\n  page_token_lifetime: 24h\n" +
+			"  pin_lockout:\n    failures: 3\n    lockout: 30s\n", nil,
+			func(c *Config) {
+				c.Auth = Auth{TokenSecret: testSecret, PageTokenLifetime: 24 * time.Hour, PINLockout: defaultPINLockout()}
+				c.Auth.PINLockout.Failures, c.Auth.PINLockout.Lockout = 3, 30*time.Second
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

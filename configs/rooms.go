@@ -29,6 +29,9 @@ type Auth struct {
 	// leaked configuration grants nothing. Empty: the admin API answers
 	// 401 to everyone.
 	AdminKeys []string `yaml:"admin_keys"`
+	// PINLockout locks out callers and clients that keep keying wrong
+	// PINs (lockout.go).
+	PINLockout PINLockout `yaml:"pin_lockout"`
 }
 
 // AdminKeyPrefix starts every entry of auth.admin_keys.
@@ -203,6 +206,7 @@ func (v *validator) auth(a Auth) {
 			v.fail(fmt.Sprintf("auth.admin_keys[%d]", i), "must be %q and 64 lower-case hex digits (the hash `mediagate keys new` prints, never the key)", AdminKeyPrefix)
 		}
 	}
+	v.pinLockout(a.PINLockout)
 }
 
 // rooms checks every room of the rooms section in the order the operator

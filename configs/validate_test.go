@@ -175,6 +175,9 @@ func TestValidateReportsAll(t *testing.T) {
 		`log.format: "" is not one of text, json`,
 		`http.listen: "" is not host:port: missing port in address`,
 		`auth.page_token_lifetime: 0s out of range 1m..24h`,
+		`auth.pin_lockout.failures: 0 out of range 1..100`,
+		`auth.pin_lockout.window: 0s out of range 1s..24h`,
+		`auth.pin_lockout.lockout: 0s out of range 1s..168h`,
 		`sip.listen: "" is not host:port: missing port in address`,
 		`sip.session_expires: 0s out of range 90s..24h`,
 		`sip.min_se: 0s below 90s (RFC 4028 §4)`,
@@ -201,7 +204,7 @@ func TestValidateReportsAll(t *testing.T) {
 
 	var all interface{ Unwrap() []error }
 	require.ErrorAs(t, err, &all)
-	require.Len(t, all.Unwrap(), 26)
+	require.Len(t, all.Unwrap(), 29)
 	for _, e := range all.Unwrap() {
 		var ce *Error
 		require.True(t, errors.As(e, &ce))

@@ -29,16 +29,17 @@ import (
 // sustains, and the CPU a connected G.711 caller costs. They report
 // custom metrics and take a minute each, so one iteration is all they run.
 
-// benchBin is the gateway built once without -race for the benchmarks:
-// the race detector multiplies CPU time several-fold.
+// benchBin is the gateway built once without -race for the benchmarks
+// and the flood tests: the race detector multiplies CPU time several-fold
+// and keeps the shadow memory it grew.
 var benchBin struct {
 	once sync.Once
 	path string
 	err  error
 }
 
-func benchBinary(b *testing.B) string {
-	b.Helper()
+func benchBinary(tb testing.TB) string {
+	tb.Helper()
 	benchBin.once.Do(func() {
 		benchBin.path = filepath.Join(filepath.Dir(binary), "mediagate-bench")
 		out, err := exec.Command("go", "build", "-o", benchBin.path, ".").CombinedOutput()
@@ -46,7 +47,7 @@ func benchBinary(b *testing.B) string {
 			benchBin.err = fmt.Errorf("building mediagate: %v\n%s", err, out)
 		}
 	})
-	require.NoError(b, benchBin.err)
+	require.NoError(tb, benchBin.err)
 	return benchBin.path
 }
 

@@ -159,11 +159,17 @@ func (n *node) clustered() bool {
 	return ok
 }
 
+// lockoutPolicy is package cluster's form of auth.pin_lockout.
+func lockoutPolicy(p configs.PINLockout) cluster.LockoutPolicy {
+	return cluster.LockoutPolicy{Failures: p.Failures, Window: p.Window, Base: p.Lockout, Max: p.LockoutMax}
+}
+
 // joinCluster opens the cluster state (memory without redis.addr and
 // sentinel, decision 9) and this node's ownership of rooms.
 func (n *node) joinCluster(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) error {
 	log = log.With("component", "cluster")
-	ttls := []cluster.Option{cluster.WithLeaseTTL(cfg.Cluster.LeaseTTL), cluster.WithNodeTTL(cfg.Cluster.NodeTTL)}
+	ttls := []cluster.Option{cluster.WithLeaseTTL(cfg.Cluster.LeaseTTL), cluster.WithNodeTTL(cfg.Cluster.NodeTTL),
+		cluster.WithLockoutPolicy(lockoutPolicy(cfg.Auth.PINLockout))}
 	peer := cfg.Redis.Addr
 	if !cfg.Redis.Enabled() {
 		n.state, n.closeState = cluster.NewMemory(ttls...), func() error { return nil }

@@ -48,10 +48,24 @@ type dialInNode struct {
 // debug level so the test sees the IVR's actions.
 func startDialIn(t *testing.T, env ...string) *dialInNode {
 	t.Helper()
-	yaml := fmt.Sprintf("log:\n  level: debug\nrooms:\n  %s:\n    pin: %q\n    number: %q\n", demoRoom, demoPIN, dialNumber)
+	return startDialInWith(t, "", env...)
+}
+
+// startDialInWith is startDialIn with more top-level sections in the
+// configuration file (extra YAML, not rooms).
+func startDialInWith(t *testing.T, extra string, env ...string) *dialInNode {
+	t.Helper()
+	return startDialInBinary(t, binary, extra, env...)
+}
+
+// startDialInBinary is startDialInWith with another build of mediagate
+// (benchBinary's, without -race).
+func startDialInBinary(t *testing.T, bin, extra string, env ...string) *dialInNode {
+	t.Helper()
+	yaml := fmt.Sprintf("log:\n  level: debug\nrooms:\n  %s:\n    pin: %q\n    number: %q\n", demoRoom, demoPIN, dialNumber) + extra
 	path := filepath.Join(t.TempDir(), "mediagate.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(yaml), 0o644))
-	g := startGateway(t, []string{"serve", "--config", path}, env...)
+	g := startGatewayBinary(t, bin, []string{"serve", "--config", path}, env...)
 	m := regexp.MustCompile(`sip_port=(\d+)`).FindStringSubmatch(g.ready)
 	require.NotNil(t, m, "ready line without sip_port: %s", g.ready)
 	port, err := strconv.Atoi(m[1])

@@ -2,24 +2,37 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mediagate/mediagate/cluster"
+	"github.com/mediagate/mediagate/configs"
 	"github.com/mediagate/mediagate/internal/promtest"
 	"github.com/mediagate/mediagate/sip/siptest"
 )
 
-// TestDialInPINLockout (issue [7]): a caller on the carrier's trunk
-// guessing PINs over two calls is locked out after five wrong PINs (three
-// per call, the IVR's limit): the right PIN from that caller is then
+// TestLockoutPolicyDefaults: auth.pin_lockout's defaults are package
+// cluster's.
+func TestLockoutPolicyDefaults(t *testing.T) {
+	require.Equal(t, cluster.LockoutPolicy{Failures: cluster.DefaultLockoutFailures, Window: cluster.DefaultLockoutWindow,
+		Base: cluster.DefaultLockoutBase, Max: cluster.DefaultLockoutMax}, lockoutPolicy(configs.Default().Auth.PINLockout))
+}
+
+// TestDialInPINLockout (issue [7]): with auth.pin_lockout.failures set to
+// 4 (the default is 5), a caller on the carrier's trunk guessing PINs
+// over two calls is locked out after four wrong PINs (three per call, the
+// IVR's limit), not after three: the right PIN from that caller is then
 // refused like a wrong one, while another caller on the same trunk (the
 // same address: the carrier's) gets in with it. The metrics count the
 // wrong PINs and the refused attempt.
 func TestDialInPINLockout(t *testing.T) {
 	t.Parallel()
-	g := startDialIn(t, `MEDIAGATE_SIP_TRUNKS={"carrier": {"cidrs": ["127.0.0.0/8"]}}`)
+	const failures = 4
+	g := startDialIn(t, `MEDIAGATE_SIP_TRUNKS={"carrier": {"cidrs": ["127.0.0.0/8"]}}`,
+		fmt.Sprintf("MEDIAGATE_AUTH_PIN_LOCKOUT_FAILURES=%d", failures))
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	dial := func(from string) *siptest.Call {
@@ -45,9 +58,10 @@ func TestDialInPINLockout(t *testing.T) {
 	first := dial(guesser)
 	lookup(first)
 	tryPINs(first, "1111", "2222", "3333")
+	require.Empty(t, g.logs.grep("PIN guessing locked out"), "locked out before auth.pin_lockout.failures")
 	second := dial(guesser)
 	lookup(second)
-	tryPINs(second, "4444", "5555")
+	tryPINs(second, "4444")
 	g.logs.await(t, 5*time.Second, "PIN guessing locked out", "room="+demoRoom)
 	tryPINs(second, demoPIN)
 	g.logs.await(t, 5*time.Second, "session: PIN locked out", "room="+demoRoom)
