@@ -70,9 +70,10 @@ func (d *roomDirectory) CheckPIN(id room.ID, pin string) bool {
 //
 // Wrong PINs are counted across calls in lockouts (shared by the nodes of
 // a cluster): a caller that keeps guessing is locked out for growing
-// periods, whatever node it calls.
+// periods, whatever node it calls. onCall hears of answered calls
+// (webhooks).
 func dialIn(cfg configs.Config, log *slog.Logger, rooms bridge.Rooms, prompts *bridge.Prompts,
-	lockouts bridge.PINLockouts, bans sip.BanList) (*sip.UA, error) {
+	lockouts bridge.PINLockouts, bans sip.BanList, onCall func(bridge.CallEvent)) (*sip.UA, error) {
 	deps := bridge.SessionDeps{
 		Prompts:     prompts,
 		Lang:        bridge.Lang(cfg.Dialin.Language),
@@ -80,6 +81,7 @@ func dialIn(cfg configs.Config, log *slog.Logger, rooms bridge.Rooms, prompts *b
 		Directory:   newRoomDirectory(cfg.Rooms),
 		PINLockouts: lockouts,
 		Log:         log.With("component", "bridge"),
+		OnCall:      onCall,
 	}
 	log.Info("dial-in", "rules", len(cfg.Dialin.Numbers), "language", cfg.Dialin.Language,
 		"languages", prompts.Languages(), "prompts_dir", cfg.Dialin.PromptsDir)

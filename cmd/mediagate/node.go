@@ -37,6 +37,8 @@ type node struct {
 	recs  *roomRecordings
 	// streams are the rooms' live streams (egresses).
 	streams *roomStreams
+	// hooks sends the node's events to the webhooks (webhooks.go).
+	hooks *nodeWebhooks
 
 	stopSweep  context.CancelFunc
 	sweepDone  chan struct{} // closed when the recorder's sweeper returned
@@ -103,6 +105,7 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 		}
 		cancel()
 	}
+	n.hooks = newNodeWebhooks(cfg, log)
 	ro := recorderOptions(cfg, key, log)
 	ro.Fence = room.Fence{Check: n.fence, Stale: isStale}
 	logEvent := ro.OnEvent
@@ -110,13 +113,16 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 	ro.OnEvent = func(ev recorder.Event) {
 		logEvent(ev)
 		index.Load().notify()
+		n.hooks.recordingEvent(ev)
 	}
 	rec, err := recorder.New(ro)
 	if err != nil {
 		_ = n.closeState()
+		_ = n.hooks.close(context.Background())
 		return nil, fmt.Errorf("recorder: %w", err)
 	}
 	n.recordings = rec
+	n.hooks.rec.Store(rec)
 	if ro.EncryptionKey != nil { // the key id only: it names the key without giving it away
 		log.Info("recordings are encrypted at rest", "cipher", recorder.EncryptionAESGCM, "key_id", recorder.KeyID(ro.EncryptionKey))
 	}
@@ -149,6 +155,7 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 	n.rooms = room.NewManager(room.WithOnOpen(func(rm *room.Room) {
 		n.recs.opened(rm)
 		n.streams.opened(rm)
+		n.hooks.roomOpened(rm)
 	}), room.WithRoomDefaults(roomDefaults...),
 		room.WithOpenGate(n.own.gate),
 		room.WithOptionsFor(func(id room.ID) []room.Option {
@@ -165,7 +172,7 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 		}()
 	}
 	n.recs.rooms, n.recs.epochOf = n.rooms, n.epochOf
-	n.streams.rooms, n.streams.epochOf = n.rooms, n.epochOf
+	n.streams.rooms, n.streams.epochOf, n.streams.hooks = n.rooms, n.epochOf, n.hooks
 	// On a single node, configured rooms stay open while the node runs,
 	// with their limits; rooms a join token names but the configuration
 	// does not are opened on first join and closed when empty. In a
@@ -200,7 +207,7 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 	n.streams.video = func(id room.ID) stream.VideoSource {
 		return n.rtc.SubscribeVideo(id, stream.RecommendedVideoBuffer)
 	}
-	if n.sip, err = dialIn(cfg, log, &clusterRooms{Manager: n.rooms, links: n.links}, prompts, n.state, n.state); err != nil {
+	if n.sip, err = dialIn(cfg, log, &clusterRooms{Manager: n.rooms, links: n.links}, prompts, n.state, n.state, n.hooks.callEvent); err != nil {
 		_ = n.close(context.Background())
 		return nil, fmt.Errorf("sip: %w", err)
 	}
@@ -225,6 +232,7 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 		}
 	}
 	n.http = api.New(log, apiOpts...)
+	n.http.Registry().MustRegister(n.hooks.hooks)
 	n.http.Handle("/whip/", n.rtc.Handler())
 	n.http.Handle("/whep/", n.rtc.Handler())
 	n.startCluster(cfg)
@@ -308,6 +316,9 @@ func (n *node) close(ctx context.Context) error {
 	errs = append(errs, n.recs.close(ctx))
 	if n.rooms != nil {
 		errs = append(errs, n.rooms.Close(ctx))
+	}
+	if n.hooks != nil { // after the rooms: their last events are queued
+		errs = append(errs, n.hooks.close(ctx))
 	}
 	n.stopAudit()
 	<-n.auditDone

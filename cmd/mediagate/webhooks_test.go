@@ -1,0 +1,227 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mediagate/mediagate/api"
+	"github.com/mediagate/mediagate/sip/siptest"
+)
+
+// webhookTestSecret signs the test receivers' events.
+const webhookTestSecret = "e2e-webhook-secret-0123456789abcdef"
+
+// receivedHook is one event a test receiver accepted.
+type receivedHook struct {
+	ev api.WebhookEvent
+	at time.Time
+}
+
+// startHookReceiver runs an endpoint that verifies every request's
+// signature (answering 401 to a bad one, which the test then misses) and
+// passes the events on.
+func startHookReceiver(t *testing.T) (url string, events <-chan receivedHook) {
+	t.Helper()
+	ch := make(chan receivedHook, 256)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err == nil {
+			err = api.VerifyWebhook(webhookTestSecret, r.Header.Get(api.WebhookSignatureHeader), body, time.Now(), api.DefaultWebhookTolerance)
+		}
+		var ev api.WebhookEvent
+		if err == nil {
+			err = json.Unmarshal(body, &ev)
+		}
+		if err != nil || ev.ID != r.Header.Get(api.WebhookIDHeader) || string(ev.Type) != r.Header.Get(api.WebhookTypeHeader) {
+			t.Errorf("webhook refused: %v", err)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		ch <- receivedHook{ev: ev, at: time.Now()}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, ch
+}
+
+// startHangingReceiver runs an endpoint that never answers; arrived
+// counts the requests it holds.
+func startHangingReceiver(t *testing.T) (url string, arrived <-chan struct{}) {
+	t.Helper()
+	ch := make(chan struct{}, 256)
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ch <- struct{}{}
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(func() { close(release); srv.Close() })
+	return srv.URL, ch
+}
+
+// awaitHook returns the next event of type typ, collecting the ones
+// before it into seen, and fails after timeout.
+func awaitHook(t *testing.T, events <-chan receivedHook, seen *[]receivedHook, typ api.WebhookEventType, timeout time.Duration) receivedHook {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case h := <-events:
+			*seen = append(*seen, h)
+			if h.ev.Type == typ {
+				return h
+			}
+		case <-deadline:
+			var got []string
+			for _, h := range *seen {
+				got = append(got, string(h.ev.Type))
+			}
+			require.FailNow(t, "webhook not received", "%s within %s; got %v", typ, timeout, got)
+		}
+	}
+}
+
+// TestWebhooksEndToEnd: a phone call into room demo (a fixed dispatch
+// rule, then the PIN) and a recording started and stopped through the
+// admin API reach a receiver as signed events (each verified with
+// api.VerifyWebhook) in their order per room: room.started, the pion
+// participant's and the phone's participant.joined after call.started,
+// recording.started before recording.ended, the phone's participant.left
+// and call.ended, room.finished never (the configured room stays open).
+// Numbers arrive masked. A second receiver that never answers holds its
+// first event all along: it delays neither the first receiver's events
+// (each arrives within 2 s of what caused it) nor the media (the phone
+// hears the room's tone meanwhile), and its queue shows in /metrics.
+func TestWebhooksEndToEnd(t *testing.T) {
+	t.Parallel()
+	fastURL, events := startHookReceiver(t)
+	hangURL, hangArrived := startHangingReceiver(t)
+	hooks := fmt.Sprintf(`MEDIAGATE_WEBHOOKS={"fast": {"url": %q, "secret": %q}, "hang": {"url": %q, "secret": %q, "timeout": "1m"}}`,
+		fastURL, webhookTestSecret, hangURL, webhookTestSecret)
+	key, keyEnv := newAdminKey()
+	g := startDialIn(t, keyEnv, hooks, `MEDIAGATE_DIALIN_NUMBERS={"5000": {"room": "`+demoRoom+`"}}`)
+	admin := apiClient{t, g.base, key}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	var seen []receivedHook
+	started := awaitHook(t, events, &seen, api.WebhookRoomStarted, 10*time.Second)
+	require.Equal(t, demoRoom, string(started.ev.Room))
+	select {
+	case <-hangArrived: // the hanging endpoint holds room.started from now on
+	case <-time.After(10 * time.Second):
+		require.FailNow(t, "the hanging receiver got nothing")
+	}
+
+	pion, _ := joinToneBot(ctx, t, g)
+	joined := awaitHook(t, events, &seen, api.WebhookParticipantJoined, 10*time.Second)
+	require.Equal(t, "webrtc", joined.ev.Participant.Kind)
+
+	call, err := siptest.NewPhone(t).Dial(ctx, g.sip,
+		siptest.Options{Codec: siptest.PCMU, TelephoneEvent: true, User: "5000", From: "4930123456"})
+	require.NoError(t, err)
+	answered := time.Now()
+	callStarted := awaitHook(t, events, &seen, api.WebhookCallStarted, 10*time.Second)
+	require.Less(t, callStarted.at.Sub(answered), 2*time.Second, "call.started is not held back by the hanging endpoint")
+	require.Equal(t, demoRoom, string(callStarted.ev.Room), "the dispatch rule's room")
+	require.Equal(t, "********56", callStarted.ev.Call.From)
+	require.Equal(t, "**00", callStarted.ev.Call.To)
+	require.NoError(t, call.Press(ctx, demoPIN+"#", siptest.RFC4733))
+	g.logs.await(t, 10*time.Second, "session: joined", "room="+demoRoom)
+	phoneJoined := awaitHook(t, events, &seen, api.WebhookParticipantJoined, 2*time.Second)
+	require.Equal(t, "phone", phoneJoined.ev.Participant.Kind)
+	require.Equal(t, callStarted.ev.Call.ID, string(phoneJoined.ev.Participant.ID))
+	require.NotContains(t, phoneJoined.ev.Participant.Name, "4930123456", "the caller's name is masked")
+
+	rec := admin.manifest(http.MethodPost, "/api/v1/rooms/"+demoRoom+"/recording/start", "", http.StatusCreated)
+	recStarted := awaitHook(t, events, &seen, api.WebhookRecordingStarted, 2*time.Second)
+	require.Equal(t, rec.ID, recStarted.ev.Recording.ID)
+	require.Equal(t, demoRoom, string(recStarted.ev.Room))
+	level, margin, worst := phoneHearsTone(ctx, t, call, toneHz)
+	t.Logf("while a receiver hangs, the phone hears the room's %d Hz at %.1f dB, %.1f dB above %.0f Hz", toneHz, level, margin, worst)
+	admin.manifest(http.MethodPost, "/api/v1/rooms/"+demoRoom+"/recording/stop", "", http.StatusOK)
+	recEnded := awaitHook(t, events, &seen, api.WebhookRecordingEnded, 5*time.Second)
+	require.Equal(t, "complete", string(recEnded.ev.Recording.State))
+	require.Positive(t, recEnded.ev.Recording.Duration)
+
+	require.NoError(t, call.Hangup(ctx))
+	awaitHook(t, events, &seen, api.WebhookCallEnded, 10*time.Second)
+	require.NoError(t, pion.Close())
+	for left := 0; left < 2; left++ { // the phone's and the pion participant's
+		awaitHook(t, events, &seen, api.WebhookParticipantLeft, 10*time.Second)
+	}
+
+	requireHookOrder(t, seen, callStarted.ev.Call.ID)
+	require.Len(t, hangArrived, 0, "the hanging receiver still holds its first event")
+	require.Equal(t, float64(len(seen)-1), metricValue(t, g.base, `mediagate_webhook_queue_length{endpoint="hang"}`),
+		"the hanging endpoint's events wait in its queue")
+	require.Eventually(t, func() bool { // counted once the receiver's answer is in
+		return metricValue(t, g.base, `mediagate_webhook_deliveries_total{endpoint="fast",outcome="delivered"}`) == float64(len(seen))
+	}, 5*time.Second, 20*time.Millisecond)
+}
+
+// requireHookOrder checks the order of room demo's events as the receiver
+// got them: each is unique by ID, and what caused another came first.
+func requireHookOrder(t *testing.T, seen []receivedHook, callID string) {
+	t.Helper()
+	var order []string
+	ids := map[string]bool{}
+	for _, h := range seen {
+		require.False(t, ids[h.ev.ID], "event %s delivered twice", h.ev.ID)
+		ids[h.ev.ID] = true
+		require.Equal(t, demoRoom, string(h.ev.Room), "%s", h.ev.Type)
+		name := string(h.ev.Type)
+		if p := h.ev.Participant; p != nil {
+			name += "/" + p.Kind
+		}
+		order = append(order, name)
+	}
+	t.Logf("room %s: %s", demoRoom, strings.Join(order, ", "))
+	before := func(a, b string) {
+		i, j := slices.Index(order, a), slices.Index(order, b)
+		require.True(t, i >= 0 && j >= 0 && i < j, "%s before %s in %v", a, b, order)
+	}
+	require.Equal(t, "room.started", order[0])
+	before("participant.joined/webrtc", "call.started")
+	before("call.started", "participant.joined/phone")
+	before("participant.joined/phone", "recording.started")
+	before("recording.started", "recording.ended")
+	before("recording.ended", "participant.left/phone")
+	before("call.started", "call.ended")
+	require.NotContains(t, order, "room.finished", "a configured room stays open")
+	require.NotEmpty(t, callID)
+}
+
+// metricValue reads one series of the gateway's /metrics.
+func metricValue(t *testing.T, base, series string) float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	line := regexp.MustCompile(`^(\S+) (\S+)$`)
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if m := line.FindStringSubmatch(sc.Text()); m != nil && m[1] == series {
+			v, err := strconv.ParseFloat(m[2], 64)
+			require.NoError(t, err)
+			return v
+		}
+	}
+	require.NoError(t, sc.Err())
+	require.FailNow(t, "series not exposed", series)
+	return 0
+}
