@@ -96,11 +96,12 @@ func awaitHook(t *testing.T, events <-chan receivedHook, seen *[]receivedHook, t
 }
 
 // TestWebhooksEndToEnd: a phone call into room demo (a fixed dispatch
-// rule, then the PIN) and a recording started and stopped through the
-// admin API reach a receiver as signed events (each verified with
+// rule, then the PIN) and a recording started, stopped and deleted
+// through the admin API reach a receiver as signed events (each verified with
 // api.VerifyWebhook) in their order per room: room.started, the pion
 // participant's and the phone's participant.joined after call.started,
-// recording.started before recording.ended, the phone's participant.left
+// recording.started, .ended and .deleted (with its deletion receipt), the
+// phone's participant.left
 // and call.ended, room.finished never (the configured room stays open).
 // Numbers arrive masked. A second receiver that never answers holds its
 // first event all along: it delays neither the first receiver's events
@@ -157,6 +158,16 @@ func TestWebhooksEndToEnd(t *testing.T) {
 	recEnded := awaitHook(t, events, &seen, api.WebhookRecordingEnded, 5*time.Second)
 	require.Equal(t, "complete", string(recEnded.ev.Recording.State))
 	require.Positive(t, recEnded.ev.Recording.Duration)
+	deleted := admin.manifest(http.MethodDelete, "/api/v1/recordings/"+string(rec.ID), `{"reason":"admin"}`, http.StatusOK)
+	recDeleted := awaitHook(t, events, &seen, api.WebhookRecordingDeleted, 5*time.Second)
+	rc := recDeleted.ev.Receipt
+	require.NotNil(t, rc, "recording.deleted carries the receipt")
+	require.Equal(t, deleted.Deletion.Receipt, rc.ID)
+	require.Equal(t, rec.ID, rc.Recording)
+	require.Equal(t, demoRoom, string(rc.Room))
+	require.Equal(t, deleted.Deletion.SHA256, rc.SHA256)
+	require.Equal(t, recEnded.ev.Recording.ID, rc.Recording)
+	require.Equal(t, "admin", string(rc.Reason))
 
 	require.NoError(t, call.Hangup(ctx))
 	awaitHook(t, events, &seen, api.WebhookCallEnded, 10*time.Second)
@@ -200,6 +211,7 @@ func requireHookOrder(t *testing.T, seen []receivedHook, callID string) {
 	before("call.started", "participant.joined/phone")
 	before("participant.joined/phone", "recording.started")
 	before("recording.started", "recording.ended")
+	before("recording.ended", "recording.deleted")
 	before("recording.ended", "participant.left/phone")
 	before("call.started", "call.ended")
 	require.NotContains(t, order, "room.finished", "a configured room stays open")
