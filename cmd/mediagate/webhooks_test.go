@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -18,7 +19,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mediagate/mediagate/api"
+	"github.com/mediagate/mediagate/room"
 	"github.com/mediagate/mediagate/sip/siptest"
+	"github.com/mediagate/mediagate/stream"
 )
 
 // webhookTestSecret signs the test receivers' events.
@@ -236,4 +239,55 @@ func metricValue(t *testing.T, base, series string) float64 {
 	require.NoError(t, sc.Err())
 	require.FailNow(t, "series not exposed", series)
 	return 0
+}
+
+// TestEgressWebhooks: a room's live stream reaches a receiver as
+// egress.started, the destination's state changes as egress.updated
+// (connecting first, stopped last) and egress.ended, in that order, with
+// the destination's masked URL: the stream key is in no event.
+func TestEgressWebhooks(t *testing.T) {
+	const key = "sk-hooks-0123456789"
+	url, events := startHookReceiver(t)
+	log := slog.New(slog.DiscardHandler)
+	hooks := &nodeWebhooks{log: log, hooks: api.NewWebhooks(log, []api.WebhookEndpoint{{Name: "fast", URL: url, Secret: webhookTestSecret}})}
+	t.Cleanup(func() { require.NoError(t, hooks.close(context.Background())) })
+	addr, conns := acceptAll(t)
+	mgr := room.NewManager(room.WithOnOpen(hooks.roomOpened))
+	t.Cleanup(func() { require.NoError(t, mgr.Close(context.Background())) })
+	_, err := mgr.Create("board", room.WithEmptyTimeout(-1))
+	require.NoError(t, err)
+	g := newRoomStreams(log, stream.Options{AllowPrivate: true, Timeout: time.Minute}, nil, 0)
+	g.rooms, g.hooks = mgr, hooks
+	t.Cleanup(func() { require.NoError(t, g.close(context.Background())) })
+
+	_, err = g.StartStream(context.Background(), "board", []stream.Destination{{ID: "local", URL: "rtmp://" + addr + "/live", Key: key}})
+	require.NoError(t, err)
+	awaitConn(t, conns)
+	require.NoError(t, g.StopStream("board"))
+
+	var seen []receivedHook
+	awaitHook(t, events, &seen, api.WebhookEgressEnded, 10*time.Second)
+	var order []string
+	for _, h := range seen {
+		require.Equal(t, "board", string(h.ev.Room))
+		name := string(h.ev.Type)
+		if d := destinationOf(h.ev); d != nil {
+			require.Equal(t, "local", d.ID)
+			require.Equal(t, "rtmp://"+addr+"/live", d.URL, "the masked URL")
+			require.NotContains(t, d.Error, key)
+			name += "/" + d.State
+		}
+		order = append(order, name)
+	}
+	t.Logf("room board: %s", strings.Join(order, ", "))
+	require.Equal(t, []string{"room.started", "egress.started", "egress.updated/connecting"}, order[:3])
+	require.Equal(t, []string{"egress.updated/stopped", "egress.ended"}, order[len(order)-2:])
+}
+
+// destinationOf is the event's egress destination, if any.
+func destinationOf(ev api.WebhookEvent) *api.WebhookDestination {
+	if ev.Egress == nil {
+		return nil
+	}
+	return ev.Egress.Destination
 }
