@@ -29,8 +29,9 @@ const webhookTestSecret = "e2e-webhook-secret-0123456789abcdef"
 
 // receivedHook is one event a test receiver accepted.
 type receivedHook struct {
-	ev api.WebhookEvent
-	at time.Time
+	ev  api.WebhookEvent
+	raw []byte // the body as sent
+	at  time.Time
 }
 
 // startHookReceiver runs an endpoint that verifies every request's
@@ -53,7 +54,7 @@ func startHookReceiver(t *testing.T) (url string, events <-chan receivedHook) {
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}
-		ch <- receivedHook{ev: ev, at: time.Now()}
+		ch <- receivedHook{ev: ev, raw: body, at: time.Now()}
 	}))
 	t.Cleanup(srv.Close)
 	return srv.URL, ch
