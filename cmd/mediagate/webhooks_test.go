@@ -19,6 +19,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mediagate/mediagate/api"
+	"github.com/mediagate/mediagate/configs"
+	"github.com/mediagate/mediagate/recorder"
 	"github.com/mediagate/mediagate/room"
 	"github.com/mediagate/mediagate/sip/siptest"
 	"github.com/mediagate/mediagate/stream"
@@ -250,8 +252,7 @@ func TestEgressWebhooks(t *testing.T) {
 	const key = "sk-hooks-0123456789"
 	url, events := startHookReceiver(t)
 	log := slog.New(slog.DiscardHandler)
-	hooks := &nodeWebhooks{log: log, hooks: api.NewWebhooks(log, []api.WebhookEndpoint{{Name: "fast", URL: url, Secret: webhookTestSecret}})}
-	t.Cleanup(func() { require.NoError(t, hooks.close(context.Background())) })
+	hooks := newTestNodeWebhooks(t, url)
 	addr, conns := acceptAll(t)
 	mgr := room.NewManager(room.WithOnOpen(hooks.roomOpened))
 	t.Cleanup(func() { require.NoError(t, mgr.Close(context.Background())) })
@@ -291,4 +292,71 @@ func destinationOf(ev api.WebhookEvent) *api.WebhookDestination {
 		return nil
 	}
 	return ev.Egress.Destination
+}
+
+// newTestNodeWebhooks returns the node's event sources publishing to one
+// endpoint at url, closed in t.Cleanup.
+func newTestNodeWebhooks(t *testing.T, url string) *nodeWebhooks {
+	t.Helper()
+	log := slog.New(slog.DiscardHandler)
+	hooks := &nodeWebhooks{log: log, hooks: api.NewWebhooks(log, []api.WebhookEndpoint{{Name: "fast", URL: url, Secret: webhookTestSecret}},
+		api.WithWebhookNode("n1"))}
+	t.Cleanup(func() { require.NoError(t, hooks.close(context.Background())) })
+	return hooks
+}
+
+// TestRecordingWebhooks: a recording's life reaches a receiver in order:
+// recording.started, .ended (complete), .expiring at the first warning
+// lead before its expiry, and .deleted by the sweeper once expired, with
+// the receipt the recorder wrote (the same ID, hash and reason as the
+// receipts log's line).
+func TestRecordingWebhooks(t *testing.T) {
+	url, events := startHookReceiver(t)
+	hooks := newTestNodeWebhooks(t, url)
+	cfg := configs.Default()
+	cfg.Storage.Dir, cfg.Node.ID = t.TempDir(), "n1"
+	ro := recorderOptions(cfg, []byte(strings.Repeat("k", recorder.MinReceiptKeyLen)), slog.New(slog.DiscardHandler))
+	ro.OnEvent = hooks.recordingEvent
+	rec, err := recorder.New(ro)
+	require.NoError(t, err)
+	hooks.rec.Store(rec)
+	t.Cleanup(func() { require.NoError(t, rec.Close(context.Background())) })
+	mgr := room.NewManager()
+	t.Cleanup(func() { require.NoError(t, mgr.Close(context.Background())) })
+	rm, err := mgr.Create("board", room.WithEmptyTimeout(-1))
+	require.NoError(t, err)
+
+	r, err := rec.Start("board", configs.DefaultTenant, cfg.Recording.RoomPolicy("board"), rm.SubscribeMix(recorder.RecommendedMixBuffer))
+	require.NoError(t, err)
+	id := r.Manifest().ID
+	var seen []receivedHook
+	awaitHook(t, events, &seen, api.WebhookRecordingStarted, 5*time.Second)
+	require.NoError(t, r.Stop(context.Background()))
+	ended := awaitHook(t, events, &seen, api.WebhookRecordingEnded, 5*time.Second)
+	require.Equal(t, recorder.StateComplete, ended.ev.Recording.State)
+
+	m, err := rec.Get(id)
+	require.NoError(t, err)
+	rec.WarnExpiring(m.ExpiresAt.Add(-cfg.Recording.ExpiryWarnings[0] + time.Minute))
+	expiring := awaitHook(t, events, &seen, api.WebhookRecordingExpiring, 5*time.Second)
+	require.Equal(t, cfg.Recording.ExpiryWarnings[0].Seconds(), expiring.ev.Recording.Lead)
+	require.True(t, m.ExpiresAt.Equal(expiring.ev.Recording.ExpiresAt))
+
+	rec.Sweep(m.ExpiresAt.Add(time.Minute))
+	deleted := awaitHook(t, events, &seen, api.WebhookRecordingDeleted, 5*time.Second)
+	receipts, err := rec.Receipts(recorder.ReceiptFilter{})
+	require.NoError(t, err)
+	require.Len(t, receipts, 1)
+	line := receipts[0]
+	require.Equal(t, &api.WebhookReceipt{ID: line.ID, Recording: id, Tenant: line.Tenant, Room: "board", SHA256: line.SHA256,
+		Bytes: line.Bytes, ExpiresAt: line.ExpiresAt, DeletedAt: line.DeletedAt, Reason: recorder.ReasonExpired, Node: "n1"},
+		deleted.ev.Receipt)
+
+	var order []string
+	for _, h := range seen {
+		require.Equal(t, "board", string(h.ev.Room))
+		require.Equal(t, id, h.ev.Recording.ID)
+		order = append(order, string(h.ev.Type))
+	}
+	require.Equal(t, []string{"recording.started", "recording.ended", "recording.expiring", "recording.deleted"}, order)
 }
