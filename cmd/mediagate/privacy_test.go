@@ -113,7 +113,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 		"a join token": token, "the Redis password": redisPass, "the receipt key": receiptKey,
 		"the stream key": streamKey, "a wrong API key": badAPIKey,
 		"the caller's number": strings.TrimPrefix(caller, "+"),
-		"the webhook secret": webhookTestSecret, "the webhook URL's password": hookPass,
+		"the webhook secret":  webhookTestSecret, "the webhook URL's password": hookPass,
 	} {
 		for _, line := range strings.Split(text, "\n") {
 			require.NotContains(t, line, secret, "%s is in a log line", name)
