@@ -177,8 +177,9 @@ func readCertificates(name string) ([]*x509.Certificate, error) {
 	return out, nil
 }
 
-// event logs an egress's event. The URL is masked and the error's text
-// has the key masked (package stream); the key itself is never at hand.
+// event logs an egress's event and passes it to the webhooks. The URL is
+// masked and the error's text has the key masked (package stream); the
+// key itself is never at hand.
 func (g *roomStreams) event(ev stream.Event) {
 	g.hooks.egressEvent(ev)
 	if ev.Type == stream.EventEnded {
