@@ -74,7 +74,7 @@ func (h *hookReceiver) next(t *testing.T) hookRequest {
 
 // hangingReceiver never answers: each request waits until the client
 // gives up or the test ends. got receives each request's arrival.
-func hangingReceiver(t *testing.T) (url string, got <-chan struct{}) {
+func hangingReceiver(t testing.TB) (url string, got <-chan struct{}) {
 	t.Helper()
 	arrived := make(chan struct{}, 256)
 	release := make(chan struct{})
@@ -91,7 +91,7 @@ func hangingReceiver(t *testing.T) (url string, got <-chan struct{}) {
 
 // newTestWebhooks returns a dispatcher with fast retries (1 ms backoff),
 // closed in t.Cleanup.
-func newTestWebhooks(t *testing.T, eps []WebhookEndpoint, opts ...WebhookOption) *Webhooks {
+func newTestWebhooks(t testing.TB, eps []WebhookEndpoint, opts ...WebhookOption) *Webhooks {
 	t.Helper()
 	w := NewWebhooks(slog.New(slog.DiscardHandler), eps,
 		append([]WebhookOption{WithWebhookNode("node-1"), WithWebhookRetry(5, time.Millisecond, 4*time.Millisecond)}, opts...)...)

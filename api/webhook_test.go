@@ -330,3 +330,21 @@ func TestWebhookEventTypes(t *testing.T) {
 	require.Equal(t, configs.WebhookEvents, names)
 	require.Len(t, slices.Compact(slices.Sorted(slices.Values(names))), len(names))
 }
+
+// BenchmarkWebhookPublish: what Publish costs the caller (a room's event
+// follower, the recorder, the bridge): encoding the event once and a
+// non-blocking hand-off to each endpoint's queue (here two endpoints,
+// one of them hung so its queue is full and drops).
+func BenchmarkWebhookPublish(b *testing.B) {
+	hang, _ := hangingReceiver(b)
+	w := newTestWebhooks(b, []WebhookEndpoint{
+		{Name: "hang", URL: hang, Secret: testWebhookSecret, Timeout: time.Minute},
+		{Name: "hang2", URL: hang, Secret: testWebhookSecret, Timeout: time.Minute},
+	})
+	ev := WebhookEvent{Type: WebhookParticipantJoined, Room: "board",
+		Participant: &WebhookParticipant{ID: "a84b4c76e66710@pbx", Name: "********56", Kind: "phone"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		w.Publish(ev)
+	}
+}
