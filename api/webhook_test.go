@@ -264,7 +264,7 @@ func TestWebhookHangingEndpointDoesNotDelayOthers(t *testing.T) {
 			<-arrived // the hanging endpoint holds its first event from here on
 		}
 	}
-	require.Less(t, worst, 2*time.Second, "the fast endpoint's worst delivery latency")
+	require.Less(t, worst, 5*time.Second, "the fast endpoint's worst delivery latency (the hanging one's timeout is 1 min)")
 	require.Eventually(t, func() bool { return w.Stats()["fast"].Delivered == n }, 5*time.Second, time.Millisecond)
 	s := w.Stats()
 	require.Zero(t, s["hang"].Delivered)
