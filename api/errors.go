@@ -190,4 +190,19 @@ var (
 	// cluster state but did not answer. 502 Bad Gateway (RFC 9110
 	// §15.6.3), or 504 Gateway Timeout when it did not answer in time.
 	ErrNodeUnreachable = &Error{"the node holding the recording or room did not answer", http.StatusBadGateway, "node-unreachable", "", false}
+
+	// ErrWebhookSignatureMalformed means a Mediagate-Signature header is
+	// not "t=<unix seconds>,v1=<hex>" (VerifyWebhook). A receiver answers
+	// 400.
+	ErrWebhookSignatureMalformed = &Error{"malformed webhook signature header", http.StatusBadRequest, "webhook-signature-malformed", "", false}
+
+	// ErrWebhookTimestamp means a webhook's signature was made too long
+	// ago (or too far ahead) for VerifyWebhook's tolerance: a replay, or
+	// clocks far apart. A receiver answers 401 and ignores the request.
+	ErrWebhookTimestamp = &Error{"webhook timestamp outside the tolerance", http.StatusUnauthorized, "webhook-timestamp", "", false}
+
+	// ErrWebhookSignature means no signature of the header is the HMAC of
+	// the body under the receiver's secret: a wrong secret, or a body
+	// changed on the way. A receiver answers 401 and ignores the request.
+	ErrWebhookSignature = &Error{"webhook signature does not match", http.StatusUnauthorized, "webhook-signature", "", false}
 )

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	"github.com/mediagate/mediagate/room"
 	"github.com/mediagate/mediagate/sip"
@@ -142,8 +143,24 @@ func (h *CallHandler) HandleCall(ctx context.Context, in *sip.IncomingCall) {
 		deps.IVROptions = append(slices.Clip(deps.IVROptions), WithFixedRoom(rule.Room, rule.NeedsPIN))
 	}
 	h.log.Info("bridge: call answered", "call", info, "room", string(rule.Room), "lang", string(rule.Lang))
-	if err := RunCall(ctx, call, deps); err != nil {
+	now := h.deps.Now
+	if now == nil {
+		now = time.Now
+	}
+	started := now()
+	h.notify(CallEvent{Info: info, Room: rule.Room, Time: started})
+	last, err := runCall(ctx, call, deps)
+	if err != nil {
 		h.log.Warn("bridge: call ended with an error", "call", info, "err", err)
+	}
+	ended := now()
+	h.notify(CallEvent{Ended: true, Info: info, Room: last, Time: ended, Duration: ended.Sub(started)})
+}
+
+// notify hands ev to SessionDeps.OnCall, if set.
+func (h *CallHandler) notify(ev CallEvent) {
+	if h.deps.OnCall != nil {
+		h.deps.OnCall(ev)
 	}
 }
 

@@ -126,7 +126,9 @@ func dialNumber(t *testing.T, u *sip.UA, number string) dialResult {
 // rule gets 404 and no ringing; a fixed-room number rings (180), is
 // answered and joins its room at once, the caller hearing
 // first_participant; a second call to the full room gets 486 Busy Here; a
-// number whose rule says German hears the German welcome.
+// number whose rule says German hears the German welcome. OnCall hears of
+// each answered call's start (with the rule's room, none for the IVR) and
+// end (with the room the caller was in).
 func TestCallHandler(t *testing.T) {
 	prompts, err := Load("")
 	require.NoError(t, err)
@@ -142,7 +144,9 @@ func TestCallHandler(t *testing.T) {
 		"2000": {Room: "board"},
 		"2001": {Lang: German},
 	})
-	u := startTestUA(t, NewCallHandler(d, SessionDeps{Prompts: prompts, Rooms: rooms, Directory: fakeDirectory{}}))
+	calls := make(chan CallEvent, 16)
+	u := startTestUA(t, NewCallHandler(d, SessionDeps{Prompts: prompts, Rooms: rooms, Directory: fakeDirectory{},
+		OnCall: func(ev CallEvent) { calls <- ev }}))
 
 	unknown := dialNumber(t, u, "3000")
 	require.Equal(t, 404, unknown.final)
@@ -179,6 +183,31 @@ func TestCallHandler(t *testing.T) {
 	require.NoError(t, fixed.call.Hangup(ctx))
 	require.NoError(t, ivr.call.Hangup(ctx))
 	require.Eventually(t, func() bool { return board.Len() == 0 }, 5*time.Second, 20*time.Millisecond)
+
+	byCall := map[sip.CallID][]CallEvent{}
+	for range 4 { // two answered calls, each started and ended
+		select {
+		case ev := <-calls:
+			byCall[ev.Info.ID] = append(byCall[ev.Info.ID], ev)
+		case <-time.After(5 * time.Second):
+			require.FailNow(t, "OnCall not called four times", "got %v", byCall)
+		}
+	}
+	require.Len(t, byCall, 2)
+	for _, evs := range byCall {
+		require.Len(t, evs, 2)
+		start, end := evs[0], evs[1]
+		require.False(t, start.Ended)
+		require.True(t, end.Ended)
+		require.Positive(t, end.Duration)
+		require.Equal(t, start.Room, end.Room, "the fixed room both times; none for the IVR caller, who never joined")
+		if start.Info.Dialed == "2000" {
+			require.Equal(t, room.ID("board"), start.Room)
+		} else {
+			require.Empty(t, start.Room)
+		}
+	}
+	require.Empty(t, calls, "unanswered calls are not reported")
 }
 
 // TestCallHandlerSetDispatcher: replaced rules route the next call, while

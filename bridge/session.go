@@ -79,6 +79,26 @@ type SessionDeps struct {
 	Log *slog.Logger
 	// IVROptions configure the call's IVR (attempts, timeouts).
 	IVROptions []IVROption
+	// OnCall, when set, hears of each answered call's start and end
+	// (CallHandler), for webhooks. It is called on the call's goroutine
+	// and must not block.
+	OnCall func(CallEvent)
+}
+
+// CallEvent reports that an answered call started or ended.
+type CallEvent struct {
+	// Ended is false for the start (the answer), true for the end.
+	Ended bool
+	// Info describes the call; its numbers are personal data (mask them).
+	Info sip.CallInfo
+	// Room is, at the start, the room a dispatch rule leads the call to
+	// (empty when the voice menu asks for it); at the end, the last room
+	// the caller was in (empty if none).
+	Room room.ID
+	// Time is when it happened; Duration, at the end, how long the call
+	// lasted since the answer.
+	Time     time.Time
+	Duration time.Duration
 }
 
 // sessionHangupTimeout bounds the BYE of ActHangUp and of the session's
@@ -104,6 +124,7 @@ type session struct {
 
 	part   *PhoneParticipant
 	room   *room.Room
+	joined room.ID        // the last room the caller joined
 	events *room.EventSub // the room's events while the caller is in it
 	// left gets the room's reason when it lets go of the caller
 	// (PhoneParticipant's Detached); buffered, it never blocks the room.
@@ -127,15 +148,22 @@ type session struct {
 // room and stops everything it started. An error means the call could not
 // be run at all (its codec has no encoder) and was hung up.
 func RunCall(ctx context.Context, call *sip.Call, deps SessionDeps) error {
+	_, err := runCall(ctx, call, deps)
+	return err
+}
+
+// runCall is RunCall, also returning the last room the caller joined.
+func runCall(ctx context.Context, call *sip.Call, deps SessionDeps) (room.ID, error) {
 	s, err := newSession(call, deps)
 	if err != nil {
 		hctx, cancel := context.WithTimeout(context.Background(), sessionHangupTimeout)
 		defer cancel()
 		_ = call.Hangup(hctx)
-		return err
+		return "", err
 	}
 	defer s.close()
-	return s.run(ctx)
+	err = s.run(ctx)
+	return s.joined, err
 }
 
 func newSession(call *sip.Call, deps SessionDeps) (*session, error) {
@@ -372,7 +400,7 @@ func (s *session) join(id room.ID) (JoinInfo, error) {
 		_ = p.Close()
 		return JoinInfo{}, err
 	}
-	s.part, s.room = p, r
+	s.part, s.room, s.joined = p, r, id
 	// Subscribe before asking for the recording state, so a recording
 	// that starts in between is seen one way or the other.
 	s.events = r.SubscribeEvents(sessionEvents)

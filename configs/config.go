@@ -39,6 +39,9 @@ type Config struct {
 	Conference Conference `yaml:"conference"`
 	// Rooms are the rooms the operator defines, by room ID (see Room).
 	Rooms map[string]Room `yaml:"rooms"`
+	// Webhooks are the endpoints that receive the node's events, by name
+	// (see Webhook).
+	Webhooks map[string]Webhook `yaml:"webhooks"`
 }
 
 // Node identifies this gateway and bounds its shutdown.
@@ -219,6 +222,7 @@ func Default() Config {
 		Stream:     defaultStream(),
 		Auth:       Auth{PageTokenLifetime: 10 * time.Minute, PINLockout: defaultPINLockout()},
 		Rooms:      map[string]Room{},
+		Webhooks:   map[string]Webhook{},
 		Conference: Conference{EmptyTimeout: 30 * time.Second, MaxSpeakers: 4},
 		Redis:      Redis{Timeout: 2 * time.Second},
 		Cluster:    Cluster{LeaseTTL: 5 * time.Second, NodeTTL: 5 * time.Second},

@@ -103,6 +103,11 @@ func TestEnvOverrides(t *testing.T) {
 			"MEDIAGATE_DIALIN_LANGUAGE=de",
 			"MEDIAGATE_DIALIN_PROMPTS_DIR=/etc/mediagate/prompts",
 			"MEDIAGATE_DIALIN_NUMBERS_4930123450_ROOM=board",
+			`MEDIAGATE_WEBHOOKS={"ops": {"url": "https://ops.example/hook", "secret": "0123456789abcdef"}}`,
+			"MEDIAGATE_WEBHOOKS_PLATFORM_URL=https://platform.example/hooks",
+			"MEDIAGATE_WEBHOOKS_PLATFORM_SECRET=" + testSecret,
+			"MEDIAGATE_WEBHOOKS_PLATFORM_EVENTS=room.started, recording.deleted",
+			"MEDIAGATE_WEBHOOKS_PLATFORM_TIMEOUT=5s",
 		}, func(c *Config) {
 			*c = Config{
 				Node:    Node{ID: "gw-2", DrainTimeout: 10 * time.Second},
@@ -134,6 +139,11 @@ func TestEnvOverrides(t *testing.T) {
 				Conference: Conference{EmptyTimeout: 2 * time.Minute, MaxSpeakers: 6},
 				Dialin: Dialin{Language: "de", PromptsDir: "/etc/mediagate/prompts",
 					Numbers: map[string]DialinNumber{"4930123450": {Room: "board"}}},
+				Webhooks: map[string]Webhook{
+					"ops": {URL: "https://ops.example/hook", Secret: "0123456789abcdef"},
+					"platform": {URL: "https://platform.example/hooks", Secret: testSecret,
+						Events: []string{"room.started", "recording.deleted"}, Timeout: 5 * time.Second},
+				},
 			}
 		}},
 		{"sentinel keys", []string{

@@ -161,7 +161,8 @@ func ValidRoomID(id string) bool {
 
 // Redacted returns a copy of c with every secret (auth.token_secret, the
 // rooms' PINs and stream keys, the trunks' passwords,
-// recording.receipt_key, recording.encryption_key, redis.password, redis.sentinel.password) replaced
+// recording.receipt_key, recording.encryption_key, redis.password, redis.sentinel.password,
+// the webhooks' secrets and the passwords in their URLs) replaced
 // by "<redacted>" when it is set, for code that prints or logs the configuration. A set secret is
 // replaced rather than emptied so the reader still sees that there is one;
 // the copy is for showing only and does not pass Validate. The maps are
@@ -188,6 +189,7 @@ func (c Config) Redacted() Config {
 		}
 		c.Rooms = rooms
 	}
+	c.Webhooks = redactWebhooks(c.Webhooks)
 	return c
 }
 

@@ -73,6 +73,7 @@ func (c Config) validate(file string, origins map[string]origin) error {
 	}
 	v.intRange("conference.max_speakers", c.Conference.MaxSpeakers, 1, maxSpeakers)
 	v.rooms(c.Rooms)
+	v.webhooks(c.Webhooks)
 	return join(v.errs)
 }
 

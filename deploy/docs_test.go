@@ -18,12 +18,6 @@ import (
 // docs are the operator documents whose statements these tests check.
 var docs = []string{"README.md", "docs/architecture.md", "docs/operations.md", "docs/privacy.md"}
 
-// pending are documents and configuration keys of issue [8] written on
-// parallel branches: the documents above link to them and name them. A
-// missing one is logged, not failed, until the branches are merged; once
-// present it is checked like the rest. Remove entries once merged.
-var pending = []string{"docs/webhooks.md", "webhooks"}
-
 func readDoc(t *testing.T, name string) string {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(root, name))
@@ -129,15 +123,11 @@ func TestDocsNameRealKeys(t *testing.T) {
 			if ext := segs[len(segs)-1]; ext == "go" || ext == "json" || ext == "md" || ext == "yaml" {
 				continue // a file
 			}
-			if !top[segs[0]] && !slices.Contains(pending, segs[0]) {
+			if !top[segs[0]] {
 				continue // a file name, a Go identifier
 			}
 			if configKey(ct, segs) {
 				checked++
-				continue
-			}
-			if slices.Contains(pending, m[1]) || slices.Contains(pending, segs[0]) {
-				t.Logf("%s: %s is not in configs yet (pending on another branch)", name, m[1])
 				continue
 			}
 			t.Errorf("%s names `%s`, which is no configuration key", name, m[1])
@@ -188,10 +178,6 @@ func TestDocsLinkExistingFiles(t *testing.T) {
 	for _, name := range docs {
 		for _, p := range slices.Compact(slices.Sorted(slices.Values(path.FindAllString(readDoc(t, name), -1)))) {
 			if _, err := os.Stat(filepath.Join(root, p)); err != nil {
-				if slices.Contains(pending, p) {
-					t.Logf("%s: %s does not exist yet (pending on another branch)", name, p)
-					continue
-				}
 				t.Errorf("%s names %s: %v", name, p, err)
 			}
 		}

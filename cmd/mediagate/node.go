@@ -37,6 +37,8 @@ type node struct {
 	recs  *roomRecordings
 	// streams are the rooms' live streams (egresses).
 	streams *roomStreams
+	// hooks sends the node's events to the webhooks (webhooks.go).
+	hooks *nodeWebhooks
 
 	stopSweep  context.CancelFunc
 	sweepDone  chan struct{} // closed when the recorder's sweeper returned
@@ -59,7 +61,7 @@ type node struct {
 	stopBeats  context.CancelFunc
 	beatsDone  sync.WaitGroup
 
-	live live // reload.go: the configuration in force and what SIGHUP replaces
+	live    live        // reload.go: the configuration in force and what SIGHUP replaces
 	metrics nodeMetrics // metrics.go
 }
 
@@ -109,6 +111,7 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 		}
 		cancel()
 	}
+	n.hooks = newNodeWebhooks(cfg, log)
 	ro := recorderOptions(cfg, key, log)
 	ro.Fence = room.Fence{Check: n.fence, Stale: isStale}
 	logEvent := ro.OnEvent
@@ -116,13 +119,16 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 	ro.OnEvent = func(ev recorder.Event) {
 		logEvent(ev)
 		index.Load().notify()
+		n.hooks.recordingEvent(ev)
 	}
 	rec, err := recorder.New(ro)
 	if err != nil {
 		_ = n.closeState()
+		_ = n.hooks.close(context.Background())
 		return nil, fmt.Errorf("recorder: %w", err)
 	}
 	n.recordings = rec
+	n.hooks.rec.Store(rec)
 	if ro.EncryptionKey != nil { // the key id only: it names the key without giving it away
 		log.Info("recordings are encrypted at rest", "cipher", recorder.EncryptionAESGCM, "key_id", recorder.KeyID(ro.EncryptionKey))
 	}
@@ -156,6 +162,7 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 	n.rooms = room.NewManager(room.WithOnOpen(func(rm *room.Room) {
 		n.recs.opened(rm)
 		n.streams.opened(rm)
+		n.hooks.roomOpened(rm)
 	}), room.WithRoomDefaults(roomDefaults...),
 		room.WithOpenGate(n.own.gate),
 		room.WithOptionsFor(func(id room.ID) []room.Option {
@@ -172,7 +179,7 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 		}()
 	}
 	n.recs.rooms, n.recs.epochOf = n.rooms, n.epochOf
-	n.streams.rooms, n.streams.epochOf = n.rooms, n.epochOf
+	n.streams.rooms, n.streams.epochOf, n.streams.hooks = n.rooms, n.epochOf, n.hooks
 	// On a single node, configured rooms stay open while the node runs,
 	// with their limits; rooms a join token names but the configuration
 	// does not are opened on first join and closed when empty. In a
@@ -208,7 +215,7 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 	n.streams.video = func(id room.ID) stream.VideoSource {
 		return n.rtc.SubscribeVideo(id, stream.RecommendedVideoBuffer)
 	}
-	if n.sip, err = dialIn(cfg, log, &clusterRooms{Manager: n.rooms, links: n.links}, &n.live, n.metrics.countLockouts(n.state), n.state); err != nil {
+	if n.sip, err = dialIn(cfg, log, &clusterRooms{Manager: n.rooms, links: n.links}, &n.live, n.metrics.countLockouts(n.state), n.state, n.hooks.callEvent); err != nil {
 		_ = n.close(context.Background())
 		return nil, fmt.Errorf("sip: %w", err)
 	}
@@ -235,6 +242,7 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 	}
 	apiOpts = append(apiOpts, api.WithMetrics(n.metricsSources()))
 	n.http = api.New(log, apiOpts...)
+	n.http.Registry().MustRegister(n.hooks.hooks)
 	n.http.Handle("/whip/", n.rtc.Handler())
 	n.http.Handle("/whep/", n.rtc.Handler())
 	n.startCluster(cfg)
@@ -318,6 +326,9 @@ func (n *node) close(ctx context.Context) error {
 	errs = append(errs, n.recs.close(ctx))
 	if n.rooms != nil {
 		errs = append(errs, n.rooms.Close(ctx))
+	}
+	if n.hooks != nil { // after the rooms: their last events are queued
+		errs = append(errs, n.hooks.close(ctx))
 	}
 	n.stopAudit()
 	<-n.auditDone

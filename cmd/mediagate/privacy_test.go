@@ -29,7 +29,9 @@ import (
 // wrong API key; then it stops. No log line, and no answer to the wrong
 // key, holds any of the secrets it was given or saw: the PINs, the admin
 // key, the join-token secret, a join token, the Redis password, the
-// receipt key, the stream key, or the caller's full number.
+// receipt key, the stream key, the webhook secret and the password in the
+// webhook's URL, or the caller's full number. Nor does any webhook event
+// the node sent meanwhile.
 func TestNoSecretsInLogs(t *testing.T) {
 	t.Parallel()
 	const (
@@ -42,10 +44,13 @@ func TestNoSecretsInLogs(t *testing.T) {
 		receiptKey = "receipt-key-Vb7mQ2xN9sLp4tR8wY1zC6kJ3hF5gD0a"
 		streamKey  = "sk-live-7f3a9c2e1b"
 		badAPIKey  = "mg_wrongkey_Xc81Lm0Qs7Tp"
+		hookPass   = "hook-pw-Rt5sW2qN8v"
 	)
 	redis := redistest.Start(t, "--requirepass", redisPass)
 	ingest := startRTMPIngest(t)
 	adminKey, keyEnv := newAdminKey()
+	hookURL, hooks := startHookReceiver(t)
+	hookURL = strings.Replace(hookURL, "http://", "http://hook:"+hookPass+"@", 1)
 	dir := t.TempDir()
 	yaml := fmt.Sprintf("node:\n  id: p1\nlog:\n  level: debug\nredis:\n  addr: %q\nstream:\n  allow_private: true\n"+
 		"rooms:\n  vault:\n    pin: %q\n    number: %q\n", redis.Addr, pin, number)
@@ -53,7 +58,8 @@ func TestNoSecretsInLogs(t *testing.T) {
 	require.NoError(t, os.WriteFile(path, []byte(yaml), 0o644))
 	g := startGatewayIn(t, dir, []string{"serve", "--config", path}, keyEnv,
 		"MEDIAGATE_AUTH_TOKEN_SECRET="+tokenKey, "MEDIAGATE_REDIS_PASSWORD="+redisPass,
-		"MEDIAGATE_RECORDING_RECEIPT_KEY="+receiptKey)
+		"MEDIAGATE_RECORDING_RECEIPT_KEY="+receiptKey,
+		fmt.Sprintf(`MEDIAGATE_WEBHOOKS={"platform": {"url": %q, "secret": %q}}`, hookURL, webhookTestSecret))
 	logs := watchLogs(g)
 	m := regexp.MustCompile(`sip_port=(\d+)`).FindStringSubmatch(g.ready)
 	require.NotNil(t, m)
@@ -97,14 +103,23 @@ func TestNoSecretsInLogs(t *testing.T) {
 
 	text := logs.text()
 	require.NotEmpty(t, text)
+	var sent []string // every webhook body
+	for len(hooks) > 0 {
+		sent = append(sent, string((<-hooks).raw))
+	}
+	require.NotEmpty(t, sent, "the webhook got events")
 	for name, secret := range map[string]string{
 		"the room's PIN": pin, "a wrong PIN": wrongPIN, "the admin key": adminKey, "the token secret": tokenKey,
 		"a join token": token, "the Redis password": redisPass, "the receipt key": receiptKey,
 		"the stream key": streamKey, "a wrong API key": badAPIKey,
 		"the caller's number": strings.TrimPrefix(caller, "+"),
+		"the webhook secret":  webhookTestSecret, "the webhook URL's password": hookPass,
 	} {
 		for _, line := range strings.Split(text, "\n") {
 			require.NotContains(t, line, secret, "%s is in a log line", name)
+		}
+		for _, body := range sent {
+			require.NotContains(t, body, secret, "%s is in a webhook event", name)
 		}
 	}
 	t.Logf("%d log lines, none with a secret", strings.Count(text, "\n"))

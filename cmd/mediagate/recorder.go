@@ -119,8 +119,9 @@ func recordingFormat(f string) string {
 
 // logRecordingEvent writes a recorder event as an "event" log line named
 // recording.<type> (recording.expiring at the expiry lead times,
-// recording.interrupted, ...), where webhooks will pick them up (issue
-// [8]). It carries IDs and times only.
+// recording.interrupted, ...), for operators who follow the log (the
+// webhooks get the events from the recorder directly, webhooks.go). It
+// carries IDs and times only.
 func logRecordingEvent(log *slog.Logger, ev recorder.Event) {
 	attrs := []slog.Attr{
 		slog.String("event", "recording."+ev.Type.String()),

@@ -51,22 +51,6 @@ type live struct {
 	calls   *bridge.CallHandler
 	dir     liveDirectory
 	prompts *bridge.Prompts
-
-	// extra are further parts that apply a reloaded configuration, run
-	// after the built-in ones (node.reloaders).
-	//
-	// WEBHOOKS: append the webhook dispatcher's reloader here when it is
-	// wired, e.g.
-	//
-	//	n.live.extra = append(n.live.extra, reloader{name: "webhooks",
-	//		prepare: func(cfg configs.Config) (func(), error) {
-	//			eps, err := webhookEndpoints(cfg.Webhooks) // check, change nothing
-	//			return func() { hooks.SetEndpoints(eps) }, err
-	//		}})
-	//
-	// and copy the section in applicable (eff.Webhooks = loaded.Webhooks),
-	// so that it counts as applied rather than as needing a restart.
-	extra []reloader
 }
 
 // config returns the configuration in force: the one the node started
@@ -161,6 +145,7 @@ func applicable(running, loaded configs.Config) configs.Config {
 	eff.SIP.Trunks, eff.SIP.HideUnknown = loaded.SIP.Trunks, loaded.SIP.HideUnknown
 	eff.Dialin.Numbers, eff.Dialin.Language = loaded.Dialin.Numbers, loaded.Dialin.Language
 	eff.Recording.Policies, eff.Recording.RoomPolicies = loaded.Recording.Policies, loaded.Recording.RoomPolicies
+	eff.Webhooks = loaded.Webhooks
 	eff.Rooms = make(map[string]configs.Room, len(loaded.Rooms))
 	for id, r := range loaded.Rooms {
 		old, ok := running.Rooms[id]
@@ -178,9 +163,9 @@ func applicable(running, loaded configs.Config) configs.Config {
 
 // reloaders are the parts a reload switches, in order: the trunks first
 // (whose switch can meet a closing UA, which the others would not mind),
-// then dispatch, rooms, retention, log level, and the extra ones.
+// then dispatch, rooms, retention, webhooks and the log level.
 func (n *node) reloaders(running configs.Config) []reloader {
-	rs := []reloader{
+	return []reloader{
 		{"sip.trunks", func(cfg configs.Config) (func(), error) {
 			trunks, err := sipTrunks(cfg)
 			if err == nil {
@@ -208,6 +193,11 @@ func (n *node) reloaders(running configs.Config) []reloader {
 			policies := retentionPolicies(cfg.Recording)
 			return func() { _ = n.recordings.SetPolicies(policies) }, recorder.CheckPolicies(policies)
 		}},
+		{"webhooks", func(cfg configs.Config) (func(), error) {
+			// Validated with the file; an endpoint kept by name keeps its
+			// queue (api.Webhooks.SetEndpoints).
+			return func() { n.hooks.SetEndpoints(cfg.Webhooks) }, nil
+		}},
 		{"log.level", func(cfg configs.Config) (func(), error) {
 			var level slog.Level
 			err := level.UnmarshalText([]byte(cfg.Log.Level))
@@ -218,7 +208,6 @@ func (n *node) reloaders(running configs.Config) []reloader {
 			}, err
 		}},
 	}
-	return append(rs, n.live.extra...)
 }
 
 // reloadRooms brings the open rooms in line with cfg's rooms section: new

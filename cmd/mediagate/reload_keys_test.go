@@ -36,6 +36,7 @@ func TestReloadKeys(t *testing.T) {
 	loaded.SIP.Trunks = map[string]configs.Trunk{"carrier": {CIDRs: []string{"198.51.100.0/24"}, Username: "u", Password: "p"}}
 	loaded.Dialin.Numbers = map[string]configs.DialinNumber{"2000": {Room: "new"}, "3000": {}}
 	loaded.Recording.Policies["legal"] = configs.RetentionPolicy{Duration: 24 * time.Hour}
+	loaded.Webhooks = map[string]configs.Webhook{"platform": {URL: "https://platform.example/hooks", Secret: "0123456789abcdef"}}
 
 	eff := applicable(running, loaded)
 	require.Equal(t, []string{
@@ -44,6 +45,7 @@ func TestReloadKeys(t *testing.T) {
 		"recording.policies.legal",
 		"rooms.board.max_participants", "rooms.board.pin", "rooms.new", "rooms.old",
 		"sip.trunks.carrier.cidrs", "sip.trunks.carrier.password", "sip.trunks.carrier.username",
+		"webhooks.platform",
 	}, changedKeys(running, eff), "applied")
 	require.Equal(t, []string{
 		"auth.token_secret", "http.listen", "log.format",

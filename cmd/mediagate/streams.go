@@ -45,6 +45,9 @@ type roomStreams struct {
 	// grace is how long an auto-streamed room keeps streaming after its
 	// last participant left (conference.empty_timeout).
 	grace time.Duration
+	// hooks hears of egresses starting, changing and ending (webhooks);
+	// nil: nobody.
+	hooks *nodeWebhooks
 
 	ctx    context.Context // ends the watchers
 	cancel context.CancelFunc
@@ -174,9 +177,11 @@ func readCertificates(name string) ([]*x509.Certificate, error) {
 	return out, nil
 }
 
-// event logs an egress's event. The URL is masked and the error's text
-// has the key masked (package stream); the key itself is never at hand.
+// event logs an egress's event and passes it to the webhooks. The URL is
+// masked and the error's text has the key masked (package stream); the
+// key itself is never at hand.
 func (g *roomStreams) event(ev stream.Event) {
+	g.hooks.egressEvent(ev)
 	if ev.Type == stream.EventEnded {
 		g.log.Info("room stream ended", "room", string(ev.Room))
 		return
@@ -215,6 +220,7 @@ func (g *roomStreams) StartStream(ctx context.Context, id room.ID, ds []stream.D
 	if err != nil {
 		return stream.Status{}, err
 	}
+	g.hooks.egressStarted(id)
 	for _, d := range ds {
 		if _, err := e.Add(ctx, d); err != nil {
 			_ = e.Close()
