@@ -68,9 +68,12 @@ type Options struct {
 	// "+4930123456").
 	From string
 	// OnResponse, when set, is called with the status code and reason of
-	// each response to the INVITE as it arrives, provisional and final
-	// alike (100 Trying, 180 Ringing, ..., then 200 or the refusal), on
-	// Dial's goroutine before Dial returns.
+	// each response to the INVITE in the order they arrived, provisional
+	// and final alike (100 Trying, 180 Ringing, ..., then 200 or the
+	// refusal), on Dial's goroutine once the final one is in, before Dial
+	// returns. The order is the wire's: sipgo hands each response to its
+	// transaction on a goroutine of its own, so a 180 closely followed by
+	// the 200 may never reach the transaction at all.
 	OnResponse func(code int, reason string)
 }
 
@@ -99,6 +102,9 @@ type Phone struct {
 
 	mu    sync.Mutex
 	calls map[*sipgo.DialogClientSession]*Call
+	// provisional are the 1xx answers to each INVITE (by Call-ID) in the
+	// order the transport read them (onWire).
+	provisional map[string][]*sip.Response
 }
 
 // NewPhone starts a phone's SIP side on a free UDP port of 127.0.0.1; it
@@ -140,7 +146,8 @@ func NewPhoneAt(t testing.TB, host string) *Phone {
 	}
 	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "phone", Host: host, Port: port}}
 	p := &Phone{t: t, ua: ua, dc: sipgo.NewDialogClientCache(cli, contact), port: port,
-		calls: map[*sipgo.DialogClientSession]*Call{}}
+		calls: map[*sipgo.DialogClientSession]*Call{}, provisional: map[string][]*sip.Response{}}
+	ua.TransportLayer().OnMessage(p.onWire)
 	srv.OnBye(p.onBye)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.ServeUDP(conn) }()
@@ -154,6 +161,19 @@ func NewPhoneAt(t testing.TB, host string) *Phone {
 
 // Port is the phone's SIP port.
 func (p *Phone) Port() int { return p.port }
+
+// onWire keeps the provisional answers to INVITEs as the transport reads
+// them, one datagram after the other, before any transaction sees them.
+func (p *Phone) onWire(msg sip.Message) {
+	r, ok := msg.(*sip.Response)
+	if !ok || !r.IsProvisional() || r.CSeq() == nil || r.CSeq().MethodName != sip.INVITE || r.CallID() == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	id := r.CallID().Value()
+	p.provisional[id] = append(p.provisional[id], r)
+}
 
 // onBye answers the gateway's BYE and ends the call it names.
 func (p *Phone) onBye(req *sip.Request, tx sip.ServerTransaction) {
@@ -215,20 +235,11 @@ func (p *Phone) Dial(ctx context.Context, gateway netip.AddrPort, o Options) (*C
 	p.mu.Lock()
 	p.calls[d] = c
 	p.mu.Unlock()
-	var answer sipgo.AnswerOptions
-	if o.OnResponse != nil {
-		answer.OnResponse = func(r *sip.Response) error {
-			o.OnResponse(r.StatusCode, r.Reason)
-			return nil
-		}
-	}
-	if err := d.WaitAnswer(ctx, answer); err != nil {
+	err = d.WaitAnswer(ctx, sipgo.AnswerOptions{})
+	p.report(d, o.OnResponse, err)
+	if err != nil {
 		if refused, ok := errors.AsType[*sipgo.ErrDialogResponse](err); ok {
-			re := &RefusedError{Code: refused.Res.StatusCode, Reason: refused.Res.Reason}
-			if w := refused.Res.GetHeader("Warning"); w != nil {
-				re.Warning = w.Value()
-			}
-			return nil, re
+			return nil, &RefusedError{Code: refused.Res.StatusCode, Reason: refused.Res.Reason}
 		}
 		return nil, fmt.Errorf("siptest: invite: %w", err)
 	}
@@ -244,6 +255,29 @@ func (p *Phone) Dial(ctx context.Context, gateway netip.AddrPort, o Options) (*C
 	c.te = answeredTE
 	m.start(remote, answeredTE)
 	return c, nil
+}
+
+// report gives on the INVITE's responses in wire order: the provisional
+// ones onWire kept, then the final one WaitAnswer ended with (none when it
+// ended without one). The final one was read after every provisional one
+// before it, so they are all in by now.
+func (p *Phone) report(d *sipgo.DialogClientSession, on func(code int, reason string), err error) {
+	id := d.InviteRequest.CallID().Value()
+	p.mu.Lock()
+	prov := p.provisional[id]
+	delete(p.provisional, id)
+	p.mu.Unlock()
+	if on == nil {
+		return
+	}
+	for _, r := range prov {
+		on(r.StatusCode, r.Reason)
+	}
+	if refused, ok := errors.AsType[*sipgo.ErrDialogResponse](err); ok {
+		on(refused.Res.StatusCode, refused.Res.Reason)
+	} else if err == nil && d.InviteResponse != nil {
+		on(d.InviteResponse.StatusCode, d.InviteResponse.Reason)
+	}
 }
 
 // offer is the phone's SDP offer: one audio stream with the codec and,
