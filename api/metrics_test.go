@@ -1,7 +1,13 @@
 package api
 
 import (
+	"context"
+	"log/slog"
+	"net/http"
+	"os"
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -144,4 +150,36 @@ func TestMetricsWithoutSources(t *testing.T) {
 	require.Equal(t, 3.0, f.Value(t, "mediagate_rooms_active"))
 	require.Nil(t, f.Find("mediagate_calls_active"))
 	require.NotNil(t, f.Find("mediagate_build_info"))
+}
+
+// TestMetricsDocumented: docs/metrics.md lists exactly the mediagate_
+// series a node exposes, the webhook ones included.
+func TestMetricsDocumented(t *testing.T) {
+	s, base := startServer(t, WithMetrics(fakeSources()))
+	hooks := NewWebhooks(slog.New(slog.DiscardHandler), []WebhookEndpoint{
+		{Name: "platform", URL: "http://127.0.0.1:9/hooks", Secret: "0123456789abcdef"}})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = hooks.Close(ctx)
+	})
+	s.Registry().MustRegister(hooks)
+	res, err := http.Get(base + "/healthz") // counts one HTTP request
+	require.NoError(t, err)
+	require.NoError(t, res.Body.Close())
+	var exposed []string
+	for name := range promtest.Scrape(t, base+"/metrics") {
+		if strings.HasPrefix(name, "mediagate_") {
+			exposed = append(exposed, name)
+		}
+	}
+	doc, err := os.ReadFile("../docs/metrics.md")
+	require.NoError(t, err)
+	var documented []string
+	for _, m := range regexp.MustCompile("(?m)^\\| `(mediagate_[a-z_]+)`").FindAllStringSubmatch(string(doc), -1) {
+		documented = append(documented, m[1])
+	}
+	slices.Sort(exposed)
+	slices.Sort(documented)
+	require.Equal(t, documented, exposed, "docs/metrics.md against /metrics")
 }
