@@ -85,6 +85,7 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 
 var (
 	descCallsActive    = desc("calls_active", "Answered SIP calls in progress.")
+	descCallsAdmitted  = desc("calls_admitted", "SIP calls held now, answered or still being set up: what sip.guard.max_calls caps.")
 	descCalls          = desc("calls_total", "New SIP calls by how their setup ended: answered, rejected, canceled (by the caller), failed.", "outcome")
 	descCallSetup      = desc("call_setup_seconds", "Time from an INVITE's arrival to the ACK of its 200 OK, for answered calls.")
 	descDTMF           = desc("dtmf_digits_total", "DTMF key presses from callers, by the method that reported them first: rfc4733, info, inband.", "method")
@@ -197,6 +198,7 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 
 func collectCalls(ch chan<- prometheus.Metric, st sip.CallStats) {
 	gauge(ch, descCallsActive, float64(st.Active))
+	gauge(ch, descCallsAdmitted, float64(st.Admitted))
 	for o := range sip.NumCallOutcomes {
 		counter(ch, descCalls, st.Outcomes[o], o.String())
 	}

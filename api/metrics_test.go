@@ -34,7 +34,7 @@ func fakeSources() MetricsSources {
 	tick.Observe(30 * time.Millisecond)
 	redisLat := meter.NewHistogram(cluster.RedisLatencyBuckets...)
 	redisLat.Observe(time.Millisecond)
-	calls := sip.CallStats{Active: 2, SetupSeconds: setup.Snapshot(), Screened: 7,
+	calls := sip.CallStats{Active: 2, Admitted: 3, SetupSeconds: setup.Snapshot(), Screened: 7,
 		DTMF:  sip.DTMFCounts{RFC4733: 3, Info: 4, InBand: 5},
 		Media: sip.MediaTotals{PacketsIn: 100, BytesIn: 16000, PacketsOut: 90, BytesOut: 14400, Late: 1, Lost: 2, Concealed: 3}}
 	calls.Outcomes[sip.OutcomeAnswered], calls.Outcomes[sip.OutcomeRejected] = 6, 8
@@ -78,6 +78,7 @@ func TestMetricsCollector(t *testing.T) {
 		typ    dto.MetricType
 	}{
 		{"mediagate_calls_active", nil, 2, dto.MetricType_GAUGE},
+		{"mediagate_calls_admitted", nil, 3, dto.MetricType_GAUGE},
 		{"mediagate_calls_total", []string{"outcome", "answered"}, 6, dto.MetricType_COUNTER},
 		{"mediagate_calls_total", []string{"outcome", "rejected"}, 8, dto.MetricType_COUNTER},
 		{"mediagate_calls_total", []string{"outcome", "canceled"}, 0, dto.MetricType_COUNTER},

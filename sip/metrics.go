@@ -52,6 +52,10 @@ var SetupBuckets = []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
 type CallStats struct {
 	// Active is the number of answered calls going on.
 	Active int
+	// Admitted is the number of calls the UA holds now, from the admitted
+	// INVITE to their end, answered or still being set up: what
+	// sip.guard.max_calls caps (Calls).
+	Admitted int
 	// Outcomes counts new INVITEs by how their setup ended.
 	Outcomes [NumCallOutcomes]uint64
 	// SetupSeconds is how long answered calls took from INVITE to ACK.
@@ -131,6 +135,7 @@ func (u *UA) CallStats() CallStats {
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	st.Admitted = len(u.dialogs)
 	st.Media = u.meters.ended
 	for _, in := range u.dialogs {
 		if c := in.currentCall(); c != nil {

@@ -64,7 +64,7 @@ func flood(ctx context.Context, t *testing.T, g *dialInNode, probes []*sipProbe,
 	sample := time.NewTicker(100 * time.Millisecond)
 	defer sample.Stop()
 	for {
-		peaks.calls = max(peaks.calls, metric(t, g.gateway, "mediagate_calls_active"))
+		peaks.calls = max(peaks.calls, metric(t, g.gateway, "mediagate_calls_admitted"))
 		peaks.goroutines = max(peaks.goroutines, metric(t, g.gateway, "go_goroutines"))
 		peaks.rss = max(peaks.rss, rssBytes(t, g.gateway))
 		select {

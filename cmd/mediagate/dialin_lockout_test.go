@@ -73,10 +73,10 @@ func TestDialInPINLockout(t *testing.T) {
 	g.logs.await(t, 10*time.Second, "session: joined", "room="+demoRoom)
 	require.NoError(t, other.Err())
 
-	// The metrics count the five wrong PINs and the one refused attempt,
+	// The metrics count the four wrong PINs and the one refused attempt,
 	// and name neither caller.
 	f := promtest.Scrape(t, g.base+"/metrics")
-	require.Equal(t, 5.0, f.Value(t, "mediagate_pin_failures_total", "channel", "sip"))
+	require.Equal(t, 4.0, f.Value(t, "mediagate_pin_failures_total", "channel", "sip"))
 	require.Equal(t, 1.0, f.Value(t, "mediagate_pin_lockouts_total", "channel", "sip"))
 	require.Equal(t, 3.0, f.Value(t, "mediagate_calls_total", "outcome", "answered"))
 	for _, v := range f.LabelValues() {
