@@ -6,7 +6,9 @@ import "time"
 // room, for the voice menu (counted per room and calling number on a
 // trunk, per room and source address otherwise) and, with Redis, the join
 // page across the nodes (per room and client network; package api's own
-// per-node limit is apart). Package cluster's LockoutPolicy applies it.
+// per-node limit is apart); and when wrong PINs from all of them lock the
+// room's PIN entry (RoomFailures). Package cluster's LockoutPolicy
+// applies it.
 type PINLockout struct {
 	// Failures is how many wrong PINs within Window lock a caller out.
 	Failures int `yaml:"failures"`
