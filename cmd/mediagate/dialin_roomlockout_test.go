@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mediagate/mediagate/internal/promtest"
+	"github.com/mediagate/mediagate/sip/siptest"
 )
 
 // TestDialInRoomPINLockout (issue [7]): guessing spread over calling
@@ -31,20 +32,24 @@ func TestDialInRoomPINLockout(t *testing.T) {
 		"MEDIAGATE_AUTH_PIN_LOCKOUT_LOCKOUT=5s", "MEDIAGATE_AUTH_PIN_LOCKOUT_LOCKOUT_MAX=5s")
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
 	defer cancel()
-	fresh := dialFrom(ctx, t, g, "+4930555555")
-	lookupNumber(ctx, t, g, fresh, dialNumber)
-	annex := dialFrom(ctx, t, g, "+4930666666")
-	lookupNumber(ctx, t, g, annex, "1002")
 
 	// Three guessers, two wrong PINs each: below the per-caller limit (5),
-	// at the room's.
+	// at the room's. Before the last wrong PIN, two callers dial in and
+	// wait at the PIN prompt (well within its 10 s first-digit timeout),
+	// one for room demo, one for room annex.
+	var fresh, annex *siptest.Call
 	for i := range roomFailures / perCaller {
 		call := dialFrom(ctx, t, g, fmt.Sprintf("+49301000%04d", i))
 		lookupNumber(ctx, t, g, call, dialNumber)
+		keyPINs(ctx, t, g, call, "0000")
 		if i == roomFailures/perCaller-1 {
+			fresh = dialFrom(ctx, t, g, "+4930555555")
+			lookupNumber(ctx, t, g, fresh, dialNumber)
+			annex = dialFrom(ctx, t, g, "+4930666666")
+			lookupNumber(ctx, t, g, annex, "1002")
 			require.Empty(t, g.logs.grep("room PIN entry locked out"), "locked before room_failures")
 		}
-		keyPINs(ctx, t, g, call, "0000", "1111")
+		keyPINs(ctx, t, g, call, "1111")
 	}
 	locked := g.logs.await(t, 10*time.Second, "level=WARN", "session: room PIN entry locked out", "room="+demoRoom)
 	require.Empty(t, g.logs.grep("PIN guessing locked out"), "no caller reached its own limit")
