@@ -43,8 +43,10 @@ type Server struct {
 	// capacities are fixed at New (WithCapacity, capacity.go).
 	capacities []namedCapacity
 
-	// pinLockouts share the join page's wrong PINs across nodes.
-	pinLockouts PINLockouts
+	// pinLockouts share the join page's wrong PINs across nodes;
+	// roomPINLockouts count them per room (WithRoomPINLockouts).
+	pinLockouts     PINLockouts
+	roomPINLockouts PINLockouts
 
 	requests *prometheus.CounterVec
 

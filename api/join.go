@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"mime"
 	"net/http"
 	"strings"
@@ -47,7 +48,11 @@ type joinPage struct {
 	// lockouts share wrong PINs between the nodes of a cluster (nil: this
 	// node's count only).
 	lockouts PINLockouts
-	csrf     *http.CrossOriginProtection
+	// roomLockouts count wrong PINs per room over all clients and callers
+	// (nil: no room limit).
+	roomLockouts PINLockouts
+	log          *slog.Logger
+	csrf         *http.CrossOriginProtection
 	// counts are the wrong PINs and lockouts, for the metrics.
 	counts *pinCounters
 }
@@ -74,6 +79,18 @@ func WithPINLockouts(l PINLockouts) Option {
 	return func(s *Server) { s.pinLockouts = l }
 }
 
+// WithRoomPINLockouts counts the join page's wrong PINs per room, keyed
+// by the room ID, in l, which the dial-in IVR counts into too
+// (bridge.SessionDeps.RoomPINLockouts), so guessing spread over many
+// clients and callers locks the room's PIN entry. While a room is locked,
+// every PIN for it, the right one too, gets 429 too-many-attempts with
+// Retry-After, as a locked-out client does; the room's lockout is logged
+// once at warn with the room ID. When l cannot be reached, there is no
+// room limit.
+func WithRoomPINLockouts(l PINLockouts) Option {
+	return func(s *Server) { s.roomPINLockouts = l }
+}
+
 // WithJoinPage mounts the browser join page of every room and the
 // endpoints its script uses:
 //
@@ -94,6 +111,8 @@ func WithJoinPage(mgr *room.Manager, auth *Auth) Option {
 // mountJoin registers the join page's routes.
 func (s *Server) mountJoin() {
 	s.join.lockouts = s.pinLockouts
+	s.join.roomLockouts = s.roomPINLockouts
+	s.join.log = s.log.With("component", "join")
 	s.join.counts = &s.pinWeb
 	s.mux.HandleFunc("GET /r/{room}", s.joinPageHTML)
 	s.mux.HandleFunc("POST /r/{room}/token", s.joinToken)
@@ -230,7 +249,9 @@ type joinRequest struct {
 }
 
 // issue checks a visitor's name and PIN against the room and issues a
-// page token. Wrong PINs are counted per room and client network.
+// page token. Wrong PINs are counted per room and client network, and
+// per room (WithRoomPINLockouts); a right PIN clears the client's count,
+// not the room's.
 func (j *joinPage) issue(w http.ResponseWriter, r *http.Request, id room.ID) (string, Claims, error) {
 	cfg, configured, live := j.lookup(id)
 	switch {
@@ -259,9 +280,14 @@ func (j *joinPage) issue(w http.ResponseWriter, r *http.Request, id room.ID) (st
 			j.counts.lockouts.Add(1)
 			return "", Claims{}, &retryError{fmt.Errorf("room %s: %w", id, ErrTooManyAttempts), wait}
 		}
+		if wait := j.roomLockedOut(r.Context(), id); wait > 0 {
+			j.counts.roomLockouts.Add(1)
+			return "", Claims{}, &retryError{fmt.Errorf("room %s: %w", id, ErrTooManyAttempts), wait}
+		}
 		if !samePIN(req.PIN, cfg.PIN) {
 			j.counts.failures.Add(1)
 			j.failed(r.Context(), key)
+			j.roomFailed(r.Context(), id)
 			return "", Claims{}, fmt.Errorf("room %s: %w", id, ErrWrongPIN)
 		}
 		j.pins.forgive(key)

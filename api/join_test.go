@@ -256,7 +256,7 @@ func TestJoinTokenPINLimit(t *testing.T) {
 	// The metrics count the 15 wrong PINs and the 4 attempts refused.
 	f := promtest.Parse(t, e.do("GET", "/metrics", "").Body)
 	require.Equal(t, 15.0, f.Value(t, "mediagate_pin_failures_total", "channel", "web"))
-	require.Equal(t, 4.0, f.Value(t, "mediagate_pin_lockouts_total", "channel", "web"))
+	require.Equal(t, 4.0, f.Value(t, "mediagate_pin_lockouts_total", "channel", "web", "scope", "source"))
 }
 
 // TestJoinTokenRoomState: a full or locked room is reported before the

@@ -58,9 +58,9 @@ type RoomCounts struct {
 }
 
 // PINCounts count wrong PINs and the attempts refused because the caller
-// was locked out.
+// (Lockouts) or the room (RoomLockouts) was locked out.
 type PINCounts struct {
-	Failures, Lockouts uint64
+	Failures, Lockouts, RoomLockouts uint64
 }
 
 // WithMetrics registers the collector of the node's metrics (see
@@ -71,11 +71,11 @@ func WithMetrics(src MetricsSources) Option {
 
 // pinCounters are the join page's PIN counts.
 type pinCounters struct {
-	failures, lockouts atomic.Uint64
+	failures, lockouts, roomLockouts atomic.Uint64
 }
 
 func (p *pinCounters) counts() PINCounts {
-	return PINCounts{Failures: p.failures.Load(), Lockouts: p.lockouts.Load()}
+	return PINCounts{Failures: p.failures.Load(), Lockouts: p.lockouts.Load(), RoomLockouts: p.roomLockouts.Load()}
 }
 
 // desc builds a metric description.
@@ -122,7 +122,7 @@ var (
 	descRedisErrs      = desc("redis_command_errors_total", "Redis commands that failed (not a missing key), by command.", "command")
 	descRedisSeconds   = desc("redis_command_seconds", "Round-trip time of Redis commands, by command.", "command")
 	descPINFailures    = desc("pin_failures_total", "Wrong room PINs, by channel: sip (the dial-in IVR), web (the join page).", "channel")
-	descPINLockouts    = desc("pin_lockouts_total", "PIN attempts refused because the caller or client was locked out, by channel.", "channel")
+	descPINLockouts    = desc("pin_lockouts_total", "PIN attempts refused because of a lockout, by channel and by scope: source (the caller or client), room (the room's PIN entry).", "channel", "scope")
 )
 
 // egressStates are the states egress_state reports, in a fixed order.
@@ -186,14 +186,18 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if s.PhonePINs != nil {
 		p := s.PhonePINs()
-		counter(ch, descPINFailures, p.Failures, "sip")
-		counter(ch, descPINLockouts, p.Lockouts, "sip")
+		collectPINs(ch, p, "sip")
 	}
 	if c.web != nil {
-		p := c.web.counts()
-		counter(ch, descPINFailures, p.Failures, "web")
-		counter(ch, descPINLockouts, p.Lockouts, "web")
+		collectPINs(ch, c.web.counts(), "web")
 	}
+}
+
+// collectPINs reports channel's PIN counts.
+func collectPINs(ch chan<- prometheus.Metric, p PINCounts, channel string) {
+	counter(ch, descPINFailures, p.Failures, channel)
+	counter(ch, descPINLockouts, p.Lockouts, channel, "source")
+	counter(ch, descPINLockouts, p.RoomLockouts, channel, "room")
 }
 
 func collectCalls(ch chan<- prometheus.Metric, st sip.CallStats) {

@@ -61,7 +61,7 @@ func fakeSources() MetricsSources {
 		Redis: func() []cluster.RedisOpStats {
 			return []cluster.RedisOpStats{{Command: "evalsha", Ops: 40, Errors: 1, Seconds: redisLat.Snapshot()}}
 		},
-		PhonePINs: func() PINCounts { return PINCounts{Failures: 31, Lockouts: 32} },
+		PhonePINs: func() PINCounts { return PINCounts{Failures: 31, Lockouts: 32, RoomLockouts: 33} },
 	}
 }
 
@@ -120,7 +120,8 @@ func TestMetricsCollector(t *testing.T) {
 		{"mediagate_redis_command_errors_total", []string{"command", "evalsha"}, 1, dto.MetricType_COUNTER},
 		{"mediagate_redis_command_seconds", []string{"command", "evalsha"}, 1, dto.MetricType_HISTOGRAM},
 		{"mediagate_pin_failures_total", []string{"channel", "sip"}, 31, dto.MetricType_COUNTER},
-		{"mediagate_pin_lockouts_total", []string{"channel", "sip"}, 32, dto.MetricType_COUNTER},
+		{"mediagate_pin_lockouts_total", []string{"channel", "sip", "scope", "source"}, 32, dto.MetricType_COUNTER},
+		{"mediagate_pin_lockouts_total", []string{"channel", "sip", "scope", "room"}, 33, dto.MetricType_COUNTER},
 	} {
 		require.Equal(t, c.want, f.Value(t, c.name, c.labels...), "%s%v", c.name, c.labels)
 		require.Equal(t, c.typ, f.Type(c.name), c.name)

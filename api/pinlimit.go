@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/netip"
 	"sync"
 	"time"
@@ -99,4 +100,30 @@ func clientPrefix(remoteAddr string) netip.Prefix {
 	}
 	p, _ := ip.Prefix(bits)
 	return p
+}
+
+// roomLockedOut returns how long room id's PIN entry is locked out over
+// all clients and callers (0 when it is not, without room lockouts, or
+// when they cannot be read).
+func (j *joinPage) roomLockedOut(ctx context.Context, id room.ID) time.Duration {
+	if j.roomLockouts == nil {
+		return 0
+	}
+	until, err := j.roomLockouts.Locked(ctx, string(id))
+	if err != nil || !until.After(j.auth.now()) {
+		return 0
+	}
+	return max(until.Sub(j.auth.now()), time.Second)
+}
+
+// roomFailed records a wrong PIN for room id; the failure that locks the
+// room (it was not locked a moment ago) logs the lockout, once, with the
+// room and nothing of the client.
+func (j *joinPage) roomFailed(ctx context.Context, id room.ID) {
+	if j.roomLockouts == nil {
+		return
+	}
+	if until, err := j.roomLockouts.Fail(ctx, string(id)); err == nil && !until.IsZero() {
+		j.log.Warn("join: room PIN entry locked out", "room", string(id), "until", until.UTC().Format(time.RFC3339))
+	}
 }

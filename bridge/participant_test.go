@@ -118,13 +118,19 @@ func TestPhoneParticipantInRoom(t *testing.T) {
 // places it offering PCMU; it returns the call and the phone's side.
 func answeredCall(t testing.TB) (*sip.Call, *siptest.Call) {
 	t.Helper()
+	return answeredCallWith(t, siptest.Options{})
+}
+
+// answeredCallWith is answeredCall with the phone dialing with o.
+func answeredCallWith(t testing.TB, o siptest.Options) (*sip.Call, *siptest.Call) {
+	t.Helper()
 	calls := make(chan *sip.Call, 1)
 	u := startTestUA(t, sip.HandlerFunc(func(_ context.Context, in *sip.IncomingCall) {
 		if c, err := in.Answer(); err == nil {
 			calls <- c
 		}
 	}))
-	phone := dial(t, u, siptest.Options{})
+	phone := dial(t, u, o)
 	select {
 	case c := <-calls:
 		return c, phone

@@ -2,8 +2,6 @@ package bridge
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,27 +35,6 @@ type Rooms interface {
 	Admits(id room.ID) error
 }
 
-// PINLockouts limits PIN guessing beyond one call (the IVR allows three
-// tries per call): wrong PINs are counted per room and caller, with
-// lockouts that grow while the caller keeps failing, shared by the nodes
-// of a cluster (cluster.Lockouts implements it). The caller is the
-// calling number for calls from a configured trunk (a carrier's calls
-// share its address) and the source address otherwise.
-type PINLockouts interface {
-	// Fail records a wrong PIN for key; it returns until when key is
-	// locked (zero when it is not).
-	Fail(ctx context.Context, key string) (time.Time, error)
-	// Locked returns until when key is locked now (zero when it is not).
-	Locked(ctx context.Context, key string) (time.Time, error)
-	// Reset forgets key's failures, after a right PIN.
-	Reset(ctx context.Context, key string) error
-}
-
-// pinLockoutTimeout bounds one lockout check on the session's goroutine,
-// which also plays the caller's prompts: when the shared state is slow,
-// the PIN is checked without it rather than the prompt stalling.
-const pinLockoutTimeout = 250 * time.Millisecond
-
 // SessionDeps is what RunCall needs from the gateway, passed in rather
 // than reached for globally so tests can supply fakes.
 type SessionDeps struct {
@@ -73,6 +50,12 @@ type SessionDeps struct {
 	// caller's PIN is treated as wrong (it learns nothing from the
 	// answer) and not even compared.
 	PINLockouts PINLockouts
+	// RoomPINLockouts, when set, counts wrong PINs per room over all
+	// callers (keyed by room ID; the join page counts into the same), so
+	// guessing spread over many callers locks the room's PIN entry: while
+	// it is locked every PIN for the room, the right one too, is treated
+	// as wrong and not compared.
+	RoomPINLockouts PINLockouts
 	// Now is the clock the IVR's timers run on; nil means time.Now.
 	Now func() time.Time
 	// Log receives the session's events; nil discards them.
@@ -461,46 +444,4 @@ func (s *session) close() {
 	if s.rs != nil {
 		_ = s.rs.Close()
 	}
-}
-
-// checkPIN checks pin for room id against the directory, unless the
-// caller is locked out, and counts the outcome in the lockouts.
-func (s *session) checkPIN(id room.ID, pin string) bool {
-	l := s.deps.PINLockouts
-	if l == nil {
-		return s.deps.Directory.CheckPIN(id, pin)
-	}
-	key := pinLockoutKey(id, s.call.Info())
-	ctx, cancel := context.WithTimeout(context.Background(), pinLockoutTimeout)
-	defer cancel()
-	if until, err := l.Locked(ctx, key); err == nil && until.After(s.deps.Now()) {
-		s.deps.Log.Info("session: PIN locked out", "call", string(s.call.ID()), "room", string(id),
-			"until", until.UTC().Format(time.RFC3339))
-		return false
-	}
-	ok := s.deps.Directory.CheckPIN(id, pin)
-	if ok {
-		_ = l.Reset(ctx, key)
-	} else if until, err := l.Fail(ctx, key); err == nil && !until.IsZero() {
-		s.deps.Log.Info("session: PIN guessing locked out", "call", string(s.call.ID()), "room", string(id),
-			"until", until.UTC().Format(time.RFC3339))
-	}
-	return ok
-}
-
-// pinLockoutKey names a caller's PIN attempts for room id: by calling
-// number on a trunk (hashed: the shared state holds no phone numbers), by
-// address (IPv4 /32, IPv6 /64) otherwise.
-func pinLockoutKey(id room.ID, c sip.CallInfo) string {
-	if c.Trunk != "" && c.Caller != "" {
-		sum := sha256.Sum256([]byte(c.Caller))
-		return "pin-ivr:" + string(id) + ":trunk:" + c.Trunk + ":" + hex.EncodeToString(sum[:16])
-	}
-	a := c.Source.Addr().Unmap()
-	bits := 32
-	if a.Is6() {
-		bits = 64
-	}
-	p, _ := a.Prefix(bits)
-	return "pin-ivr:" + string(id) + ":" + p.String()
 }

@@ -21,6 +21,7 @@ type backendUnderTest struct {
 	events Events
 	index  RecordingsIndex
 	locks  Lockouts
+	store  LockoutStore // for NewLockouts
 	keys   KeyRecords
 	// ttl is the lease and node TTL the implementation was built with.
 	ttl time.Duration
@@ -52,7 +53,7 @@ func TestConformanceMemory(t *testing.T) {
 		clk := &fakeClock{now: time.Unix(1_700_000_000, 0)}
 		const ttl = 5 * time.Second
 		m := NewMemory(WithClock(clk), WithLeaseTTL(ttl), WithNodeTTL(ttl), WithLockoutPolicy(testLockoutPolicy(ttl)))
-		return backendUnderTest{reg: m, leases: m, fence: m, bans: m, events: m, index: m, locks: m, keys: m, ttl: ttl, sleep: clk.Advance, now: clk.Now,
+		return backendUnderTest{reg: m, leases: m, fence: m, bans: m, events: m, index: m, locks: m, store: m, keys: m, ttl: ttl, sleep: clk.Advance, now: clk.Now,
 			wipe: func() { wipeMemory(m) }}
 	})
 }
@@ -63,14 +64,16 @@ func TestConformanceRedis(t *testing.T) {
 		const ttl = 400 * time.Millisecond
 		r := NewRedis(addr, WithLeaseTTL(ttl), WithNodeTTL(ttl), WithKeyPrefix(t.Name()), WithLockoutPolicy(testLockoutPolicy(ttl)))
 		t.Cleanup(func() { require.NoError(t, r.Close()) })
-		return backendUnderTest{reg: r, leases: r, fence: r, bans: r, events: r, index: r, locks: r, keys: r, ttl: ttl, sleep: time.Sleep, now: time.Now,
+		return backendUnderTest{reg: r, leases: r, fence: r, bans: r, events: r, index: r, locks: r, store: r, keys: r, ttl: ttl, sleep: time.Sleep, now: time.Now,
 			wipe: func() { require.NoError(t, r.c.FlushAll(context.Background()).Err()) }}
 	})
 }
 
 func runConformance(t *testing.T, newBackend func(t *testing.T) backendUnderTest) {
 	t.Run("recordings index", func(t *testing.T) { runIndexConformance(t, newBackend) })
-	t.Run("lockouts", func(t *testing.T) { runLockoutConformance(t, newBackend) })
+	t.Run("lockouts", func(t *testing.T) { runLockoutConformance(t, newBackend, ownLockouts) })
+	t.Run("namespaced lockouts", func(t *testing.T) { runLockoutConformance(t, newBackend, roomLockouts) })
+	t.Run("namespaces apart", func(t *testing.T) { runLockoutNamespaces(t, newBackend) })
 	t.Run("key records", func(t *testing.T) { runKeyRecordsConformance(t, newBackend) })
 	ctx := context.Background()
 	const room RoomID = "room-1"

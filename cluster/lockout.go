@@ -44,8 +44,54 @@ const (
 	DefaultLockoutMax      = time.Hour
 )
 
-// WithLockoutPolicy sets when and how long Lockouts lock a key out.
+// WithLockoutPolicy sets when and how long the state's own Lockouts (the
+// Fail, Locked and Reset methods of Memory and Redis) lock a key out;
+// NewLockouts makes Lockouts with a policy of their own.
 func WithLockoutPolicy(p LockoutPolicy) Option { return func(c *config) { c.lockout = p } }
+
+// LockoutStore is cluster state that can keep Lockouts under more than one
+// policy: *Memory and *Redis (the methods are unexported, so no other type
+// implements it).
+type LockoutStore interface {
+	failIn(ctx context.Context, ns, key string, p LockoutPolicy) (time.Time, error)
+	lockedIn(ctx context.Context, ns, key string) (time.Time, error)
+	resetIn(ctx context.Context, ns, key string) error
+}
+
+var (
+	_ LockoutStore = (*Memory)(nil)
+	_ LockoutStore = (*Redis)(nil)
+)
+
+// NewLockouts returns Lockouts kept in s under policy p (zero fields take
+// the defaults), with their keys in namespace ns: apart from s's own
+// Lockouts and from those of any other namespace, so one key (a room,
+// say) can be counted under two policies at once. ns is a short word
+// without ':', '{' or '}'; the empty ns is s's own keys (with p instead
+// of s's policy), which is rarely what is wanted.
+func NewLockouts(s LockoutStore, ns string, p LockoutPolicy) Lockouts {
+	return nsLockouts{s: s, ns: ns, p: p.withDefaults()}
+}
+
+// nsLockouts are Lockouts in a namespace of a LockoutStore.
+type nsLockouts struct {
+	s  LockoutStore
+	ns string
+	p  LockoutPolicy
+}
+
+// Fail implements Lockouts.
+func (l nsLockouts) Fail(ctx context.Context, key string) (time.Time, error) {
+	return l.s.failIn(ctx, l.ns, key, l.p)
+}
+
+// Locked implements Lockouts.
+func (l nsLockouts) Locked(ctx context.Context, key string) (time.Time, error) {
+	return l.s.lockedIn(ctx, l.ns, key)
+}
+
+// Reset implements Lockouts.
+func (l nsLockouts) Reset(ctx context.Context, key string) error { return l.s.resetIn(ctx, l.ns, key) }
 
 // withDefaults fills the zero fields of p.
 func (p LockoutPolicy) withDefaults() LockoutPolicy {
@@ -79,6 +125,10 @@ var (
 	_ Lockouts = (*Redis)(nil)
 )
 
+// memLockoutKey is a key of Memory's lockouts: the namespace (empty for
+// the state's own) and the key.
+type memLockoutKey struct{ ns, key string }
+
 // memLockout is one key's state in Memory.
 type memLockout struct {
 	fails       int
@@ -90,7 +140,7 @@ type memLockout struct {
 
 // lockout returns key's state with everything expired cleared; the caller
 // holds m.mu.
-func (m *Memory) lockout(key string, now time.Time) memLockout {
+func (m *Memory) lockout(key memLockoutKey, now time.Time) memLockout {
 	s := m.lockouts[key]
 	if !now.Before(s.windowEnds) {
 		s.fails = 0
@@ -105,12 +155,17 @@ func (m *Memory) lockout(key string, now time.Time) memLockout {
 }
 
 // Fail implements Lockouts.
-func (m *Memory) Fail(_ context.Context, key string) (time.Time, error) {
-	p := m.cfg.lockout
+func (m *Memory) Fail(ctx context.Context, key string) (time.Time, error) {
+	return m.failIn(ctx, "", key, m.cfg.lockout)
+}
+
+// failIn is Fail for key of namespace ns under policy p.
+func (m *Memory) failIn(_ context.Context, ns, key string, p LockoutPolicy) (time.Time, error) {
+	k := memLockoutKey{ns, key}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.cfg.clock.Now()
-	s := m.lockout(key, now)
+	s := m.lockout(k, now)
 	if !s.lockedUntil.IsZero() {
 		return s.lockedUntil, nil
 	}
@@ -128,7 +183,7 @@ func (m *Memory) Fail(_ context.Context, key string) (time.Time, error) {
 		s.lockedUntil = now.Add(d)
 		s.levelEnds = now.Add(d + p.Max)
 	}
-	m.lockouts[key] = s
+	m.lockouts[k] = s
 	if len(m.lockouts) >= m.lockoutSweepAt {
 		for k := range m.lockouts {
 			if s := m.lockout(k, now); s.fails == 0 && s.level == 0 && s.lockedUntil.IsZero() {
@@ -141,22 +196,35 @@ func (m *Memory) Fail(_ context.Context, key string) (time.Time, error) {
 }
 
 // Locked implements Lockouts.
-func (m *Memory) Locked(_ context.Context, key string) (time.Time, error) {
+func (m *Memory) Locked(ctx context.Context, key string) (time.Time, error) {
+	return m.lockedIn(ctx, "", key)
+}
+
+func (m *Memory) lockedIn(_ context.Context, ns, key string) (time.Time, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.lockout(key, m.cfg.clock.Now()).lockedUntil, nil
+	return m.lockout(memLockoutKey{ns, key}, m.cfg.clock.Now()).lockedUntil, nil
 }
 
 // Reset implements Lockouts.
-func (m *Memory) Reset(_ context.Context, key string) error {
+func (m *Memory) Reset(ctx context.Context, key string) error { return m.resetIn(ctx, "", key) }
+
+func (m *Memory) resetIn(_ context.Context, ns, key string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.lockouts, key)
+	delete(m.lockouts, memLockoutKey{ns, key})
 	return nil
 }
 
-func (r *Redis) lockoutKeys(key string) []string {
-	base := r.cfg.prefix + ":lockout:{" + key + "}"
+// lockoutKeys are the Redis keys of key in namespace ns:
+// PREFIX:lockout:{KEY}:... for the state's own, PREFIX:lockout.NS:{KEY}:...
+// for a namespace.
+func (r *Redis) lockoutKeys(ns, key string) []string {
+	base := r.cfg.prefix + ":lockout"
+	if ns != "" {
+		base += "." + ns
+	}
+	base += ":{" + key + "}"
 	return []string{base + ":fails", base + ":until", base + ":level"}
 }
 
@@ -188,10 +256,13 @@ return d
 
 // Fail implements Lockouts.
 func (r *Redis) Fail(ctx context.Context, key string) (time.Time, error) {
-	p := r.cfg.lockout
+	return r.failIn(ctx, "", key, r.cfg.lockout)
+}
+
+func (r *Redis) failIn(ctx context.Context, ns, key string, p LockoutPolicy) (time.Time, error) {
 	ctx, cancel := r.deadline(ctx)
 	defer cancel()
-	ms, err := failScript.Run(ctx, r.c, r.lockoutKeys(key), p.Failures,
+	ms, err := failScript.Run(ctx, r.c, r.lockoutKeys(ns, key), p.Failures,
 		p.Window.Milliseconds(), p.Base.Milliseconds(), p.Max.Milliseconds()).Int64()
 	if err != nil {
 		return time.Time{}, backend("lockout fail", err)
@@ -209,9 +280,13 @@ func untilFrom(ms int64) time.Time {
 
 // Locked implements Lockouts.
 func (r *Redis) Locked(ctx context.Context, key string) (time.Time, error) {
+	return r.lockedIn(ctx, "", key)
+}
+
+func (r *Redis) lockedIn(ctx context.Context, ns, key string) (time.Time, error) {
 	ctx, cancel := r.deadline(ctx)
 	defer cancel()
-	d, err := r.c.PTTL(ctx, r.lockoutKeys(key)[1]).Result()
+	d, err := r.c.PTTL(ctx, r.lockoutKeys(ns, key)[1]).Result()
 	if err != nil {
 		return time.Time{}, backend("locked", err)
 	}
@@ -220,10 +295,12 @@ func (r *Redis) Locked(ctx context.Context, key string) (time.Time, error) {
 }
 
 // Reset implements Lockouts.
-func (r *Redis) Reset(ctx context.Context, key string) error {
+func (r *Redis) Reset(ctx context.Context, key string) error { return r.resetIn(ctx, "", key) }
+
+func (r *Redis) resetIn(ctx context.Context, ns, key string) error {
 	ctx, cancel := r.deadline(ctx)
 	defer cancel()
-	if err := r.c.Del(ctx, r.lockoutKeys(key)...).Err(); err != nil {
+	if err := r.c.Del(ctx, r.lockoutKeys(ns, key)...).Err(); err != nil {
 		return backend("lockout reset", err)
 	}
 	return nil

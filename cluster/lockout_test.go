@@ -14,9 +14,42 @@ func testLockoutPolicy(ttl time.Duration) LockoutPolicy {
 	return LockoutPolicy{Failures: 3, Window: 4 * ttl, Base: ttl, Max: 4 * ttl}
 }
 
-// runLockoutConformance holds Lockouts to its contract.
-func runLockoutConformance(t *testing.T, newBackend func(t *testing.T) backendUnderTest) {
+// testRoomPolicy is a second policy, unlike testLockoutPolicy in every
+// field, for Lockouts made with NewLockouts.
+func testRoomPolicy(ttl time.Duration) LockoutPolicy {
+	return LockoutPolicy{Failures: 4, Window: 3 * ttl, Base: ttl / 2, Max: 2 * ttl}
+}
+
+// lockoutsUnderTest picks the Lockouts of a backend to test and the
+// policy they were made with.
+type lockoutsUnderTest func(b backendUnderTest) (Lockouts, LockoutPolicy)
+
+// ownLockouts are the state's own Lockouts (WithLockoutPolicy).
+func ownLockouts(b backendUnderTest) (Lockouts, LockoutPolicy) {
+	return b.locks, testLockoutPolicy(b.ttl)
+}
+
+// roomLockouts are Lockouts of namespace "room" with a policy of their own.
+func roomLockouts(b backendUnderTest) (Lockouts, LockoutPolicy) {
+	p := testRoomPolicy(b.ttl)
+	return NewLockouts(b.store, "room", p), p
+}
+
+// runLockoutConformance holds the Lockouts that pick chooses to their
+// contract under the policy they were made with.
+func runLockoutConformance(t *testing.T, newBackendOf func(t *testing.T) backendUnderTest, pick lockoutsUnderTest) {
 	ctx := context.Background()
+	// newBackend is newBackendOf with b.locks the Lockouts under test;
+	// policy is their policy.
+	policy := func(b backendUnderTest) LockoutPolicy {
+		_, p := pick(b)
+		return p
+	}
+	newBackend := func(t *testing.T) backendUnderTest {
+		b := newBackendOf(t)
+		b.locks, _ = pick(b)
+		return b
+	}
 	const key = "pin:board:192.0.2.1"
 
 	// lockedFor checks that until is about d from now (Redis answers with
@@ -57,7 +90,7 @@ func runLockoutConformance(t *testing.T, newBackend func(t *testing.T) backendUn
 
 	t.Run("locked at the limit, not before, and each lockout doubles up to max", func(t *testing.T) {
 		b := newBackend(t)
-		p := testLockoutPolicy(b.ttl)
+		p := policy(b)
 		notLocked(t, b, key)
 		require.True(t, failN(t, b, key, p.Failures-1).IsZero())
 		notLocked(t, b, key)
@@ -81,7 +114,7 @@ func runLockoutConformance(t *testing.T, newBackend func(t *testing.T) backendUn
 
 	t.Run("failures outside the window start over", func(t *testing.T) {
 		b := newBackend(t)
-		p := testLockoutPolicy(b.ttl)
+		p := policy(b)
 		failN(t, b, key, p.Failures-1)
 		b.sleep(p.Window + b.ttl/4)
 		require.True(t, failN(t, b, key, p.Failures-1).IsZero(), "the old failures no longer count")
@@ -92,7 +125,7 @@ func runLockoutConformance(t *testing.T, newBackend func(t *testing.T) backendUn
 
 	t.Run("reset forgets failures and lockouts", func(t *testing.T) {
 		b := newBackend(t)
-		p := testLockoutPolicy(b.ttl)
+		p := policy(b)
 		failN(t, b, key, p.Failures-1)
 		require.NoError(t, b.locks.Reset(ctx, key))
 		require.True(t, failN(t, b, key, p.Failures-1).IsZero(), "reset cleared the count")
@@ -108,7 +141,7 @@ func runLockoutConformance(t *testing.T, newBackend func(t *testing.T) backendUn
 
 	t.Run("the lockout count decays after max without failures", func(t *testing.T) {
 		b := newBackend(t)
-		p := testLockoutPolicy(b.ttl)
+		p := policy(b)
 		lockedFor(t, b, p.Base, failN(t, b, key, p.Failures))
 		awaitUnlocked(t, b, key)
 		lockedFor(t, b, 2*p.Base, failN(t, b, key, p.Failures))
@@ -116,6 +149,39 @@ func runLockoutConformance(t *testing.T, newBackend func(t *testing.T) backendUn
 		b.sleep(p.Max + b.ttl/4)
 		lockedFor(t, b, p.Base, failN(t, b, key, p.Failures))
 	})
+}
+
+// runLockoutNamespaces: the state's own Lockouts and those of two
+// namespaces keep one key apart, each under its own policy.
+func runLockoutNamespaces(t *testing.T, newBackend func(t *testing.T) backendUnderTest) {
+	ctx := context.Background()
+	b := newBackend(t)
+	own, ownP := ownLockouts(b)
+	room, roomP := roomLockouts(b)
+	other := NewLockouts(b.store, "other", roomP)
+	require.Less(t, ownP.Failures, roomP.Failures)
+	const key = "board"
+	for range ownP.Failures {
+		_, err := own.Fail(ctx, key)
+		require.NoError(t, err)
+	}
+	for _, l := range []Lockouts{room, other} {
+		until, err := l.Locked(ctx, key)
+		require.NoError(t, err)
+		require.True(t, until.IsZero(), "the state's own lockout shows in a namespace")
+	}
+	for i := range roomP.Failures {
+		until, err := room.Fail(ctx, key)
+		require.NoError(t, err)
+		require.Equal(t, i == roomP.Failures-1, !until.IsZero(), "room failure %d: the own failures counted", i+1)
+	}
+	until, err := other.Locked(ctx, key)
+	require.NoError(t, err)
+	require.True(t, until.IsZero(), "namespace room's lockout shows in namespace other")
+	require.NoError(t, own.Reset(ctx, key))
+	until, err = room.Locked(ctx, key)
+	require.NoError(t, err)
+	require.False(t, until.IsZero(), "resetting the own key reset the namespace's")
 }
 
 // TestLockoutPolicyDefaults: zero fields take the documented defaults and

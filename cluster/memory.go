@@ -22,7 +22,7 @@ type Memory struct {
 	recs   map[string]RecordingEntry
 	// lockouts holds Lockouts' state by key; lockoutSweepAt is the size at
 	// which Fail next drops keys with nothing left to remember.
-	lockouts       map[string]memLockout
+	lockouts       map[memLockoutKey]memLockout
 	lockoutSweepAt int
 	keyRecs        map[string][]byte // KeyRecords, by key ID
 	// banSweepAt is the ban count at which Ban next drops expired bans, so
@@ -60,7 +60,7 @@ func NewMemory(opts ...Option) *Memory {
 		bans:   make(map[string]time.Time),
 		recs:   make(map[string]RecordingEntry),
 
-		lockouts: make(map[string]memLockout),
+		lockouts: make(map[memLockoutKey]memLockout),
 		keyRecs:  make(map[string][]byte),
 	}
 }

@@ -28,6 +28,8 @@ import (
 //	PREFIX:lockout:{KEY}:fails   failures in the window, PX window from the first
 //	PREFIX:lockout:{KEY}:until   present while KEY is locked out, PX the lockout
 //	PREFIX:lockout:{KEY}:level   lockouts so far, PX until the count decays
+//	PREFIX:lockout.NS:{KEY}:...  the same for Lockouts of namespace NS
+//	                             (NewLockouts)
 //	PREFIX:rec:ID                RecordingEntry as JSON, no TTL (recordings
 //	                             outlive nodes)
 //	PREFIX:recs                  sorted set of recording IDs, score StartedAt

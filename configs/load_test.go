@@ -97,7 +97,9 @@ func TestLoadBadFiles(t *testing.T) {
 		{"auth_pin_lockout_range", strings.Join([]string{
 			`testdata/auth_pin_lockout_range.bad.yaml:3: auth.pin_lockout.lockout: 0s out of range 1s..168h`,
 			`testdata/auth_pin_lockout_range.bad.yaml:4: auth.pin_lockout.lockout_max: 720h0m0s above 168h`,
+			`testdata/auth_pin_lockout_range.bad.yaml:5: auth.pin_lockout.room_failures: 20000 out of range 0..10000`,
 		}, "\n"), ErrInvalid},
+		{"auth_pin_lockout_room", `testdata/auth_pin_lockout_room.bad.yaml:4: auth.pin_lockout.room_failures: 3 below auth.pin_lockout.failures (5)`, ErrInvalid},
 		{"sip_unknown_codec", `testdata/sip_unknown_codec.bad.yaml:2: sip.codecs[1]: "G729" is not one of PCMA, PCMU, G722, opus`, ErrInvalid},
 		{"sip_repeated_codec", `testdata/sip_repeated_codec.bad.yaml:2: sip.codecs[2]: "PCMA" repeats sip.codecs[0]`, ErrInvalid},
 		{"sip_media_timeout", `testdata/sip_media_timeout.bad.yaml:3: sip.media_timeout: 500ms out of range 1s..1h (or 0s for the default)`, ErrInvalid},
@@ -296,10 +298,11 @@ func TestLoadGood(t *testing.T) {
 				c.SIP.TLS = SIPTLS{Listen: "127.0.0.1:5062", Cert: "/etc/mg/sip.pem", Key: "/etc/mg/sip.key"}
 			}},
 		{"auth", "auth:\n  token_secret: " + testSecret + "\n  page_token_lifetime: 24h\n" +
-			"  pin_lockout:\n    failures: 3\n    lockout: 30s\n", nil,
+			"  pin_lockout:\n    failures: 3\n    lockout: 30s\n    room_failures: 0\n", nil,
 			func(c *Config) {
 				c.Auth = Auth{TokenSecret: testSecret, PageTokenLifetime: 24 * time.Hour, PINLockout: defaultPINLockout()}
 				c.Auth.PINLockout.Failures, c.Auth.PINLockout.Lockout = 3, 30*time.Second
+				c.Auth.PINLockout.RoomFailures = 0
 			}},
 	}
 	for _, tt := range tests {

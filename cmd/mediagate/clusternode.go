@@ -164,6 +164,14 @@ func lockoutPolicy(p configs.PINLockout) cluster.LockoutPolicy {
 	return cluster.LockoutPolicy{Failures: p.Failures, Window: p.Window, Base: p.Lockout, Max: p.LockoutMax}
 }
 
+// roomLockoutPolicy is package cluster's form of auth.pin_lockout's room
+// limit: room_failures in the same window, with the same lockouts.
+func roomLockoutPolicy(p configs.PINLockout) cluster.LockoutPolicy {
+	l := lockoutPolicy(p)
+	l.Failures = p.RoomFailures
+	return l
+}
+
 // joinCluster opens the cluster state (memory without redis.addr and
 // sentinel, decision 9) and this node's ownership of rooms.
 func (n *node) joinCluster(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) error {
@@ -171,8 +179,10 @@ func (n *node) joinCluster(cfg configs.Config, log *slog.Logger, httpAddr net.Ad
 	ttls := []cluster.Option{cluster.WithLeaseTTL(cfg.Cluster.LeaseTTL), cluster.WithNodeTTL(cfg.Cluster.NodeTTL),
 		cluster.WithLockoutPolicy(lockoutPolicy(cfg.Auth.PINLockout))}
 	peer := cfg.Redis.Addr
+	var pins cluster.LockoutStore
 	if !cfg.Redis.Enabled() {
-		n.state, n.closeState = cluster.NewMemory(ttls...), func() error { return nil }
+		m := cluster.NewMemory(ttls...)
+		n.state, n.closeState, pins = m, func() error { return nil }, m
 	} else {
 		rc, err := redisConfig(cfg.Redis)
 		if err != nil {
@@ -182,10 +192,13 @@ func (n *node) joinCluster(cfg configs.Config, log *slog.Logger, httpAddr net.Ad
 		if err != nil {
 			return fmt.Errorf("redis: %w", err)
 		}
-		n.state, n.closeState = r, r.Close
+		n.state, n.closeState, pins = r, r.Close, r
 		if peer == "" && len(cfg.Redis.Sentinel.Addrs) > 0 {
 			peer = cfg.Redis.Sentinel.Addrs[0]
 		}
+	}
+	if p := cfg.Auth.PINLockout; p.RoomFailures > 0 {
+		n.roomPINs = cluster.NewLockouts(pins, "room", roomLockoutPolicy(p))
 	}
 	n.publicURL = publicURL(cfg.Cluster.PublicURL, httpAddr, peer, cfg.HTTP.TLS())
 	n.sipAddr = func() string {

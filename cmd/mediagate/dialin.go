@@ -70,22 +70,25 @@ func (d *roomDirectory) CheckPIN(id room.ID, pin string) bool {
 //
 // Wrong PINs are counted across calls in lockouts (shared by the nodes of
 // a cluster): a caller that keeps guessing is locked out for growing
-// periods, whatever node it calls. onCall hears of answered calls
+// periods, whatever node it calls. roomLockouts (nil: none) count them per
+// room over all callers and the join page, against guessing spread over
+// many calling numbers or addresses. onCall hears of answered calls
 // (webhooks).
 //
 // The dispatch rules and the room directory are the live ones of l, which a
 // reload replaces (reload.go).
 func dialIn(cfg configs.Config, log *slog.Logger, rooms bridge.Rooms, l *live,
-	lockouts bridge.PINLockouts, bans sip.BanList, onCall func(bridge.CallEvent)) (*sip.UA, error) {
+	lockouts, roomLockouts bridge.PINLockouts, bans sip.BanList, onCall func(bridge.CallEvent)) (*sip.UA, error) {
 	l.dir.set(newRoomDirectory(cfg.Rooms))
 	deps := bridge.SessionDeps{
-		Prompts:     l.prompts,
-		Lang:        bridge.Lang(cfg.Dialin.Language),
-		Rooms:       rooms,
-		Directory:   &l.dir,
-		PINLockouts: lockouts,
-		Log:         log.With("component", "bridge"),
-		OnCall:      onCall,
+		Prompts:         l.prompts,
+		Lang:            bridge.Lang(cfg.Dialin.Language),
+		Rooms:           rooms,
+		Directory:       &l.dir,
+		PINLockouts:     lockouts,
+		RoomPINLockouts: roomLockouts,
+		Log:             log.With("component", "bridge"),
+		OnCall:          onCall,
 	}
 	log.Info("dial-in", "rules", len(cfg.Dialin.Numbers), "language", cfg.Dialin.Language,
 		"languages", l.prompts.Languages(), "prompts_dir", cfg.Dialin.PromptsDir)

@@ -24,8 +24,24 @@ func newNodeMetrics() nodeMetrics { return nodeMetrics{totals: room.NewTotals()}
 // countLockouts wraps the IVR's PIN lockouts so wrong PINs and refused
 // attempts are counted; it returns what dialIn takes.
 func (m *nodeMetrics) countLockouts(l bridge.PINLockouts) bridge.PINLockouts {
-	m.pins = &countedLockouts{PINLockouts: l}
+	if m.pins == nil {
+		m.pins = &countedLockouts{}
+	}
+	m.pins.PINLockouts = l
 	return m.pins
+}
+
+// countRoomLockouts wraps the room PIN lockouts so the attempts refused
+// because the room is locked are counted (the wrong PINs are counted once,
+// by countLockouts's); nil stays nil (no room limit).
+func (m *nodeMetrics) countRoomLockouts(l bridge.PINLockouts) bridge.PINLockouts {
+	if l == nil {
+		return nil
+	}
+	if m.pins == nil {
+		m.pins = &countedLockouts{}
+	}
+	return &refusalCounter{PINLockouts: l, n: &m.pins.roomLockouts}
 }
 
 // metricsSources are the node's metrics sources (api.MetricsSources),
@@ -76,6 +92,7 @@ func (n *node) roomCounts() api.RoomCounts {
 type countedLockouts struct {
 	bridge.PINLockouts
 	failures, lockouts atomic.Uint64
+	roomLockouts       atomic.Uint64 // counted by a refusalCounter
 }
 
 // Fail implements bridge.PINLockouts.
@@ -94,5 +111,21 @@ func (c *countedLockouts) Locked(ctx context.Context, key string) (time.Time, er
 }
 
 func (c *countedLockouts) counts() api.PINCounts {
-	return api.PINCounts{Failures: c.failures.Load(), Lockouts: c.lockouts.Load()}
+	return api.PINCounts{Failures: c.failures.Load(), Lockouts: c.lockouts.Load(), RoomLockouts: c.roomLockouts.Load()}
+}
+
+// refusalCounter counts in n the attempts refused because a key is locked
+// (Locked answering a time to come), and nothing else.
+type refusalCounter struct {
+	bridge.PINLockouts
+	n *atomic.Uint64
+}
+
+// Locked implements bridge.PINLockouts.
+func (c *refusalCounter) Locked(ctx context.Context, key string) (time.Time, error) {
+	until, err := c.PINLockouts.Locked(ctx, key)
+	if err == nil && until.After(time.Now()) {
+		c.n.Add(1)
+	}
+	return until, err
 }

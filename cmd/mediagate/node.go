@@ -52,14 +52,17 @@ type node struct {
 	// heartbeats and the links of calls to rooms hosted elsewhere.
 	state      clusterState
 	closeState func() error
-	own        *ownership
-	links      *links
-	publicURL  string
-	sipAddr    func() string // the SIP address advertised to the cluster
-	index      *indexSync    // this node's recordings in the cluster's index
-	keys       *api.KeyStore // API keys, shared through the cluster state
-	stopBeats  context.CancelFunc
-	beatsDone  sync.WaitGroup
+	// roomPINs count wrong PINs per room over the IVR and the join page
+	// (auth.pin_lockout.room_failures; nil when 0).
+	roomPINs  cluster.Lockouts
+	own       *ownership
+	links     *links
+	publicURL string
+	sipAddr   func() string // the SIP address advertised to the cluster
+	index     *indexSync    // this node's recordings in the cluster's index
+	keys      *api.KeyStore // API keys, shared through the cluster state
+	stopBeats context.CancelFunc
+	beatsDone sync.WaitGroup
 
 	live    live        // reload.go: the configuration in force and what SIGHUP replaces
 	metrics nodeMetrics // metrics.go
@@ -215,7 +218,8 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 	n.streams.video = func(id room.ID) stream.VideoSource {
 		return n.rtc.SubscribeVideo(id, stream.RecommendedVideoBuffer)
 	}
-	if n.sip, err = dialIn(cfg, log, &clusterRooms{Manager: n.rooms, links: n.links}, &n.live, n.metrics.countLockouts(n.state), n.state, n.hooks.callEvent); err != nil {
+	if n.sip, err = dialIn(cfg, log, &clusterRooms{Manager: n.rooms, links: n.links}, &n.live,
+		n.metrics.countLockouts(n.state), n.metrics.countRoomLockouts(n.roomPINs), n.state, n.hooks.callEvent); err != nil {
 		_ = n.close(context.Background())
 		return nil, fmt.Errorf("sip: %w", err)
 	}
@@ -232,6 +236,9 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 		api.WithNodes(cluster.NodeID(cfg.Node.ID), n.state),
 	}
 	apiOpts = append(apiOpts, n.capacities()...)
+	if n.roomPINs != nil {
+		apiOpts = append(apiOpts, api.WithRoomPINLockouts(n.roomPINs))
+	}
 	if r, ok := n.state.(*cluster.Redis); ok {
 		apiOpts = append(apiOpts, api.WithRecordingsIndex(recordingsIndex{r}), api.WithRoomLocator(n.own),
 			api.WithPINLockouts(r))
