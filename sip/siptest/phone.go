@@ -239,7 +239,11 @@ func (p *Phone) Dial(ctx context.Context, gateway netip.AddrPort, o Options) (*C
 	p.report(d, o.OnResponse, err)
 	if err != nil {
 		if refused, ok := errors.AsType[*sipgo.ErrDialogResponse](err); ok {
-			return nil, &RefusedError{Code: refused.Res.StatusCode, Reason: refused.Res.Reason}
+			re := &RefusedError{Code: refused.Res.StatusCode, Reason: refused.Res.Reason}
+			if w := refused.Res.GetHeader("Warning"); w != nil {
+				re.Warning = w.Value()
+			}
+			return nil, re
 		}
 		return nil, fmt.Errorf("siptest: invite: %w", err)
 	}
