@@ -89,14 +89,14 @@ type leg struct {
 	remote atomic.Pointer[net.UDPAddr] // nil until the signalling knows it
 
 	// Sender state, used by the pacer goroutine only.
-	pkt       rtp.Packet
-	buf       []byte
-	bg        []byte // one second of the background tone, µ-law, 50 frames
-	frame     int    // frames sent so far
-	probeEvery  int // frames from one burst's start to the next
-	probeFrames int // frames in a burst
-	probeIn     int // frames until the next probe burst starts
-	probeLeft   int // frames of the current burst still to send
+	pkt         rtp.Packet
+	buf         []byte
+	bg          []byte // one second of the background tone, µ-law, 50 frames
+	frame       int    // frames sent so far
+	probeEvery  int    // frames from one burst's start to the next
+	probeFrames int    // frames in a burst
+	probeIn     int    // frames until the next probe burst starts
+	probeLeft   int    // frames of the current burst still to send
 
 	// Receiver state, owned by the receive goroutine; the counters are
 	// read by the report.

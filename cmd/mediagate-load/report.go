@@ -19,6 +19,8 @@ type Report struct {
 	RoomSize     int    `json:"room_size"`
 	Speakers     int    `json:"speakers_per_room"`
 	Failed       int    `json:"failed_joins"`
+	// Dropped counts calls the gateway hung up before the load did.
+	Dropped int `json:"dropped_by_gateway"`
 	// NotMeasured, when set, says why the scenario has no figures yet.
 	NotMeasured string `json:"not_measured,omitempty"`
 
@@ -110,6 +112,9 @@ func printTable(w io.Writer, reps []Report) {
 		note := ""
 		if r.Failed > 0 {
 			note = fmt.Sprintf("%d of %d joins failed", r.Failed, r.Participants)
+		}
+		if r.Dropped > 0 {
+			note = strings.TrimSpace(fmt.Sprintf("%s %d dropped by the gateway", note, r.Dropped))
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%.3f\t%.1f\t%s\t%.2f\t%s\t%.1f/%.1f\t%s\t%.1f\t%s\n",
 			r.Scenario, r.Target, r.Participants-r.Failed, r.GatewayCPUPct, r.CPUPerParticipantMs,

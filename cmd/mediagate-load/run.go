@@ -71,6 +71,9 @@ func (s *sipSignaller) leaveAll() {
 
 func (s *sipSignaller) close() { s.ua.close() }
 
+// dropped is how many calls the gateway ended with a BYE.
+func (s *sipSignaller) dropped() int { return s.ua.hungUp() }
+
 // parallel runs f(0..n-1) on at most width goroutines and waits.
 func parallel(n, width int, f func(int)) {
 	sem := make(chan struct{}, width)
@@ -169,6 +172,9 @@ func run(ctx context.Context, o options, sig signaller) (Report, error) {
 		delays = append(delays, l.takeDelays()...)
 	}
 	rep.fill(s0, s1, len(legs), rss, rssIdle, delays, o.target == "mediagate")
+	if d, ok := sig.(interface{ dropped() int }); ok {
+		rep.Dropped = d.dropped()
+	}
 	return rep, nil
 }
 
