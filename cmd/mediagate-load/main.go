@@ -22,7 +22,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -33,9 +32,6 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	// sipgo logs through the default logger in places (a warning when its
-	// sockets close at the end): only errors of it are news here.
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
 	var err error
 	if len(os.Args) > 1 && os.Args[1] == "suite" {
 		err = suiteMain(ctx, os.Args[2:])

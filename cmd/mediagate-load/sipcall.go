@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -32,8 +33,16 @@ type sipUA struct {
 	hungU int // calls the gateway ended with a BYE
 }
 
+// quietSIPGo turns sipgo's package-wide logger down to errors: it warns
+// when the user agent's sockets close at the end of a run, which is no
+// news here.
+var quietSIPGo = sync.OnceFunc(func() {
+	sip.SetDefaultLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+})
+
 // newSIPUA starts the user agent on a free UDP port of host.
 func newSIPUA(host string) (*sipUA, error) {
+	quietSIPGo()
 	quiet := slog.New(slog.DiscardHandler)
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("mediagate-load"),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(quiet)),

@@ -63,6 +63,20 @@ func suiteMain(ctx context.Context, args []string) error {
 	if *scale != "small" && *scale != "full" {
 		return fmt.Errorf("-scale %q: small or full", *scale)
 	}
+	// The processes run in temporary directories: resolve the paths first.
+	gw, err := exec.LookPath(*bin)
+	if err == nil {
+		gw, err = filepath.Abs(gw)
+	}
+	if err != nil {
+		return fmt.Errorf("-bin: %w", err)
+	}
+	*bin = gw
+	if *janusBin != "" {
+		if *janusBin, err = exec.LookPath(*janusBin); err != nil {
+			return fmt.Errorf("-janus: %w (scripts/bootstrap --bench installs it)", err)
+		}
+	}
 	var reps []Report
 	for _, sc := range scenarios(*scale) {
 		if sc.missing != "" {
