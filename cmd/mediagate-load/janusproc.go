@@ -73,10 +73,11 @@ admin: {
 }
 `, port),
 		// Plain RTP participants get their ports from this range, on
-		// loopback.
+		// loopback: below Linux's ephemeral ports (32768-60999), where the
+		// generator's own sockets are, and above mediagate's 20000-29999.
 		"janus.plugin.audiobridge.jcfg": `general: {
 	local_ip = "127.0.0.1"
-	rtp_port_range = "50000-59999"
+	rtp_port_range = "30000-32767"
 }
 `,
 	}

@@ -25,6 +25,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 )
@@ -90,8 +91,20 @@ func runMain(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("mediagate-load", flag.ContinueOnError)
 	o := runFlags(fs)
 	out := fs.String("json", "", "write the report as JSON to this file")
+	cpuProfile := fs.String("cpuprofile", "", "write the generator's own CPU profile to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = f.Close() }()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if err := o.check(); err != nil {
 		return err
