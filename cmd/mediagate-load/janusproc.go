@@ -91,12 +91,19 @@ admin: {
 
 // runJanus starts janus (bin) with a fresh configuration, runs o against
 // it as plain RTP participants and stops it.
-func runJanus(ctx context.Context, bin string, o options) (Report, error) {
+func runJanus(ctx context.Context, bin string, o options) (rep Report, err error) {
 	dir, err := os.MkdirTemp("", "mediagate-load-janus-")
 	if err != nil {
 		return Report{}, err
 	}
-	defer func() { _ = os.RemoveAll(dir) }()
+	defer func() {
+		// A failed run keeps its directory (configuration, logs).
+		if err == nil {
+			_ = os.RemoveAll(dir)
+		} else {
+			err = fmt.Errorf("%w (logs in %s)", err, dir)
+		}
+	}()
 	port, err := freePort()
 	if err != nil {
 		return Report{}, err

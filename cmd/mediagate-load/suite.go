@@ -112,12 +112,19 @@ func suiteMain(ctx context.Context, args []string) error {
 
 // runMediagate starts bin with rooms bench000.. on numbers numberBase..,
 // runs o against it and stops it.
-func runMediagate(ctx context.Context, bin string, o options) (Report, error) {
+func runMediagate(ctx context.Context, bin string, o options) (rep Report, err error) {
 	dir, err := os.MkdirTemp("", "mediagate-load-")
 	if err != nil {
 		return Report{}, err
 	}
-	defer func() { _ = os.RemoveAll(dir) }()
+	defer func() {
+		// A failed run keeps its directory (configuration, logs).
+		if err == nil {
+			_ = os.RemoveAll(dir)
+		} else {
+			err = fmt.Errorf("%w (logs in %s)", err, dir)
+		}
+	}()
 	rooms := map[string]map[string]any{}
 	numbers := map[string]map[string]string{}
 	for k := range (o.calls + o.roomSize - 1) / o.roomSize {
