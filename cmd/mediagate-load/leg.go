@@ -81,37 +81,55 @@ func (r *roomState) origin(t time.Time, window time.Duration) (time.Time, bool) 
 	return time.Time{}, false
 }
 
+// schedule times a prober's bursts, in frames.
+type schedule struct {
+	room   *roomState
+	every  int // frames from one burst's start to the next
+	frames int // frames in a burst
+	in     int // frames until the next burst starts
+	left   int // frames of the current burst still to send
+}
+
+func newSchedule(cfg legConfig) schedule {
+	every := max(int(cfg.probeEvery/frameDur), 10)
+	// Rooms start their bursts at different moments, after a second.
+	return schedule{room: cfg.room, every: every, frames: max(int(cfg.probeLen/frameDur), 2),
+		in: 50 + rand.IntN(every)}
+}
+
+// probe tells whether the frame sent at now is a probe frame, and records
+// the start of each burst in the room.
+func (s *schedule) probe(now time.Time) bool {
+	if s.left == 0 {
+		s.in--
+		if s.in <= 0 {
+			s.left, s.in = s.frames, s.every
+			s.room.sent(now)
+		}
+	}
+	if s.left > 0 {
+		s.left--
+		return true
+	}
+	return false
+}
+
 // leg is one participant's RTP stream in both directions.
 type leg struct {
 	conn   *net.UDPConn
-	room   *roomState
 	role   role
 	remote atomic.Pointer[net.UDPAddr] // nil until the signalling knows it
 
 	// Sender state, used by the pacer goroutine only.
-	pkt         rtp.Packet
-	buf         []byte
-	bg          []byte // one second of the background tone, µ-law, 50 frames
-	frame       int    // frames sent so far
-	probeEvery  int    // frames from one burst's start to the next
-	probeFrames int    // frames in a burst
-	probeIn     int    // frames until the next probe burst starts
-	probeLeft   int    // frames of the current burst still to send
+	pkt    rtp.Packet
+	buf    []byte
+	bg     []byte // one second of the background tone, µ-law, 50 frames
+	frame  int    // frames sent so far
+	bursts schedule
 
-	// Receiver state, owned by the receive goroutine; the counters are
-	// read by the report.
-	received atomic.Int64 // packets
-	extHigh  atomic.Int64 // highest extended sequence number, -1 before any
-	extBase  int64        // first extended sequence number
-	cycles   int64        // sequence wrap-arounds times 65536
-	measure  *atomic.Bool // collect delays while true
-	delaysMu sync.Mutex
-	delays   []time.Duration
-	inProbe  bool
-	prev     [frameSamples]int16
-	pcm      [frameSamples]int16
-
-	done chan struct{} // closed when the receive goroutine ends
+	receiver
+	pcm  [frameSamples]int16 // the last received frame, decoded
+	done chan struct{}       // closed when the receive goroutine ends
 }
 
 // legConfig chooses a new leg's part.
@@ -133,19 +151,15 @@ func newLeg(cfg legConfig) (*leg, error) {
 		return nil, err
 	}
 	_ = c.SetReadBuffer(256 << 10)
-	l := &leg{conn: c, room: cfg.room, role: cfg.role, measure: cfg.measure,
-		buf: make([]byte, 12+frameSamples), done: make(chan struct{})}
-	l.extHigh.Store(-1)
+	l := &leg{conn: c, role: cfg.role, buf: make([]byte, 12+frameSamples), done: make(chan struct{})}
+	l.init(cfg.room, cfg.measure)
 	l.pkt.Header = rtp.Header{Version: 2, PayloadType: ptPCMU, SSRC: rand.Uint32(),
 		SequenceNumber: uint16(rand.Uint32()), Timestamp: rand.Uint32()}
 	if cfg.role != silent {
 		l.bg = toneULaw(cfg.bgFreq, bgAmp, 50*frameSamples)
 	}
 	if cfg.role == prober {
-		l.probeEvery = max(int(cfg.probeEvery/frameDur), 10)
-		l.probeFrames = max(int(cfg.probeLen/frameDur), 2)
-		// Rooms start their bursts at different moments.
-		l.probeIn = 50 + rand.IntN(l.probeEvery)
+		l.bursts = newSchedule(cfg)
 	}
 	go l.receive()
 	return l, nil
@@ -193,16 +207,8 @@ func (l *leg) send(now time.Time) {
 		payload = l.bg[(l.frame%50)*frameSamples:][:frameSamples]
 	case prober:
 		payload = l.bg[(l.frame%50)*frameSamples:][:frameSamples]
-		if l.probeLeft == 0 {
-			l.probeIn--
-			if l.probeIn <= 0 {
-				l.probeLeft, l.probeIn = l.probeFrames, l.probeEvery
-				l.room.sent(now)
-			}
-		}
-		if l.probeLeft > 0 {
+		if l.bursts.probe(now) {
 			payload = probeULaw
-			l.probeLeft--
 		}
 	}
 	l.frame++
@@ -231,115 +237,8 @@ func (l *leg) receive() {
 		}
 		l.count(p.SequenceNumber)
 		if l.role != prober && len(p.Payload) == frameSamples {
-			l.detect(p.Payload, now)
+			media.DecodeULaw(l.pcm[:], p.Payload)
+			l.detect(l.pcm[:], 8000, now)
 		}
 	}
-}
-
-// count updates the received and highest-sequence counters (RFC 3550
-// A.1, without the probation).
-func (l *leg) count(seq uint16) {
-	high := l.extHigh.Load()
-	if high < 0 {
-		l.extBase = int64(seq)
-		l.extHigh.Store(int64(seq))
-		l.received.Add(1)
-		return
-	}
-	ext := l.cycles + int64(seq)
-	switch d := ext - high; {
-	case d < -32768: // wrapped
-		l.cycles += 65536
-		ext += 65536
-	case d > 32768: // a late packet from before a wrap
-		ext -= 65536
-	}
-	if ext > high {
-		l.extHigh.Store(ext)
-	}
-	l.received.Add(1)
-}
-
-// lossCounters is what loss is computed from: packets expected (from the
-// sequence numbers) and received so far.
-func (l *leg) lossCounters() (expected, received int64) {
-	high := l.extHigh.Load()
-	if high < 0 {
-		return 0, 0
-	}
-	return high - l.extBase + 1, l.received.Load()
-}
-
-// detect decodes a received frame and, on the first frame of a probe
-// burst, records the delay from the burst's send time to the first probe
-// sample's arrival.
-func (l *leg) detect(payload []byte, now time.Time) {
-	media.DecodeULaw(l.pcm[:], payload)
-	defer func() { l.prev = l.pcm }()
-	has := holdsProbe(l.pcm[:])
-	if !has || l.inProbe {
-		l.inProbe = has
-		return
-	}
-	l.inProbe = true
-	if l.measure == nil || !l.measure.Load() {
-		return
-	}
-	// The burst may have begun in the previous frame (the gateway's
-	// resampling shifts it by a few samples): find its first 2.5 ms.
-	onset := onsetIndex(l.prev[:], l.pcm[:])
-	at := now.Add(time.Duration(onset-frameSamples) * time.Second / 8000)
-	origin, ok := l.room.origin(at, time.Second)
-	if !ok {
-		return
-	}
-	l.delaysMu.Lock()
-	l.delays = append(l.delays, at.Sub(origin))
-	l.delaysMu.Unlock()
-}
-
-// holdsProbe tells whether most of a frame's energy is the probe tone.
-func holdsProbe(pcm []int16) bool {
-	var sum float64
-	for _, s := range pcm {
-		v := float64(s) / 32768
-		sum += v * v
-	}
-	ms := sum / float64(len(pcm))
-	if ms == 0 || 10*math.Log10(ms) < probeMinDBFS {
-		return false
-	}
-	// GoertzelPower gives amp²/4 for a sine of amplitude amp, whose mean
-	// square is amp²/2.
-	return 2*media.GoertzelPower(pcm, probeFreq, 8000)/ms > probeFraction
-}
-
-// onsetIndex is the index, in prev followed by cur, of the first 20-sample
-// block whose energy exceeds half of cur's mean block energy.
-func onsetIndex(prev, cur []int16) int {
-	const block = 20
-	energy := func(s []int16) float64 {
-		var e float64
-		for _, x := range s {
-			e += float64(x) * float64(x)
-		}
-		return e
-	}
-	limit := energy(cur) / float64(len(cur)/block) / 2
-	all := append(append(make([]int16, 0, len(prev)+len(cur)), prev...), cur...)
-	for i := 0; i+block <= len(all); i += block {
-		if energy(all[i:i+block]) > limit {
-			return i
-		}
-	}
-	return len(prev)
-}
-
-// takeDelays returns and forgets the delays recorded so far.
-func (l *leg) takeDelays() []time.Duration {
-	l.delaysMu.Lock()
-	defer l.delaysMu.Unlock()
-	d := l.delays
-	l.delays = nil
-	return d
 }

@@ -66,6 +66,8 @@ func runFlags(fs *flag.FlagSet) *options {
 	fs.DurationVar(&o.warmup, "warmup", 3*time.Second, "time after the last join before measuring (prompts)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measurement window")
 	fs.DurationVar(&o.probeEvery, "probe-every", time.Second, "time between probe bursts")
+	fs.IntVar(&o.webrtcPerRoom, "webrtc-per-room", 0, "participants per room joining over WHIP (open rooms) instead of SIP")
+	fs.StringVar(&o.roomPrefix, "room-prefix", "bench", "WHIP joins room k as room-prefix + k in three digits (bench000)")
 	return o
 }
 
@@ -82,6 +84,10 @@ func (o *options) check() error {
 		return fmt.Errorf("-target %q: mediagate or janus", o.target)
 	case o.duration < time.Second:
 		return fmt.Errorf("-duration must be at least 1s")
+	case o.webrtcPerRoom < 0 || o.webrtcPerRoom > o.roomSize:
+		return fmt.Errorf("-webrtc-per-room must be 0..room size")
+	case o.webrtcPerRoom > 0 && o.target == "janus":
+		return fmt.Errorf("-webrtc-per-room: Janus participants are plain RTP only")
 	}
 	return nil
 }
@@ -142,6 +148,13 @@ func runTarget(ctx context.Context, o options) (Report, error) {
 		sig = &sipSignaller{ua: ua, gw: gw, base: o.numberBase}
 	}
 	defer sig.close()
+	if o.webrtcPerRoom > 0 {
+		api, err := newWebRTCAPI()
+		if err != nil {
+			return Report{}, fmt.Errorf("webrtc: %w", err)
+		}
+		o.webrtcAPI, o.opus = api, &opusLoops{}
+	}
 	return run(ctx, o, sig)
 }
 

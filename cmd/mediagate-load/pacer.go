@@ -10,23 +10,29 @@ import (
 // goroutines share the sending, rather than a timer per leg.
 const pacerShard = 64
 
+// sender is a participant whose frames the pacer times.
+type sender interface {
+	// send sends the participant's next 20 ms frame at now.
+	send(now time.Time)
+}
+
 // pacer sends every leg's frame every 20 ms until ctx ends. Legs are added
 // with add (before or while it runs); their send is called from the
 // pacer's goroutines only.
 type pacer struct {
 	mu     sync.Mutex
-	shards [][]*leg
+	shards [][]sender
 	wg     sync.WaitGroup
 }
 
 // add puts l into the pacer's rotation; the shard's goroutine picks it up
 // at its next tick.
-func (p *pacer) add(ctx context.Context, l *leg) {
+func (p *pacer) add(ctx context.Context, l sender) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := len(p.shards)
 	if n == 0 || len(p.shards[n-1]) == pacerShard {
-		p.shards = append(p.shards, make([]*leg, 0, pacerShard))
+		p.shards = append(p.shards, make([]sender, 0, pacerShard))
 		n++
 		p.wg.Add(1)
 		go p.run(ctx, n-1)

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pion/webrtc/v4"
 )
 
 // options describe one load run against one gateway (mediagate or Janus).
@@ -30,6 +32,31 @@ type options struct {
 	warmup     time.Duration
 	duration   time.Duration
 	probeEvery time.Duration
+	// webrtcPerRoom participants of each room join over WHIP (mediagate
+	// only) instead of SIP, interleaved with the callers: phone, WebRTC,
+	// phone, ... while both kinds remain. roomPrefix names room k
+	// (roomPrefix + %03d) for WHIP.
+	webrtcPerRoom int
+	roomPrefix    string
+	webrtcAPI     *webrtc.API // set by runTarget when webrtcPerRoom > 0
+	opus          *opusLoops
+}
+
+// isWebRTC tells whether the participant at idx of a room joins over WHIP.
+func (o options) isWebRTC(idx int) bool {
+	phones, w := o.roomSize-o.webrtcPerRoom, o.webrtcPerRoom
+	if both := min(phones, w); idx < 2*both {
+		return idx%2 == 1
+	}
+	return w > phones
+}
+
+// participant is one joined participant, whichever its kind.
+type participant interface {
+	sender
+	lossCounters() (expected, received int64)
+	takeDelays() []time.Duration
+	close()
 }
 
 // signaller brings a leg into room k and finds where its RTP goes; the SIP
@@ -115,9 +142,7 @@ func run(ctx context.Context, o options, sig signaller) (Report, error) {
 		sig.leaveAll()
 		stopPacer()
 		p.wait()
-		for _, l := range legs {
-			l.close()
-		}
+		parallel(len(legs), 16, func(i int) { legs[i].close() })
 	}()
 	rep.Failed = failed
 	rep.SetupP50Ms, rep.SetupP99Ms = ms(percentile(setups, 50)), ms(percentile(setups, 99))
@@ -180,14 +205,14 @@ func run(ctx context.Context, o options, sig signaller) (Report, error) {
 
 // placeLegs opens a leg per participant and joins it at o.rate per second;
 // it returns the joined legs, their setup times and how many failed.
-func placeLegs(ctx context.Context, o options, sig signaller, p *pacer, measure *atomic.Bool) ([]*leg, []time.Duration, int) {
+func placeLegs(ctx context.Context, o options, sig signaller, p *pacer, measure *atomic.Bool) ([]participant, []time.Duration, int) {
 	rooms := make([]*roomState, (o.calls+o.roomSize-1)/o.roomSize)
 	for i := range rooms {
 		rooms[i] = &roomState{}
 	}
 	var (
 		mu     sync.Mutex
-		legs   []*leg
+		legs   []participant
 		setups []time.Duration
 		failed int
 		wg     sync.WaitGroup
@@ -208,14 +233,13 @@ func placeLegs(ctx context.Context, o options, sig signaller, p *pacer, measure 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			l, err := newLeg(cfg)
-			var remote netip.AddrPort
+			var l participant
 			var setup time.Duration
-			if err == nil {
-				remote, setup, err = sig.join(ctx, room, l)
-				if err != nil {
-					l.close()
-				}
+			var err error
+			if o.isWebRTC(idx) {
+				l, setup, err = joinWebRTC(ctx, o.webrtcAPI, o.opus, o.httpURL, fmt.Sprintf("%s%03d", o.roomPrefix, room), cfg)
+			} else {
+				l, setup, err = joinPhone(ctx, sig, room, cfg)
 			}
 			mu.Lock()
 			defer mu.Unlock()
@@ -226,7 +250,6 @@ func placeLegs(ctx context.Context, o options, sig signaller, p *pacer, measure 
 				}
 				return
 			}
-			l.remote.Store(net.UDPAddrFromAddrPort(remote))
 			p.add(ctx, l)
 			legs = append(legs, l)
 			setups = append(setups, setup)
@@ -238,6 +261,21 @@ func placeLegs(ctx context.Context, o options, sig signaller, p *pacer, measure 
 	}
 	wg.Wait()
 	return legs, setups, failed
+}
+
+// joinPhone opens an RTP leg and joins it to room through sig.
+func joinPhone(ctx context.Context, sig signaller, room int, cfg legConfig) (participant, time.Duration, error) {
+	l, err := newLeg(cfg)
+	if err != nil {
+		return nil, 0, err
+	}
+	remote, setup, err := sig.join(ctx, room, l)
+	if err != nil {
+		l.close()
+		return nil, 0, err
+	}
+	l.remote.Store(net.UDPAddrFromAddrPort(remote))
+	return l, setup, nil
 }
 
 // wait waits d or until ctx ends.

@@ -22,27 +22,33 @@ type scenario struct {
 	calls    int
 	roomSize int
 	speakers int
-	janus    bool   // run the same load against Janus AudioBridge too
-	missing  string // not implemented yet: listed as "not measured"
+	webrtc   int  // participants per room joining over WHIP
+	janus    bool // run the same load against Janus AudioBridge too
+	// janusMissing, when set, is why the Janus row is not measured.
+	janusMissing string
+	missing      string // not implemented yet: listed as "not measured"
 }
 
 // scenarios is the list at scale: "full" is the target sizes,
 // "small" a quick check that fits a shared machine.
 func scenarios(scale string) []scenario {
-	sizes := []int{100, 500, 1000}
+	sizes, mixed, listeners := []int{100, 500, 1000}, 100, 300
 	if scale == "small" {
-		sizes = []int{20}
+		sizes, mixed, listeners = []int{20}, 10, 10
 	}
 	var list []scenario
 	for _, n := range sizes {
 		list = append(list, scenario{name: fmt.Sprintf("a. phone-only rooms of 10, %d callers", n),
 			calls: n, roomSize: 10, speakers: 2, janus: true})
 	}
+	const noJanusWebRTC = "WebRTC participants against Janus not in the load generator yet"
 	return append(list,
-		scenario{name: "b. mixed rooms 5 phones + 5 WebRTC, 2 speakers", calls: 100,
-			missing: "WebRTC participants not in the load generator yet"},
-		scenario{name: "c. 1 presenter + 300 WebRTC listeners", calls: 301,
-			missing: "WebRTC participants not in the load generator yet"},
+		scenario{name: fmt.Sprintf("b. mixed rooms 5 phones + 5 WebRTC, 2 speakers, %d participants", mixed),
+			calls: mixed, roomSize: 10, speakers: 2, webrtc: 5, janus: true, janusMissing: noJanusWebRTC},
+		// The listeners join over WHIP and send Opus silence (WHEP
+		// listeners would send nothing).
+		scenario{name: fmt.Sprintf("c. 1 WebRTC presenter + %d WebRTC listeners", listeners),
+			calls: listeners + 1, roomSize: listeners + 1, speakers: 1, webrtc: listeners + 1},
 		scenario{name: "d. 20 recordings + 5 RTMP egresses", calls: 25,
 			missing: "recording/egress load not in the load generator yet"},
 	)
@@ -85,14 +91,18 @@ func suiteMain(ctx context.Context, args []string) error {
 			continue
 		}
 		o := options{scenario: sc.name, calls: sc.calls, roomSize: sc.roomSize, speakers: sc.speakers,
-			host: "127.0.0.1", numberBase: 7000, rate: 50, warmup: *warmup, duration: *duration,
+			webrtcPerRoom: sc.webrtc,
+			host:          "127.0.0.1", numberBase: 7000, rate: 50, warmup: *warmup, duration: *duration,
 			probeEvery: time.Second}
 		rep, err := runMediagate(ctx, *bin, o)
 		if err != nil {
 			return fmt.Errorf("%s: mediagate: %w", sc.name, err)
 		}
 		reps = append(reps, rep)
-		if sc.janus && *janusBin != "" {
+		if sc.janus && sc.janusMissing != "" {
+			reps = append(reps, Report{Scenario: sc.name, Target: "janus", Participants: sc.calls,
+				NotMeasured: sc.janusMissing})
+		} else if sc.janus && *janusBin != "" {
 			rep, err := runJanus(ctx, *janusBin, o)
 			if err != nil {
 				logf("%s: janus: %v", sc.name, err)
@@ -129,7 +139,8 @@ func runMediagate(ctx context.Context, bin string, o options) (rep Report, err e
 	numbers := map[string]map[string]string{}
 	for k := range (o.calls + o.roomSize - 1) / o.roomSize {
 		id := fmt.Sprintf("bench%03d", k)
-		rooms[id] = map[string]any{"name": id}
+		// Open: WHIP participants join without a token.
+		rooms[id] = map[string]any{"name": id, "open": true}
 		numbers[strconv.Itoa(o.numberBase+k)] = map[string]string{"room": id}
 	}
 	rj, _ := json.Marshal(rooms)
@@ -146,7 +157,7 @@ func runMediagate(ctx context.Context, bin string, o options) (rep Report, err e
 		return Report{}, err
 	}
 	defer g.stop()
-	o.target, o.gatewayPID = "mediagate", g.cmd.Process.Pid
+	o.target, o.gatewayPID, o.roomPrefix = "mediagate", g.cmd.Process.Pid, "bench"
 	o.sipAddr, o.httpURL = "127.0.0.1:"+g.sipPort, "http://"+g.addr
 	return runTarget(ctx, o)
 }
