@@ -102,10 +102,10 @@ func setJanusRatios(reps []Report) {
 func printTable(w io.Writer, reps []Report) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "scenario\ttarget\tparticipants\tgateway CPU %\tCPU ms/participant/s\tRSS KB/participant\t"+
-		"late ticks %\tloss %\tdelay p50/p99 ms\tsetup p50/p99 ms\tJanus ratio\tload gen CPU %\tnote")
+		"late ticks %\tencodes/tick\tloss %\tdelay p50/p99 ms\tsetup p50/p99 ms\tJanus ratio\tload gen CPU %\tnote")
 	for _, r := range reps {
 		if r.NotMeasured != "" {
-			fmt.Fprintf(tw, "%s\t%s\t%d\tnot measured\t—\t—\t—\t—\t—\t—\t—\t—\t%s\n", r.Scenario,
+			fmt.Fprintf(tw, "%s\t%s\t%d\tnot measured\t—\t—\t—\t—\t—\t—\t—\t—\t—\t%s\n", r.Scenario,
 				r.Target, r.Participants, r.NotMeasured)
 			continue
 		}
@@ -116,9 +116,9 @@ func printTable(w io.Writer, reps []Report) {
 		if r.Dropped > 0 {
 			note = strings.TrimSpace(fmt.Sprintf("%s %d dropped by the gateway", note, r.Dropped))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%.3f\t%.1f\t%s\t%.2f\t%s\t%.1f/%.1f\t%s\t%.1f\t%s\n",
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%.3f\t%.1f\t%s\t%s\t%.2f\t%s\t%.1f/%.1f\t%s\t%.1f\t%s\n",
 			r.Scenario, r.Target, r.Participants-r.Failed, r.GatewayCPUPct, r.CPUPerParticipantMs,
-			r.RSSPerParticipantKB, optional(r.LateTicksPct, "%.2f"), r.LossPct, delayCell(r),
+			r.RSSPerParticipantKB, optional(r.LateTicksPct, "%.2f"), optional(r.EncodesPerTick, "%.2f"), r.LossPct, delayCell(r),
 			r.SetupP50Ms, r.SetupP99Ms, optional(r.JanusRatio, "%.2f"), r.LoadCPUPct, note)
 	}
 	_ = tw.Flush()
