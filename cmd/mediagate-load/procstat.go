@@ -63,6 +63,8 @@ func procRSS(pid string) (int64, error) {
 type mixerCounters struct {
 	ticks, late           float64
 	sharedEnc, individual float64
+	// recordings running, and live-stream destinations in state live.
+	recordings, egressesLive float64
 }
 
 // scrapeMixer reads the mixer counters from the gateway's /metrics.
@@ -88,15 +90,17 @@ func scrapeMixer(client *http.Client, url string) (mixerCounters, error) {
 				ok = ok || (lp.GetName() == label && lp.GetValue() == value)
 			}
 			if ok {
-				v += m.GetCounter().GetValue()
+				v += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 			}
 		}
 		return v
 	}
 	return mixerCounters{
-		ticks:      sum("mediagate_mixer_ticks_total", "", ""),
-		late:       sum("mediagate_mixer_late_ticks_total", "", ""),
-		sharedEnc:  sum("mediagate_mixer_encodes_total", "mode", "shared"),
-		individual: sum("mediagate_mixer_encodes_total", "mode", "individual"),
+		ticks:        sum("mediagate_mixer_ticks_total", "", ""),
+		late:         sum("mediagate_mixer_late_ticks_total", "", ""),
+		sharedEnc:    sum("mediagate_mixer_encodes_total", "mode", "shared"),
+		individual:   sum("mediagate_mixer_encodes_total", "mode", "individual"),
+		recordings:   sum("mediagate_recordings_active", "", ""),
+		egressesLive: sum("mediagate_egress_state", "state", "live"),
 	}, nil
 }

@@ -41,13 +41,20 @@ type Report struct {
 	// LateTicksPct and EncodesPerTick come from mediagate's /metrics.
 	LateTicksPct   *float64 `json:"late_ticks_pct"`
 	EncodesPerTick *float64 `json:"encodes_per_tick"`
-	LossPct        float64  `json:"loss_pct"`
+	// RecordingsActive and EgressesLive are read at the window's end.
+	RecordingsActive int     `json:"recordings_active"`
+	EgressesLive     int     `json:"egresses_live"`
+	LossPct          float64 `json:"loss_pct"`
 	// Delay is phone → gateway → phone: a probe burst's first sample sent
 	// by the room's first speaker to its arrival at the other members.
 	DelaySamples int     `json:"delay_samples"`
 	DelayP50Ms   float64 `json:"delay_p50_ms"`
 	DelayP99Ms   float64 `json:"delay_p99_ms"`
 	LoadCPUPct   float64 `json:"load_generator_cpu_pct"`
+	// CPUPctPerUnit is what each Unit ("recording", "egress") added to the
+	// previous row's gateway CPU, in % of one core.
+	CPUPctPerUnit *float64 `json:"cpu_pct_per_unit,omitempty"`
+	Unit          string   `json:"unit,omitempty"`
 	// JanusRatio is this scenario's CPU per participant over Janus
 	// AudioBridge's for the same load, when both ran.
 	JanusRatio *float64 `json:"janus_ratio"`
@@ -72,6 +79,7 @@ func (r *Report) fill(s0, s1 sample, joined int, rss, rssIdle int64, delays []ti
 			enc := round2((s1.mixer.sharedEnc + s1.mixer.individual - s0.mixer.sharedEnc - s0.mixer.individual) / ticks)
 			r.LateTicksPct, r.EncodesPerTick = &late, &enc
 		}
+		r.RecordingsActive, r.EgressesLive = int(s1.mixer.recordings), int(s1.mixer.egressesLive)
 	}
 	r.DelaySamples = len(delays)
 	r.DelayP50Ms, r.DelayP99Ms = ms(percentile(delays, 50)), ms(percentile(delays, 99))
@@ -112,6 +120,12 @@ func printTable(w io.Writer, reps []Report) {
 		note := ""
 		if r.Failed > 0 {
 			note = fmt.Sprintf("%d of %d joins failed", r.Failed, r.Participants)
+		}
+		if r.RecordingsActive > 0 || r.EgressesLive > 0 {
+			note = strings.TrimSpace(fmt.Sprintf("%s %d recording, %d streaming;", note, r.RecordingsActive, r.EgressesLive))
+		}
+		if r.CPUPctPerUnit != nil {
+			note = strings.TrimSpace(fmt.Sprintf("%s %.2f %% of a core per %s", note, *r.CPUPctPerUnit, r.Unit))
 		}
 		if r.Dropped > 0 {
 			note = strings.TrimSpace(fmt.Sprintf("%s %d dropped by the gateway", note, r.Dropped))

@@ -38,8 +38,11 @@ type options struct {
 	// (roomPrefix + %03d) for WHIP.
 	webrtcPerRoom int
 	roomPrefix    string
-	webrtcAPI     *webrtc.API // set by runTarget when webrtcPerRoom > 0
-	opus          *opusLoops
+	// record and stream are how many rooms (the first ones) record and
+	// stream automatically (mediagate started by the suite only).
+	record, stream int
+	webrtcAPI      *webrtc.API // set by runTarget when webrtcPerRoom > 0
+	opus           *opusLoops
 }
 
 // isWebRTC tells whether the participant at idx of a room joins over WHIP.

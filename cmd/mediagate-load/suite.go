@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -27,6 +28,14 @@ type scenario struct {
 	// janusMissing, when set, is why the Janus row is not measured.
 	janusMissing string
 	missing      string // not implemented yet: listed as "not measured"
+	// record rooms (the first ones) record automatically, and stream of
+	// them stream to nginx-rtmp.
+	record, stream int
+	// perUnit, when set, names what each of units adds to the previous
+	// row's load ("recording", "egress"): the report gives the CPU each
+	// costs.
+	perUnit string
+	units   int
 }
 
 // scenarios is the list at scale: "full" is the target sizes,
@@ -49,8 +58,13 @@ func scenarios(scale string) []scenario {
 		// listeners would send nothing).
 		scenario{name: fmt.Sprintf("c. 1 WebRTC presenter + %d WebRTC listeners", listeners),
 			calls: listeners + 1, roomSize: listeners + 1, speakers: 1, webrtc: listeners + 1},
-		scenario{name: "d. 20 recordings + 5 RTMP egresses", calls: 25,
-			missing: "recording/egress load not in the load generator yet"},
+		// Twenty rooms with one speaking caller each, then the same with
+		// every room recording, then with five of them streaming too.
+		scenario{name: "d0. 20 rooms of 1 speaking caller", calls: 20, roomSize: 1, speakers: 1},
+		scenario{name: "d1. d0 + 20 recordings", calls: 20, roomSize: 1, speakers: 1, record: 20,
+			perUnit: "recording", units: 20},
+		scenario{name: "d2. d1 + 5 RTMP egresses to nginx-rtmp", calls: 20, roomSize: 1, speakers: 1, record: 20,
+			stream: 5, perUnit: "egress", units: 5},
 	)
 }
 
@@ -63,6 +77,7 @@ func suiteMain(ctx context.Context, args []string) error {
 	scale := fs.String("scale", "small", "small (20 callers) or full (100, 500, 1000 callers)")
 	duration := fs.Duration("duration", 10*time.Second, "measurement window per run")
 	warmup := fs.Duration("warmup", 3*time.Second, "time after the last join before measuring")
+	only := fs.String("only", "", "run only the scenarios whose name starts with this (e.g. \"a.\", \"d\")")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -85,6 +100,9 @@ func suiteMain(ctx context.Context, args []string) error {
 	}
 	var reps []Report
 	for _, sc := range scenarios(*scale) {
+		if !strings.HasPrefix(sc.name, *only) {
+			continue
+		}
 		if sc.missing != "" {
 			reps = append(reps, Report{Scenario: sc.name, Target: "mediagate", Participants: sc.calls,
 				NotMeasured: sc.missing})
@@ -94,9 +112,19 @@ func suiteMain(ctx context.Context, args []string) error {
 			webrtcPerRoom: sc.webrtc,
 			host:          "127.0.0.1", numberBase: 7000, rate: 50, warmup: *warmup, duration: *duration,
 			probeEvery: time.Second}
+		o.record, o.stream = sc.record, sc.stream
 		rep, err := runMediagate(ctx, *bin, o)
 		if err != nil {
 			return fmt.Errorf("%s: mediagate: %w", sc.name, err)
+		}
+		if rep.RecordingsActive != sc.record || rep.EgressesLive != sc.stream {
+			return fmt.Errorf("%s: %d recordings and %d egresses live, want %d and %d", sc.name,
+				rep.RecordingsActive, rep.EgressesLive, sc.record, sc.stream)
+		}
+		if sc.perUnit != "" && len(reps) > 0 {
+			prev := reps[len(reps)-1]
+			each := round2((rep.GatewayCPUPct - prev.GatewayCPUPct) / float64(sc.units))
+			rep.CPUPctPerUnit, rep.Unit = &each, sc.perUnit
 		}
 		reps = append(reps, rep)
 		if sc.janus && sc.janusMissing != "" {
@@ -135,12 +163,29 @@ func runMediagate(ctx context.Context, bin string, o options) (rep Report, err e
 			err = fmt.Errorf("%w (logs in %s)", err, dir)
 		}
 	}()
+	rtmpPort := 0
+	if o.stream > 0 {
+		port, stop, err := startNginx(ctx, dir)
+		if err != nil {
+			return Report{}, err
+		}
+		defer stop()
+		rtmpPort = port
+	}
 	rooms := map[string]map[string]any{}
 	numbers := map[string]map[string]string{}
 	for k := range (o.calls + o.roomSize - 1) / o.roomSize {
 		id := fmt.Sprintf("bench%03d", k)
 		// Open: WHIP participants join without a token.
-		rooms[id] = map[string]any{"name": id, "open": true}
+		room := map[string]any{"name": id, "open": true}
+		if k < o.record {
+			room["auto_record"] = true
+		}
+		if k < o.stream {
+			room["auto_stream"] = []map[string]string{{"name": "nginx",
+				"url": fmt.Sprintf("rtmp://127.0.0.1:%d/live/%s", rtmpPort, id)}}
+		}
+		rooms[id] = room
 		numbers[strconv.Itoa(o.numberBase+k)] = map[string]string{"room": id}
 	}
 	rj, _ := json.Marshal(rooms)
@@ -151,7 +196,9 @@ func runMediagate(ctx context.Context, bin string, o options) (rep Report, err e
 		"MEDIAGATE_RTP_PORT_MIN=20000", "MEDIAGATE_RTP_PORT_MAX=29999",
 		// One source address places every call: the abuse guard would ban
 		// it, and the benchmark measures the media path.
-		"MEDIAGATE_SIP_GUARD_ENABLED=false"}
+		"MEDIAGATE_SIP_GUARD_ENABLED=false",
+		// nginx-rtmp listens on loopback.
+		"MEDIAGATE_STREAM_ALLOW_PRIVATE=true"}
 	g, err := startGateway(ctx, bin, dir, env)
 	if err != nil {
 		return Report{}, err
