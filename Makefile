@@ -45,6 +45,18 @@ test: bootstrap ## gofmt and vet, then every test with the race detector
 bench: bootstrap ## run the benchmarks (-benchmem), per 20 ms frame unless named otherwise
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
 
+# bench-load's scale: full (the issue's sizes: 100, 500, 1000 callers) or
+# small (20 callers, a quick check); LOAD_WINDOW is each run's measurement.
+LOAD_SCALE  ?= full
+LOAD_WINDOW ?= 10s
+
+.PHONY: bench-load
+bench-load: ## capacity and latency under load, side by side with Janus AudioBridge → bench/results/latest.json
+	@scripts/bootstrap --bench
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/mediagate
+	$(GO) run ./cmd/mediagate-load suite -bin $(BIN) -janus janus -scale $(LOAD_SCALE) \
+	  -duration $(LOAD_WINDOW) -json bench/results/latest.json
+
 .PHONY: fuzz
 fuzz: bootstrap ## run each fuzz target for FUZZTIME (default 60s; FUZZMINIMIZETIME 10s)
 	@set -e; for pkg in $$($(GO) list ./...); do \

@@ -1,0 +1,244 @@
+package main
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+
+	"github.com/mediagate/mediagate/media"
+)
+
+// The media side of one participant: a UDP socket that sends a 20 ms
+// PCMU frame every tick (from the pacer, see pacer.go) and a goroutine
+// that receives what comes back, counts sequence gaps and looks for the
+// room's probe tone. The signalling that finds the remote address (SIP,
+// the Janus HTTP API) is elsewhere: a leg only needs a socket and a peer.
+
+const (
+	frameSamples = 160 // 20 ms at 8 kHz
+	frameDur     = 20 * time.Millisecond
+	ptPCMU       = 0
+
+	// probeFreq is the probe tone the room's first speaker sends in bursts;
+	// background tones stay well below it (at most 750 Hz).
+	probeFreq = 1000.0
+	probeAmp  = 0.5
+	// bgAmp is the level of a speaker's continuous tone: loud enough to be
+	// a voice in the mix, low enough that a probe over five of them still
+	// holds most of the energy.
+	bgAmp = 0.15
+	// probeFraction is the share of a frame's energy at probeFreq above
+	// which the frame holds the probe.
+	probeFraction = 0.4
+	// probeMinDBFS is the quietest frame in which a probe counts.
+	probeMinDBFS = -40.0
+)
+
+// role is what a leg sends.
+type role int
+
+const (
+	// silent legs send G.711 digital silence every 20 ms, as a phone without
+	// VAD/DTX does: the gateway receives, decodes and mixes them like any
+	// caller, but they are not voices in the mix.
+	silent role = iota
+	// speaker legs send a continuous tone of their own frequency.
+	speaker
+	// prober is the room's first speaker: its tone is replaced by a probe
+	// burst at probeFreq every probe interval.
+	prober
+)
+
+// roomState is what the legs of one room share: when the prober sent the
+// start of each probe burst.
+type roomState struct {
+	mu    sync.Mutex
+	sends []time.Time // start of each probe burst, in order
+}
+
+func (r *roomState) sent(t time.Time) {
+	r.mu.Lock()
+	r.sends = append(r.sends, t)
+	r.mu.Unlock()
+}
+
+// origin is the latest probe start at or before t, within window.
+func (r *roomState) origin(t time.Time, window time.Duration) (time.Time, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := len(r.sends) - 1; i >= 0; i-- {
+		if s := r.sends[i]; !s.After(t) {
+			return s, t.Sub(s) < window
+		}
+	}
+	return time.Time{}, false
+}
+
+// schedule times a prober's bursts, in frames.
+type schedule struct {
+	room   *roomState
+	every  int // frames from one burst's start to the next
+	frames int // frames in a burst
+	in     int // frames until the next burst starts
+	left   int // frames of the current burst still to send
+}
+
+func newSchedule(cfg legConfig) schedule {
+	every := max(int(cfg.probeEvery/frameDur), 10)
+	// Rooms start their bursts at different moments, after a second.
+	return schedule{room: cfg.room, every: every, frames: max(int(cfg.probeLen/frameDur), 2),
+		in: 50 + rand.IntN(every)}
+}
+
+// probe tells whether the frame sent at now is a probe frame, and records
+// the start of each burst in the room.
+func (s *schedule) probe(now time.Time) bool {
+	if s.left == 0 {
+		s.in--
+		if s.in <= 0 {
+			s.left, s.in = s.frames, s.every
+			s.room.sent(now)
+		}
+	}
+	if s.left > 0 {
+		s.left--
+		return true
+	}
+	return false
+}
+
+// leg is one participant's RTP stream in both directions.
+type leg struct {
+	conn   *net.UDPConn
+	role   role
+	remote atomic.Pointer[net.UDPAddr] // nil until the signalling knows it
+
+	// Sender state, used by the pacer goroutine only.
+	pkt    rtp.Packet
+	buf    []byte
+	bg     []byte // one second of the background tone, µ-law, 50 frames
+	frame  int    // frames sent so far
+	bursts schedule
+
+	receiver
+	pcm  [frameSamples]int16 // the last received frame, decoded
+	done chan struct{}       // closed when the receive goroutine ends
+}
+
+// legConfig chooses a new leg's part.
+type legConfig struct {
+	host       string // local address to bind, e.g. 127.0.0.1
+	role       role
+	bgFreq     float64       // speaker tone, Hz (speakers and probers)
+	probeEvery time.Duration // prober only
+	probeLen   time.Duration // prober only
+	room       *roomState
+	measure    *atomic.Bool
+}
+
+// newLeg opens the leg's socket on a free port of cfg.host and starts
+// receiving; close ends it.
+func newLeg(cfg legConfig) (*leg, error) {
+	c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(cfg.host), 0)))
+	if err != nil {
+		return nil, err
+	}
+	_ = c.SetReadBuffer(256 << 10)
+	l := &leg{conn: c, role: cfg.role, buf: make([]byte, 12+frameSamples), done: make(chan struct{})}
+	l.init(cfg.room, cfg.measure)
+	l.pkt.Header = rtp.Header{Version: 2, PayloadType: ptPCMU, SSRC: rand.Uint32(),
+		SequenceNumber: uint16(rand.Uint32()), Timestamp: rand.Uint32()}
+	if cfg.role != silent {
+		l.bg = toneULaw(cfg.bgFreq, bgAmp, 50*frameSamples)
+	}
+	if cfg.role == prober {
+		l.bursts = newSchedule(cfg)
+	}
+	go l.receive()
+	return l, nil
+}
+
+// port is the leg's local RTP port.
+func (l *leg) port() int { return l.conn.LocalAddr().(*net.UDPAddr).Port }
+
+// close stops the leg and waits for its receiver.
+func (l *leg) close() {
+	_ = l.conn.Close()
+	<-l.done
+}
+
+var (
+	silenceULaw = func() []byte {
+		b := make([]byte, frameSamples)
+		media.EncodeULaw(b, make([]int16, frameSamples))
+		return b
+	}()
+	probeULaw = toneULaw(probeFreq, probeAmp, frameSamples) // 20 whole cycles: every frame alike
+)
+
+// toneULaw is n samples of a sine at freq Hz (a whole number of cycles
+// per second, so a second of it loops without a click), µ-law encoded.
+func toneULaw(freq, amp float64, n int) []byte {
+	pcm := make([]int16, n)
+	for i := range pcm {
+		pcm[i] = int16(math.Round(amp * 32767 * math.Sin(2*math.Pi*freq*float64(i)/8000)))
+	}
+	b := make([]byte, n)
+	media.EncodeULaw(b, pcm)
+	return b
+}
+
+// send writes the leg's next frame at now; the pacer calls it every 20 ms.
+func (l *leg) send(now time.Time) {
+	to := l.remote.Load()
+	if to == nil {
+		return
+	}
+	payload := silenceULaw
+	switch l.role {
+	case speaker:
+		payload = l.bg[(l.frame%50)*frameSamples:][:frameSamples]
+	case prober:
+		payload = l.bg[(l.frame%50)*frameSamples:][:frameSamples]
+		if l.bursts.probe(now) {
+			payload = probeULaw
+		}
+	}
+	l.frame++
+	l.pkt.Payload = payload
+	n, err := l.pkt.MarshalTo(l.buf)
+	l.pkt.SequenceNumber++
+	l.pkt.Timestamp += frameSamples
+	if err == nil {
+		_, _ = l.conn.WriteToUDP(l.buf[:n], to)
+	}
+}
+
+// receive reads RTP until the socket closes.
+func (l *leg) receive() {
+	defer close(l.done)
+	buf := make([]byte, 1500)
+	var p rtp.Packet
+	for {
+		n, err := l.conn.Read(buf)
+		if errors.Is(err, net.ErrClosed) {
+			return
+		}
+		now := time.Now()
+		if err != nil || p.Unmarshal(buf[:n]) != nil || p.PayloadType != ptPCMU {
+			continue
+		}
+		l.count(p.SequenceNumber)
+		if l.role != prober && len(p.Payload) == frameSamples {
+			media.DecodeULaw(l.pcm[:], p.Payload)
+			l.detect(l.pcm[:], 8000, now)
+		}
+	}
+}

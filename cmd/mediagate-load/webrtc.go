@@ -1,0 +1,282 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/logging"
+	"github.com/pion/webrtc/v4"
+	pionmedia "github.com/pion/webrtc/v4/pkg/media"
+
+	"github.com/mediagate/mediagate/media"
+)
+
+// WebRTC participants: a pion PeerConnection per participant joining a
+// mediagate room over WHIP (POST /whip/{room}, no trickle, an open room),
+// sending Opus every 20 ms from the pacer and decoding what it receives
+// for the probe. The frames it sends are encoded once per run and
+// replayed (a second of each speaker tone, a probe burst, silence), so the
+// generator spends no encoder per participant; what it receives it
+// decodes (about 30 µs a frame).
+
+// newWebRTCAPI is a pion API that stays on loopback (TESTING.md, "Loopback
+// traps"), with pion's default codecs and interceptors.
+func newWebRTCAPI() (*webrtc.API, error) {
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterDefaultCodecs(); err != nil {
+		return nil, err
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
+		return nil, err
+	}
+	logs := logging.NewDefaultLoggerFactory()
+	logs.DefaultLogLevel = logging.LogLevelError
+	se := webrtc.SettingEngine{LoggerFactory: logs}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir),
+		webrtc.WithSettingEngine(se)), nil
+}
+
+// opusLoops are the pre-encoded Opus frames of a run, by what they carry.
+type opusLoops struct {
+	mu      sync.Mutex
+	silence [][]byte
+	probe   [][]byte
+	tones   map[float64][][]byte
+}
+
+// encodeOpus returns n frames of a tone at freq and amp (0: silence), encoded
+// in sequence by one encoder.
+func encodeOpus(freq, amp float64, n int) ([][]byte, error) {
+	enc, err := media.NewOpusEncoder()
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = enc.Close() }()
+	out := make([][]byte, n)
+	pcm := make([]int16, media.FrameSamples)
+	buf := make([]byte, media.MaxOpusPayload)
+	tone := 0
+	for i := range out {
+		for k := range pcm {
+			pcm[k] = int16(amp * 32767 * math.Sin(2*math.Pi*freq*float64(tone)/media.Rate48k))
+			tone++
+		}
+		m, err := enc.Encode(pcm, buf)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = bytes.Clone(buf[:m])
+	}
+	return out, nil
+}
+
+// frames returns the loops a participant of role with tone bgFreq sends.
+func (o *opusLoops) frames(r role, bgFreq float64) (bg, probe [][]byte, err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.silence == nil {
+		if o.silence, err = encodeOpus(0, 0, 50); err != nil {
+			return nil, nil, err
+		}
+		if o.probe, err = encodeOpus(probeFreq, probeAmp, 50); err != nil {
+			return nil, nil, err
+		}
+		o.tones = map[float64][][]byte{}
+	}
+	if r == silent {
+		return o.silence, nil, nil
+	}
+	if o.tones[bgFreq] == nil {
+		if o.tones[bgFreq], err = encodeOpus(bgFreq, bgAmp, 50); err != nil {
+			return nil, nil, err
+		}
+	}
+	return o.tones[bgFreq], o.probe, nil
+}
+
+// webrtcLeg is one WHIP participant.
+type webrtcLeg struct {
+	receiver
+	role     role
+	pc       *webrtc.PeerConnection
+	track    *webrtc.TrackLocalStaticSample
+	location string // the WHIP session's URL, for the DELETE
+
+	// Sender state, used by the pacer only.
+	bg, probeFrames [][]byte
+	frame, inBurst  int
+	bursts          schedule
+
+	wg sync.WaitGroup // the receive goroutine
+}
+
+// joinWebRTC connects a WHIP participant to room at base (mediagate's
+// HTTP base URL) and returns it with the time from the POST to the
+// connection being up.
+func joinWebRTC(ctx context.Context, api *webrtc.API, loops *opusLoops, base, room string, cfg legConfig) (*webrtcLeg, time.Duration, error) {
+	bg, probe, err := loops.frames(cfg.role, cfg.bgFreq)
+	if err != nil {
+		return nil, 0, fmt.Errorf("opus: %w", err)
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, 0, err
+	}
+	l := &webrtcLeg{role: cfg.role, pc: pc, bg: bg, probeFrames: probe}
+	l.init(cfg.room, cfg.measure)
+	if cfg.role == prober {
+		l.bursts = newSchedule(cfg)
+	}
+	connected := make(chan struct{})
+	var once sync.Once
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateConnected {
+			once.Do(func() { close(connected) })
+		}
+	})
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		l.wg.Add(1)
+		defer l.wg.Done()
+		l.receive(tr)
+	})
+	if l.track, err = webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus},
+		"audio", "load"); err == nil {
+		_, err = pc.AddTransceiverFromTrack(l.track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv})
+	}
+	if err != nil {
+		_ = pc.Close()
+		return nil, 0, err
+	}
+	start := time.Now()
+	if err := l.connect(ctx, base, room, connected); err != nil {
+		l.close()
+		return nil, 0, err
+	}
+	return l, time.Since(start), nil
+}
+
+// connect offers (every candidate gathered: mediagate takes no trickle),
+// posts the offer and waits up to 10 s for the connection.
+func (l *webrtcLeg) connect(ctx context.Context, base, room string, connected chan struct{}) error {
+	offer, err := l.pc.CreateOffer(nil)
+	if err != nil {
+		return err
+	}
+	gathered := webrtc.GatheringCompletePromise(l.pc)
+	if err := l.pc.SetLocalDescription(offer); err != nil {
+		return err
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	target := base + "/whip/" + url.PathEscape(room)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target,
+		bytes.NewReader([]byte(l.pc.LocalDescription().SDP)))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/sdp")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	answer, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	_ = res.Body.Close()
+	if err != nil {
+		return err
+	}
+	if res.StatusCode != http.StatusCreated {
+		return fmt.Errorf("POST /whip/%s: %s: %s", room, res.Status, bytes.TrimSpace(answer))
+	}
+	if loc, err := res.Request.URL.Parse(res.Header.Get("Location")); err == nil {
+		l.location = loc.String()
+	}
+	if err := l.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(answer)}); err != nil {
+		return err
+	}
+	select {
+	case <-connected:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("/whip/%s: not connected after 10 s (%s)", room, l.pc.ICEConnectionState())
+	}
+}
+
+// send writes the participant's next Opus frame; the pacer calls it every
+// 20 ms.
+func (l *webrtcLeg) send(now time.Time) {
+	payload := l.bg[l.frame%len(l.bg)]
+	if l.role == prober && l.bursts.probe(now) {
+		payload = l.probeFrames[l.inBurst%len(l.probeFrames)]
+		l.inBurst++
+	}
+	l.frame++
+	_ = l.track.WriteSample(pionmedia.Sample{Data: payload, Duration: frameDur})
+}
+
+// receive decodes the room's mix until the track ends.
+func (l *webrtcLeg) receive(tr *webrtc.TrackRemote) {
+	if tr.Kind() != webrtc.RTPCodecTypeAudio {
+		for {
+			if _, _, err := tr.ReadRTP(); err != nil {
+				return
+			}
+		}
+	}
+	dec, err := media.NewOpusDecoder()
+	if err != nil {
+		logf("opus decoder: %v", err)
+		return
+	}
+	defer func() { _ = dec.Close() }()
+	pcm := make([]int16, media.FrameSamples)
+	for {
+		pkt, _, err := tr.ReadRTP()
+		if err != nil {
+			return
+		}
+		now := time.Now()
+		l.count(pkt.SequenceNumber)
+		if l.role == prober {
+			continue
+		}
+		if n, err := dec.Decode(pkt.Payload, pcm); err == nil && n == len(pcm) {
+			l.detect(pcm, media.Rate48k, now)
+		}
+	}
+}
+
+// close ends the WHIP session (DELETE, bounded) and the PeerConnection,
+// and waits for the receiver.
+func (l *webrtcLeg) close() {
+	if l.location != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if req, err := http.NewRequestWithContext(ctx, http.MethodDelete, l.location, nil); err == nil {
+			if res, err := http.DefaultClient.Do(req); err == nil {
+				_ = res.Body.Close()
+			}
+		}
+		cancel()
+	}
+	_ = l.pc.Close()
+	l.wg.Wait()
+}
