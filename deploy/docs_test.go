@@ -183,3 +183,27 @@ func TestDocsLinkExistingFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestFuzzingListsEveryTarget: docs/fuzzing.md has a row for every
+// `go test -fuzz` target in the module.
+func TestFuzzingListsEveryTarget(t *testing.T) {
+	doc := readDoc(t, "docs/fuzzing.md")
+	fuzz := regexp.MustCompile(`(?m)^func (Fuzz[A-Za-z0-9_]+)\(f \*testing\.F\)`)
+	n := 0
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, "_test.go") {
+			return err
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, m := range fuzz.FindAllStringSubmatch(string(src), -1) {
+			n++
+			require.True(t, strings.Contains(doc, "| `"+m[1]+"` |"), "docs/fuzzing.md has no row for %s (%s)", m[1], path)
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	require.Greater(t, n, 25)
+}
