@@ -205,7 +205,9 @@ func FuzzParseCrypto(f *testing.F) {
 			require.ErrorIs(t, err, ErrCrypto)
 			_, info, found := strings.Cut(v, "inline:")
 			key, _, _ := strings.Cut(info, "|")
-			if found && len(key) >= 8 {
+			// A key whose text also stands elsewhere in the line (as the
+			// suite name, say) may be quoted for that.
+			if found && len(key) >= 8 && strings.Count(v, key) == 1 {
 				require.NotContains(t, err.Error(), key, "an error quotes the key")
 			}
 			return
