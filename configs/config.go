@@ -82,6 +82,10 @@ type HTTP struct {
 	// (SelfSignedCertFile, SelfSignedKeyFile), for development. Not with
 	// TLSCert.
 	TLSSelfSigned bool `yaml:"tls_self_signed"`
+	// PprofListen, when set, serves Go's profiler (net/http/pprof) on a
+	// listener of its own at this loopback address, for profiling a
+	// node under load. It has no authentication, hence loopback only.
+	PprofListen string `yaml:"pprof_listen"`
 }
 
 // Files of http.tls_self_signed in storage.dir.

@@ -92,6 +92,7 @@ func TestEnvOverrides(t *testing.T) {
 			"MEDIAGATE_CLUSTER_SIP_ADDRESS=gw2.example.org:5060",
 			"MEDIAGATE_AUTH_TOKEN_SECRET=" + testSecret,
 			"MEDIAGATE_AUTH_PAGE_TOKEN_LIFETIME=1h",
+			"MEDIAGATE_HTTP_PPROF_LISTEN=127.0.0.1:6060",
 			"MEDIAGATE_AUTH_PIN_LOCKOUT_FAILURES=3",
 			"MEDIAGATE_AUTH_PIN_LOCKOUT_WINDOW=10m",
 			"MEDIAGATE_AUTH_PIN_LOCKOUT_LOCKOUT=2m",
@@ -113,7 +114,7 @@ func TestEnvOverrides(t *testing.T) {
 			*c = Config{
 				Node:    Node{ID: "gw-2", DrainTimeout: 10 * time.Second},
 				Log:     Log{Level: "debug", Format: "json"},
-				HTTP:    HTTP{Listen: "127.0.0.1:0", TLSCert: "mediagate.yaml", TLSKey: "mediagate.yaml"},
+				HTTP:    HTTP{Listen: "127.0.0.1:0", TLSCert: "mediagate.yaml", TLSKey: "mediagate.yaml", PprofListen: "127.0.0.1:6060"},
 				SIP:     everySIPKey,
 				RTP:     RTP{PortMin: 12000, PortMax: 12999},
 				WebRTC:  WebRTC{UDPPort: 0},

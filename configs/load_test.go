@@ -41,6 +41,7 @@ func TestLoadBadFiles(t *testing.T) {
 		{"bad_node_id", `testdata/bad_node_id.bad.yaml:2: node.id: "gw 1" must be at most 64 characters from A-Z a-z 0-9 . _ -`, ErrInvalid},
 		{"node_max_participants", `testdata/node_max_participants.bad.yaml:3: node.max_participants: -1 out of range 0..1000000`, ErrInvalid},
 		{"bad_listen", `testdata/bad_listen.bad.yaml:2: http.listen: "8080" is not host:port: missing port in address`, ErrInvalid},
+		{"http_pprof_public", `testdata/http_pprof_public.bad.yaml:3: http.pprof_listen: "0.0.0.0:6060": host must be a loopback address such as 127.0.0.1 or [::1] (the profiler has no authentication)`, ErrInvalid},
 		{"bad_listen_port", `testdata/bad_listen_port.bad.yaml:2: sip.listen: "127.0.0.1:sip": port "sip" is not a number`, ErrInvalid},
 		{"bad_redis", `testdata/bad_redis.bad.yaml:2: redis.addr: "localhost:0": port 0 out of range 1..65535`, ErrInvalid},
 		{"empty_dir", `testdata/empty_dir.bad.yaml:2: storage.dir: must not be empty`, ErrInvalid},

@@ -52,6 +52,7 @@ func (c Config) validate(file string, origins map[string]origin) error {
 	v.oneOf("log.format", c.Log.Format, "text", "json")
 	v.hostPort("http.listen", c.HTTP.Listen, 0)
 	v.httpTLS(c.HTTP)
+	v.pprofListen(c.HTTP.PprofListen)
 	v.auth(c.Auth)
 	v.sip(c.SIP)
 	v.rtpPorts(c.RTP)
@@ -148,6 +149,24 @@ func (v *validator) hostPort(key, s string, minPort int) {
 	if p < minPort || p > 65535 {
 		v.fail(key, "%q: port %d out of range %d..65535", s, p, minPort)
 	}
+}
+
+// pprofListen checks http.pprof_listen: empty, or host:port on a loopback
+// address (the profiler has no authentication).
+func (v *validator) pprofListen(s string) {
+	if s == "" {
+		return
+	}
+	host, _, err := net.SplitHostPort(s)
+	if err != nil {
+		v.hostPort("http.pprof_listen", s, 0)
+		return
+	}
+	if ip, err := netip.ParseAddr(host); host != "localhost" && (err != nil || !ip.IsLoopback()) {
+		v.fail("http.pprof_listen", "%q: host must be a loopback address such as 127.0.0.1 or [::1] (the profiler has no authentication)", s)
+		return
+	}
+	v.hostPort("http.pprof_listen", s, 0)
 }
 
 // rtpPorts checks the RTP port range: both ends above the privileged ports,

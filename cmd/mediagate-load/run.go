@@ -41,8 +41,12 @@ type options struct {
 	// record and stream are how many rooms (the first ones) record and
 	// stream automatically (mediagate started by the suite only).
 	record, stream int
-	webrtcAPI      *webrtc.API // set by runTarget when webrtcPerRoom > 0
-	opus           *opusLoops
+	// pprofURL is the gateway's profiler (http.pprof_listen), and
+	// profileOut where the CPU profile of the measurement window goes;
+	// both or neither.
+	pprofURL, profileOut string
+	webrtcAPI            *webrtc.API // set by runTarget when webrtcPerRoom > 0
+	opus                 *opusLoops
 }
 
 // isWebRTC tells whether the participant at idx of a room joins over WHIP.
@@ -183,10 +187,19 @@ func run(ctx context.Context, o options, sig signaller) (Report, error) {
 		return rep, err
 	}
 	measure.Store(true)
+	profiled := make(chan error, 1)
+	if o.profileOut != "" {
+		go func() { profiled <- fetchProfile(ctx, o.pprofURL, o.duration, o.profileOut) }()
+	} else {
+		profiled <- nil
+	}
 	if err := wait(ctx, o.duration); err != nil {
 		return rep, err
 	}
 	measure.Store(false)
+	if err := <-profiled; err != nil {
+		logf("CPU profile of the gateway: %v", err)
+	}
 	s1, err := take()
 	if err != nil {
 		return rep, err

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -78,6 +79,7 @@ func suiteMain(ctx context.Context, args []string) error {
 	duration := fs.Duration("duration", 10*time.Second, "measurement window per run")
 	warmup := fs.Duration("warmup", 3*time.Second, "time after the last join before measuring")
 	only := fs.String("only", "", "run only the scenarios whose name starts with this (e.g. \"a.\", \"d\")")
+	profileDir := fs.String("profile", "", "directory for a CPU profile of the gateway per mediagate run (its measurement window)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -98,6 +100,11 @@ func suiteMain(ctx context.Context, args []string) error {
 			return fmt.Errorf("-janus: %w (scripts/bootstrap --bench installs it)", err)
 		}
 	}
+	if *profileDir != "" {
+		if err := os.MkdirAll(*profileDir, 0o755); err != nil {
+			return err
+		}
+	}
 	var reps []Report
 	for _, sc := range scenarios(*scale) {
 		if !strings.HasPrefix(sc.name, *only) {
@@ -113,6 +120,9 @@ func suiteMain(ctx context.Context, args []string) error {
 			host:          "127.0.0.1", numberBase: 7000, rate: 50, warmup: *warmup, duration: *duration,
 			probeEvery: time.Second}
 		o.record, o.stream = sc.record, sc.stream
+		if *profileDir != "" {
+			o.profileOut = filepath.Join(*profileDir, profileName(sc.name))
+		}
 		rep, err := runMediagate(ctx, *bin, o)
 		if err != nil {
 			return fmt.Errorf("%s: mediagate: %w", sc.name, err)
@@ -142,6 +152,9 @@ func suiteMain(ctx context.Context, args []string) error {
 	}
 	setJanusRatios(reps)
 	printTable(os.Stdout, reps)
+	if *profileDir != "" {
+		logf("CPU profiles of the gateway in %s (go tool pprof -top %s FILE)", *profileDir, *bin)
+	}
 	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
 		return err
 	}
@@ -199,6 +212,14 @@ func runMediagate(ctx context.Context, bin string, o options) (rep Report, err e
 		"MEDIAGATE_SIP_GUARD_ENABLED=false",
 		// nginx-rtmp listens on loopback.
 		"MEDIAGATE_STREAM_ALLOW_PRIVATE=true"}
+	if o.profileOut != "" {
+		port, err := freeTCPPort()
+		if err != nil {
+			return Report{}, err
+		}
+		o.pprofURL = fmt.Sprintf("http://127.0.0.1:%d", port)
+		env = append(env, fmt.Sprintf("MEDIAGATE_HTTP_PPROF_LISTEN=127.0.0.1:%d", port))
+	}
 	g, err := startGateway(ctx, bin, dir, env)
 	if err != nil {
 		return Report{}, err
@@ -207,6 +228,36 @@ func runMediagate(ctx context.Context, bin string, o options) (rep Report, err e
 	o.target, o.gatewayPID, o.roomPrefix = "mediagate", g.cmd.Process.Pid, "bench"
 	o.sipAddr, o.httpURL = "127.0.0.1:"+g.sipPort, "http://"+g.addr
 	return runTarget(ctx, o)
+}
+
+// profileName is the profile file of a scenario: its name in letters,
+// digits and dashes ("a. phone-only rooms of 10, 100 callers" →
+// a-phone-only-rooms-of-10-100-callers.pprof).
+func profileName(scenario string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(scenario) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			if dash && b.Len() > 0 {
+				b.WriteByte('-')
+			}
+			b.WriteRune(r)
+			dash = false
+			continue
+		}
+		dash = true
+	}
+	return b.String() + ".pprof"
+}
+
+// freeTCPPort is a loopback TCP port free a moment ago.
+func freeTCPPort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // gatewayProc is a started mediagate.

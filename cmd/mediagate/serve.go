@@ -75,6 +75,16 @@ func serve(ctx context.Context, configPath string, environ []string, stderr io.W
 	}
 	n.live.level = level
 	srv := n.http
+	if cfg.HTTP.PprofListen != "" {
+		stopPprof, err := startPprof(cfg.HTTP.PprofListen, log)
+		if err != nil {
+			_ = ln.Close()
+			_ = n.close(context.Background())
+			log.Error("cannot listen for the profiler", "listen", cfg.HTTP.PprofListen, "err", err)
+			return exitFailed
+		}
+		defer func() { _ = stopPprof(context.Background()) }()
+	}
 
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
