@@ -16,7 +16,11 @@ type delayEstimator struct {
 	minD, initD, maxD time.Duration
 	base              time.Time
 	baseTS            int64
-	win, scratch      [jitterWindow]time.Duration
+	// win is the window in arrival order (a ring at pos), sorted the same
+	// delays in ascending order: kept sorted on every add (an insertion,
+	// and a removal once the window is full), so the percentile is a
+	// lookup instead of a sort per packet.
+	win, sorted       [jitterWindow]time.Duration
 	n, pos            int
 	prev              time.Duration
 	havePrev, dirty   bool
@@ -63,9 +67,18 @@ func (e *delayEstimator) add(arrival time.Time, ts int64, tsBreak bool) {
 		}
 	}
 	e.prev, e.havePrev = d, true
+	if e.n == jitterWindow {
+		// The oldest delay leaves the window.
+		i, _ := slices.BinarySearch(e.sorted[:e.n], e.win[e.pos])
+		copy(e.sorted[i:e.n-1], e.sorted[i+1:e.n])
+		e.n--
+	}
+	i, _ := slices.BinarySearch(e.sorted[:e.n], d)
+	copy(e.sorted[i+1:e.n+1], e.sorted[i:e.n])
+	e.sorted[i] = d
+	e.n++
 	e.win[e.pos] = d
 	e.pos = (e.pos + 1) % jitterWindow
-	e.n = min(e.n+1, jitterWindow)
 	e.dirty = true
 }
 
@@ -79,9 +92,7 @@ func (e *delayEstimator) update() {
 		e.dmin, e.target = 0, e.initD
 		return
 	}
-	v := e.scratch[:e.n]
-	copy(v, e.win[:e.n])
-	slices.Sort(v)
+	v := e.sorted[:e.n]
 	e.dmin = v[0]
 	t := v[(e.n*jitterPercentile+99)/100-1] - v[0] + FrameDuration
 	if e.n < jitterMinSamples {
