@@ -20,12 +20,12 @@ type delayEstimator struct {
 	// delays in ascending order: kept sorted on every add (an insertion,
 	// and a removal once the window is full), so the percentile is a
 	// lookup instead of a sort per packet.
-	win, sorted       [jitterWindow]time.Duration
-	n, pos            int
-	prev              time.Duration
-	havePrev, dirty   bool
-	jitter            float64 // RFC 3550 §6.4.1, in nanoseconds
-	dmin, target      time.Duration
+	win, sorted     [jitterWindow]time.Duration
+	n, pos          int
+	prev            time.Duration
+	havePrev, dirty bool
+	jitter          float64 // RFC 3550 §6.4.1, in nanoseconds
+	dmin, target    time.Duration
 }
 
 // rebase forgets the window and measures from (arrival, ts) on: the
