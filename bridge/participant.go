@@ -37,6 +37,10 @@ type PhoneParticipant struct {
 	mu       sync.Mutex // guards the fields below: the mixer against Close
 	rs       *media.Resampler
 	pcm      []int16 // one frame at rate, reused every tick
+	// reads counts ReadNative calls, resampled the one of the last To48k:
+	// a frame skipped in between (not mixed) restarts the resampler.
+	reads, resampled uint64
+	pcmOK            bool // pcm holds the last ReadNative's frame
 	detached bool
 	closed   bool
 	// hungUp is closed when the hang-up Detached started has finished and
@@ -102,8 +106,8 @@ func NewPhoneParticipant(call *sip.Call, id room.ParticipantID, name string, opt
 			return nil, fmt.Errorf("%w: %s: %w", ErrCallCodec, codec, err)
 		}
 		p.rs = rs
-		p.pcm = make([]int16, media.SamplesPerFrame(p.rate))
 	}
+	p.pcm = make([]int16, media.SamplesPerFrame(p.rate))
 	return p, nil
 }
 
@@ -130,26 +134,71 @@ func (p *PhoneParticipant) Info() room.Info { return p.info }
 // ReadFrame fills dst with the caller's next 20 ms at 48 kHz. It reports
 // false when the call's jitter buffer had nothing to play, so the room mixes
 // no voice for the caller instead of a frame of silence. It allocates
-// nothing. Silent frames still pass through the resampler, so its filter
-// history decays as it would on a continuous stream.
+// nothing. The room uses ReadNative and To48k instead.
 func (p *PhoneParticipant) ReadFrame(dst *media.Frame) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return false
-	}
 	if p.rs == nil { // Opus decodes at 48 kHz already
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.closed {
+			return false
+		}
 		_, st := p.call.ReadFrame(dst[:])
 		return st != media.PlayoutSilence
 	}
+	if _, ok := p.ReadNative(); !ok {
+		return false
+	}
+	p.To48k(dst)
+	return true
+}
+
+var _ room.NativeReader = (*PhoneParticipant)(nil)
+
+// ReadNative takes the caller's next 20 ms at the call's own rate (8 or
+// 16 kHz; 48 kHz for Opus), valid until the next call, for the room's
+// level measurement (room.NativeReader). It reports false when the jitter
+// buffer had nothing to play. It allocates nothing.
+func (p *PhoneParticipant) ReadNative() ([]int16, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.reads++
+	p.pcmOK = false
+	if p.closed {
+		return nil, false
+	}
 	n, st := p.call.ReadFrame(p.pcm)
-	if n != len(p.pcm) {
-		return false
+	if st == media.PlayoutSilence || p.rs != nil && n != len(p.pcm) {
+		return nil, false
 	}
+	clear(p.pcm[n:])
+	p.pcmOK = true
+	return p.pcm, true
+}
+
+// To48k writes the frame ReadNative returned, at 48 kHz, into dst; silence
+// when there is none. The room calls it only while the caller's voice is
+// mixed: when frames were skipped since the last call, the resampler
+// starts from silence instead of from the tail of a frame long past (the
+// frames skipped were not mixed, so nobody hears the difference).
+func (p *PhoneParticipant) To48k(dst *media.Frame) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || !p.pcmOK {
+		clear(dst[:])
+		return
+	}
+	p.pcmOK = false // at most once per frame
+	if p.rs == nil {
+		copy(dst[:], p.pcm)
+		return
+	}
+	if p.resampled != p.reads-1 {
+		p.rs.Reset()
+	}
+	p.resampled = p.reads
 	if _, err := p.rs.Process(p.pcm, dst[:]); err != nil {
-		return false
+		clear(dst[:])
 	}
-	return st != media.PlayoutSilence
 }
 
 // WriteMix queues the caller's encoded mix for sending as one RTP packet;

@@ -208,6 +208,79 @@ func TestPhoneParticipantReadFrame(t *testing.T) {
 	require.NoError(t, p.Close(), "Close twice")
 }
 
+// TestPhoneParticipantNative: the room's path (ReadNative every tick, To48k
+// only for frames it mixes). Frames in a row are resampled as one stream;
+// after frames that were read but not resampled, the resampler starts
+// from silence, as a fresh one would; To48k twice for one frame, or for a
+// frame with nothing to play, gives silence.
+func TestPhoneParticipantNative(t *testing.T) {
+	c, phone := answeredCall(t)
+	p, err := NewPhoneParticipant(c, room.ParticipantID(c.ID()), "caller")
+	require.NoError(t, err)
+	t.Cleanup(func() { p.Detached(nil); _ = p.Close() })
+	phone.PlayTone(440, 0.3)
+
+	// Each frame read is also resampled by two references: one fed every
+	// frame (a continuous stream), one fresh.
+	cont, err := media.NewResampler(media.Rate8k, media.Rate48k)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = cont.Close() })
+	// read waits for the next frame; gap reports ticks without one before
+	// it (the participant restarts its resampler after those too).
+	read := func() (pcm []int16, gap bool) {
+		t.Helper()
+		tick := time.NewTicker(media.FrameDuration)
+		defer tick.Stop()
+		deadline := time.After(5 * time.Second)
+		for {
+			select {
+			case <-tick.C:
+			case <-deadline:
+				t.Fatal("no audio in 5 s")
+			}
+			if pcm, ok := p.ReadNative(); ok {
+				require.Len(t, pcm, media.SamplesPerFrame(media.Rate8k))
+				return pcm, gap
+			}
+			gap = true
+		}
+	}
+	var want, got media.Frame
+	for range 5 { // in a row: the continuous stream
+		pcm, gap := read()
+		if gap {
+			cont.Reset()
+		}
+		_, err := cont.Process(pcm, want[:])
+		require.NoError(t, err)
+		p.To48k(&got)
+		require.Equal(t, want, got)
+	}
+	require.Greater(t, mediatest.ToneDB(got[:], 440, media.Rate48k), -20.0)
+
+	for range 3 { // read, not mixed
+		pcm, _ := read()
+		_, err := cont.Process(pcm, want[:])
+		require.NoError(t, err)
+	}
+	pcm, _ := read()
+	_, err = cont.Process(pcm, want[:])
+	require.NoError(t, err)
+	fresh, err := media.NewResampler(media.Rate8k, media.Rate48k)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = fresh.Close() })
+	var first media.Frame
+	_, err = fresh.Process(pcm, first[:])
+	require.NoError(t, err)
+	p.To48k(&got)
+	require.Equal(t, first, got, "after skipped frames: as a fresh resampler")
+	require.NotEqual(t, want, got, "not the continuous stream's frame")
+
+	p.To48k(&got)
+	require.Equal(t, media.Frame{}, got, "the same frame twice")
+	require.Zero(t, testing.AllocsPerRun(50, func() { p.ReadNative(); p.To48k(&got) }), "allocates")
+}
+
 // BenchmarkPhoneParticipantReadFrame measures the mixer's per-tick cost of
 // a PCMU caller: jitter-buffer read, decode and 8→48 kHz resampling.
 func BenchmarkPhoneParticipantReadFrame(b *testing.B) {

@@ -18,6 +18,8 @@ type member struct {
 	// holds its announcement of the tick (the mixer's own).
 	ann      Announcer
 	annFrame *media.Frame
+	// native is the participant as a NativeReader, nil if it is none.
+	native NativeReader
 
 	// Read by the participant list; written by the mixer or the controls.
 	muted    atomic.Bool
@@ -31,6 +33,7 @@ type member struct {
 
 	// The mixer's own; touched only under Room.tickMu.
 	in       media.Frame // this tick's audio (ramped down when fading)
+	pending  bool        // native: the tick's frame is read but not yet in in
 	vad      vad
 	voiced   bool   // speaking (voice active and not muted) this tick
 	told     bool   // speaking state last handed to commit
@@ -180,9 +183,17 @@ func (r *Room) pull() {
 	mx.changes = mx.changes[:0]
 	for _, m := range mx.members {
 		level := uint8(silentLevel)
-		if m.p.ReadFrame(&m.in) {
-			level = frameLevel(&m.in)
-		} else {
+		switch {
+		case m.native != nil:
+			// in is filled by selectVoices if the voice is mixed.
+			var pcm []int16
+			pcm, m.pending = m.native.ReadNative()
+			if m.pending {
+				level = frameLevel(pcm)
+			}
+		case m.p.ReadFrame(&m.in):
+			level = frameLevel(m.in[:])
+		default:
 			clear(m.in[:])
 		}
 		m.level.Store(uint32(level))
@@ -236,10 +247,21 @@ func (r *Room) selectVoices() {
 	fading := media.MaxMixVoices - n // slots left for voices fading out
 	for _, m := range mx.members {
 		m.contrib = m.inMix
-		if m.wasInMix && !m.inMix && fading > 0 {
-			fadeOut(&m.in)
+		leaving := m.wasInMix && !m.inMix && fading > 0
+		if leaving {
 			m.contrib = true
 			fading--
+		}
+		if m.contrib && m.native != nil {
+			if m.pending {
+				m.native.To48k(&m.in)
+			} else {
+				clear(m.in[:])
+			}
+		}
+		m.pending = false
+		if leaving {
+			fadeOut(&m.in)
 		}
 		m.wasInMix = m.inMix
 	}

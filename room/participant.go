@@ -194,6 +194,24 @@ type Participant interface {
 	Detached(err error)
 }
 
+// NativeReader is a Participant whose voice comes at a lower rate than the
+// room mixes at (a phone call in G.711 or G.722). The room then reads the
+// frame at the participant's own rate every tick, to measure its level,
+// and has it resampled to 48 kHz only in the ticks its voice is mixed:
+// most of a room is silent most of the time, and resampling is the
+// dearest part of a phone's input. The room looks for the interface once,
+// at Join, and calls these instead of ReadFrame.
+type NativeReader interface {
+	// ReadNative takes the participant's next 20 ms at its own rate and
+	// returns them, valid until the next ReadNative, or reports false as
+	// ReadFrame does. It must return at once.
+	ReadNative() (pcm []int16, ok bool)
+	// To48k writes the frame the last ReadNative returned at 48 kHz into
+	// dst. Called at most once per ReadNative; a participant whose
+	// resampler skipped frames starts it afresh.
+	To48k(dst *media.Frame)
+}
+
 // Announcer is a Participant that sometimes has audio for its own peer
 // alone: a phone caller's prompts and tones after the join ("you are the
 // first participant", "this conference is being recorded", the mute

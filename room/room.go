@@ -224,6 +224,9 @@ func (r *Room) Join(p Participant) error {
 	if a, ok := p.(Announcer); ok {
 		m.ann, m.annFrame = a, new(media.Frame) // the mixer allocates nothing later
 	}
+	if nr, ok := p.(NativeReader); ok {
+		m.native = nr
+	}
 	m.vad = vad{threshold: r.cfg.vadThreshold, hangover: r.cfg.vadHangover}
 	m.level.Store(silentLevel) // nothing heard yet
 	st.refs++

@@ -1,14 +1,12 @@
 package room
 
-import (
-	"math"
+import "math"
 
-	"github.com/mediagate/mediagate/media"
-)
-
-// Voice activity inside the room: an energy detector with hangover. media
-// has no level meter or VAD yet (media/level.go is being written); this one
-// is small, unexported and easy to swap for media's once it lands.
+// Voice activity inside the room: an energy detector with hangover, per
+// 20 ms frame at whatever rate the frame comes in (a phone's 8 kHz frame
+// is measured before it is resampled). media.VAD, with its adaptive noise
+// floor, is for a single stream; the room's decision is simpler on
+// purpose: the loudest voices win, and a fixed threshold is predictable.
 
 // silentLevel is the RFC 6464 level of digital silence: -127 dBov.
 const silentLevel = 127
@@ -16,7 +14,7 @@ const silentLevel = 127
 // frameLevel returns the level of f as RFC 6464 §3 expresses it: -dBov,
 // 0 (a full-scale square wave) to 127 (silence). A full-scale sine is 3.
 // It allocates nothing.
-func frameLevel(f *media.Frame) uint8 {
+func frameLevel(f []int16) uint8 {
 	var sum int64
 	for _, s := range f {
 		v := int64(s)
