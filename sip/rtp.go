@@ -19,9 +19,9 @@ import (
 // rtpSession is one call's media: an RTP socket on an even port and an RTCP
 // socket on the next, a receive loop that parses packets with pion/rtp and
 // feeds the jitter buffer (audio) or the telephone-event decoder, a
-// playout side read by Call.ReadFrame, and a bounded send queue drained by
-// its own goroutine, so neither the mixer tick nor the network ever waits
-// on the other (STYLE 9).
+// playout side read by Call.ReadFrame, and a sender that writes each
+// packet from WriteAudio's goroutine with a non-blocking send, so the
+// mixer tick never waits on the network (STYLE 9; rtpsend.go).
 //
 // Symmetric RTP: we send to the address in the peer's SDP until its first
 // valid packet arrives, then to that packet's source (the peer's NAT
@@ -67,7 +67,6 @@ type rtpSession struct {
 
 	tx      sendQueue
 	srtp    srtpState
-	txOut   []byte // the send goroutine's SRTP output buffer
 	stats   rtpCounters
 	dropLog *logLimiter // at most one Debug line per dropLogEvery on malformed packets
 	rtcp    rtcpState
@@ -101,7 +100,7 @@ type rtpCounters struct {
 	sent        atomic.Uint64
 	sentBytes   atomic.Uint64 // payload octets, for RTCP SR
 	recvBytes   atomic.Uint64 // payload octets of the packets received
-	dropped     atomic.Uint64 // send queue full
+	dropped     atomic.Uint64 // refused by WriteAudio: too large, or the send buffer full
 	sendErrs    atomic.Uint64
 }
 
@@ -114,7 +113,7 @@ type Stats struct {
 	Received, Malformed, UnknownPT, Foreign uint64
 	MalformedBy                             [NumDropReasons]uint64
 	// Sent counts RTP packets sent, Dropped those WriteAudio refused
-	// because the send queue was full.
+	// (too large, or the socket's send buffer was full).
 	Sent, Dropped uint64
 	// ReceivedBytes and SentBytes are the payload octets of the RTP
 	// packets received (accepted) and sent.
@@ -141,14 +140,18 @@ func newRTPSession(log *slog.Logger, ports *portAllocator, wg *sync.WaitGroup, o
 	s := &rtpSession{
 		log: log, ports: ports, conn: conn, rtcpConn: rtcpConn, port: port,
 		ssrc: rand.Uint32(), onDTMF: onDTMF, wg: wg, closed: make(chan struct{}),
-		dropLog: newLogLimiter(1, dropLogEvery), txOut: make([]byte, maxRTP+srtpTrailer),
+		dropLog: newLogLimiter(1, dropLogEvery),
 	}
 	s.dest.Store(&peerAddrs{})
-	s.tx.init()
 	s.lastRx.Store(time.Now().UnixNano())
-	wg.Add(3)
+	if err := s.tx.init(conn); err != nil {
+		_ = conn.Close()
+		_ = rtcpConn.Close()
+		ports.release(port)
+		return nil, err
+	}
+	wg.Add(2)
 	go s.receive()
-	go s.send()
 	go s.rtcpLoop()
 	return s, nil
 }
@@ -411,93 +414,6 @@ func (s *rtpSession) snapshot() Stats {
 	return st
 }
 
-// sendSlots bounds the send queue: 16 frames is 320 ms, far more than a
-// healthy sender goroutine ever lags.
-const sendSlots = 16
-
-// sendQueue holds RTP packets between WriteAudio (the mixer's goroutine)
-// and the send goroutine. Slots are preallocated; the producer writes at
-// head+n, the consumer sends slot head and only then frees it.
-type sendQueue struct {
-	mu     sync.Mutex
-	pt     uint8
-	step   uint32 // timestamp units per frame
-	clock  int
-	seq    uint16
-	tsBase uint32
-	first  uint64 // frame number of the first packet
-	last   uint64 // frame number of the last packet
-	start  bool
-	lastTS uint32    // timestamp of the last packet queued, for RTCP SR
-	lastAt time.Time // when it was queued
-
-	slots [sendSlots]struct {
-		n   int
-		buf [maxRTP]byte
-	}
-	head, n int
-	wake    chan struct{}
-}
-
-func (q *sendQueue) init() {
-	q.seq = uint16(rand.Uint32())
-	q.tsBase = rand.Uint32()
-	q.wake = make(chan struct{}, 1)
-}
-
-func (q *sendQueue) setFormat(pt uint8, step uint32, clock int) {
-	q.mu.Lock()
-	q.pt, q.step, q.clock = pt, step, clock
-	q.mu.Unlock()
-}
-
-// writeAudio queues one frame's payload; see Call.WriteAudio.
-func (s *rtpSession) writeAudio(payload []byte, frame uint64) bool {
-	q := &s.tx
-	if len(payload) > maxRTP-rtpHeaderLen {
-		s.stats.dropped.Add(1)
-		return false
-	}
-	q.mu.Lock()
-	if q.step == 0 {
-		q.mu.Unlock()
-		return true // not negotiated yet: nothing to send
-	}
-	marker := false
-	switch {
-	case !q.start:
-		q.start, q.first, marker = true, frame, true
-	case frame <= q.last:
-		q.mu.Unlock()
-		return true // a frame number already sent
-	case frame != q.last+1:
-		marker = true // RFC 3551 §4.1: first packet after a gap
-	}
-	q.last = frame
-	ts := q.tsBase + uint32(frame-q.first)*q.step
-	q.lastTS, q.lastAt = ts, time.Now()
-	if !s.sending.Load() {
-		q.mu.Unlock()
-		return true // on hold: the timeline goes on, nothing is sent
-	}
-	if q.n == sendSlots {
-		q.mu.Unlock()
-		s.stats.dropped.Add(1)
-		return false
-	}
-	slot := &q.slots[(q.head+q.n)%sendSlots]
-	putRTPHeader(slot.buf[:rtpHeaderLen], marker, q.pt, q.seq, ts, s.ssrc)
-	slot.n = rtpHeaderLen + copy(slot.buf[rtpHeaderLen:], payload)
-	q.seq++
-	q.n++
-	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-	return true
-}
-
 const rtpHeaderLen = 12
 
 // putRTPHeader writes a fixed RTP header without CSRCs or extensions
@@ -511,42 +427,4 @@ func putRTPHeader(b []byte, marker bool, pt uint8, seq uint16, ts, ssrc uint32) 
 	binary.BigEndian.PutUint16(b[2:], seq)
 	binary.BigEndian.PutUint32(b[4:], ts)
 	binary.BigEndian.PutUint32(b[8:], ssrc)
-}
-
-// send drains the queue onto the wire.
-func (s *rtpSession) send() {
-	defer s.wg.Done()
-	q := &s.tx
-	for {
-		select {
-		case <-s.closed:
-			return
-		case <-q.wake:
-		}
-		for {
-			q.mu.Lock()
-			if q.n == 0 {
-				q.mu.Unlock()
-				break
-			}
-			slot := &q.slots[q.head]
-			q.mu.Unlock()
-			if to := s.dest.Load().rtp; to.IsValid() && !to.Addr().IsUnspecified() {
-				out, err := s.srtp.protectRTP(s.txOut, slot.buf[:slot.n])
-				if err == nil {
-					_, err = s.conn.WriteToUDPAddrPort(out, to)
-				}
-				if err != nil {
-					s.stats.sendErrs.Add(1)
-				} else {
-					s.stats.sent.Add(1)
-					s.stats.sentBytes.Add(uint64(slot.n - rtpHeaderLen))
-				}
-			}
-			q.mu.Lock()
-			q.head = (q.head + 1) % sendSlots
-			q.n--
-			q.mu.Unlock()
-		}
-	}
 }

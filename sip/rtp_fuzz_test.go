@@ -107,7 +107,6 @@ func FuzzRTPInput(f *testing.F) {
 				}
 			}}
 		s.dest.Store(&peerAddrs{})
-		s.tx.init()
 		if err := s.configure(rm); err != nil {
 			t.Fatal(err)
 		}

@@ -291,10 +291,9 @@ func BenchmarkReceive(b *testing.B) {
 	}
 }
 
-// BenchmarkWriteAudio is the mixer's side of the send path: queue one
-// frame (the sender goroutine writes it to the socket concurrently; frames
-// it cannot keep up with are dropped, as in a real overload). Neither side
-// may allocate.
+// BenchmarkWriteAudio is the mixer's side of the send path: one frame
+// built and written to the socket (a non-blocking sendto on loopback). It
+// may not allocate.
 func BenchmarkWriteAudio(b *testing.B) {
 	ts := newTestSession(b, CodecPCMA, 101)
 	payload := make([]byte, 160)

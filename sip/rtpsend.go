@@ -1,0 +1,170 @@
+package sip
+
+import (
+	"errors"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// sendQueue is the sending side of a call's RTP: the RTP header state
+// (sequence numbers, the timestamp timeline) and the socket write.
+// WriteAudio builds, protects and sends each packet on its caller's
+// goroutine (the room's tick, or the IVR's before the join) under mu. The
+// write never waits: a socket whose send buffer is full drops the packet
+// (counted as dropped) as a full queue would. Writing inline instead of
+// handing the packet to a goroutine of the call's own saves a goroutine
+// wake-up and a channel operation per packet, which was most of a caller's
+// CPU beside the syscalls.
+type sendQueue struct {
+	mu     sync.Mutex
+	pt     uint8
+	step   uint32 // timestamp units per frame
+	clock  int
+	seq    uint16
+	tsBase uint32
+	first  uint64 // frame number of the first packet
+	last   uint64 // frame number of the last packet
+	start  bool
+	lastTS uint32    // timestamp of the last packet queued, for RTCP SR
+	lastAt time.Time // when it was queued
+
+	pkt [maxRTP]byte               // the packet being sent
+	out [maxRTP + srtpTrailer]byte // its SRTP protected form
+	w   rawSender
+}
+
+func (q *sendQueue) init(conn *net.UDPConn) error {
+	q.seq = uint16(rand.Uint32())
+	q.tsBase = rand.Uint32()
+	return q.w.init(conn)
+}
+
+func (q *sendQueue) setFormat(pt uint8, step uint32, clock int) {
+	q.mu.Lock()
+	q.pt, q.step, q.clock = pt, step, clock
+	q.mu.Unlock()
+}
+
+// writeAudio sends one frame's payload; see Call.WriteAudio.
+func (s *rtpSession) writeAudio(payload []byte, frame uint64) bool {
+	q := &s.tx
+	if len(payload) > maxRTP-rtpHeaderLen {
+		s.stats.dropped.Add(1)
+		return false
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.step == 0 {
+		return true // not negotiated yet: nothing to send
+	}
+	marker := false
+	switch {
+	case !q.start:
+		q.start, q.first, marker = true, frame, true
+	case frame <= q.last:
+		return true // a frame number already sent
+	case frame != q.last+1:
+		marker = true // RFC 3551 §4.1: first packet after a gap
+	}
+	q.last = frame
+	ts := q.tsBase + uint32(frame-q.first)*q.step
+	q.lastTS, q.lastAt = ts, time.Now()
+	if !s.sending.Load() {
+		return true // on hold: the timeline goes on, nothing is sent
+	}
+	putRTPHeader(q.pkt[:rtpHeaderLen], marker, q.pt, q.seq, ts, s.ssrc)
+	n := rtpHeaderLen + copy(q.pkt[rtpHeaderLen:], payload)
+	q.seq++
+	to := s.dest.Load().rtp
+	if !to.IsValid() || to.Addr().IsUnspecified() {
+		return true // nowhere to send yet (the sequence number is spent, as a lost packet's)
+	}
+	out, err := s.srtp.protectRTP(q.out[:], q.pkt[:n])
+	if err == nil {
+		err = q.w.send(out, to)
+	}
+	switch {
+	case errors.Is(err, syscall.EAGAIN):
+		s.stats.dropped.Add(1)
+		return false
+	case err != nil:
+		s.stats.sendErrs.Add(1)
+	default:
+		s.stats.sent.Add(1)
+		s.stats.sentBytes.Add(uint64(n - rtpHeaderLen))
+	}
+	return true
+}
+
+// rawSender writes datagrams on a UDP socket without ever waiting for it to
+// become writable (net.UDPConn would park the goroutine on EAGAIN). Its
+// fields are the arguments of the one write in progress: the caller holds
+// sendQueue.mu.
+type rawSender struct {
+	rc    syscall.RawConn
+	inet6 bool                  // the socket is AF_INET6 (IPv4 peers as v4-mapped addresses)
+	write func(fd uintptr) bool // w.do, bound once: no allocation per packet
+	buf   []byte
+	sa4   syscall.SockaddrInet4
+	sa6   syscall.SockaddrInet6
+	to    netip.AddrPort // the destination sa4 or sa6 holds
+	err   error
+}
+
+func (w *rawSender) init(conn *net.UDPConn) error {
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var sa syscall.Sockaddr
+	var serr error
+	if err := rc.Control(func(fd uintptr) { sa, serr = syscall.Getsockname(int(fd)) }); err != nil {
+		return err
+	}
+	if serr != nil {
+		return serr
+	}
+	_, w.inet6 = sa.(*syscall.SockaddrInet6)
+	w.rc, w.write = rc, w.do
+	return nil
+}
+
+// send writes b to to; syscall.EAGAIN when the send buffer is full.
+func (w *rawSender) send(b []byte, to netip.AddrPort) error {
+	if to != w.to {
+		a := to.Addr()
+		switch {
+		case w.inet6:
+			w.sa6 = syscall.SockaddrInet6{Port: int(to.Port()), Addr: a.As16()}
+		case a.Unmap().Is4():
+			w.sa4 = syscall.SockaddrInet4{Port: int(to.Port()), Addr: a.Unmap().As4()}
+		default:
+			return errors.New("sip: IPv6 peer on an IPv4 RTP socket")
+		}
+		w.to = to
+	}
+	w.buf, w.err = b, nil
+	if err := w.rc.Write(w.write); err != nil {
+		return err
+	}
+	return w.err
+}
+
+// do is the write itself; it reports done whatever the outcome, so the
+// runtime never waits for the socket to become writable.
+func (w *rawSender) do(fd uintptr) bool {
+	var sa syscall.Sockaddr = &w.sa4
+	if w.inet6 {
+		sa = &w.sa6
+	}
+	for {
+		w.err = syscall.Sendto(int(fd), w.buf, 0, sa)
+		if w.err != syscall.EINTR {
+			return true
+		}
+	}
+}

@@ -1,0 +1,79 @@
+package sip
+
+import (
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/stretchr/testify/require"
+)
+
+// TestWriteAudioSends: WriteAudio writes each frame to the socket itself,
+// numbered and timed, without allocating, from an IPv4 socket to an IPv4
+// peer, from a dual-stack socket (bound to ::) to an IPv4 peer (as a
+// v4-mapped address) and to an IPv6 one.
+func TestWriteAudioSends(t *testing.T) {
+	for _, tc := range []struct{ name, bind, peer string }{
+		{"ipv4", "127.0.0.1", "127.0.0.1"},
+		{"dual-stack to ipv4", "::", "127.0.0.1"},
+		{"dual-stack to ipv6", "::", "::1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			peer, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(tc.peer), 0)))
+			if err != nil {
+				t.Skipf("no %s here: %v", tc.peer, err)
+			}
+			t.Cleanup(func() { _ = peer.Close() })
+			base := 40000 + 2*rand.IntN(8000)
+			ports, err := newPortAllocator(netip.MustParseAddr(tc.bind), base, base+1)
+			require.NoError(t, err)
+			var wg sync.WaitGroup
+			s, err := newRTPSession(slog.New(slog.DiscardHandler), ports, &wg, func(DTMF) {})
+			require.NoError(t, err)
+			t.Cleanup(func() { s.close(); wg.Wait() })
+			c, _ := lookupCodec(CodecPCMU)
+			pa := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+			require.NoError(t, s.configure(remoteMedia{codec: c, tePT: -1, rtp: pa,
+				rtcp: netip.AddrPortFrom(pa.Addr(), pa.Port()+1), dir: 1}))
+
+			payload := make([]byte, 160)
+			for i := range payload {
+				payload[i] = byte(i)
+			}
+			const frames = 20
+			for f := range uint64(frames) {
+				require.True(t, s.writeAudio(payload, 100+f))
+			}
+			buf := make([]byte, 1500)
+			var first rtp.Packet
+			for i := range frames {
+				require.NoError(t, peer.SetReadDeadline(time.Now().Add(2*time.Second)))
+				n, err := peer.Read(buf)
+				require.NoError(t, err, "packet %d", i)
+				var p rtp.Packet
+				require.NoError(t, p.Unmarshal(buf[:n]))
+				require.Equal(t, payload, p.Payload)
+				if i == 0 {
+					first = p
+					require.True(t, p.Marker, "the first packet starts a talkspurt")
+					continue
+				}
+				require.Equal(t, first.SequenceNumber+uint16(i), p.SequenceNumber)
+				require.Equal(t, first.Timestamp+uint32(160*i), p.Timestamp)
+				require.False(t, p.Marker)
+			}
+			st := s.snapshot()
+			require.EqualValues(t, frames, st.Sent)
+			require.EqualValues(t, frames*160, st.SentBytes)
+			require.Zero(t, st.Dropped)
+
+			f := uint64(100 + frames)
+			require.Zero(t, testing.AllocsPerRun(100, func() { s.writeAudio(payload, f); f++ }))
+		})
+	}
+}
