@@ -189,10 +189,19 @@ func newSession(call *sip.Call, deps SessionDeps) (*session, error) {
 // run is the session's loop: one 20 ms tick drives timers, prompt ends
 // and audio; DTMF and the call's end arrive between ticks.
 func (s *session) run(ctx context.Context) error {
-	ticker := time.NewTicker(media.FrameDuration)
+	period := media.FrameDuration
+	ticker := time.NewTicker(period)
 	defer ticker.Stop()
 	s.execute(s.ivr.Start(s.deps.Now()))
 	for !s.hungUp {
+		// In a room the room sends the caller's audio and pulls the
+		// prompts: the session only watches the IVR's deadlines and the
+		// end of prompts, which a slower tick does as well, at a fifth
+		// of the wake-ups per call.
+		if want := s.tickPeriod(); want != period {
+			period = want
+			ticker.Reset(period)
+		}
 		select {
 		case <-ctx.Done():
 			s.ivr.CallEnded()
@@ -212,6 +221,18 @@ func (s *session) run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// inRoomTick is the session's tick while the caller is in a room.
+const inRoomTick = 100 * time.Millisecond
+
+// tickPeriod is how often onTick runs: every frame while the session
+// plays and sends the IVR's audio itself, inRoomTick in a room.
+func (s *session) tickPeriod() time.Duration {
+	if s.room != nil {
+		return inRoomTick
+	}
+	return media.FrameDuration
 }
 
 // onLeft handles the room letting go of the caller (closed, kicked, its
