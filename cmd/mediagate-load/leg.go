@@ -56,45 +56,72 @@ const (
 	prober
 )
 
-// roomState is what the legs of one room share: when the prober sent the
-// start of each probe burst.
+// Participant kinds, for the delay's path.
+const (
+	kindPhone  = "phone"
+	kindWebRTC = "webrtc"
+)
+
+// roomState is what the legs of one room share: when each probe burst
+// started and from which kind of participant, and when the first one
+// starts.
 type roomState struct {
 	mu    sync.Mutex
-	sends []time.Time // start of each probe burst, in order
+	sends []burst // in order
+	first int     // frames from the first send to the first burst; 0 until drawn
 }
 
-func (r *roomState) sent(t time.Time) {
+// burst is the start of one probe burst.
+type burst struct {
+	at   time.Time
+	kind string // the prober's kind
+}
+
+func (r *roomState) sent(t time.Time, kind string) {
 	r.mu.Lock()
-	r.sends = append(r.sends, t)
+	r.sends = append(r.sends, burst{at: t, kind: kind})
 	r.mu.Unlock()
 }
 
 // origin is the latest probe start at or before t, within window.
-func (r *roomState) origin(t time.Time, window time.Duration) (time.Time, bool) {
+func (r *roomState) origin(t time.Time, window time.Duration) (burst, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for i := len(r.sends) - 1; i >= 0; i-- {
-		if s := r.sends[i]; !s.After(t) {
-			return s, t.Sub(s) < window
+		if b := r.sends[i]; !b.at.After(t) {
+			return b, t.Sub(b.at) < window
 		}
 	}
-	return time.Time{}, false
+	return burst{}, false
+}
+
+// firstBurst is when the room's first burst starts, in frames: after a
+// second, at a moment drawn once per room, so rooms do not probe in step.
+func (r *roomState) firstBurst(every int) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.first == 0 {
+		r.first = 50 + rand.IntN(every)
+	}
+	return r.first
 }
 
 // schedule times a prober's bursts, in frames.
 type schedule struct {
 	room   *roomState
+	kind   string
 	every  int // frames from one burst's start to the next
 	frames int // frames in a burst
 	in     int // frames until the next burst starts
 	left   int // frames of the current burst still to send
 }
 
+// newSchedule times cfg's bursts: a room's second prober (probeSlot 1)
+// sends half an interval after the first, so their bursts never overlap.
 func newSchedule(cfg legConfig) schedule {
 	every := max(int(cfg.probeEvery/frameDur), 10)
-	// Rooms start their bursts at different moments, after a second.
-	return schedule{room: cfg.room, every: every, frames: max(int(cfg.probeLen/frameDur), 2),
-		in: 50 + rand.IntN(every)}
+	return schedule{room: cfg.room, kind: cfg.kind, every: every, frames: max(int(cfg.probeLen/frameDur), 2),
+		in: cfg.room.firstBurst(every) + cfg.probeSlot*every/2}
 }
 
 // probe tells whether the frame sent at now is a probe frame, and records
@@ -104,7 +131,7 @@ func (s *schedule) probe(now time.Time) bool {
 		s.in--
 		if s.in <= 0 {
 			s.left, s.in = s.frames, s.every
-			s.room.sent(now)
+			s.room.sent(now, s.kind)
 		}
 	}
 	if s.left > 0 {
@@ -141,6 +168,12 @@ type legConfig struct {
 	probeLen   time.Duration // prober only
 	room       *roomState
 	measure    *atomic.Bool
+	// kind is the participant's (kindPhone, kindWebRTC); probeSlot orders
+	// a room's probers (0, 1); detect says whether it looks for probes in
+	// what it receives (else it only counts packets).
+	kind      string
+	probeSlot int
+	detect    bool
 }
 
 // newLeg opens the leg's socket on a free port of cfg.host and starts
@@ -152,7 +185,7 @@ func newLeg(cfg legConfig) (*leg, error) {
 	}
 	_ = c.SetReadBuffer(256 << 10)
 	l := &leg{conn: c, role: cfg.role, buf: make([]byte, 12+frameSamples), done: make(chan struct{})}
-	l.init(cfg.room, cfg.measure)
+	l.init(cfg)
 	l.pkt.Header = rtp.Header{Version: 2, PayloadType: ptPCMU, SSRC: rand.Uint32(),
 		SequenceNumber: uint16(rand.Uint32()), Timestamp: rand.Uint32()}
 	if cfg.role != silent {
@@ -236,7 +269,7 @@ func (l *leg) receive() {
 			continue
 		}
 		l.count(p.SequenceNumber)
-		if l.role != prober && len(p.Payload) == frameSamples {
+		if l.detects && len(p.Payload) == frameSamples {
 			media.DecodeULaw(l.pcm[:], p.Payload)
 			l.detect(l.pcm[:], 8000, now)
 		}

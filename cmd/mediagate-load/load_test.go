@@ -35,7 +35,7 @@ func TestMixedRoomReport(t *testing.T) {
 	defer cancel()
 	o := options{scenario: "test", calls: 4, roomSize: 4, speakers: 2, webrtcPerRoom: 2, host: "127.0.0.1",
 		numberBase: 7000, rate: 20, warmup: 2 * time.Second, duration: 4 * time.Second,
-		probeEvery: 500 * time.Millisecond}
+		probeEvery: time.Second}
 	api, err := newWebRTCAPI()
 	require.NoError(t, err)
 	o.webrtcAPI, o.opus = api, &opusLoops{}
@@ -49,10 +49,19 @@ func TestMixedRoomReport(t *testing.T) {
 	require.Zero(t, rep.Failed, "joins failed")
 	require.Zero(t, rep.Dropped, "calls the gateway hung up")
 	require.Less(t, rep.LossPct, 5.0)
-	// 3 listeners (the other speaker included: mix-minus), a caller and two
-	// WHIP participants, hear about 8 bursts each in 4 s; allow for a
-	// loaded machine.
-	require.GreaterOrEqual(t, rep.DelaySamples, 6, "probe bursts heard")
+	// Both speakers probe (a caller and a WHIP participant, half a second
+	// apart); the two others, a caller and a WHIP participant, hear about
+	// 4 bursts of each in 4 s: every path is measured. Allow for a loaded
+	// machine.
+	require.GreaterOrEqual(t, rep.DelaySamples, 10, "probe bursts heard")
+	paths := map[string]int{}
+	for _, p := range rep.DelayPaths {
+		paths[p.From+"→"+p.To] = p.Samples
+		require.Positive(t, p.P50Ms, "%s→%s", p.From, p.To)
+	}
+	for _, p := range []string{"phone→phone", "phone→webrtc", "webrtc→phone", "webrtc→webrtc"} {
+		require.GreaterOrEqual(t, paths[p], 2, "%s: %v", p, paths)
+	}
 	require.Greater(t, rep.DelayP50Ms, 0.0)
 	// The generator runs under the race detector here, which slows its
 	// Opus decoding and pion several-fold: the median is the figure to
@@ -126,7 +135,7 @@ func TestOnsetIndex(t *testing.T) {
 
 func TestLossCountersAcrossWrap(t *testing.T) {
 	var l receiver
-	l.init(&roomState{}, nil)
+	l.init(legConfig{room: &roomState{}})
 	for _, seq := range []uint16{65530, 65531, 65533, 65535, 0, 1, 3, 2} {
 		l.count(seq)
 	}
@@ -144,6 +153,30 @@ func TestPercentile(t *testing.T) {
 	require.Equal(t, 99*time.Millisecond, percentile(ds, 99))
 	require.Equal(t, 100*time.Millisecond, ds[0], "the input stays unsorted")
 	require.Zero(t, percentile(nil, 50))
+}
+
+// TestDelayPaths: the report splits the delays by path, sorted, when
+// there is more than one path, and keeps the overall figures.
+func TestDelayPaths(t *testing.T) {
+	ms := func(v int) time.Duration { return time.Duration(v) * time.Millisecond }
+	var paths []pathDelay
+	for i := 1; i <= 10; i++ {
+		paths = append(paths, pathDelay{from: kindWebRTC, to: kindPhone, d: ms(40 + i)},
+			pathDelay{from: kindPhone, to: kindWebRTC, d: ms(10 + i)})
+	}
+	now := time.Now()
+	var r Report
+	r.fill(sample{at: now}, sample{at: now.Add(time.Second)}, 4, 0, 0, paths, false)
+	require.Equal(t, 20, r.DelaySamples)
+	require.Equal(t, []PathDelay{
+		{From: kindPhone, To: kindWebRTC, Samples: 10, P50Ms: 15, P99Ms: 20},
+		{From: kindWebRTC, To: kindPhone, Samples: 10, P50Ms: 45, P99Ms: 50},
+	}, r.DelayPaths)
+	require.Contains(t, pathsCell(r), "phone→webrtc 15.0/20.0, webrtc→phone 45.0/50.0")
+
+	r = Report{}
+	r.fill(sample{at: now}, sample{at: now.Add(time.Second)}, 4, 0, 0, paths[:1], false)
+	require.Nil(t, r.DelayPaths, "one path: the overall figures say it all")
 }
 
 func TestJanusRatio(t *testing.T) {

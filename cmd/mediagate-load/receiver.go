@@ -15,6 +15,8 @@ import (
 // counters and delays are read by the report from another.
 type receiver struct {
 	room     *roomState
+	kind     string
+	detects  bool         // looks for probes (else only counts)
 	measure  *atomic.Bool // collect delays while true
 	received atomic.Int64 // packets
 	extHigh  atomic.Int64 // highest extended sequence number, -1 before any
@@ -23,12 +25,19 @@ type receiver struct {
 	inProbe  bool
 	prev     []int16 // the frame before the current one
 	delaysMu sync.Mutex
-	delays   []time.Duration
+	delays   []pathDelay
 }
 
-// init readies r (in place: it holds atomics) for room's probes.
-func (r *receiver) init(room *roomState, measure *atomic.Bool) {
-	r.room, r.measure = room, measure
+// pathDelay is one probe's delay from a participant of kind from to one of
+// kind to.
+type pathDelay struct {
+	from, to string
+	d        time.Duration
+}
+
+// init readies r (in place: it holds atomics) for cfg's room.
+func (r *receiver) init(cfg legConfig) {
+	r.room, r.kind, r.detects, r.measure = cfg.room, cfg.kind, cfg.detect && cfg.role != prober, cfg.measure
 	r.extHigh.Store(-1)
 }
 
@@ -89,12 +98,12 @@ func (r *receiver) detect(pcm []int16, rate int, now time.Time) {
 		return
 	}
 	r.delaysMu.Lock()
-	r.delays = append(r.delays, at.Sub(origin))
+	r.delays = append(r.delays, pathDelay{from: origin.kind, to: r.kind, d: at.Sub(origin.at)})
 	r.delaysMu.Unlock()
 }
 
 // takeDelays returns and forgets the delays recorded so far.
-func (r *receiver) takeDelays() []time.Duration {
+func (r *receiver) takeDelays() []pathDelay {
 	r.delaysMu.Lock()
 	defer r.delaysMu.Unlock()
 	d := r.delays

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -50,7 +51,10 @@ type Report struct {
 	DelaySamples int     `json:"delay_samples"`
 	DelayP50Ms   float64 `json:"delay_p50_ms"`
 	DelayP99Ms   float64 `json:"delay_p99_ms"`
-	LoadCPUPct   float64 `json:"load_generator_cpu_pct"`
+	// DelayPaths splits the delay by the kinds of sender and receiver
+	// (phone → webrtc, webrtc → phone, ...), in the order of paths.
+	DelayPaths []PathDelay `json:"delay_paths,omitempty"`
+	LoadCPUPct float64     `json:"load_generator_cpu_pct"`
 	// CPUPctPerUnit is what each Unit ("recording", "egress") added to the
 	// previous row's gateway CPU, in % of one core.
 	CPUPctPerUnit *float64 `json:"cpu_pct_per_unit,omitempty"`
@@ -60,8 +64,18 @@ type Report struct {
 	JanusRatio *float64 `json:"janus_ratio"`
 }
 
+// PathDelay is the delay of one path: a probe from a participant of kind
+// From to one of kind To.
+type PathDelay struct {
+	From    string  `json:"from"`
+	To      string  `json:"to"`
+	Samples int     `json:"samples"`
+	P50Ms   float64 `json:"p50_ms"`
+	P99Ms   float64 `json:"p99_ms"`
+}
+
 // fill computes the report's figures from the samples around the window.
-func (r *Report) fill(s0, s1 sample, joined int, rss, rssIdle int64, delays []time.Duration, mixer bool) {
+func (r *Report) fill(s0, s1 sample, joined int, rss, rssIdle int64, paths []pathDelay, mixer bool) {
 	win := s1.at.Sub(s0.at).Seconds()
 	r.WindowS = math.Round(win*100) / 100
 	gw := (s1.gwCPU - s0.gwCPU).Seconds()
@@ -81,8 +95,23 @@ func (r *Report) fill(s0, s1 sample, joined int, rss, rssIdle int64, delays []ti
 		}
 		r.RecordingsActive, r.EgressesLive = int(s1.mixer.recordings), int(s1.mixer.egressesLive)
 	}
+	delays := make([]time.Duration, len(paths))
+	byPath := map[[2]string][]time.Duration{}
+	for i, p := range paths {
+		delays[i] = p.d
+		byPath[[2]string{p.from, p.to}] = append(byPath[[2]string{p.from, p.to}], p.d)
+	}
 	r.DelaySamples = len(delays)
 	r.DelayP50Ms, r.DelayP99Ms = ms(percentile(delays, 50)), ms(percentile(delays, 99))
+	if len(byPath) > 1 {
+		for _, k := range slices.SortedFunc(maps.Keys(byPath), func(a, b [2]string) int {
+			return strings.Compare(a[0]+a[1], b[0]+b[1])
+		}) {
+			d := byPath[k]
+			r.DelayPaths = append(r.DelayPaths, PathDelay{From: k[0], To: k[1], Samples: len(d),
+				P50Ms: ms(percentile(d, 50)), P99Ms: ms(percentile(d, 99))})
+		}
+	}
 }
 
 func round2(v float64) float64 { return math.Round(v*100) / 100 }
@@ -110,10 +139,10 @@ func setJanusRatios(reps []Report) {
 func printTable(w io.Writer, reps []Report) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "scenario\ttarget\tparticipants\tgateway CPU %\tCPU ms/participant/s\tRSS KB/participant\t"+
-		"late ticks %\tencodes/tick\tloss %\tdelay p50/p99 ms\tsetup p50/p99 ms\tJanus ratio\tload gen CPU %\tnote")
+		"late ticks %\tencodes/tick\tloss %\tdelay p50/p99 ms\tdelay by path p50/p99 ms\tsetup p50/p99 ms\tJanus ratio\tload gen CPU %\tnote")
 	for _, r := range reps {
 		if r.NotMeasured != "" {
-			fmt.Fprintf(tw, "%s\t%s\t%d\tnot measured\t—\t—\t—\t—\t—\t—\t—\t—\t—\t%s\n", r.Scenario,
+			fmt.Fprintf(tw, "%s\t%s\t%d\tnot measured\t—\t—\t—\t—\t—\t—\t—\t—\t—\t—\t%s\n", r.Scenario,
 				r.Target, r.Participants, r.NotMeasured)
 			continue
 		}
@@ -130,10 +159,10 @@ func printTable(w io.Writer, reps []Report) {
 		if r.Dropped > 0 {
 			note = strings.TrimSpace(fmt.Sprintf("%s %d dropped by the gateway", note, r.Dropped))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%.3f\t%.1f\t%s\t%s\t%.2f\t%s\t%.1f/%.1f\t%s\t%.1f\t%s\n",
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%.3f\t%.1f\t%s\t%s\t%.2f\t%s\t%s\t%.1f/%.1f\t%s\t%.1f\t%s\n",
 			r.Scenario, r.Target, r.Participants-r.Failed, r.GatewayCPUPct, r.CPUPerParticipantMs,
 			r.RSSPerParticipantKB, optional(r.LateTicksPct, "%.2f"), optional(r.EncodesPerTick, "%.2f"), r.LossPct, delayCell(r),
-			r.SetupP50Ms, r.SetupP99Ms, optional(r.JanusRatio, "%.2f"), r.LoadCPUPct, note)
+			pathsCell(r), r.SetupP50Ms, r.SetupP99Ms, optional(r.JanusRatio, "%.2f"), r.LoadCPUPct, note)
 	}
 	_ = tw.Flush()
 }
@@ -150,4 +179,16 @@ func delayCell(r Report) string {
 		return "—"
 	}
 	return strings.TrimSpace(fmt.Sprintf("%.1f/%.1f", r.DelayP50Ms, r.DelayP99Ms))
+}
+
+// pathsCell is the delay by path, when there is more than one.
+func pathsCell(r Report) string {
+	if len(r.DelayPaths) == 0 {
+		return "—"
+	}
+	var parts []string
+	for _, p := range r.DelayPaths {
+		parts = append(parts, fmt.Sprintf("%s→%s %.1f/%.1f", p.From, p.To, p.P50Ms, p.P99Ms))
+	}
+	return strings.Join(parts, ", ")
 }

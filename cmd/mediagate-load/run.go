@@ -62,7 +62,7 @@ func (o options) isWebRTC(idx int) bool {
 type participant interface {
 	sender
 	lossCounters() (expected, received int64)
-	takeDelays() []time.Duration
+	takeDelays() []pathDelay
 	close()
 }
 
@@ -208,7 +208,7 @@ func run(ctx context.Context, o options, sig signaller) (Report, error) {
 	if err != nil {
 		return rep, err
 	}
-	var delays []time.Duration
+	var delays []pathDelay
 	for _, l := range legs {
 		delays = append(delays, l.takeDelays()...)
 	}
@@ -233,18 +233,29 @@ func placeLegs(ctx context.Context, o options, sig signaller, p *pacer, measure 
 		failed int
 		wg     sync.WaitGroup
 	)
+	secondProber := make([]bool, len(rooms))
 	every := time.Duration(float64(time.Second) / max(o.rate, 1))
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for i := range o.calls {
 		room, idx := i/o.roomSize, i%o.roomSize
 		cfg := legConfig{host: o.host, room: rooms[room], measure: measure, role: silent,
-			probeEvery: o.probeEvery, probeLen: 100 * time.Millisecond}
+			probeEvery: o.probeEvery, probeLen: 100 * time.Millisecond, kind: kindPhone,
+			detect: idx < maxDetectors}
+		if o.isWebRTC(idx) {
+			cfg.kind = kindWebRTC
+		}
 		switch {
 		case idx == 0 && o.speakers > 0:
 			cfg.role, cfg.bgFreq = prober, 300
 		case idx < o.speakers:
 			cfg.role, cfg.bgFreq = speaker, 300+float64(90*idx)
+			if o.isWebRTC(idx) != o.isWebRTC(0) && !secondProber[room] {
+				// A mixed room probes from both kinds, half a second
+				// apart: the delay splits into phone → WebRTC and
+				// WebRTC → phone.
+				cfg.role, cfg.probeSlot, secondProber[room] = prober, 1, true
+			}
 		}
 		wg.Add(1)
 		go func() {
@@ -278,6 +289,11 @@ func placeLegs(ctx context.Context, o options, sig signaller, p *pacer, measure 
 	wg.Wait()
 	return legs, setups, failed
 }
+
+// maxDetectors is how many participants of a room look for the probes
+// in what they receive (decoding it); the others only count packets. 300
+// Opus decoders would cost the load generator half a core.
+const maxDetectors = 20
 
 // joinPhone opens an RTP leg and joins it to room through sig.
 func joinPhone(ctx context.Context, sig signaller, room int, cfg legConfig) (participant, time.Duration, error) {

@@ -138,7 +138,7 @@ func joinWebRTC(ctx context.Context, api *webrtc.API, loops *opusLoops, base, ro
 		return nil, 0, err
 	}
 	l := &webrtcLeg{role: cfg.role, pc: pc, bg: bg, probeFrames: probe}
-	l.init(cfg.room, cfg.measure)
+	l.init(cfg)
 	if cfg.role == prober {
 		l.bursts = newSchedule(cfg)
 	}
@@ -256,7 +256,7 @@ func (l *webrtcLeg) receive(tr *webrtc.TrackRemote) {
 		}
 		now := time.Now()
 		l.count(pkt.SequenceNumber)
-		if l.role == prober {
+		if !l.detects {
 			continue
 		}
 		if n, err := dec.Decode(pkt.Payload, pcm); err == nil && n == len(pcm) {
