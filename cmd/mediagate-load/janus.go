@@ -41,6 +41,10 @@ type janusMsg struct {
 	PluginData struct {
 		Data json.RawMessage `json:"data"`
 	} `json:"plugindata"`
+	Jsep *struct {
+		Type string `json:"type"`
+		SDP  string `json:"sdp"`
+	} `json:"jsep"`
 }
 
 // janusSig joins legs to AudioBridge rooms; one Janus session holds a
@@ -119,28 +123,13 @@ func (j *janusSig) join(ctx context.Context, room int, l *leg) (netip.AddrPort, 
 	j.handles = append(j.handles, h)
 	j.mu.Unlock()
 	start := time.Now()
-	tx, ch := j.waiter()
-	defer j.forget(tx)
-	ack, err := j.postTx(ctx, j.handleURL(h), tx, map[string]any{"janus": "message", "body": map[string]any{
+	ev, err := j.request(ctx, h, map[string]any{"janus": "message", "body": map[string]any{
 		"request": "join", "room": janusRoomBase + room, "display": "load", "codec": "pcmu",
 		"rtp": map[string]any{"ip": j.host, "port": l.port(), "payload_type": ptPCMU}}})
 	if err != nil {
-		return netip.AddrPort{}, 0, fmt.Errorf("janus join: %w", err)
-	}
-	ev := ack
-	if ack.Janus == "ack" {
-		select {
-		case ev = <-ch:
-		case <-ctx.Done():
-			return netip.AddrPort{}, 0, ctx.Err()
-		case <-time.After(10 * time.Second):
-			return netip.AddrPort{}, 0, errors.New("janus join: no event within 10 s")
-		}
+		return netip.AddrPort{}, 0, err
 	}
 	setup := time.Since(start)
-	if err := pluginError(ev, "joined"); err != nil {
-		return netip.AddrPort{}, 0, fmt.Errorf("janus join: %w", err)
-	}
 	var d struct {
 		RTP struct {
 			IP   string `json:"ip"`
@@ -155,6 +144,56 @@ func (j *janusSig) join(ctx context.Context, room int, l *leg) (netip.AddrPort, 
 		return netip.AddrPort{}, 0, fmt.Errorf("janus join: no rtp address in %s", ev.PluginData.Data)
 	}
 	return netip.AddrPortFrom(ip, uint16(d.RTP.Port)), setup, nil
+}
+
+// webrtcJoin is the offerAnswer that joins a WebRTC participant to room:
+// a handle of its own, the join request with our offer, the "joined"
+// event with Janus's answer (candidates included; Janus gathers on
+// loopback only, see janusConfig).
+func (j *janusSig) webrtcJoin(room int) offerAnswer {
+	return func(ctx context.Context, offer string) (string, string, error) {
+		h, err := j.attach(ctx)
+		if err != nil {
+			return "", "", err
+		}
+		j.mu.Lock()
+		j.handles = append(j.handles, h)
+		j.mu.Unlock()
+		ev, err := j.request(ctx, h, map[string]any{"janus": "message",
+			"body": map[string]any{"request": "join", "room": janusRoomBase + room, "display": "load-webrtc"},
+			"jsep": map[string]any{"type": "offer", "sdp": offer}})
+		if err != nil {
+			return "", "", err
+		}
+		if ev.Jsep == nil || ev.Jsep.Type != "answer" {
+			return "", "", fmt.Errorf("janus join: no answer in the joined event")
+		}
+		return ev.Jsep.SDP, "", nil
+	}
+}
+
+// request sends an asynchronous plugin request on handle h and waits up to
+// 10 s for its event, which must be "joined".
+func (j *janusSig) request(ctx context.Context, h int64, body map[string]any) (janusMsg, error) {
+	tx, ch := j.waiter()
+	defer j.forget(tx)
+	ev, err := j.postTx(ctx, j.handleURL(h), tx, body)
+	if err != nil {
+		return janusMsg{}, fmt.Errorf("janus join: %w", err)
+	}
+	if ev.Janus == "ack" {
+		select {
+		case ev = <-ch:
+		case <-ctx.Done():
+			return janusMsg{}, ctx.Err()
+		case <-time.After(10 * time.Second):
+			return janusMsg{}, errors.New("janus join: no event within 10 s")
+		}
+	}
+	if err := pluginError(ev, "joined"); err != nil {
+		return janusMsg{}, fmt.Errorf("janus join: %w", err)
+	}
+	return ev, nil
 }
 
 // pluginError is the error of an AudioBridge answer whose "audiobridge"

@@ -18,6 +18,16 @@ import (
 const janusLib = "/usr/lib/x86_64-linux-gnu/janus"
 
 // janusConfig writes the configuration into dir for an HTTP API on port.
+// janusICEInterface is where Janus gathers ICE candidates: the suite's
+// namespace interface (netns.go), or lo outside it (where Janus then
+// offers none, so only plain RTP participants work).
+func janusICEInterface() string {
+	if inNetns() {
+		return benchIface
+	}
+	return "lo"
+}
+
 func janusConfig(dir string, port int) error {
 	disable := func(kind, keep string) string {
 		files, _ := filepath.Glob(filepath.Join(janusLib, kind, "*.so"))
@@ -43,7 +53,7 @@ media: {
 	rtp_port_range = "40000-49999"
 }
 nat: {
-	ice_enforce_list = "lo"
+	ice_enforce_list = "%[7]s"
 }
 plugins: {
 	disable = "%[3]s"
@@ -59,7 +69,7 @@ events: {
 	disable = "%[6]s"
 }
 `, dir, janusLib, disable("plugins", "libjanus_audiobridge.so"), disable("transports", "libjanus_http.so"),
-			disable("loggers", ""), disable("events", "")),
+			disable("loggers", ""), disable("events", ""), janusICEInterface()),
 		"janus.transport.http.jcfg": fmt.Sprintf(`general: {
 	base_path = "/janus"
 	http = true

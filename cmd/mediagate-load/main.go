@@ -34,9 +34,12 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var err error
-	if len(os.Args) > 1 && os.Args[1] == "suite" {
+	switch {
+	case len(os.Args) > 1 && os.Args[1] == "suite" && !inNetns():
+		err = reexecInNetns(os.Args[1:])
+	case len(os.Args) > 1 && os.Args[1] == "suite":
 		err = suiteMain(ctx, os.Args[2:])
-	} else {
+	default:
 		err = runMain(ctx, os.Args[1:])
 	}
 	if err != nil {

@@ -75,6 +75,12 @@ type signaller interface {
 	close()
 }
 
+// webrtcSignaller is a signaller that also joins WebRTC participants to
+// room k (Janus); mediagate's are joined over WHIP.
+type webrtcSignaller interface {
+	webrtcJoin(room int) offerAnswer
+}
+
 // sipSignaller joins legs by calling the room's dial-in number.
 type sipSignaller struct {
 	ua    *sipUA
@@ -264,7 +270,11 @@ func placeLegs(ctx context.Context, o options, sig signaller, p *pacer, measure 
 			var setup time.Duration
 			var err error
 			if o.isWebRTC(idx) {
-				l, setup, err = joinWebRTC(ctx, o.webrtcAPI, o.opus, o.httpURL, fmt.Sprintf("%s%03d", o.roomPrefix, room), cfg)
+				signal := whip(o.httpURL, fmt.Sprintf("%s%03d", o.roomPrefix, room))
+				if ws, ok := sig.(webrtcSignaller); ok {
+					signal = ws.webrtcJoin(room)
+				}
+				l, setup, err = joinWebRTC(ctx, o.webrtcAPI, o.opus, cfg, signal)
 			} else {
 				l, setup, err = joinPhone(ctx, sig, room, cfg)
 			}

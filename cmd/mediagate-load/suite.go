@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,10 +50,9 @@ func scenarios(scale string) []scenario {
 		list = append(list, scenario{name: fmt.Sprintf("a. phone-only rooms of 10, %d callers", n),
 			calls: n, roomSize: 10, speakers: 2, janus: true})
 	}
-	const noJanusWebRTC = "WebRTC participants against Janus not in the load generator yet"
 	return append(list,
 		scenario{name: fmt.Sprintf("b. mixed rooms 5 phones + 5 WebRTC, 2 speakers, %d participants", mixed),
-			calls: mixed, roomSize: 10, speakers: 2, webrtc: 5, janus: true, janusMissing: noJanusWebRTC},
+			calls: mixed, roomSize: 10, speakers: 2, webrtc: 5, janus: true},
 		// The listeners join over WHIP and send Opus silence (WHEP
 		// listeners would send nothing).
 		scenario{name: fmt.Sprintf("c. 1 WebRTC presenter + %d WebRTC listeners", listeners),
@@ -213,7 +211,7 @@ func runMediagate(ctx context.Context, bin string, o options) (rep Report, err e
 		// nginx-rtmp listens on loopback.
 		"MEDIAGATE_STREAM_ALLOW_PRIVATE=true"}
 	if o.profileOut != "" {
-		port, err := freeTCPPort()
+		port, err := freePort()
 		if err != nil {
 			return Report{}, err
 		}
@@ -248,16 +246,6 @@ func profileName(scenario string) string {
 		dash = true
 	}
 	return b.String() + ".pprof"
-}
-
-// freeTCPPort is a loopback TCP port free a moment ago.
-func freeTCPPort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // gatewayProc is a started mediagate.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,7 +23,8 @@ import (
 )
 
 // WebRTC participants: a pion PeerConnection per participant joining a
-// mediagate room over WHIP (POST /whip/{room}, no trickle, an open room),
+// mediagate room over WHIP (POST /whip/{room}, no trickle, an open room)
+// or a Janus AudioBridge room through the plugin's join (janus.go),
 // sending Opus every 20 ms from the pacer and decoding what it receives
 // for the probe. The frames it sends are encoded once per run and
 // replayed (a second of each speaker tone, a probe burst, silence), so the
@@ -45,7 +47,8 @@ func newWebRTCAPI() (*webrtc.API, error) {
 	se := webrtc.SettingEngine{LoggerFactory: logs}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	// In the suite's namespace benchAddr is local too (netns.go).
+	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() || inNetns() && benchNet.Contains(ip) })
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir),
 		webrtc.WithSettingEngine(se)), nil
@@ -125,10 +128,15 @@ type webrtcLeg struct {
 	wg sync.WaitGroup // the receive goroutine
 }
 
-// joinWebRTC connects a WHIP participant to room at base (mediagate's
-// HTTP base URL) and returns it with the time from the POST to the
-// connection being up.
-func joinWebRTC(ctx context.Context, api *webrtc.API, loops *opusLoops, base, room string, cfg legConfig) (*webrtcLeg, time.Duration, error) {
+// offerAnswer is a WebRTC signalling exchange: our complete offer out, the
+// answer back, and where the session can be ended (a WHIP resource; empty
+// when the signaller ends its sessions itself).
+type offerAnswer func(ctx context.Context, offer string) (answer, location string, err error)
+
+// joinWebRTC connects a WebRTC participant through signal (WHIP to
+// mediagate, the AudioBridge plugin to Janus) and returns it with the
+// time from the offer being ready to the connection being up.
+func joinWebRTC(ctx context.Context, api *webrtc.API, loops *opusLoops, cfg legConfig, signal offerAnswer) (*webrtcLeg, time.Duration, error) {
 	bg, probe, err := loops.frames(cfg.role, cfg.bgFreq)
 	if err != nil {
 		return nil, 0, fmt.Errorf("opus: %w", err)
@@ -163,16 +171,47 @@ func joinWebRTC(ctx context.Context, api *webrtc.API, loops *opusLoops, base, ro
 		return nil, 0, err
 	}
 	start := time.Now()
-	if err := l.connect(ctx, base, room, connected); err != nil {
+	if err := l.connect(ctx, signal, connected); err != nil {
 		l.close()
 		return nil, 0, err
 	}
 	return l, time.Since(start), nil
 }
 
-// connect offers (every candidate gathered: mediagate takes no trickle),
-// posts the offer and waits up to 10 s for the connection.
-func (l *webrtcLeg) connect(ctx context.Context, base, room string, connected chan struct{}) error {
+// whip is the offerAnswer of mediagate's WHIP endpoint for room at base
+// (mediagate's HTTP base URL); the room is open, so no token.
+func whip(base, room string) offerAnswer {
+	return func(ctx context.Context, offer string) (string, string, error) {
+		target := base + "/whip/" + url.PathEscape(room)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, strings.NewReader(offer))
+		if err != nil {
+			return "", "", err
+		}
+		req.Header.Set("Content-Type", "application/sdp")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return "", "", err
+		}
+		answer, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+		_ = res.Body.Close()
+		if err != nil {
+			return "", "", err
+		}
+		if res.StatusCode != http.StatusCreated {
+			return "", "", fmt.Errorf("POST /whip/%s: %s: %s", room, res.Status, bytes.TrimSpace(answer))
+		}
+		location := ""
+		if loc, err := res.Request.URL.Parse(res.Header.Get("Location")); err == nil {
+			location = loc.String()
+		}
+		return string(answer), location, nil
+	}
+}
+
+// connect offers (every candidate gathered: neither mediagate nor our
+// Janus client trickles), has signal deliver the offer and waits up to
+// 10 s for the connection.
+func (l *webrtcLeg) connect(ctx context.Context, signal offerAnswer, connected chan struct{}) error {
 	offer, err := l.pc.CreateOffer(nil)
 	if err != nil {
 		return err
@@ -186,29 +225,12 @@ func (l *webrtcLeg) connect(ctx context.Context, base, room string, connected ch
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	target := base + "/whip/" + url.PathEscape(room)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target,
-		bytes.NewReader([]byte(l.pc.LocalDescription().SDP)))
+	answer, location, err := signal(ctx, l.pc.LocalDescription().SDP)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/sdp")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	answer, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
-	_ = res.Body.Close()
-	if err != nil {
-		return err
-	}
-	if res.StatusCode != http.StatusCreated {
-		return fmt.Errorf("POST /whip/%s: %s: %s", room, res.Status, bytes.TrimSpace(answer))
-	}
-	if loc, err := res.Request.URL.Parse(res.Header.Get("Location")); err == nil {
-		l.location = loc.String()
-	}
-	if err := l.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(answer)}); err != nil {
+	l.location = location
+	if err := l.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		return err
 	}
 	select {
@@ -217,7 +239,7 @@ func (l *webrtcLeg) connect(ctx context.Context, base, room string, connected ch
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-time.After(10 * time.Second):
-		return fmt.Errorf("/whip/%s: not connected after 10 s (%s)", room, l.pc.ICEConnectionState())
+		return fmt.Errorf("not connected after 10 s (%s)", l.pc.ICEConnectionState())
 	}
 }
 
