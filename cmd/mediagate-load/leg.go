@@ -174,6 +174,8 @@ type legConfig struct {
 	kind      string
 	probeSlot int
 	detect    bool
+	// listenOnly joins a WebRTC participant that sends nothing (WHEP).
+	listenOnly bool
 }
 
 // newLeg opens the leg's socket on a free port of cfg.host and starts

@@ -70,6 +70,7 @@ func runFlags(fs *flag.FlagSet) *options {
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measurement window")
 	fs.DurationVar(&o.probeEvery, "probe-every", time.Second, "time between probe bursts")
 	fs.IntVar(&o.webrtcPerRoom, "webrtc-per-room", 0, "participants per room joining over WHIP (open rooms) instead of SIP")
+	fs.BoolVar(&o.whepListeners, "whep", false, "WebRTC participants that do not speak join over WHEP (receive only)")
 	fs.StringVar(&o.roomPrefix, "room-prefix", "bench", "WHIP joins room k as room-prefix + k in three digits (bench000)")
 	return o
 }
@@ -90,7 +91,7 @@ func (o *options) check() error {
 	case o.webrtcPerRoom < 0 || o.webrtcPerRoom > o.roomSize:
 		return fmt.Errorf("-webrtc-per-room must be 0..room size")
 	case o.webrtcPerRoom > 0 && o.target == "janus":
-		return fmt.Errorf("-webrtc-per-room: Janus participants are plain RTP only")
+		return fmt.Errorf("-webrtc-per-room with Janus: WebRTC participants reach Janus only in the suite's network namespace (mediagate-load suite)")
 	}
 	return nil
 }

@@ -38,6 +38,9 @@ type options struct {
 	// (roomPrefix + %03d) for WHIP.
 	webrtcPerRoom int
 	roomPrefix    string
+	// whepListeners joins the WebRTC participants that do not speak as
+	// listeners over WHEP (receive only), as browsers that only listen do.
+	whepListeners bool
 	// record and stream are how many rooms (the first ones) record and
 	// stream automatically (mediagate started by the suite only).
 	record, stream int
@@ -270,7 +273,8 @@ func placeLegs(ctx context.Context, o options, sig signaller, p *pacer, measure 
 			var setup time.Duration
 			var err error
 			if o.isWebRTC(idx) {
-				signal := whip(o.httpURL, fmt.Sprintf("%s%03d", o.roomPrefix, room))
+				cfg.listenOnly = o.whepListeners && cfg.role == silent
+				signal := whip(o.httpURL, fmt.Sprintf("%s%03d", o.roomPrefix, room), cfg.listenOnly)
 				if ws, ok := sig.(webrtcSignaller); ok {
 					signal = ws.webrtcJoin(room)
 				}

@@ -24,6 +24,7 @@ type scenario struct {
 	roomSize int
 	speakers int
 	webrtc   int  // participants per room joining over WHIP
+	whep     bool // the WebRTC participants that do not speak join over WHEP
 	janus    bool // run the same load against Janus AudioBridge too
 	// janusMissing, when set, is why the Janus row is not measured.
 	janusMissing string
@@ -53,10 +54,9 @@ func scenarios(scale string) []scenario {
 	return append(list,
 		scenario{name: fmt.Sprintf("b. mixed rooms 5 phones + 5 WebRTC, 2 speakers, %d participants", mixed),
 			calls: mixed, roomSize: 10, speakers: 2, webrtc: 5, janus: true},
-		// The listeners join over WHIP and send Opus silence (WHEP
-		// listeners would send nothing).
+		// The listeners join over WHEP: they receive only.
 		scenario{name: fmt.Sprintf("c. 1 WebRTC presenter + %d WebRTC listeners", listeners),
-			calls: listeners + 1, roomSize: listeners + 1, speakers: 1, webrtc: listeners + 1},
+			calls: listeners + 1, roomSize: listeners + 1, speakers: 1, webrtc: listeners + 1, whep: true},
 		// Twenty rooms with one speaking caller each, then the same with
 		// every room recording, then with five of them streaming too.
 		scenario{name: "d0. 20 rooms of 1 speaking caller", calls: 20, roomSize: 1, speakers: 1},
@@ -114,8 +114,8 @@ func suiteMain(ctx context.Context, args []string) error {
 			continue
 		}
 		o := options{scenario: sc.name, calls: sc.calls, roomSize: sc.roomSize, speakers: sc.speakers,
-			webrtcPerRoom: sc.webrtc,
-			host:          "127.0.0.1", numberBase: 7000, rate: 50, warmup: *warmup, duration: *duration,
+			webrtcPerRoom: sc.webrtc, whepListeners: sc.whep,
+			host: "127.0.0.1", numberBase: 7000, rate: 50, warmup: *warmup, duration: *duration,
 			probeEvery: time.Second}
 		o.record, o.stream = sc.record, sc.stream
 		if *profileDir != "" {

@@ -162,7 +162,10 @@ func joinWebRTC(ctx context.Context, api *webrtc.API, loops *opusLoops, cfg legC
 		defer l.wg.Done()
 		l.receive(tr)
 	})
-	if l.track, err = webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus},
+	if cfg.listenOnly {
+		_, err = pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio,
+			webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly})
+	} else if l.track, err = webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus},
 		"audio", "load"); err == nil {
 		_, err = pc.AddTransceiverFromTrack(l.track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv})
 	}
@@ -179,10 +182,15 @@ func joinWebRTC(ctx context.Context, api *webrtc.API, loops *opusLoops, cfg legC
 }
 
 // whip is the offerAnswer of mediagate's WHIP endpoint for room at base
-// (mediagate's HTTP base URL); the room is open, so no token.
-func whip(base, room string) offerAnswer {
+// (mediagate's HTTP base URL), or of its WHEP endpoint for a listener
+// (listen); the room is open, so no token.
+func whip(base, room string, listen bool) offerAnswer {
+	endpoint := "/whip/"
+	if listen {
+		endpoint = "/whep/"
+	}
 	return func(ctx context.Context, offer string) (string, string, error) {
-		target := base + "/whip/" + url.PathEscape(room)
+		target := base + endpoint + url.PathEscape(room)
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, strings.NewReader(offer))
 		if err != nil {
 			return "", "", err
@@ -198,7 +206,7 @@ func whip(base, room string) offerAnswer {
 			return "", "", err
 		}
 		if res.StatusCode != http.StatusCreated {
-			return "", "", fmt.Errorf("POST /whip/%s: %s: %s", room, res.Status, bytes.TrimSpace(answer))
+			return "", "", fmt.Errorf("POST %s%s: %s: %s", endpoint, room, res.Status, bytes.TrimSpace(answer))
 		}
 		location := ""
 		if loc, err := res.Request.URL.Parse(res.Header.Get("Location")); err == nil {
@@ -246,6 +254,9 @@ func (l *webrtcLeg) connect(ctx context.Context, signal offerAnswer, connected c
 // send writes the participant's next Opus frame; the pacer calls it every
 // 20 ms.
 func (l *webrtcLeg) send(now time.Time) {
+	if l.track == nil { // a WHEP listener
+		return
+	}
 	payload := l.bg[l.frame%len(l.bg)]
 	if l.role == prober && l.bursts.probe(now) {
 		payload = l.probeFrames[l.inBurst%len(l.probeFrames)]
