@@ -2,7 +2,6 @@ package sip
 
 import (
 	"encoding/binary"
-	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -65,6 +64,7 @@ type rtpSession struct {
 	seqSSRC          uint32
 	seqSeen          bool
 
+	rx2     rxSocket // the RTP socket's receiving side (rtprecv.go)
 	tx      sendQueue
 	srtp    srtpState
 	stats   rtpCounters
@@ -150,8 +150,14 @@ func newRTPSession(log *slog.Logger, ports *portAllocator, wg *sync.WaitGroup, o
 		ports.release(port)
 		return nil, err
 	}
+	if err := s.rx2.init(conn); err != nil {
+		_ = conn.Close()
+		_ = rtcpConn.Close()
+		ports.release(port)
+		return nil, err
+	}
 	wg.Add(2)
-	go s.receive()
+	go s.drainLoop()
 	go s.rtcpLoop()
 	return s, nil
 }
@@ -198,23 +204,6 @@ func (s *rtpSession) configure(rm remoteMedia) error {
 	s.expecting.Store(rm.expectsMedia())
 	s.lastRx.Store(time.Now().UnixNano())
 	return nil
-}
-
-// receive is the RTP read loop.
-func (s *rtpSession) receive() {
-	defer s.wg.Done()
-	buf := make([]byte, maxRTP)
-	var pkt rtp.Packet
-	for {
-		n, from, err := s.conn.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
-		s.handleRTP(buf[:n], netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), &pkt, time.Now())
-	}
 }
 
 // handleRTP checks, latches and dispatches one packet; it allocates
@@ -328,6 +317,7 @@ func (s *rtpSession) admit(from netip.AddrPort) bool {
 // readFrame plays out the next 20 ms at the codec's rate into pcm and runs
 // in-band DTMF detection on it.
 func (s *rtpSession) readFrame(pcm []int16) (int, media.PlayoutStatus) {
+	s.drain()
 	s.readMu.Lock()
 	defer s.readMu.Unlock()
 	if s.playout == nil || s.ended {
@@ -397,6 +387,7 @@ func (s *rtpSession) close() {
 
 // snapshot returns the counters.
 func (s *rtpSession) snapshot() Stats {
+	s.drain()
 	st := Stats{
 		Received: s.stats.received.Load(), Malformed: s.stats.malformed.Load(),
 		UnknownPT: s.stats.unknownPT.Load(), Foreign: s.stats.foreign.Load(),

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -76,4 +77,40 @@ func TestWriteAudioSends(t *testing.T) {
 			require.Zero(t, testing.AllocsPerRun(100, func() { s.writeAudio(payload, f); f++ }))
 		})
 	}
+}
+
+// TestDrainKeepsArrivalTimes: a packet read from the socket long after it
+// arrived carries the kernel's receive time, not the read's, and its
+// source; an empty socket reads as EAGAIN without waiting; neither
+// allocates.
+func TestDrainKeepsArrivalTimes(t *testing.T) {
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, 0)))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close() })
+	var r rxSocket
+	require.NoError(t, r.init(conn))
+	require.True(t, r.stamped, "SO_TIMESTAMPNS")
+
+	peer, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, 0)))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = peer.Close() })
+	sent := time.Now()
+	_, err = peer.WriteToUDPAddrPort([]byte("rtp?"), conn.LocalAddr().(*net.UDPAddr).AddrPort())
+	require.NoError(t, err)
+	// The read comes 50 ms after the arrival: that gap is what is tested.
+	time.Sleep(50 * time.Millisecond)
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	require.NoError(t, r.rc.Read(r.read))
+	require.NoError(t, r.err)
+	require.Equal(t, "rtp?", string(r.buf[:r.n]))
+	require.Equal(t, peer.LocalAddr().(*net.UDPAddr).AddrPort(), r.from)
+	require.WithinDuration(t, sent, r.at, 10*time.Millisecond, "the arrival time, not the read's")
+
+	start := time.Now()
+	require.NoError(t, r.rc.Read(r.read))
+	require.ErrorIs(t, r.err, syscall.EAGAIN)
+	require.Less(t, time.Since(start), 10*time.Millisecond, "an empty socket does not wait")
+	require.Zero(t, testing.AllocsPerRun(100, func() { _ = r.rc.Read(r.read) }))
 }
