@@ -34,9 +34,10 @@ func newPortAllocator(ip netip.Addr, lo, hi int) (*portAllocator, error) {
 // pairs is how many RTP/RTCP pairs the range holds.
 func (a *portAllocator) pairs() int { return (a.max - a.min + 1) / 2 }
 
-// allocate binds the next free pair and returns both sockets and the RTP
-// port; ErrNoPorts when every pair is taken.
-func (a *portAllocator) allocate() (rtp, rtcp *net.UDPConn, port int, err error) {
+// allocate binds the next free pair and returns both sockets (the RTP one
+// outside Go's poller, see rawUDP) and the RTP port; ErrNoPorts when every
+// pair is taken.
+func (a *portAllocator) allocate() (rtp *rawUDP, rtcp *net.UDPConn, port int, err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for range a.pairs() {
@@ -48,7 +49,7 @@ func (a *portAllocator) allocate() (rtp, rtcp *net.UDPConn, port int, err error)
 		if a.used[p] {
 			continue
 		}
-		rtp, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(a.ip, uint16(p))))
+		rtp, err := listenRawUDP(netip.AddrPortFrom(a.ip, uint16(p)))
 		if err != nil {
 			continue // held by another program
 		}

@@ -29,7 +29,7 @@ import (
 type rtpSession struct {
 	log      *slog.Logger
 	ports    *portAllocator
-	conn     *net.UDPConn
+	conn     *rawUDP
 	rtcpConn *net.UDPConn
 	port     int
 	ssrc     uint32

@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -36,12 +37,15 @@ func TestPortAllocator(t *testing.T) {
 	defer busy.Close()
 
 	var ports []int
-	var conns []*net.UDPConn
+	var conns []io.Closer
 	for range 2 {
 		rtpc, rtcpc, p, err := a.allocate()
 		require.NoError(t, err)
 		require.Zero(t, p%2, "rtp on an even port (RFC 3550 §11)")
 		require.Equal(t, p+1, rtcpc.LocalAddr().(*net.UDPAddr).Port, "rtcp on the next")
+		local, err := rtpc.LocalAddr()
+		require.NoError(t, err)
+		require.Equal(t, p, int(local.Port()))
 		ports = append(ports, p)
 		conns = append(conns, rtpc, rtcpc)
 	}

@@ -87,8 +87,10 @@ func TestDrainKeepsArrivalTimes(t *testing.T) {
 	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, 0)))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
+	rc, err := conn.SyscallConn()
+	require.NoError(t, err)
 	var r rxSocket
-	require.NoError(t, r.init(conn))
+	require.NoError(t, r.init(rc))
 	require.True(t, r.stamped, "SO_TIMESTAMPNS")
 
 	peer, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, 0)))
@@ -113,4 +115,44 @@ func TestDrainKeepsArrivalTimes(t *testing.T) {
 	require.ErrorIs(t, r.err, syscall.EAGAIN)
 	require.Less(t, time.Since(start), 10*time.Millisecond, "an empty socket does not wait")
 	require.Zero(t, testing.AllocsPerRun(100, func() { _ = r.rc.Read(r.read) }))
+}
+
+// TestRawUDP: a socket bound to 0.0.0.0 is dual-stack, as net.ListenUDP's
+// is: it receives from an IPv4 peer, whose address comes back as IPv4;
+// after Close, reads and writes report net.ErrClosed.
+func TestRawUDP(t *testing.T) {
+	u, err := listenRawUDP(netip.MustParseAddrPort("0.0.0.0:0"))
+	require.NoError(t, err)
+	local, err := u.LocalAddr()
+	require.NoError(t, err)
+	require.True(t, local.Addr().Is6(), "dual-stack: an IPv6 socket")
+
+	peer, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, 0)))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = peer.Close() })
+	_, err = peer.WriteToUDPAddrPort([]byte("hello"), netip.AddrPortFrom(loopback, local.Port()))
+	require.NoError(t, err)
+
+	var r rxSocket
+	require.NoError(t, r.init(u))
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		r.mu.Lock()
+		require.NoError(t, r.rc.Read(r.read))
+		got, from, rerr := string(r.buf[:r.n]), r.from, r.err
+		r.mu.Unlock()
+		if rerr == nil {
+			require.Equal(t, "hello", got)
+			require.Equal(t, peer.LocalAddr().(*net.UDPAddr).AddrPort(), from)
+			break
+		}
+		require.ErrorIs(t, rerr, syscall.EAGAIN)
+		require.True(t, time.Now().Before(deadline), "nothing received in 2 s")
+		time.Sleep(time.Millisecond) // loopback delivery: polled, bounded
+	}
+
+	require.NoError(t, u.Close())
+	require.ErrorIs(t, u.Close(), net.ErrClosed)
+	require.ErrorIs(t, u.Read(func(uintptr) bool { t.Fatal("read on a closed socket"); return true }), net.ErrClosed)
+	require.ErrorIs(t, u.Write(func(uintptr) bool { t.Fatal("write on a closed socket"); return true }), net.ErrClosed)
 }

@@ -48,11 +48,7 @@ type rxSocket struct {
 	stamped bool         // SO_TIMESTAMPNS is on
 }
 
-func (r *rxSocket) init(conn *net.UDPConn) error {
-	rc, err := conn.SyscallConn()
-	if err != nil {
-		return err
-	}
+func (r *rxSocket) init(rc syscall.RawConn) error {
 	var serr error
 	if err := rc.Control(func(fd uintptr) {
 		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_TIMESTAMPNS, 1)

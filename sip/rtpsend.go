@@ -3,7 +3,6 @@ package sip
 import (
 	"errors"
 	"math/rand/v2"
-	"net"
 	"net/netip"
 	"sync"
 	"syscall"
@@ -37,7 +36,7 @@ type sendQueue struct {
 	w   rawSender
 }
 
-func (q *sendQueue) init(conn *net.UDPConn) error {
+func (q *sendQueue) init(conn syscall.RawConn) error {
 	q.seq = uint16(rand.Uint32())
 	q.tsBase = rand.Uint32()
 	return q.w.init(conn)
@@ -115,11 +114,7 @@ type rawSender struct {
 	err   error
 }
 
-func (w *rawSender) init(conn *net.UDPConn) error {
-	rc, err := conn.SyscallConn()
-	if err != nil {
-		return err
-	}
+func (w *rawSender) init(rc syscall.RawConn) error {
 	var sa syscall.Sockaddr
 	var serr error
 	if err := rc.Control(func(fd uintptr) { sa, serr = syscall.Getsockname(int(fd)) }); err != nil {
