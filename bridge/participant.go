@@ -34,15 +34,15 @@ type PhoneParticipant struct {
 	offset  uint64        // room tick + offset = the call's frame number; mixer only
 	last    atomic.Uint64 // the last frame number WriteMix used
 
-	mu       sync.Mutex // guards the fields below: the mixer against Close
-	rs       *media.Resampler
-	pcm      []int16 // one frame at rate, reused every tick
+	mu  sync.Mutex // guards the fields below: the mixer against Close
+	rs  *media.Resampler
+	pcm []int16 // one frame at rate, reused every tick
 	// reads counts ReadNative calls, resampled the one of the last To48k:
 	// a frame skipped in between (not mixed) restarts the resampler.
 	reads, resampled uint64
 	pcmOK            bool // pcm holds the last ReadNative's frame
-	detached bool
-	closed   bool
+	detached         bool
+	closed           bool
 	// hungUp is closed when the hang-up Detached started has finished and
 	// hangupErr holds its result; nil when Detached started none.
 	hungUp    chan struct{}
