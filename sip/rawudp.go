@@ -53,14 +53,9 @@ func listenRawUDP(addr netip.AddrPort) (*rawUDP, error) {
 	return &rawUDP{fd: fd}, nil
 }
 
+// Control runs f with the descriptor held open.
 func (u *rawUDP) Control(f func(fd uintptr)) error {
-	u.mu.RLock()
-	defer u.mu.RUnlock()
-	if u.closed {
-		return net.ErrClosed
-	}
-	f(uintptr(u.fd))
-	return nil
+	return u.Read(func(fd uintptr) bool { f(fd); return true })
 }
 
 // Read runs f once; there is no waiting for readability.

@@ -64,7 +64,7 @@ type rtpSession struct {
 	seqSSRC          uint32
 	seqSeen          bool
 
-	rx2     rxSocket // the RTP socket's receiving side (rtprecv.go)
+	rxSock  rxSocket // the RTP socket's receiving side (rtprecv.go)
 	tx      sendQueue
 	srtp    srtpState
 	stats   rtpCounters
@@ -150,7 +150,7 @@ func newRTPSession(log *slog.Logger, ports *portAllocator, wg *sync.WaitGroup, o
 		ports.release(port)
 		return nil, err
 	}
-	if err := s.rx2.init(conn); err != nil {
+	if err := s.rxSock.init(conn); err != nil {
 		_ = conn.Close()
 		_ = rtcpConn.Close()
 		ports.release(port)

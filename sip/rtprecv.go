@@ -118,7 +118,7 @@ func ntohs(p uint16) uint16 {
 // drain hands every packet waiting on the RTP socket (at most drainBatch)
 // to handleRTP. It returns false once the socket is closed.
 func (s *rtpSession) drain() bool {
-	r := &s.rx2
+	r := &s.rxSock
 	if r.rc == nil {
 		return true // a session without a socket (the fuzz target's)
 	}
@@ -148,7 +148,7 @@ func (s *rtpSession) drainLoop() {
 		case <-s.closed:
 			return
 		case now := <-t.C:
-			if now.UnixNano()-s.rx2.last.Load() < int64(drainEvery/2) {
+			if now.UnixNano()-s.rxSock.last.Load() < int64(drainEvery/2) {
 				continue
 			}
 			if !s.drain() {

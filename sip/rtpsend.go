@@ -28,8 +28,8 @@ type sendQueue struct {
 	first  uint64 // frame number of the first packet
 	last   uint64 // frame number of the last packet
 	start  bool
-	lastTS uint32    // timestamp of the last packet queued, for RTCP SR
-	lastAt time.Time // when it was queued
+	lastTS uint32    // timestamp of the last packet sent, for RTCP SR
+	lastAt time.Time // when it was sent
 
 	pkt [maxRTP]byte               // the packet being sent
 	out [maxRTP + srtpTrailer]byte // its SRTP protected form

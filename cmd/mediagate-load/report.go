@@ -22,7 +22,7 @@ type Report struct {
 	Failed       int    `json:"failed_joins"`
 	// Dropped counts calls the gateway hung up before the load did.
 	Dropped int `json:"dropped_by_gateway"`
-	// NotMeasured, when set, says why the scenario has no figures yet.
+	// NotMeasured, when set, says why the row has no figures (Janus failed).
 	NotMeasured string `json:"not_measured,omitempty"`
 
 	WindowS float64 `json:"window_s"`

@@ -26,9 +26,6 @@ type scenario struct {
 	webrtc   int  // participants per room joining over WHIP
 	whep     bool // the WebRTC participants that do not speak join over WHEP
 	janus    bool // run the same load against Janus AudioBridge too
-	// janusMissing, when set, is why the Janus row is not measured.
-	janusMissing string
-	missing      string // not implemented yet: listed as "not measured"
 	// record rooms (the first ones) record automatically, and stream of
 	// them stream to nginx-rtmp.
 	record, stream int
@@ -108,11 +105,6 @@ func suiteMain(ctx context.Context, args []string) error {
 		if !strings.HasPrefix(sc.name, *only) {
 			continue
 		}
-		if sc.missing != "" {
-			reps = append(reps, Report{Scenario: sc.name, Target: "mediagate", Participants: sc.calls,
-				NotMeasured: sc.missing})
-			continue
-		}
 		o := options{scenario: sc.name, calls: sc.calls, roomSize: sc.roomSize, speakers: sc.speakers,
 			webrtcPerRoom: sc.webrtc, whepListeners: sc.whep,
 			host: "127.0.0.1", numberBase: 7000, rate: 50, warmup: *warmup, duration: *duration,
@@ -135,10 +127,7 @@ func suiteMain(ctx context.Context, args []string) error {
 			rep.CPUPctPerUnit, rep.Unit = &each, sc.perUnit
 		}
 		reps = append(reps, rep)
-		if sc.janus && sc.janusMissing != "" {
-			reps = append(reps, Report{Scenario: sc.name, Target: "janus", Participants: sc.calls,
-				NotMeasured: sc.janusMissing})
-		} else if sc.janus && *janusBin != "" {
+		if sc.janus && *janusBin != "" {
 			rep, err := runJanus(ctx, *janusBin, o)
 			if err != nil {
 				logf("%s: janus: %v", sc.name, err)
