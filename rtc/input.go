@@ -97,11 +97,12 @@ func dtlsRecords(b []byte) bool {
 }
 
 // inputFilter is the server's UDP socket as pion's mux sees it: reads
-// skip and count the datagrams classifyDatagram refuses. It implements
-// the allocation-free ReadFromAddrPort/WriteToAddrPort pion's mux uses
-// when offered.
+// skip and count the datagrams classifyDatagram refuses; writes go out in
+// batches (batchWriter). It implements the allocation-free
+// ReadFromAddrPort/WriteToAddrPort pion's mux uses when offered.
 type inputFilter struct {
 	conn    *net.UDPConn
+	out     *batchWriter
 	log     *slog.Logger
 	drops   [numInputDrops]atomic.Uint64
 	lastLog atomic.Int64 // unix ns of the last Debug line about drops
@@ -112,7 +113,7 @@ type inputFilter struct {
 const inputLogEvery = 10 * time.Second
 
 func newInputFilter(conn *net.UDPConn, log *slog.Logger) *inputFilter {
-	return &inputFilter{conn: conn, log: log}
+	return &inputFilter{conn: conn, out: newBatchWriter(conn), log: log}
 }
 
 // ReadFromAddrPort returns the next datagram that passes the filter.
@@ -154,16 +155,29 @@ func (f *inputFilter) ReadFrom(b []byte) (int, net.Addr, error) {
 	return n, net.UDPAddrFromAddrPort(from), nil
 }
 
+// WriteToAddrPort queues b for the next batch.
 func (f *inputFilter) WriteToAddrPort(b []byte, to netip.AddrPort) (int, error) {
-	return f.conn.WriteToUDPAddrPort(b, to)
+	return f.out.WriteToAddrPort(b, to)
 }
 
-func (f *inputFilter) WriteTo(b []byte, to net.Addr) (int, error) { return f.conn.WriteTo(b, to) }
-func (f *inputFilter) Close() error                               { return f.conn.Close() }
-func (f *inputFilter) LocalAddr() net.Addr                        { return f.conn.LocalAddr() }
-func (f *inputFilter) SetDeadline(t time.Time) error              { return f.conn.SetDeadline(t) }
-func (f *inputFilter) SetReadDeadline(t time.Time) error          { return f.conn.SetReadDeadline(t) }
-func (f *inputFilter) SetWriteDeadline(t time.Time) error         { return f.conn.SetWriteDeadline(t) }
+// WriteTo is WriteToAddrPort for net.PacketConn.
+func (f *inputFilter) WriteTo(b []byte, to net.Addr) (int, error) {
+	if u, ok := to.(*net.UDPAddr); ok {
+		return f.out.WriteToAddrPort(b, u.AddrPort())
+	}
+	return f.conn.WriteTo(b, to)
+}
+
+// Close stops the batches and closes the socket.
+func (f *inputFilter) Close() error {
+	f.out.close()
+	return f.conn.Close()
+}
+
+func (f *inputFilter) LocalAddr() net.Addr                { return f.conn.LocalAddr() }
+func (f *inputFilter) SetDeadline(t time.Time) error      { return f.conn.SetDeadline(t) }
+func (f *inputFilter) SetReadDeadline(t time.Time) error  { return f.conn.SetReadDeadline(t) }
+func (f *inputFilter) SetWriteDeadline(t time.Time) error { return f.conn.SetWriteDeadline(t) }
 
 var _ net.PacketConn = (*inputFilter)(nil)
 

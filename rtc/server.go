@@ -26,6 +26,9 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/logging"
 	"github.com/pion/webrtc/v4"
 
@@ -189,20 +192,42 @@ func (s *Server) newAPI(logs pionLogs) (*webrtc.API, error) {
 	return newMediaAPI(se, logs)
 }
 
-// newMediaAPI builds a pion API on se: Opus and H.264 only and the default
-// interceptors (NACK, RTCP sender and receiver reports, TWCC). Sessions
-// and links both use it.
+// newMediaAPI builds a pion API on se: Opus and H.264 only and pion's
+// default interceptors (NACK, RTCP sender and receiver reports, TWCC)
+// except its stats interceptor: nothing here calls GetStats, and it cost
+// 6 % of the gateway's CPU with 300 listeners (docs/benchmarks.md).
+// Sessions and links both use it.
 func newMediaAPI(se webrtc.SettingEngine, logs pionLogs) (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	if err := registerCodecs(me); err != nil {
 		return nil, fmt.Errorf("rtc: register codecs: %w", err)
 	}
 	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptorsWithOptions(me, ir, webrtc.WithInterceptorLoggerFactory(logs)); err != nil {
+	if err := registerInterceptors(me, ir, logs); err != nil {
 		return nil, fmt.Errorf("rtc: interceptors: %w", err)
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir),
 		webrtc.WithSettingEngine(se)), nil
+}
+
+// registerInterceptors is webrtc.RegisterDefaultInterceptorsWithOptions
+// without the stats interceptor.
+func registerInterceptors(me *webrtc.MediaEngine, ir *interceptor.Registry, logs pionLogs) error {
+	err := webrtc.ConfigureNackWithOptions(me, ir,
+		[]nack.GeneratorOption{nack.WithGeneratorLoggerFactory(logs)},
+		nack.WithResponderLoggerFactory(logs))
+	if err == nil {
+		err = webrtc.ConfigureRTCPReportsWithOptions(ir,
+			[]report.ReceiverOption{report.WithReceiverLoggerFactory(logs)},
+			report.WithSenderLoggerFactory(logs))
+	}
+	if err == nil {
+		err = webrtc.ConfigureSimulcastExtensionHeaders(me)
+	}
+	if err == nil {
+		err = webrtc.ConfigureTWCCSenderWithOptions(me, ir, twcc.WithLoggerFactory(logs))
+	}
+	return err
 }
 
 // setICE sets the ICE behaviour every PeerConnection of this package
