@@ -1,10 +1,12 @@
 package sip
 
 import (
+	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -79,11 +81,55 @@ func TestWriteAudioSends(t *testing.T) {
 	}
 }
 
+// stampingOn keeps one socket with SO_TIMESTAMPNS open for the rest of
+// the test binary and waits until the kernel stamps packets on arrival.
+// Linux switches arrival stamping on and off for the whole machine, with
+// the first socket that asks and after the last one closes, in deferred
+// work; until it is on, a packet carries the time it was read, and a test
+// that closed its sockets a moment ago would see that.
+func stampingOn(t *testing.T) {
+	t.Helper()
+	stampOnce.Do(func() {
+		conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, 0)))
+		if err != nil {
+			stampErr = err
+			return
+		}
+		rc, _ := conn.SyscallConn()
+		if stampErr = stampSock.init(rc); stampErr != nil {
+			return
+		}
+		to := conn.LocalAddr().(*net.UDPAddr).AddrPort()
+		for range 100 { // bounded: 100 × 20 ms
+			if _, stampErr = conn.WriteToUDPAddrPort([]byte("stamp?"), to); stampErr != nil {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+			stampSock.mu.Lock()
+			_ = stampSock.rc.Read(stampSock.read)
+			ok := stampSock.err == nil && time.Since(stampSock.at[0]) >= 10*time.Millisecond
+			stampSock.mu.Unlock()
+			if ok {
+				return
+			}
+		}
+		stampErr = errors.New("the kernel does not stamp arrivals")
+	})
+	require.NoError(t, stampErr)
+}
+
+var (
+	stampOnce sync.Once
+	stampSock rxSocket
+	stampErr  error
+)
+
 // TestDrainKeepsArrivalTimes: a packet read from the socket long after it
 // arrived carries the kernel's receive time, not the read's, and its
 // source; an empty socket reads as EAGAIN without waiting; neither
 // allocates.
 func TestDrainKeepsArrivalTimes(t *testing.T) {
+	stampingOn(t)
 	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, 0)))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
@@ -106,15 +152,74 @@ func TestDrainKeepsArrivalTimes(t *testing.T) {
 	defer r.mu.Unlock()
 	require.NoError(t, r.rc.Read(r.read))
 	require.NoError(t, r.err)
-	require.Equal(t, "rtp?", string(r.buf[:r.n]))
-	require.Equal(t, peer.LocalAddr().(*net.UDPAddr).AddrPort(), r.from)
-	require.WithinDuration(t, sent, r.at, 10*time.Millisecond, "the arrival time, not the read's")
+	require.Equal(t, 1, r.got)
+	require.Equal(t, "rtp?", string(r.bufs[0][:r.n[0]]))
+	require.Equal(t, peer.LocalAddr().(*net.UDPAddr).AddrPort(), r.from[0])
+	require.WithinDuration(t, sent, r.at[0], 10*time.Millisecond, "the arrival time, not the read's")
 
 	start := time.Now()
 	require.NoError(t, r.rc.Read(r.read))
 	require.ErrorIs(t, r.err, syscall.EAGAIN)
+	require.Zero(t, r.got)
 	require.Less(t, time.Since(start), 10*time.Millisecond, "an empty socket does not wait")
 	require.Zero(t, testing.AllocsPerRun(100, func() { _ = r.rc.Read(r.read) }))
+}
+
+// TestRecvBatch: packets waiting from two sources come back in one
+// recvmmsg, at most rxBatch at a time, in order, each with its own source,
+// length and arrival time; fewer than rxBatch waiting means the socket is
+// empty afterwards.
+func TestRecvBatch(t *testing.T) {
+	stampingOn(t)
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, 0)))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close() })
+	rc, err := conn.SyscallConn()
+	require.NoError(t, err)
+	var r rxSocket
+	require.NoError(t, r.init(rc))
+	to := conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	var peers [2]*net.UDPConn
+	for i := range peers {
+		peers[i], err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, 0)))
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = peers[i].Close() })
+	}
+	const total = rxBatch + 2
+	var sentAt [total]time.Time
+	for k := range total {
+		sentAt[k] = time.Now()
+		_, err := peers[k%2].WriteToUDPAddrPort([]byte(strings.Repeat("x", k+1)), to)
+		require.NoError(t, err)
+		time.Sleep(time.Millisecond) // arrival times apart, checked below
+	}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	k := 0
+	var prev time.Time
+	for _, want := range []int{rxBatch, total - rxBatch} {
+		deadline := time.Now().Add(2 * time.Second)
+		for {
+			require.NoError(t, r.rc.Read(r.read))
+			if r.err == nil || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(time.Millisecond) // loopback delivery: polled, bounded
+		}
+		require.NoError(t, r.err)
+		require.Equal(t, want, r.got)
+		for i := range r.got {
+			require.Equal(t, k+1, r.n[i], "packet %d", k)
+			require.Equal(t, peers[k%2].LocalAddr().(*net.UDPAddr).AddrPort(), r.from[i])
+			require.False(t, r.at[i].Before(sentAt[k]), "packet %d: received before it was sent", k)
+			require.True(t, r.at[i].After(prev), "packet %d: the previous packet's time", k)
+			prev = r.at[i]
+			k++
+		}
+	}
+	require.NoError(t, r.rc.Read(r.read))
+	require.ErrorIs(t, r.err, syscall.EAGAIN)
 }
 
 // TestRawUDP: a socket bound to 0.0.0.0 is dual-stack, as net.ListenUDP's
@@ -139,7 +244,7 @@ func TestRawUDP(t *testing.T) {
 	for {
 		r.mu.Lock()
 		require.NoError(t, r.rc.Read(r.read))
-		got, from, rerr := string(r.buf[:r.n]), r.from, r.err
+		got, from, rerr := string(r.bufs[0][:r.n[0]]), r.from[0], r.err
 		r.mu.Unlock()
 		if rerr == nil {
 			require.Equal(t, "hello", got)
