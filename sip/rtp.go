@@ -37,9 +37,10 @@ type rtpSession struct {
 	wg       *sync.WaitGroup
 
 	dest      atomic.Pointer[peerAddrs]
-	sending   atomic.Bool  // the peer wants our audio (not on hold)
-	expecting atomic.Bool  // the peer sends audio: the media timeout applies
-	lastRx    atomic.Int64 // unix ns of the last accepted RTP or RTCP packet
+	sending   atomic.Bool                  // the peer wants our audio (not on hold)
+	expecting atomic.Bool                  // the peer sends audio: the media timeout applies
+	lastRx    atomic.Int64                 // unix ns of the last accepted RTP or RTCP packet
+	timeout   atomic.Pointer[mediaTimeout] // set by watch
 	rx        atomic.Pointer[rxConfig]
 
 	// Playout side, used by ReadFrame under readMu. codec, jb and dec are
@@ -339,30 +340,30 @@ func (s *rtpSession) readFrame(pcm []int16) (int, media.PlayoutStatus) {
 }
 
 // watch ends the call through onTimeout when no media arrived for timeout
-// while media is expected (not on hold). It runs until close.
+// while media is expected (not on hold). The drain loop checks it at each
+// of its ticks (drainEvery) until close.
 func (s *rtpSession) watch(timeout time.Duration, onTimeout func()) {
 	s.lastRx.Store(time.Now().UnixNano())
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		t := time.NewTicker(min(max(timeout/4, 10*time.Millisecond), time.Second))
-		defer t.Stop()
-		for {
-			select {
-			case <-s.closed:
-				return
-			case now := <-t.C:
-				if !s.expecting.Load() {
-					s.lastRx.Store(now.UnixNano()) // on hold: restart the clock
-					continue
-				}
-				if now.Sub(time.Unix(0, s.lastRx.Load())) > timeout {
-					onTimeout()
-					return
-				}
-			}
-		}
-	}()
+	s.timeout.Store(&mediaTimeout{after: timeout, fire: onTimeout})
+}
+
+// mediaTimeout is what watch set up.
+type mediaTimeout struct {
+	after time.Duration
+	fire  func()
+}
+
+// checkTimeout runs the media timeout at now: it fires once.
+func (s *rtpSession) checkTimeout(now time.Time) {
+	mt := s.timeout.Load()
+	switch {
+	case mt == nil:
+	case !s.expecting.Load():
+		s.lastRx.Store(now.UnixNano()) // on hold: restart the clock
+	case now.Sub(time.Unix(0, s.lastRx.Load())) > mt.after:
+		s.timeout.Store(nil)
+		mt.fire()
+	}
 }
 
 // close stops the goroutines, sends an RTCP BYE, closes the sockets,

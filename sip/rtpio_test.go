@@ -261,3 +261,31 @@ func TestRawUDP(t *testing.T) {
 	require.ErrorIs(t, u.Read(func(uintptr) bool { t.Fatal("read on a closed socket"); return true }), net.ErrClosed)
 	require.ErrorIs(t, u.Write(func(uintptr) bool { t.Fatal("write on a closed socket"); return true }), net.ErrClosed)
 }
+
+// BenchmarkDrainOnePacket is a tick's drain of a call's socket holding
+// one packet: one recvmmsg (recvmsg needed a second call for EAGAIN).
+func BenchmarkDrainOnePacket(b *testing.B) {
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, 0)))
+	require.NoError(b, err)
+	b.Cleanup(func() { _ = conn.Close() })
+	rc, err := conn.SyscallConn()
+	require.NoError(b, err)
+	var r rxSocket
+	require.NoError(b, r.init(rc))
+	peer, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, 0)))
+	require.NoError(b, err)
+	b.Cleanup(func() { _ = peer.Close() })
+	to := conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	pkt := make([]byte, 172)
+	for b.Loop() {
+		b.StopTimer()
+		_, _ = peer.WriteToUDPAddrPort(pkt, to)
+		b.StartTimer()
+		r.mu.Lock()
+		_ = r.rc.Read(r.read)
+		r.mu.Unlock()
+		if r.got != 1 {
+			b.Fatalf("%d packets, %v", r.got, r.err)
+		}
+	}
+}

@@ -172,7 +172,8 @@ func (s *rtpSession) drain() bool {
 }
 
 // drainLoop drains the socket every drainEvery unless a reader did
-// recently, until the session closes.
+// recently, and runs the media timeout, until the session closes: the one
+// goroutine and timer a call's media has besides RTCP.
 func (s *rtpSession) drainLoop() {
 	defer s.wg.Done()
 	t := time.NewTicker(drainEvery)
@@ -182,12 +183,10 @@ func (s *rtpSession) drainLoop() {
 		case <-s.closed:
 			return
 		case now := <-t.C:
-			if now.UnixNano()-s.rxSock.last.Load() < int64(drainEvery/2) {
-				continue
-			}
-			if !s.drain() {
+			if now.UnixNano()-s.rxSock.last.Load() >= int64(drainEvery/2) && !s.drain() {
 				return
 			}
+			s.checkTimeout(now)
 		}
 	}
 }
