@@ -94,12 +94,12 @@ func TestOverlaySaturates(t *testing.T) {
 			ann[i], mix[i] = -30000, -32768
 		}
 	}
-	overlay(&ann, &mix)
+	overlay(ann[:], mix[:])
 	require.Equal(t, int16(32767), ann[0])
 	require.Equal(t, int16(-32768), ann[1])
 	var quiet media.Frame
 	quiet[0], mix[0] = 100, 400
-	overlay(&quiet, &mix)
+	overlay(quiet[:], mix[:])
 	require.Equal(t, int16(200), quiet[0], "100 plus 400 lowered by 12 dB")
 }
 

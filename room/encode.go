@@ -154,7 +154,7 @@ func (r *Room) newOwnStream(f Format) (*ownStream, error) {
 func (r *Room) encodeOwn(now time.Time) {
 	mx := &r.mx
 	for _, m := range mx.members {
-		announcing := m.ann != nil && m.ann.Announcement(m.annFrame)
+		announcing := m.announcing
 		if m.contrib || announcing {
 			m.ownUntil = mx.tick + uint64(r.cfg.encoderHangover)
 		}
@@ -171,25 +171,58 @@ func (r *Room) encodeOwn(now time.Time) {
 			}
 			m.own = own
 		}
-		if !m.onOwn {
+		if !m.onOwn && !mx.narrow {
 			r.primeOwn(m.own)
 		}
 		m.onOwn = true
-		src := &mx.mix.Full
-		if m.contrib {
-			src = &mx.mix.Minus[m.slot]
+		var n int
+		var err error
+		if mx.narrow {
+			src := mx.mix8.Full[:]
+			if m.contrib {
+				src = mx.mix8.Minus[m.slot][:]
+			}
+			if announcing {
+				src = r.narrowAnnouncement(m, src)
+			}
+			r.countEncode(false)
+			n, err = m.own.enc.Encode(src, m.own.buf)
+		} else {
+			src := &mx.mix.Full
+			if m.contrib {
+				src = &mx.mix.Minus[m.slot]
+			}
+			if announcing {
+				overlay(m.annFrame[:], src[:])
+				src = m.annFrame
+			}
+			n, err = r.encodeOwnFrame(m.own, src)
 		}
-		if announcing {
-			overlay(m.annFrame, src)
-			src = m.annFrame
-		}
-		n, err := r.encodeOwnFrame(m.own, src)
 		if err != nil {
 			r.fail(m, fmt.Errorf("encode mix-minus as %s: %w", m.info.Format, err))
 			continue
 		}
 		r.deliver(m, Packet{Payload: m.own.buf[:n], Tick: mx.tick, Time: now})
 	}
+}
+
+// narrowAnnouncement brings m's announcement of a narrow tick down to 8
+// kHz with its own stream's resampler, continuous over the announcement's
+// ticks, and lays mix under it, in o.pcm, which it returns.
+func (r *Room) narrowAnnouncement(m *member, mix []int16) []int16 {
+	o := m.own
+	if o.res == nil || len(o.pcm) != len(mix) {
+		return mix // not an 8 kHz stream: cannot happen in a narrow tick
+	}
+	if m.annTick+1 != r.mx.tick {
+		o.res.Reset()
+	}
+	m.annTick = r.mx.tick
+	if _, err := o.res.Process(m.annFrame[:], o.pcm); err != nil {
+		return mix
+	}
+	overlay(o.pcm, mix)
+	return o.pcm
 }
 
 // primeOwn gets an own stream that was idle ready to take over: it is fed
@@ -228,6 +261,10 @@ func (r *Room) encodeOwnFrame(o *ownStream, src *media.Frame) (int, error) {
 func (r *Room) encodeShared(now time.Time) {
 	mx := &r.mx
 	for _, rm := range mx.rates {
+		if mx.narrow && rm.rate == media.Rate8k {
+			copy(rm.pcm, mx.mix8.Full[:])
+			continue
+		}
 		// Every tick, listened to or not, so the filter history stays
 		// continuous and priming has the past frames at hand.
 		if _, err := rm.res.Process(mx.mix.Full[:], rm.pcm); err != nil {

@@ -145,6 +145,13 @@ func (f *fanout) unsubscribe(c *MixConsumer) {
 	}
 }
 
+// empty reports whether the mix has no consumer.
+func (f *fanout) empty() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.cons) == 0
+}
+
 // push copies the frame to every consumer; it never blocks.
 func (f *fanout) push(tick uint64, now time.Time, pcm *media.Frame) {
 	f.mu.Lock()

@@ -32,18 +32,24 @@ type member struct {
 	detachErr error
 
 	// The mixer's own; touched only under Room.tickMu.
-	in       media.Frame // this tick's audio (ramped down when fading)
-	pending  bool        // native: the tick's frame is read but not yet in in
-	vad      vad
-	voiced   bool   // speaking (voice active and not muted) this tick
-	told     bool   // speaking state last handed to commit
-	inMix    bool   // voice selected for the mix this tick
-	wasInMix bool   // inMix last tick
-	contrib  bool   // adds to the mix this tick (inMix, or fading out)
-	slot     int    // index of its voice in mixer.mix.Voices while contrib
-	ownUntil uint64 // last tick of its own-encoder hangover
-	onOwn    bool   // got its own stream last tick
-	own      *ownStream
+	in        media.Frame // this tick's audio (ramped down when fading)
+	pending   bool        // native: the tick's frame is read but not yet in in
+	nativePCM []int16     // native: the tick's frame as ReadNative returned it, while pending
+	// narrowIn is this tick's audio in a narrow tick (mixer.narrow).
+	narrowIn   media.NarrowFrame
+	native8    bool   // native: its frames come at 8 kHz (learnt from the first one)
+	announcing bool   // its Announcer gave a frame this tick (in annFrame)
+	annTick    uint64 // last narrow tick it announced in
+	vad        vad
+	voiced     bool   // speaking (voice active and not muted) this tick
+	told       bool   // speaking state last handed to commit
+	inMix      bool   // voice selected for the mix this tick
+	wasInMix   bool   // inMix last tick
+	contrib    bool   // adds to the mix this tick (inMix, or fading out)
+	slot       int    // index of its voice in mixer.mix.Voices while contrib
+	ownUntil   uint64 // last tick of its own-encoder hangover
+	onOwn      bool   // got its own stream last tick
+	own        *ownStream
 }
 
 // closeOwn releases the member's own encoder; mixer side only.
@@ -70,8 +76,19 @@ type mixer struct {
 
 	// This tick's contributions (Voices, in slot order), the full mix
 	// (mix.Full) and each contributor's mix-minus (mix.Minus[slot]).
-	mix  media.Mix
-	hist [primeFrames]media.Frame // the full mixes of the last ticks, by tick % primeFrames
+	mix    media.Mix
+	hist   [primeFrames]media.Frame // the full mixes of the last ticks, by tick % primeFrames
+	upTick uint64                   // tick of up's last frame
+
+	// narrow is set for a tick in which every member speaks and listens at
+	// 8 kHz (G.711 telephones, each a NativeReader): the tick mixes at 8
+	// kHz (mix8), and no voice or mix is resampled, except the full mix up
+	// to 48 kHz, once, while the mix has consumers (up), and an
+	// announcement down to 8 kHz. wasNarrow is the last tick's; a change
+	// resets the resamplers that skipped ticks.
+	narrow, wasNarrow bool
+	mix8              media.NarrowMix
+	up                *media.Resampler
 }
 
 // primeFrames is how many past ticks of the full mix an encoder is fed
@@ -113,10 +130,14 @@ func (r *Room) Tick(now time.Time) {
 		t.ticks.Add(1)
 	}
 	r.pull()
+	r.switchRate()
 	r.selectVoices()
 	r.mix()
 	r.encodeOwn(now)
 	r.encodeShared(now)
+	if mx.narrow {
+		r.widenFull()
+	}
 	r.fan.push(mx.tick, now, &mx.mix.Full)
 	r.commit(now)
 	mx.hist[mx.tick%primeFrames] = mx.mix.Full
@@ -177,10 +198,12 @@ func (r *Room) release() {
 	mx.oldRate = mx.oldRate[:0]
 }
 
-// pull reads one frame from every participant and runs voice activity.
+// pull reads one frame from every participant, and its announcement if
+// it has one, runs voice activity, and decides whether the tick is narrow.
 func (r *Room) pull() {
 	mx := &r.mx
 	mx.changes = mx.changes[:0]
+	narrow := len(mx.members) > 0
 	for _, m := range mx.members {
 		level := uint8(silentLevel)
 		switch {
@@ -188,20 +211,69 @@ func (r *Room) pull() {
 			// in is filled by selectVoices if the voice is mixed.
 			var pcm []int16
 			pcm, m.pending = m.native.ReadNative()
+			m.nativePCM = nil
 			if m.pending {
 				level = frameLevel(pcm)
+				m.nativePCM = pcm
+				m.native8 = len(pcm) == media.NarrowSamples
 			}
 		case m.p.ReadFrame(&m.in):
 			level = frameLevel(m.in[:])
 		default:
 			clear(m.in[:])
 		}
+		m.announcing = m.ann != nil && m.ann.Announcement(m.annFrame)
+		narrow = narrow && m.native8 && m.shared.rm != nil && m.shared.rm.rate == media.Rate8k
 		m.level.Store(uint32(level))
 		m.voiced = m.vad.update(level) && !m.muted.Load()
 		if m.voiced != m.told {
 			m.told = m.voiced
 			mx.changes = append(mx.changes, m)
 		}
+	}
+	mx.wasNarrow, mx.narrow = mx.narrow, narrow
+}
+
+// switchRate resets the 48 to 8 kHz resamplers when a narrow stretch
+// ends: they skipped its ticks, and their filters must not continue from
+// a frame long past.
+func (r *Room) switchRate() {
+	mx := &r.mx
+	if !mx.wasNarrow || mx.narrow {
+		return
+	}
+	for _, rm := range mx.rates {
+		rm.res.Reset()
+	}
+	for _, m := range mx.members {
+		if m.own != nil && m.own.res != nil {
+			m.own.res.Reset()
+		}
+	}
+}
+
+// widenFull brings a narrow tick's full mix up to 48 kHz for the mix's
+// consumers (recorders, egress), or leaves silence when there are none.
+func (r *Room) widenFull() {
+	mx := &r.mx
+	if r.fan.empty() {
+		clear(mx.mix.Full[:])
+		return
+	}
+	if mx.up == nil {
+		up, err := media.NewResampler(media.Rate8k, media.Rate48k)
+		if err != nil {
+			r.log.Warn("narrow mix: no resampler", "err", err)
+			clear(mx.mix.Full[:])
+			return
+		}
+		mx.up = up
+	} else if mx.upTick+1 != mx.tick {
+		mx.up.Reset()
+	}
+	mx.upTick = mx.tick
+	if _, err := mx.up.Process(mx.mix8.Full[:], mx.mix.Full[:]); err != nil {
+		clear(mx.mix.Full[:])
 	}
 }
 
@@ -252,23 +324,36 @@ func (r *Room) selectVoices() {
 			m.contrib = true
 			fading--
 		}
-		if m.contrib && m.native != nil {
+		switch {
+		case !m.contrib:
+		case mx.narrow: // every member is native
 			if m.pending {
-				m.native.To48k(&m.in)
+				copy(m.narrowIn[:], m.nativePCM)
 			} else {
-				clear(m.in[:])
+				clear(m.narrowIn[:])
+			}
+			if leaving {
+				fadeOut(m.narrowIn[:])
+			}
+		default:
+			if m.native != nil {
+				if m.pending {
+					m.native.To48k(&m.in)
+				} else {
+					clear(m.in[:])
+				}
+			}
+			if leaving {
+				fadeOut(m.in[:])
 			}
 		}
 		m.pending = false
-		if leaving {
-			fadeOut(&m.in)
-		}
 		m.wasInMix = m.inMix
 	}
 }
 
 // fadeOut ramps f linearly from full level down to silence.
-func fadeOut(f *media.Frame) {
+func fadeOut(f []int16) {
 	for i := range f {
 		f[i] = int16(int32(f[i]) * int32(len(f)-i) / int32(len(f)))
 	}
@@ -286,10 +371,18 @@ func (r *Room) mix() {
 			continue
 		}
 		m.slot = n
-		mx.mix.Voices[n] = m.in
+		if mx.narrow {
+			mx.mix8.Voices[n] = m.narrowIn
+		} else {
+			mx.mix.Voices[n] = m.in
+		}
 		n++
 	}
-	mx.mix.Run(n)
+	if mx.narrow {
+		mx.mix8.Run(n)
+	} else {
+		mx.mix.Run(n)
+	}
 }
 
 // commit publishes this tick's speaking changes, under Room.mu so they fall

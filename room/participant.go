@@ -246,8 +246,8 @@ const announceDuckShift = 2
 
 // overlay adds the announcement ann onto mix lowered by AnnounceDuckDB,
 // in place in ann, saturating at full scale.
-func overlay(ann, mix *media.Frame) {
-	for i, a := range ann {
+func overlay(ann, mix []int16) {
+	for i, a := range ann[:len(mix)] {
 		v := int32(a) + int32(mix[i])>>announceDuckShift
 		ann[i] = int16(min(max(v, -32768), 32767))
 	}

@@ -521,6 +521,9 @@ func (r *Room) shutdown(reason error) {
 	for _, rm := range rates {
 		_ = rm.res.Close()
 	}
+	if r.mx.up != nil {
+		_ = r.mx.up.Close()
+	}
 	r.events.close()
 	r.fan.close()
 	close(r.done)
