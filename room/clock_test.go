@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/mediagate/mediagate/media"
 )
 
 // TestSchedule: the room's clock runs the frames that are due, catches up
@@ -38,5 +40,30 @@ func TestSchedule(t *testing.T) {
 				require.True(t, after.After(tc.now))
 			}
 		})
+	}
+}
+
+// TestTickPhasesSpread: rooms started one after another tick at phases
+// spread over the frame: 100 rooms leave no 2 ms of the 20 ms frame
+// without a room and put no more than 13 rooms in any; the first tick
+// comes one to two frames after the start, at its phase.
+func TestTickPhasesSpread(t *testing.T) {
+	var buckets [10]int
+	for range 100 {
+		p := tickPhase()
+		require.GreaterOrEqual(t, p, time.Duration(0))
+		require.Less(t, p, media.FrameDuration)
+		buckets[p/(2*time.Millisecond)]++
+	}
+	for i, n := range buckets {
+		require.Positive(t, n, "no room in %d–%d ms", 2*i, 2*i+2)
+		require.LessOrEqual(t, n, 13, "%d rooms in %d–%d ms", n, 2*i, 2*i+2)
+	}
+	now := time.Date(2026, 11, 23, 12, 0, 0, 7_300_000, time.UTC)
+	for _, phase := range []time.Duration{0, 3 * time.Millisecond, 7300 * time.Microsecond, 19 * time.Millisecond} {
+		first := firstTick(now, phase)
+		require.GreaterOrEqual(t, first.Sub(now), media.FrameDuration, "phase %v", phase)
+		require.Less(t, first.Sub(now), 2*media.FrameDuration, "phase %v", phase)
+		require.Equal(t, phase, first.Sub(first.Truncate(media.FrameDuration)), "phase %v", phase)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -130,8 +131,8 @@ func NewRoom(id ID, opts ...Option) *Room {
 // a longer stall is given up and counted (Stats.Skipped).
 func (r *Room) run() {
 	defer close(r.loopDone)
-	next := time.Now().Add(media.FrameDuration)
-	t := time.NewTimer(media.FrameDuration)
+	next := firstTick(time.Now(), tickPhase())
+	t := time.NewTimer(time.Until(next))
 	defer t.Stop()
 	for {
 		select {
@@ -153,6 +154,32 @@ func (r *Room) run() {
 		}
 		t.Reset(time.Until(next))
 	}
+}
+
+// rooms counts the rooms started, for tickPhase.
+var rooms atomic.Uint64
+
+// tickPhase is where in the 20 ms frame the next room started ticks: the
+// k-th room at the fractional part of k times the golden ratio, so any
+// number of rooms spread evenly over the frame. Rooms created in step with
+// the frame (callers of a conference dialled in by a script, or a meeting
+// whose rooms all open on the hour) would otherwise all tick at the same
+// instant, and the last of them start their ticks late.
+func tickPhase() time.Duration {
+	const golden = 0.6180339887498949
+	k := rooms.Add(1)
+	frac := float64(k)*golden - math.Floor(float64(k)*golden)
+	return time.Duration(frac * float64(media.FrameDuration))
+}
+
+// firstTick is the first time after one frame from now at phase within
+// the frame (of the wall clock's frames since the zero time).
+func firstTick(now time.Time, phase time.Duration) time.Time {
+	next := now.Truncate(media.FrameDuration).Add(phase)
+	for next.Before(now.Add(media.FrameDuration)) {
+		next = next.Add(media.FrameDuration)
+	}
+	return next
 }
 
 // clockTick runs the tick due at due for the room's clock, measuring it
