@@ -1,10 +1,8 @@
 package main
 
 import (
-	"errors"
 	"math"
 	"math/rand/v2"
-	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -15,10 +13,10 @@ import (
 	"github.com/mediagate/mediagate/media"
 )
 
-// The media side of one participant: a UDP socket that sends a 20 ms
-// PCMU frame every tick (from the pacer, see pacer.go) and a goroutine
-// that receives what comes back, counts sequence gaps and looks for the
-// room's probe tone. The signalling that finds the remote address (SIP,
+// The media side of one participant: a UDP socket (rawsock.go) that
+// sends a 20 ms PCMU frame every tick and, right before, reads what came
+// back (both from the pacer's goroutine, see pacer.go), counts sequence
+// gaps and looks for the room's probe tone. The signalling that finds the remote address (SIP,
 // the Janus HTTP API) is elsewhere: a leg only needs a socket and a peer.
 
 const (
@@ -143,9 +141,9 @@ func (s *schedule) probe(now time.Time) bool {
 
 // leg is one participant's RTP stream in both directions.
 type leg struct {
-	conn   *net.UDPConn
+	sock   *rawSock
 	role   role
-	remote atomic.Pointer[net.UDPAddr] // nil until the signalling knows it
+	remote atomic.Pointer[netip.AddrPort] // nil until the signalling knows it (setRemote)
 
 	// Sender state, used by the pacer goroutine only.
 	pkt    rtp.Packet
@@ -155,8 +153,9 @@ type leg struct {
 	bursts schedule
 
 	receiver
-	pcm  [frameSamples]int16 // the last received frame, decoded
-	done chan struct{}       // closed when the receive goroutine ends
+	pcm   [frameSamples]int16 // the last received frame, decoded
+	rxPkt rtp.Packet
+	rx    func([]byte, time.Time) // receive, bound once
 }
 
 // legConfig chooses a new leg's part.
@@ -178,16 +177,16 @@ type legConfig struct {
 	listenOnly bool
 }
 
-// newLeg opens the leg's socket on a free port of cfg.host and starts
-// receiving; close ends it.
+// newLeg opens the leg's socket on a free port of cfg.host; close ends
+// it.
 func newLeg(cfg legConfig) (*leg, error) {
-	c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(cfg.host), 0)))
+	sock, err := listenRaw(netip.MustParseAddr(cfg.host))
 	if err != nil {
 		return nil, err
 	}
-	_ = c.SetReadBuffer(256 << 10)
-	l := &leg{conn: c, role: cfg.role, buf: make([]byte, 12+frameSamples), done: make(chan struct{})}
+	l := &leg{sock: sock, role: cfg.role, buf: make([]byte, 12+frameSamples)}
 	l.init(cfg)
+	l.rx = l.receive
 	l.pkt.Header = rtp.Header{Version: 2, PayloadType: ptPCMU, SSRC: rand.Uint32(),
 		SequenceNumber: uint16(rand.Uint32()), Timestamp: rand.Uint32()}
 	if cfg.role != silent {
@@ -196,18 +195,20 @@ func newLeg(cfg legConfig) (*leg, error) {
 	if cfg.role == prober {
 		l.bursts = newSchedule(cfg)
 	}
-	go l.receive()
 	return l, nil
 }
 
 // port is the leg's local RTP port.
-func (l *leg) port() int { return l.conn.LocalAddr().(*net.UDPAddr).Port }
+func (l *leg) port() int { return l.sock.port() }
 
-// close stops the leg and waits for its receiver.
-func (l *leg) close() {
-	_ = l.conn.Close()
-	<-l.done
+// setRemote sets where the leg sends, once the signalling knows it.
+func (l *leg) setRemote(to netip.AddrPort) {
+	l.sock.setRemote(to)
+	l.remote.Store(&to)
 }
+
+// close stops the leg.
+func (l *leg) close() { _ = l.sock.close() }
 
 var (
 	silenceULaw = func() []byte {
@@ -230,12 +231,13 @@ func toneULaw(freq, amp float64, n int) []byte {
 	return b
 }
 
-// send writes the leg's next frame at now; the pacer calls it every 20 ms.
+// send reads what arrived, then writes the leg's next frame at now; the
+// pacer calls it every 20 ms.
 func (l *leg) send(now time.Time) {
-	to := l.remote.Load()
-	if to == nil {
+	if l.remote.Load() == nil {
 		return
 	}
+	l.sock.drain(l.rx)
 	payload := silenceULaw
 	switch l.role {
 	case speaker:
@@ -252,28 +254,19 @@ func (l *leg) send(now time.Time) {
 	l.pkt.SequenceNumber++
 	l.pkt.Timestamp += frameSamples
 	if err == nil {
-		_, _ = l.conn.WriteToUDP(l.buf[:n], to)
+		l.sock.send(l.buf[:n])
 	}
 }
 
-// receive reads RTP until the socket closes.
-func (l *leg) receive() {
-	defer close(l.done)
-	buf := make([]byte, 1500)
-	var p rtp.Packet
-	for {
-		n, err := l.conn.Read(buf)
-		if errors.Is(err, net.ErrClosed) {
-			return
-		}
-		now := time.Now()
-		if err != nil || p.Unmarshal(buf[:n]) != nil || p.PayloadType != ptPCMU {
-			continue
-		}
-		l.count(p.SequenceNumber)
-		if l.detects && len(p.Payload) == frameSamples {
-			media.DecodeULaw(l.pcm[:], p.Payload)
-			l.detect(l.pcm[:], 8000, now)
-		}
+// receive takes one packet that arrived at at.
+func (l *leg) receive(b []byte, at time.Time) {
+	p := &l.rxPkt
+	if p.Unmarshal(b) != nil || p.PayloadType != ptPCMU {
+		return
+	}
+	l.count(p.SequenceNumber)
+	if l.detects && len(p.Payload) == frameSamples {
+		media.DecodeULaw(l.pcm[:], p.Payload)
+		l.detect(l.pcm[:], 8000, at)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -320,7 +319,7 @@ func joinPhone(ctx context.Context, sig signaller, room int, cfg legConfig) (par
 		l.close()
 		return nil, 0, err
 	}
-	l.remote.Store(net.UDPAddrFromAddrPort(remote))
+	l.setRemote(remote)
 	return l, setup, nil
 }
 
