@@ -81,6 +81,28 @@ func TestWriteAudioSends(t *testing.T) {
 	}
 }
 
+// listenLoopback opens a UDP socket on a free loopback port, closed at
+// cleanup.
+func listenLoopback(tb testing.TB) *net.UDPConn {
+	tb.Helper()
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, 0)))
+	require.NoError(tb, err)
+	tb.Cleanup(func() { _ = conn.Close() })
+	return conn
+}
+
+// newRxSocket opens a loopback socket and its rxSocket; the address is
+// where to send to it.
+func newRxSocket(tb testing.TB) (*rxSocket, netip.AddrPort) {
+	tb.Helper()
+	conn := listenLoopback(tb)
+	rc, err := conn.SyscallConn()
+	require.NoError(tb, err)
+	r := new(rxSocket)
+	require.NoError(tb, r.init(rc))
+	return r, conn.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
 // stampingOn keeps one socket with SO_TIMESTAMPNS open for the rest of
 // the test binary and waits until the kernel stamps packets on arrival.
 // Linux switches arrival stamping on and off for the whole machine, with
@@ -107,7 +129,7 @@ func stampingOn(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 			stampSock.mu.Lock()
 			_ = stampSock.rc.Read(stampSock.read)
-			ok := stampSock.err == nil && time.Since(stampSock.at[0]) >= 10*time.Millisecond
+			ok := stampSock.err == nil && time.Since(stampSock.at(0)) >= 10*time.Millisecond
 			stampSock.mu.Unlock()
 			if ok {
 				return
@@ -130,20 +152,12 @@ var (
 // allocates.
 func TestDrainKeepsArrivalTimes(t *testing.T) {
 	stampingOn(t)
-	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, 0)))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close() })
-	rc, err := conn.SyscallConn()
-	require.NoError(t, err)
-	var r rxSocket
-	require.NoError(t, r.init(rc))
+	r, to := newRxSocket(t)
 	require.True(t, r.stamped, "SO_TIMESTAMPNS")
 
-	peer, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, 0)))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = peer.Close() })
+	peer := listenLoopback(t)
 	sent := time.Now()
-	_, err = peer.WriteToUDPAddrPort([]byte("rtp?"), conn.LocalAddr().(*net.UDPAddr).AddrPort())
+	_, err := peer.WriteToUDPAddrPort([]byte("rtp?"), to)
 	require.NoError(t, err)
 	// The read comes 50 ms after the arrival: that gap is what is tested.
 	time.Sleep(50 * time.Millisecond)
@@ -153,9 +167,9 @@ func TestDrainKeepsArrivalTimes(t *testing.T) {
 	require.NoError(t, r.rc.Read(r.read))
 	require.NoError(t, r.err)
 	require.Equal(t, 1, r.got)
-	require.Equal(t, "rtp?", string(r.bufs[0][:r.n[0]]))
-	require.Equal(t, peer.LocalAddr().(*net.UDPAddr).AddrPort(), r.from[0])
-	require.WithinDuration(t, sent, r.at[0], 10*time.Millisecond, "the arrival time, not the read's")
+	require.Equal(t, "rtp?", string(r.batch.Data(0)))
+	require.Equal(t, peer.LocalAddr().(*net.UDPAddr).AddrPort(), r.batch.From(0))
+	require.WithinDuration(t, sent, r.at(0), 10*time.Millisecond, "the arrival time, not the read's")
 
 	start := time.Now()
 	require.NoError(t, r.rc.Read(r.read))
@@ -171,20 +185,8 @@ func TestDrainKeepsArrivalTimes(t *testing.T) {
 // empty afterwards.
 func TestRecvBatch(t *testing.T) {
 	stampingOn(t)
-	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, 0)))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close() })
-	rc, err := conn.SyscallConn()
-	require.NoError(t, err)
-	var r rxSocket
-	require.NoError(t, r.init(rc))
-	to := conn.LocalAddr().(*net.UDPAddr).AddrPort()
-	var peers [2]*net.UDPConn
-	for i := range peers {
-		peers[i], err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, 0)))
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = peers[i].Close() })
-	}
+	r, to := newRxSocket(t)
+	peers := [2]*net.UDPConn{listenLoopback(t), listenLoopback(t)}
 	const total = rxBatch + 2
 	var sentAt [total]time.Time
 	for k := range total {
@@ -210,11 +212,12 @@ func TestRecvBatch(t *testing.T) {
 		require.NoError(t, r.err)
 		require.Equal(t, want, r.got)
 		for i := range r.got {
-			require.Equal(t, k+1, r.n[i], "packet %d", k)
-			require.Equal(t, peers[k%2].LocalAddr().(*net.UDPAddr).AddrPort(), r.from[i])
-			require.False(t, r.at[i].Before(sentAt[k]), "packet %d: received before it was sent", k)
-			require.True(t, r.at[i].After(prev), "packet %d: the previous packet's time", k)
-			prev = r.at[i]
+			require.Len(t, r.batch.Data(i), k+1, "packet %d", k)
+			require.Equal(t, peers[k%2].LocalAddr().(*net.UDPAddr).AddrPort(), r.batch.From(i))
+			at := r.at(i)
+			require.False(t, at.Before(sentAt[k]), "packet %d: received before it was sent", k)
+			require.True(t, at.After(prev), "packet %d: the previous packet's time", k)
+			prev = at
 			k++
 		}
 	}
@@ -244,7 +247,7 @@ func TestRawUDP(t *testing.T) {
 	for {
 		r.mu.Lock()
 		require.NoError(t, r.rc.Read(r.read))
-		got, from, rerr := string(r.bufs[0][:r.n[0]]), r.from[0], r.err
+		got, from, rerr := string(r.batch.Data(0)), r.batch.From(0), r.err
 		r.mu.Unlock()
 		if rerr == nil {
 			require.Equal(t, "hello", got)
@@ -265,17 +268,8 @@ func TestRawUDP(t *testing.T) {
 // BenchmarkDrainOnePacket is a tick's drain of a call's socket holding
 // one packet: one recvmmsg (recvmsg needed a second call for EAGAIN).
 func BenchmarkDrainOnePacket(b *testing.B) {
-	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, 0)))
-	require.NoError(b, err)
-	b.Cleanup(func() { _ = conn.Close() })
-	rc, err := conn.SyscallConn()
-	require.NoError(b, err)
-	var r rxSocket
-	require.NoError(b, r.init(rc))
-	peer, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, 0)))
-	require.NoError(b, err)
-	b.Cleanup(func() { _ = peer.Close() })
-	to := conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	r, to := newRxSocket(b)
+	peer := listenLoopback(b)
 	pkt := make([]byte, 172)
 	for b.Loop() {
 		b.StopTimer()

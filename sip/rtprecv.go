@@ -3,14 +3,14 @@ package sip
 import (
 	"errors"
 	"net"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/pion/rtp"
+
+	"github.com/mediagate/mediagate/internal/udpmsg"
 )
 
 // The receiving side of a call's RTP. There is no goroutine per call
@@ -41,45 +41,22 @@ type rxSocket struct {
 	mu      sync.Mutex
 	rc      syscall.RawConn
 	read    func(fd uintptr) bool // r.recv, bound once: no allocation per packet
-	hdrs    [rxBatch]mmsghdr
-	iovs    [rxBatch]syscall.Iovec
-	bufs    [rxBatch][maxRTP]byte
-	oobs    [rxBatch][64]byte
-	names   [rxBatch]syscall.RawSockaddrAny
-	got     int // packets the last recv returned; their fields follow
-	n       [rxBatch]int
-	at      [rxBatch]time.Time
-	from    [rxBatch]netip.AddrPort
-	err     error
+	batch   *udpmsg.Batch
+	got     int   // packets the last recv returned (batch holds them)
+	err     error // the last recv's error, EAGAIN when nothing waited
 	pkt     rtp.Packet
 	last    atomic.Int64 // unix ns of the last drain
 	stamped bool         // SO_TIMESTAMPNS is on
 }
 
-// mmsghdr is struct mmsghdr of recvmmsg(2).
-type mmsghdr struct {
-	hdr syscall.Msghdr
-	len uint32
-	_   [4]byte
-}
-
 func (r *rxSocket) init(rc syscall.RawConn) error {
 	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_TIMESTAMPNS, 1)
-	}); err != nil {
+	if err := rc.Control(func(fd uintptr) { serr = udpmsg.EnableStamps(fd) }); err != nil {
 		return err
 	}
 	r.stamped = serr == nil
 	r.rc, r.read = rc, r.recv
-	for i := range r.hdrs {
-		r.iovs[i].Base = &r.bufs[i][0]
-		r.iovs[i].SetLen(maxRTP)
-		h := &r.hdrs[i].hdr
-		h.Name = (*byte)(unsafe.Pointer(&r.names[i]))
-		h.Iov, h.Iovlen = &r.iovs[i], 1
-		h.Control = &r.oobs[i][0]
-	}
+	r.batch = udpmsg.NewBatch(rxBatch, maxRTP)
 	return nil
 }
 
@@ -87,60 +64,16 @@ func (r *rxSocket) init(rc syscall.RawConn) error {
 // outcome, so the runtime never parks the caller on the socket. got is
 // the number of packets read (0 with err set when none waited).
 func (r *rxSocket) recv(fd uintptr) bool {
-	for i := range r.hdrs { // the kernel shortened them last time
-		h := &r.hdrs[i].hdr
-		h.Namelen = uint32(syscall.SizeofSockaddrAny)
-		h.SetControllen(len(r.oobs[i]))
-	}
-	for {
-		n, _, errno := syscall.Syscall6(syscall.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), rxBatch,
-			syscall.MSG_DONTWAIT, 0, 0)
-		switch errno {
-		case syscall.EINTR:
-			continue
-		case 0:
-			r.got, r.err = int(n), nil
-			for i := range r.got {
-				r.n[i] = int(r.hdrs[i].len)
-				r.from[i] = sockaddrAddrPort(&r.names[i])
-				r.at[i] = r.stamp(i, int(r.hdrs[i].hdr.Controllen))
-			}
-		default:
-			r.got, r.err = 0, errno
-		}
-		return true
-	}
+	r.got, r.err = r.batch.Recv(fd)
+	return true
 }
 
-// stamp is packet i's receive time from its control message, or now.
-func (r *rxSocket) stamp(i, controllen int) time.Time {
-	if r.stamped && controllen >= syscall.SizeofCmsghdr+int(unsafe.Sizeof(syscall.Timespec{})) {
-		h := (*syscall.Cmsghdr)(unsafe.Pointer(&r.oobs[i][0]))
-		if h.Level == syscall.SOL_SOCKET && h.Type == syscall.SCM_TIMESTAMPNS {
-			ts := (*syscall.Timespec)(unsafe.Pointer(&r.oobs[i][syscall.SizeofCmsghdr]))
-			return time.Unix(ts.Sec, ts.Nsec)
-		}
+// at is packet i's receive time: the kernel's stamp, or now.
+func (r *rxSocket) at(i int) time.Time {
+	if t, ok := r.batch.Stamp(i); ok {
+		return t
 	}
 	return time.Now()
-}
-
-// sockaddrAddrPort converts a received source address; IPv4-mapped IPv6
-// addresses come back as IPv4.
-func sockaddrAddrPort(sa *syscall.RawSockaddrAny) netip.AddrPort {
-	switch sa.Addr.Family {
-	case syscall.AF_INET:
-		p := (*syscall.RawSockaddrInet4)(unsafe.Pointer(sa))
-		return netip.AddrPortFrom(netip.AddrFrom4(p.Addr), ntohs(p.Port))
-	case syscall.AF_INET6:
-		p := (*syscall.RawSockaddrInet6)(unsafe.Pointer(sa))
-		return netip.AddrPortFrom(netip.AddrFrom16(p.Addr).Unmap(), ntohs(p.Port))
-	}
-	return netip.AddrPort{}
-}
-
-func ntohs(p uint16) uint16 {
-	b := (*[2]byte)(unsafe.Pointer(&p))
-	return uint16(b[0])<<8 | uint16(b[1])
 }
 
 // drain hands every packet waiting on the RTP socket (at most drainBatch)
@@ -161,7 +94,7 @@ func (s *rtpSession) drain() bool {
 			return true // EAGAIN: drained (or a transient error)
 		}
 		for i := range r.got {
-			s.handleRTP(r.bufs[i][:r.n[i]], r.from[i], &r.pkt, r.at[i])
+			s.handleRTP(r.batch.Data(i), r.batch.From(i), &r.pkt, r.at(i))
 		}
 		if r.got < rxBatch {
 			return true // fewer than asked for: nothing more waited

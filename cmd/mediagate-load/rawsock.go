@@ -6,7 +6,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unsafe"
+
+	"github.com/mediagate/mediagate/internal/udpmsg"
 )
 
 // rawSock is a phone leg's UDP socket kept out of Go's network poller and
@@ -23,22 +24,12 @@ type rawSock struct {
 	fd     int
 	closed bool
 
-	to   syscall.SockaddrInet4 // where send sends
-	hdrs [rawBatch]mmsghdr
-	iovs [rawBatch]syscall.Iovec
-	bufs [rawBatch][1500]byte
-	oobs [rawBatch][64]byte
+	to    syscall.SockaddrInet4 // where send sends
+	batch *udpmsg.Batch
 }
 
 // rawBatch is how many packets one recvmmsg reads at most.
 const rawBatch = 8
-
-// mmsghdr is struct mmsghdr of recvmmsg(2) on 64-bit Linux.
-type mmsghdr struct {
-	hdr syscall.Msghdr
-	len uint32
-	_   [4]byte
-}
 
 // listenRaw binds a non-blocking IPv4 UDP socket to host on a free port.
 func listenRaw(host netip.Addr) (*rawSock, error) {
@@ -46,11 +37,9 @@ func listenRaw(host netip.Addr) (*rawSock, error) {
 	if err != nil {
 		return nil, err
 	}
+	err = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, 256<<10)
 	if err == nil {
-		err = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, 256<<10)
-	}
-	if err == nil {
-		err = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_TIMESTAMPNS, 1)
+		err = udpmsg.EnableStamps(uintptr(fd))
 	}
 	if err == nil {
 		err = syscall.Bind(fd, &syscall.SockaddrInet4{Addr: host.As4()})
@@ -59,14 +48,7 @@ func listenRaw(host netip.Addr) (*rawSock, error) {
 		_ = syscall.Close(fd)
 		return nil, err
 	}
-	s := &rawSock{fd: fd}
-	for i := range s.hdrs {
-		s.iovs[i].Base = &s.bufs[i][0]
-		s.iovs[i].SetLen(len(s.bufs[i]))
-		s.hdrs[i].hdr.Iov, s.hdrs[i].hdr.Iovlen = &s.iovs[i], 1
-		s.hdrs[i].hdr.Control = &s.oobs[i][0]
-	}
-	return s, nil
+	return &rawSock{fd: fd, batch: udpmsg.NewBatch(rawBatch, 1500)}, nil
 }
 
 // port is the bound port.
@@ -99,37 +81,22 @@ func (s *rawSock) drain(fn func(b []byte, at time.Time)) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for taken := 0; !s.closed && taken < 64; {
-		for i := range s.hdrs {
-			s.hdrs[i].hdr.SetControllen(len(s.oobs[i]))
-		}
-		n, _, errno := syscall.Syscall6(syscall.SYS_RECVMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&s.hdrs[0])),
-			rawBatch, syscall.MSG_DONTWAIT, 0, 0)
-		if errno == syscall.EINTR {
-			continue
-		}
-		if errno != 0 {
+		n, err := s.batch.Recv(uintptr(s.fd))
+		if err != nil {
 			return
 		}
-		for i := range int(n) {
-			fn(s.bufs[i][:s.hdrs[i].len], s.stamp(i))
+		for i := range n {
+			at, ok := s.batch.Stamp(i)
+			if !ok {
+				at = time.Now()
+			}
+			fn(s.batch.Data(i), at)
 		}
-		if int(n) < rawBatch {
+		if n < rawBatch {
 			return
 		}
-		taken += int(n)
+		taken += n
 	}
-}
-
-// stamp is packet i's kernel receive time, or now.
-func (s *rawSock) stamp(i int) time.Time {
-	if int(s.hdrs[i].hdr.Controllen) >= syscall.SizeofCmsghdr+int(unsafe.Sizeof(syscall.Timespec{})) {
-		h := (*syscall.Cmsghdr)(unsafe.Pointer(&s.oobs[i][0]))
-		if h.Level == syscall.SOL_SOCKET && h.Type == syscall.SCM_TIMESTAMPNS {
-			ts := (*syscall.Timespec)(unsafe.Pointer(&s.oobs[i][syscall.SizeofCmsghdr]))
-			return time.Unix(ts.Sec, ts.Nsec)
-		}
-	}
-	return time.Now()
 }
 
 // close closes the socket once no send or drain runs.
