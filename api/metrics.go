@@ -92,6 +92,7 @@ var (
 	descRTPPackets     = desc("rtp_packets_total", "RTP packets of phone calls, received (in, accepted) and sent (out).", "direction")
 	descRTPBytes       = desc("rtp_bytes_total", "RTP payload octets of phone calls, received (in) and sent (out).", "direction")
 	descRTPMalformed   = desc("rtp_malformed_packets_total", "RTP and RTCP packets of phone calls dropped as malformed, by reason.", "reason")
+	descRTPUnmatched   = desc("rtp_unmatched_packets_total", "RTP and RTCP packets on the shared RTP port (rtp.shared) from an address no call's SDP names, dropped.")
 	descJitterLate     = desc("jitter_late_packets_total", "Phone RTP packets the jitter buffer dropped because their turn had passed.")
 	descJitterLost     = desc("jitter_lost_packets_total", "Phone RTP packets never received that playout passed.")
 	descJitterConceal  = desc("jitter_concealed_frames_total", "20 ms frames of phone audio the playout concealed.")
@@ -218,6 +219,7 @@ func collectCalls(ch chan<- prometheus.Metric, st sip.CallStats) {
 	for r := range sip.NumDropReasons {
 		counter(ch, descRTPMalformed, m.MalformedBy[r], sip.DropReason(r).String())
 	}
+	counter(ch, descRTPUnmatched, m.Unmatched)
 	counter(ch, descJitterLate, m.Late)
 	counter(ch, descJitterLost, m.Lost)
 	counter(ch, descJitterConceal, m.Concealed)

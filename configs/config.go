@@ -173,10 +173,12 @@ type SIPTLS struct {
 // Enabled reports whether the TLS listener is configured.
 func (t SIPTLS) Enabled() bool { return t.Cert != "" && t.Key != "" }
 
-// RTP is the UDP port range for phone calls' media.
+// RTP is the UDP port range for phone calls' media, and whether calls
+// share one pair of it (sip.WithSharedRTP).
 type RTP struct {
-	PortMin int `yaml:"port_min"`
-	PortMax int `yaml:"port_max"`
+	PortMin int  `yaml:"port_min"`
+	PortMax int  `yaml:"port_max"`
+	Shared  bool `yaml:"shared"`
 }
 
 // WebRTC holds the ICE settings for browser participants (package rtc).

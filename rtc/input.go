@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"time"
+
+	"github.com/mediagate/mediagate/internal/udpmsg"
 )
 
 // The shared UDP port takes datagrams from anyone. pion's mux drops what
@@ -98,11 +100,11 @@ func dtlsRecords(b []byte) bool {
 
 // inputFilter is the server's UDP socket as pion's mux sees it: reads
 // skip and count the datagrams classifyDatagram refuses; writes go out in
-// batches (batchWriter). It implements the allocation-free
+// batches (udpmsg.Writer). It implements the allocation-free
 // ReadFromAddrPort/WriteToAddrPort pion's mux uses when offered.
 type inputFilter struct {
 	conn    *net.UDPConn
-	out     *batchWriter
+	out     *udpmsg.Writer
 	log     *slog.Logger
 	drops   [numInputDrops]atomic.Uint64
 	lastLog atomic.Int64 // unix ns of the last Debug line about drops
@@ -112,8 +114,24 @@ type inputFilter struct {
 // of garbage must not flood the log.
 const inputLogEvery = 10 * time.Second
 
-func newInputFilter(conn *net.UDPConn, log *slog.Logger) *inputFilter {
-	return &inputFilter{conn: conn, out: newBatchWriter(conn), log: log}
+// batchSize is how many datagrams one sendmmsg carries at most, and
+// slotSize the largest one queued (larger ones, which ICE, DTLS and RTP
+// here never send, go out at once).
+const (
+	batchSize = 256
+	slotSize  = 1500
+)
+
+func newInputFilter(conn *net.UDPConn, log *slog.Logger) (*inputFilter, error) {
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	out, err := udpmsg.NewWriter(rc, batchSize, slotSize)
+	if err != nil {
+		return nil, err
+	}
+	return &inputFilter{conn: conn, out: out, log: log}, nil
 }
 
 // ReadFromAddrPort returns the next datagram that passes the filter.
@@ -157,20 +175,23 @@ func (f *inputFilter) ReadFrom(b []byte) (int, net.Addr, error) {
 
 // WriteToAddrPort queues b for the next batch.
 func (f *inputFilter) WriteToAddrPort(b []byte, to netip.AddrPort) (int, error) {
-	return f.out.WriteToAddrPort(b, to)
+	if err := f.out.WriteTo(b, to); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
 
 // WriteTo is WriteToAddrPort for net.PacketConn.
 func (f *inputFilter) WriteTo(b []byte, to net.Addr) (int, error) {
 	if u, ok := to.(*net.UDPAddr); ok {
-		return f.out.WriteToAddrPort(b, u.AddrPort())
+		return f.WriteToAddrPort(b, u.AddrPort())
 	}
 	return f.conn.WriteTo(b, to)
 }
 
 // Close stops the batches and closes the socket.
 func (f *inputFilter) Close() error {
-	f.out.close()
+	f.out.Close()
 	return f.conn.Close()
 }
 

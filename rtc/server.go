@@ -161,7 +161,10 @@ func NewServer(rooms *room.Manager, opts ...Option) (*Server, error) {
 		return nil, fmt.Errorf("rtc: listen on udp port %d: %w", s.set.UDPPort, err)
 	}
 	s.conn = conn
-	s.input = newInputFilter(conn, s.log)
+	if s.input, err = newInputFilter(conn, s.log); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("rtc: udp port %d: %w", s.set.UDPPort, err)
+	}
 	logs := pionLogs{s.log}
 	s.mux = webrtc.NewICEUDPMux(logs.NewLogger("ice-mux"), s.input)
 	if s.api, err = s.newAPI(logs); err != nil {

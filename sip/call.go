@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,7 +56,12 @@ func newCall(in *IncomingCall) (*Call, error) {
 	c := &Call{ua: in.ua, in: in, info: in.info, log: in.log, dtmf: newDTMFQueue(in.ua.meters.countDTMF),
 		acks: map[uint32]chan *sip.Request{}, done: make(chan struct{})}
 	c.initDialogState()
-	m, err := newRTPSession(in.log, in.ua.ports, &in.ua.wg, func(d DTMF) { c.dtmf.push(d) })
+	var mux *rtpMux
+	if src, err := netip.ParseAddrPort(in.req.Source()); err == nil && in.offer != nil && in.ua.mux != nil &&
+		useShared(in.rm.rtp, src.Addr()) {
+		mux = in.ua.mux
+	}
+	m, err := newRTPSession(in.log, in.ua.ports, mux, &in.ua.wg, func(d DTMF) { c.dtmf.push(d) })
 	if err != nil {
 		return nil, err
 	}

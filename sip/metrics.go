@@ -86,6 +86,9 @@ type MediaTotals struct {
 	// MalformedBy counts RTP and RTCP packets dropped as malformed, by
 	// reason (Stats.MalformedBy).
 	MalformedBy [NumDropReasons]uint64
+	// Unmatched counts RTP and RTCP packets on the shared port
+	// (WithSharedRTP) from an address no call's SDP names.
+	Unmatched uint64
 }
 
 // add adds one call's counters.
@@ -137,6 +140,9 @@ func (u *UA) CallStats() CallStats {
 	defer u.mu.Unlock()
 	st.Admitted = len(u.dialogs)
 	st.Media = u.meters.ended
+	if u.mux != nil {
+		st.Media.Unmatched = u.mux.unmatched.Load()
+	}
 	for _, in := range u.dialogs {
 		if c := in.currentCall(); c != nil {
 			st.Media.add(c.media.snapshot())

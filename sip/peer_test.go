@@ -123,6 +123,12 @@ func reinviteStatus(t *testing.T, d *sipgo.DialogClientSession, offer []byte) *s
 // peerOffer is the SDP the peer offers: one codec, telephone-event at 8 kHz
 // for the 8 kHz-clock codecs, the RTP port and a direction.
 func peerOffer(version int, port int, codec, dir string) []byte {
+	return peerOfferAt("127.0.0.1", version, port, codec, dir)
+}
+
+// peerOfferAt is peerOffer naming ip in c= (a phone behind NAT names its
+// private address).
+func peerOfferAt(ip string, version int, port int, codec, dir string) []byte {
 	fmtp := map[string]string{
 		CodecPCMU: "0 101\r\na=rtpmap:0 PCMU/8000", CodecPCMA: "8 101\r\na=rtpmap:8 PCMA/8000",
 		CodecG722: "9 101\r\na=rtpmap:9 G722/8000", CodecOpus: "96\r\na=rtpmap:96 opus/48000/2\r\na=fmtp:96 useinbandfec=1",
@@ -131,8 +137,8 @@ func peerOffer(version int, port int, codec, dir string) []byte {
 	if codec == CodecOpus {
 		te = ""
 	}
-	return fmt.Appendf(nil, "v=0\r\no=peer 7 %d IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"+
-		"m=audio %d RTP/AVP %s\r\n%sa=ptime:20\r\na=%s\r\n", version, port, fmtp, te, dir)
+	return fmt.Appendf(nil, "v=0\r\no=peer 7 %d IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\n"+
+		"m=audio %d RTP/AVP %s\r\n%sa=ptime:20\r\na=%s\r\n", version, ip, ip, port, fmtp, te, dir)
 }
 
 // answerAddr reads the RTP address and direction of the gateway's answer.
@@ -377,49 +383,79 @@ func TestAudioBothWays(t *testing.T) {
 	}{
 		{CodecPCMA, 8}, {CodecPCMU, 0}, {CodecG722, 9}, {CodecOpus, 96},
 	}
-	for _, tt := range tests {
-		t.Run(tt.codec, func(t *testing.T) {
-			h := newAnsweringHandler()
-			u := startUA(t, h)
-			sp := newSIPPeer(t)
-			rp := newRTPPeer(t, tt.codec, tt.pt)
-			d, answer := sp.invite(t, u, "2000", peerOffer(1, rp.port(), tt.codec, "sendrecv"))
-			to, dir := answerAddr(t, answer)
-			require.Equal(t, "sendrecv", dir)
-			c := h.call(t)
-			require.Equal(t, tt.codec, c.Codec().Name)
-			require.Equal(t, tt.pt, c.Codec().PayloadType, "the offer's payload type")
-			rp.sendTone(to, 660)
-
-			rate := c.Codec().SampleRate
-			eventually(t, 5*time.Second, func() bool {
-				n, got := rp.received()
-				return n >= 50 && toneAbove(got[len(got)-rate/2:], 1000, rate) >= 20
-			}, "the caller hears the gateway's 1 kHz tone")
-			eventually(t, 5*time.Second, func() bool {
-				heard := h.heardSince(max(h.heardLen()-rate/2, 0))
-				return len(heard) == rate/2 && toneAbove(heard, 660, rate) >= 20
-			}, "ReadFrame returns the caller's 660 Hz tone")
-
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			require.NoError(t, d.Bye(ctx))
-			waitDone(t, c)
-			require.ErrorIs(t, c.Err(), ErrRemoteHangup)
-		})
+	for _, mode := range rtpModes {
+		for _, tt := range tests {
+			t.Run(mode.name+"/"+tt.codec, func(t *testing.T) { testAudioBothWays(t, mode.opts, tt.codec, tt.pt) })
+		}
 	}
+}
+
+// rtpModes are the UA's two ways of giving calls RTP ports: a pair each,
+// or the shared pair (WithSharedRTP).
+var rtpModes = []struct {
+	name string
+	opts []Option
+}{{"own", nil}, {"shared", []Option{WithSharedRTP(true)}}}
+
+// checkRTPPort checks that the answer's port is the shared one exactly
+// when u shares one.
+func checkRTPPort(t *testing.T, u *UA, to netip.AddrPort) {
+	t.Helper()
+	if u.mux != nil {
+		require.Equal(t, u.mux.port, int(to.Port()), "the call is on the shared port")
+	} else {
+		require.Equal(t, 1, u.ports.inUse(), "the call has a pair of its own")
+	}
+}
+
+func testAudioBothWays(t *testing.T, opts []Option, codec string, pt uint8) {
+	h := newAnsweringHandler()
+	u := startUA(t, h, opts...)
+	sp := newSIPPeer(t)
+	rp := newRTPPeer(t, codec, pt)
+	d, answer := sp.invite(t, u, "2000", peerOffer(1, rp.port(), codec, "sendrecv"))
+	to, dir := answerAddr(t, answer)
+	require.Equal(t, "sendrecv", dir)
+	checkRTPPort(t, u, to)
+	c := h.call(t)
+	require.Equal(t, codec, c.Codec().Name)
+	require.Equal(t, pt, c.Codec().PayloadType, "the offer's payload type")
+	rp.sendTone(to, 660)
+
+	rate := c.Codec().SampleRate
+	eventually(t, 5*time.Second, func() bool {
+		n, got := rp.received()
+		return n >= 50 && toneAbove(got[len(got)-rate/2:], 1000, rate) >= 20
+	}, "the caller hears the gateway's 1 kHz tone")
+	eventually(t, 5*time.Second, func() bool {
+		heard := h.heardSince(max(h.heardLen()-rate/2, 0))
+		return len(heard) == rate/2 && toneAbove(heard, 660, rate) >= 20
+	}, "ReadFrame returns the caller's 660 Hz tone")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, d.Bye(ctx))
+	waitDone(t, c)
+	require.ErrorIs(t, c.Err(), ErrRemoteHangup)
 }
 
 // TestReinviteMedia: a re-INVITE with a new port moves the gateway's audio
 // there; a=sendonly (hold) stops it and a=sendrecv brings it back; the
 // answers say recvonly and sendrecv.
 func TestReinviteMedia(t *testing.T) {
+	for _, mode := range rtpModes {
+		t.Run(mode.name, func(t *testing.T) { testReinviteMedia(t, mode.opts) })
+	}
+}
+
+func testReinviteMedia(t *testing.T, opts []Option) {
 	h := newAnsweringHandler()
-	u := startUA(t, h)
+	u := startUA(t, h, opts...)
 	sp := newSIPPeer(t)
 	first := newRTPPeer(t, CodecPCMU, 0)
 	d, answer := sp.invite(t, u, "2000", peerOffer(1, first.port(), CodecPCMU, "sendrecv"))
 	to, _ := answerAddr(t, answer)
+	checkRTPPort(t, u, to)
 	c := h.call(t)
 	first.sendTone(to, 660)
 	eventually(t, 3*time.Second, func() bool { n, _ := first.received(); return n >= 10 }, "audio on the first port")
@@ -465,15 +501,31 @@ func TestReinviteMedia(t *testing.T) {
 
 // TestSymmetricRTP: the caller's SDP names one port but it sends from
 // another; the gateway latches to the source, sends there, and drops
-// packets from a third socket and malformed packets, counting them.
+// packets from a third socket and malformed packets, counting them. With
+// the shared port (WithSharedRTP), a caller whose SDP names a private
+// address, as behind NAT, gets a pair of its own for that.
 func TestSymmetricRTP(t *testing.T) {
+	for _, mode := range rtpModes {
+		t.Run(mode.name, func(t *testing.T) { testSymmetricRTP(t, mode.opts) })
+	}
+}
+
+func testSymmetricRTP(t *testing.T, opts []Option) {
 	h := newAnsweringHandler()
-	u := startUA(t, h)
+	u := startUA(t, h, opts...)
 	sp := newSIPPeer(t)
 	advertised := newRTPPeer(t, CodecPCMA, 8)
 	actual := newRTPPeer(t, CodecPCMA, 8)
-	_, answer := sp.invite(t, u, "2000", peerOffer(1, advertised.port(), CodecPCMA, "sendrecv"))
+	offer := peerOffer(1, advertised.port(), CodecPCMA, "sendrecv")
+	if u.mux != nil {
+		offer = peerOfferAt("192.168.1.20", 1, advertised.port(), CodecPCMA, "sendrecv")
+	}
+	_, answer := sp.invite(t, u, "2000", offer)
 	to, _ := answerAddr(t, answer)
+	if u.mux != nil {
+		require.NotEqual(t, u.mux.port, int(to.Port()), "behind NAT: a pair of its own")
+		require.Equal(t, 2, u.ports.inUse())
+	}
 	c := h.call(t)
 	actual.sendTone(to, 660)
 	eventually(t, 3*time.Second, func() bool {

@@ -79,24 +79,15 @@ func (r *rtcpState) report(jitterTS uint32, now time.Time) (rtcp.ReceptionReport
 	return rr, true
 }
 
-// rtcpLoop reads the peer's RTCP and sends our reports until close.
+// rtcpLoop reads the peer's RTCP (on the call's own port; the shared
+// port has one reader for all, rtpMux.rtcpLoop) and sends our reports
+// until close.
 func (s *rtpSession) rtcpLoop() {
 	defer s.wg.Done()
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		buf := make([]byte, maxRTP)
-		for {
-			n, from, err := s.rtcpConn.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				if errors.Is(err, net.ErrClosed) {
-					return
-				}
-				continue
-			}
-			s.handleRTCP(buf[:n], netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), time.Now(), false)
-		}
-	}()
+	if s.mux == nil {
+		s.wg.Add(1)
+		go s.readRTCP()
+	}
 	t := time.NewTimer(jittered(rtcpInterval))
 	defer t.Stop()
 	for {
@@ -107,6 +98,22 @@ func (s *rtpSession) rtcpLoop() {
 			s.sendRTCP(false)
 			t.Reset(jittered(rtcpInterval))
 		}
+	}
+}
+
+// readRTCP reads the call's own RTCP socket until it closes.
+func (s *rtpSession) readRTCP() {
+	defer s.wg.Done()
+	buf := make([]byte, maxRTP)
+	for {
+		n, from, err := s.rtcpConn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		s.handleRTCP(buf[:n], netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), time.Now(), false)
 	}
 }
 

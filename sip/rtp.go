@@ -29,6 +29,7 @@ import (
 type rtpSession struct {
 	log      *slog.Logger
 	ports    *portAllocator
+	mux      *rtpMux // the shared port pair, or nil: conn and rtcpConn are the call's own
 	conn     *rawUDP
 	rtcpConn *net.UDPConn
 	port     int
@@ -131,9 +132,24 @@ type Stats struct {
 // maxRTP is the largest RTP packet handled: an Ethernet MTU.
 const maxRTP = 1500
 
-// newRTPSession binds a port pair and starts the receive, RTCP and send
-// goroutines (counted in wg, stopped by close).
-func newRTPSession(log *slog.Logger, ports *portAllocator, wg *sync.WaitGroup, onDTMF func(DTMF)) (*rtpSession, error) {
+// newRTPSession binds a port pair, or takes the shared one (mux, when not
+// nil), and starts the drain and RTCP goroutines (counted in wg, stopped
+// by close).
+func newRTPSession(log *slog.Logger, ports *portAllocator, mux *rtpMux, wg *sync.WaitGroup, onDTMF func(DTMF)) (*rtpSession, error) {
+	if mux != nil {
+		s := &rtpSession{
+			log: log, ports: ports, mux: mux, rtcpConn: mux.rtcpConn, port: mux.port,
+			ssrc: rand.Uint32(), onDTMF: onDTMF, wg: wg, closed: make(chan struct{}),
+			dropLog: newLogLimiter(1, dropLogEvery),
+		}
+		s.dest.Store(&peerAddrs{})
+		s.lastRx.Store(time.Now().UnixNano())
+		_ = s.tx.init(nil)
+		wg.Add(2)
+		go s.drainLoop()
+		go s.rtcpLoop()
+		return s, nil
+	}
 	conn, rtcpConn, port, err := ports.allocate()
 	if err != nil {
 		return nil, err
@@ -151,7 +167,7 @@ func newRTPSession(log *slog.Logger, ports *portAllocator, wg *sync.WaitGroup, o
 		ports.release(port)
 		return nil, err
 	}
-	if err := s.rxSock.init(conn); err != nil {
+	if err := s.rxSock.init(conn, rxBatch); err != nil {
 		_ = conn.Close()
 		_ = rtcpConn.Close()
 		ports.release(port)
@@ -199,7 +215,11 @@ func (s *rtpSession) configure(rm remoteMedia) error {
 	old := s.dest.Load()
 	if old.sdpRTP != rm.rtp || old.sdpRTCP != rm.rtcp {
 		// A new address (or the first): send there until packets arrive.
-		s.dest.Store(&peerAddrs{sdpRTP: rm.rtp, sdpRTCP: rm.rtcp, rtp: rm.rtp, rtcp: rm.rtcp})
+		d := &peerAddrs{sdpRTP: rm.rtp, sdpRTCP: rm.rtcp, rtp: rm.rtp, rtcp: rm.rtcp}
+		if s.mux != nil {
+			s.mux.route(s, old, d)
+		}
+		s.dest.Store(d)
 	}
 	s.sending.Store(rm.canSend())
 	s.expecting.Store(rm.expectsMedia())
@@ -374,9 +394,13 @@ func (s *rtpSession) close() {
 	s.closeOnce.Do(func() {
 		s.sendRTCP(true)
 		close(s.closed)
-		_ = s.conn.Close()
-		_ = s.rtcpConn.Close()
-		s.ports.release(s.port)
+		if s.mux != nil {
+			s.mux.unroute(s, s.dest.Load())
+		} else {
+			_ = s.conn.Close()
+			_ = s.rtcpConn.Close()
+			s.ports.release(s.port)
+		}
 		s.readMu.Lock()
 		s.ended = true
 		if s.dec != nil {

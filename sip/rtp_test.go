@@ -84,7 +84,7 @@ func newTestSession(t testing.TB, codec string, tePT int) *testSession {
 	peer, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, 0)))
 	require.NoError(t, err)
 	ts.peer = peer
-	s, err := newRTPSession(slog.New(slog.DiscardHandler), testPorts(t, 1), &ts.wg, func(d DTMF) {
+	s, err := newRTPSession(slog.New(slog.DiscardHandler), testPorts(t, 1), nil, &ts.wg, func(d DTMF) {
 		ts.mu.Lock()
 		ts.dtmf = append(ts.dtmf, d)
 		ts.mu.Unlock()

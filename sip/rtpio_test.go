@@ -36,7 +36,7 @@ func TestWriteAudioSends(t *testing.T) {
 			ports, err := newPortAllocator(netip.MustParseAddr(tc.bind), base, base+1)
 			require.NoError(t, err)
 			var wg sync.WaitGroup
-			s, err := newRTPSession(slog.New(slog.DiscardHandler), ports, &wg, func(DTMF) {})
+			s, err := newRTPSession(slog.New(slog.DiscardHandler), ports, nil, &wg, func(DTMF) {})
 			require.NoError(t, err)
 			t.Cleanup(func() { s.close(); wg.Wait() })
 			c, _ := lookupCodec(CodecPCMU)
@@ -99,7 +99,7 @@ func newRxSocket(tb testing.TB) (*rxSocket, netip.AddrPort) {
 	rc, err := conn.SyscallConn()
 	require.NoError(tb, err)
 	r := new(rxSocket)
-	require.NoError(tb, r.init(rc))
+	require.NoError(tb, r.init(rc, rxBatch))
 	return r, conn.LocalAddr().(*net.UDPAddr).AddrPort()
 }
 
@@ -118,7 +118,7 @@ func stampingOn(t *testing.T) {
 			return
 		}
 		rc, _ := conn.SyscallConn()
-		if stampErr = stampSock.init(rc); stampErr != nil {
+		if stampErr = stampSock.init(rc, rxBatch); stampErr != nil {
 			return
 		}
 		to := conn.LocalAddr().(*net.UDPAddr).AddrPort()
@@ -242,7 +242,7 @@ func TestRawUDP(t *testing.T) {
 	require.NoError(t, err)
 
 	var r rxSocket
-	require.NoError(t, r.init(u))
+	require.NoError(t, r.init(u, rxBatch))
 	deadline := time.Now().Add(2 * time.Second)
 	for {
 		r.mu.Lock()

@@ -49,14 +49,15 @@ type rxSocket struct {
 	stamped bool         // SO_TIMESTAMPNS is on
 }
 
-func (r *rxSocket) init(rc syscall.RawConn) error {
+// init sets r up to read rc, n packets per recvmmsg.
+func (r *rxSocket) init(rc syscall.RawConn, n int) error {
 	var serr error
 	if err := rc.Control(func(fd uintptr) { serr = udpmsg.EnableStamps(fd) }); err != nil {
 		return err
 	}
 	r.stamped = serr == nil
 	r.rc, r.read = rc, r.recv
-	r.batch = udpmsg.NewBatch(rxBatch, maxRTP)
+	r.batch = udpmsg.NewBatch(n, maxRTP)
 	return nil
 }
 
@@ -77,8 +78,13 @@ func (r *rxSocket) at(i int) time.Time {
 }
 
 // drain hands every packet waiting on the RTP socket (at most drainBatch)
-// to handleRTP. It returns false once the socket is closed.
+// to handleRTP; on the shared port, every call's packets to their call.
+// It returns false once the call's own socket is closed.
 func (s *rtpSession) drain() bool {
+	if s.mux != nil {
+		s.mux.drain()
+		return true
+	}
 	r := &s.rxSock
 	if r.rc == nil {
 		return true // a session without a socket (the fuzz target's)
@@ -96,7 +102,7 @@ func (s *rtpSession) drain() bool {
 		for i := range r.got {
 			s.handleRTP(r.batch.Data(i), r.batch.From(i), &r.pkt, r.at(i))
 		}
-		if r.got < rxBatch {
+		if r.got < r.batch.Len() {
 			return true // fewer than asked for: nothing more waited
 		}
 		taken += r.got
@@ -106,7 +112,8 @@ func (s *rtpSession) drain() bool {
 
 // drainLoop drains the socket every drainEvery unless a reader did
 // recently, and runs the media timeout, until the session closes: the one
-// goroutine and timer a call's media has besides RTCP.
+// goroutine and timer a call's media has besides RTCP. The shared port
+// has a drain loop of its own (rtpMux.rtcpLoop).
 func (s *rtpSession) drainLoop() {
 	defer s.wg.Done()
 	t := time.NewTicker(drainEvery)
@@ -116,7 +123,7 @@ func (s *rtpSession) drainLoop() {
 		case <-s.closed:
 			return
 		case now := <-t.C:
-			if now.UnixNano()-s.rxSock.last.Load() >= int64(drainEvery/2) && !s.drain() {
+			if s.mux == nil && now.UnixNano()-s.rxSock.last.Load() >= int64(drainEvery/2) && !s.drain() {
 				return
 			}
 			s.checkTimeout(now)

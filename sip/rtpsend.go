@@ -36,9 +36,14 @@ type sendQueue struct {
 	w   rawSender
 }
 
+// init starts the timeline; conn is the call's own socket, nil on the
+// shared port (rtpMux).
 func (q *sendQueue) init(conn syscall.RawConn) error {
 	q.seq = uint16(rand.Uint32())
 	q.tsBase = rand.Uint32()
+	if conn == nil {
+		return nil
+	}
 	return q.w.init(conn)
 }
 
@@ -83,7 +88,11 @@ func (s *rtpSession) writeAudio(payload []byte, frame uint64) bool {
 		return true // nowhere to send yet (the sequence number is spent, as a lost packet's)
 	}
 	out, err := s.srtp.protectRTP(q.out[:], q.pkt[:n])
-	if err == nil {
+	switch {
+	case err != nil:
+	case s.mux != nil:
+		err = s.mux.out.WriteTo(out, to) // copied: the batch goes out after the tick's other packets
+	default:
 		err = q.w.send(out, to)
 	}
 	switch {

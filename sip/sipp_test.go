@@ -38,7 +38,16 @@ func readFrames(c *Call) []int16 {
 // PCMA and telephone-event; the test asserts that what ReadFrame decoded is
 // the pcap's speech (envelope and waveform correlation) and that the call
 // ended by the caller's BYE with its port released.
+//
+// It runs with the shared port too: sipp sends its pcap from the port its
+// SDP names.
 func TestSippBasicCall(t *testing.T) {
+	for _, mode := range rtpModes {
+		t.Run(mode.name, func(t *testing.T) { testSippBasicCall(t, mode.opts) })
+	}
+}
+
+func testSippBasicCall(t *testing.T, opts []Option) {
 	rec := newRecorder(t)
 	var got []int16
 	rec.answer = func(ctx context.Context, in *IncomingCall) (*Call, error) {
@@ -50,7 +59,7 @@ func TestSippBasicCall(t *testing.T) {
 		go sendTone(c, 1000)
 		got = readFrames(c)
 	}
-	u := startUA(t, rec)
+	u := startUA(t, rec, opts...)
 	pcap := sippPcap(t, "g711a.pcap")
 	require.NoError(t, runSipp(t, u, sippRun{scenario: "basic_call.xml", keys: map[string]string{"PCAP": pcap}}))
 	rec.wait(t)

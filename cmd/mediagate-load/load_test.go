@@ -19,7 +19,8 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // TestMixedRoomReport runs the suite's mixed scenario in small: the real
-// gateway (built without -race, as the benchmark measures it), one room of
+// gateway (built without -race, as the benchmark measures it, and with
+// rtp.shared, as the suite runs it), one room of
 // two SIP callers and two WHIP participants, a caller and a WHIP
 // participant speaking, a 4 s window. The report must be sane: every
 // participant joined and stayed, the listeners heard the probe bursts (so
@@ -35,7 +36,7 @@ func TestMixedRoomReport(t *testing.T) {
 	defer cancel()
 	o := options{scenario: "test", calls: 4, roomSize: 4, speakers: 2, webrtcPerRoom: 2, host: "127.0.0.1",
 		numberBase: 7000, rate: 20, warmup: 2 * time.Second, duration: 4 * time.Second,
-		probeEvery: time.Second}
+		probeEvery: time.Second, sharedRTP: true}
 	api, err := newWebRTCAPI()
 	require.NoError(t, err)
 	o.webrtcAPI, o.opus = api, &opusLoops{}

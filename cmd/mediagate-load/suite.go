@@ -74,6 +74,7 @@ func suiteMain(ctx context.Context, args []string) error {
 	duration := fs.Duration("duration", 10*time.Second, "measurement window per run")
 	warmup := fs.Duration("warmup", 3*time.Second, "time after the last join before measuring")
 	only := fs.String("only", "", "run only the scenarios whose name starts with this (e.g. \"a.\", \"d\")")
+	sharedRTP := fs.Bool("shared-rtp", true, "run the gateway with rtp.shared (calls on one RTP port pair)")
 	profileDir := fs.String("profile", "", "directory for a CPU profile of the gateway per mediagate run (its measurement window)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -110,6 +111,7 @@ func suiteMain(ctx context.Context, args []string) error {
 			host: "127.0.0.1", numberBase: 7000, rate: 50, warmup: *warmup, duration: *duration,
 			probeEvery: time.Second}
 		o.record, o.stream = sc.record, sc.stream
+		o.sharedRTP = *sharedRTP
 		if *profileDir != "" {
 			o.profileOut = filepath.Join(*profileDir, profileName(sc.name))
 		}
@@ -194,6 +196,7 @@ func runMediagate(ctx context.Context, bin string, o options) (rep Report, err e
 		"MEDIAGATE_STORAGE_DIR=" + filepath.Join(dir, "data"),
 		"MEDIAGATE_HTTP_LISTEN=127.0.0.1:0", "MEDIAGATE_SIP_LISTEN=127.0.0.1:0", "MEDIAGATE_WEBRTC_UDP_PORT=0",
 		"MEDIAGATE_RTP_PORT_MIN=20000", "MEDIAGATE_RTP_PORT_MAX=29999",
+		fmt.Sprintf("MEDIAGATE_RTP_SHARED=%t", o.sharedRTP),
 		// One source address places every call: the abuse guard would ban
 		// it, and the benchmark measures the media path.
 		"MEDIAGATE_SIP_GUARD_ENABLED=false",

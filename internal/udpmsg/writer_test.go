@@ -1,4 +1,4 @@
-package rtc
+package udpmsg
 
 import (
 	"bytes"
@@ -13,6 +13,35 @@ import (
 	"time"
 )
 
+// slotSize is the tests' slot: an Ethernet MTU.
+const slotSize = 1500
+
+// newWriter returns a Writer of 256 slots on a new socket, both closed
+// at cleanup: "udp4" binds IPv4 loopback, "udp" a dual-stack IPv6 socket
+// on every address (as sip's RTP sockets by default).
+func newWriter(tb testing.TB, network string) *Writer {
+	tb.Helper()
+	var addr *net.UDPAddr
+	if network == "udp4" {
+		addr = &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}
+	}
+	c, err := net.ListenUDP(network, addr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = c.Close() })
+	rc, err := c.SyscallConn()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	w, err := NewWriter(rc, 256, slotSize)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(w.Close)
+	return w
+}
+
 // listenUDP4 opens a loopback IPv4 socket closed at cleanup.
 func listenUDP4(tb testing.TB) *net.UDPConn {
 	tb.Helper()
@@ -24,13 +53,18 @@ func listenUDP4(tb testing.TB) *net.UDPConn {
 	return c
 }
 
-// TestBatchWriterDelivers writes from many goroutines to several receivers
+// TestWriterDelivers writes from many goroutines to several receivers
 // at once, datagrams of every size from 1 byte past the slot size, and
 // checks every datagram arrives once, intact, at its own receiver.
-func TestBatchWriterDelivers(t *testing.T) {
+// An IPv6 socket sends to IPv4 receivers as v4-mapped addresses.
+func TestWriterDelivers(t *testing.T) {
+	for _, network := range []string{"udp4", "udp"} {
+		t.Run(network, func(t *testing.T) { testWriterDelivers(t, newWriter(t, network)) })
+	}
+}
+
+func testWriterDelivers(t *testing.T, w *Writer) {
 	const writers, perWriter, receivers = 16, 200, 4
-	w := newBatchWriter(listenUDP4(t))
-	t.Cleanup(w.close)
 	var rx [receivers]*net.UDPConn
 	for i := range rx {
 		rx[i] = listenUDP4(t)
@@ -50,8 +84,8 @@ func TestBatchWriterDelivers(t *testing.T) {
 			to := rx[g%receivers].LocalAddr().(*net.UDPAddr).AddrPort()
 			for k := range perWriter {
 				p := payload(g, k)
-				if n, err := w.WriteToAddrPort(p, to); err != nil || n != len(p) {
-					t.Errorf("write %d/%d: %d, %v", g, k, n, err)
+				if err := w.WriteTo(p, to); err != nil {
+					t.Errorf("write %d/%d: %v", g, k, err)
 					return
 				}
 			}
@@ -68,7 +102,7 @@ func TestBatchWriterDelivers(t *testing.T) {
 			n, err := c.Read(buf)
 			if err != nil {
 				t.Fatalf("receiver %d: %v after %d datagrams (sent %d in %d batches, %d direct, %d failed)",
-					i, err, len(seen), w.sent.Load(), w.batches.Load(), w.direct.Load(), w.failed.Load())
+					i, err, len(seen), w.Stats().Sent, w.Stats().Batches, w.Stats().Direct, w.Stats().Failed)
 			}
 			g, k := binary.BigEndian.Uint32(buf[0:]), binary.BigEndian.Uint32(buf[4:])
 			if int(g)%receivers != i {
@@ -87,31 +121,35 @@ func TestBatchWriterDelivers(t *testing.T) {
 	if len(seen) != writers*perWriter {
 		t.Fatalf("%d datagrams, want %d", len(seen), writers*perWriter)
 	}
-	if w.batches.Load() == 0 || w.sent.Load() == 0 {
-		t.Fatalf("nothing went through sendmmsg: %d batches, %d direct", w.batches.Load(), w.direct.Load())
+	st := w.Stats()
+	if st.Batches == 0 || st.Sent == 0 || st.Failed != 0 {
+		t.Fatalf("sendmmsg: %d batches carried %d, %d direct, %d failed", st.Batches, st.Sent, st.Direct, st.Failed)
 	}
-	t.Logf("%d datagrams: %d in %d sendmmsg calls, %d direct", len(seen), w.sent.Load(), w.batches.Load(), w.direct.Load())
+	t.Logf("%d datagrams: %d in %d sendmmsg calls, %d direct", len(seen), st.Sent, st.Batches, st.Direct)
 }
 
-// TestBatchWriterClosed refuses writes after close and keeps no goroutine.
-func TestBatchWriterClosed(t *testing.T) {
-	w := newBatchWriter(listenUDP4(t))
+// TestWriterClosed refuses writes after close, and an IPv4 socket
+// refuses IPv6 destinations.
+func TestWriterClosed(t *testing.T) {
+	w := newWriter(t, "udp4")
 	to := listenUDP4(t).LocalAddr().(*net.UDPAddr).AddrPort()
-	if _, err := w.WriteToAddrPort([]byte("x"), to); err != nil {
+	if err := w.WriteTo([]byte("x"), to); err != nil {
 		t.Fatal(err)
 	}
-	w.close()
-	w.close()
-	if _, err := w.WriteToAddrPort([]byte("x"), to); err != net.ErrClosed {
+	if err := w.WriteTo([]byte("x"), netip.MustParseAddrPort("[::1]:9")); err != errFamily {
+		t.Fatalf("IPv6 destination on an IPv4 socket: %v, want errFamily", err)
+	}
+	w.Close()
+	w.Close()
+	if err := w.WriteTo([]byte("x"), to); err != net.ErrClosed {
 		t.Fatalf("write after close: %v, want net.ErrClosed", err)
 	}
 }
 
-// TestBatchWriterDropsRefused skips a datagram the kernel refuses (one to
+// TestWriterDropsRefused skips a datagram the kernel refuses (one to
 // port 0) and sends the ones after it.
-func TestBatchWriterDropsRefused(t *testing.T) {
-	w := newBatchWriter(listenUDP4(t))
-	t.Cleanup(w.close)
+func TestWriterDropsRefused(t *testing.T) {
+	w := newWriter(t, "udp4")
 	rx := listenUDP4(t)
 	to := rx.LocalAddr().(*net.UDPAddr).AddrPort()
 	bad := netip.AddrPortFrom(to.Addr(), 0)
@@ -120,7 +158,7 @@ func TestBatchWriterDropsRefused(t *testing.T) {
 		if i == 1 {
 			dst = bad
 		}
-		if _, err := w.WriteToAddrPort(fmt.Appendf(nil, "d%d", i), dst); err != nil {
+		if err := w.WriteTo(fmt.Appendf(nil, "d%d", i), dst); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -133,18 +171,18 @@ func TestBatchWriterDropsRefused(t *testing.T) {
 		}
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for w.failed.Load() != 1 && time.Now().Before(deadline) {
+	for w.Stats().Failed != 1 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
-	if w.failed.Load() != 1 {
-		t.Fatalf("%d refused datagrams counted, want 1", w.failed.Load())
+	if f := w.Stats().Failed; f != 1 {
+		t.Fatalf("%d refused datagrams counted, want 1", f)
 	}
 }
 
-// BenchmarkWebRTCSend is the cost of sending one 100-byte datagram to one
-// of 300 listeners, as a room tick does for each: sendto per datagram
-// against the batch writer, written by 300 goroutines at once.
-func BenchmarkWebRTCSend(b *testing.B) {
+// BenchmarkWriter is the cost of sending one 100-byte datagram to one of
+// 300 listeners, as a room tick does for each: sendto per datagram
+// against the Writer, written by 300 goroutines at once.
+func BenchmarkWriter(b *testing.B) {
 	const listeners = 300
 	rx := listenUDP4(b)
 	_ = rx.SetReadBuffer(8 << 20)
@@ -160,12 +198,12 @@ func BenchmarkWebRTCSend(b *testing.B) {
 	p := make([]byte, 100)
 	// run times writing a tick's datagrams until flushed reports them all
 	// handed to the kernel.
-	run := func(b *testing.B, write func([]byte, netip.AddrPort) (int, error), flushed func() uint64) {
+	run := func(b *testing.B, write func([]byte, netip.AddrPort) error, flushed func() uint64) {
 		var wg sync.WaitGroup
 		var total uint64
 		for b.Loop() {
 			for range listeners {
-				wg.Go(func() { _, _ = write(p, to) })
+				wg.Go(func() { _ = write(p, to) })
 			}
 			wg.Wait()
 			total += listeners
@@ -178,14 +216,14 @@ func BenchmarkWebRTCSend(b *testing.B) {
 	b.Run("sendto", func(b *testing.B) {
 		c := listenUDP4(b)
 		var n atomic.Uint64
-		run(b, func(p []byte, to netip.AddrPort) (int, error) {
+		run(b, func(p []byte, to netip.AddrPort) error {
 			defer n.Add(1)
-			return c.WriteToUDPAddrPort(p, to)
+			_, err := c.WriteToUDPAddrPort(p, to)
+			return err
 		}, n.Load)
 	})
 	b.Run("batched", func(b *testing.B) {
-		w := newBatchWriter(listenUDP4(b))
-		defer w.close()
-		run(b, w.WriteToAddrPort, func() uint64 { return w.sent.Load() + w.direct.Load() + w.failed.Load() })
+		w := newWriter(b, "udp4")
+		run(b, w.WriteTo, func() uint64 { st := w.Stats(); return st.Sent + st.Direct + st.Failed })
 	})
 }
