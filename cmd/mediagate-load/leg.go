@@ -24,15 +24,12 @@ const (
 	frameDur     = 20 * time.Millisecond
 	ptPCMU       = 0
 
-	// probeFreq is the probe tone the room's first speaker sends in bursts;
-	// background tones stay well below it (at most 750 Hz).
-	probeFreq = 1000.0
-	probeAmp  = 0.5
+	probeAmp = 0.5
 	// bgAmp is the level of a speaker's continuous tone: loud enough to be
 	// a voice in the mix, low enough that a probe over five of them still
 	// holds most of the energy.
 	bgAmp = 0.15
-	// probeFraction is the share of a frame's energy at probeFreq above
+	// probeFraction is the share of a frame's energy at a probe tone above
 	// which the frame holds the probe.
 	probeFraction = 0.4
 	// probeMinDBFS is the quietest frame in which a probe counts.
@@ -49,10 +46,18 @@ const (
 	silent role = iota
 	// speaker legs send a continuous tone of their own frequency.
 	speaker
-	// prober is the room's first speaker: its tone is replaced by a probe
-	// burst at probeFreq every probe interval.
+	// prober is one of the room's first speakers: its tone is replaced by
+	// a probe burst at its probeFreqs every probe interval.
 	prober
 )
+
+// probeFreqs are the probe tones of a room's first and second prober
+// (probeSlot 0 and 1), whole numbers of cycles per 20 ms frame at 8 kHz.
+// A listener tells by the tone whose burst it heard: crediting a burst to
+// the latest one sent, by time, took a burst heard more than half an
+// interval late for the other prober's. Background tones stay well below
+// them (at most 750 Hz).
+var probeFreqs = [2]float64{1000, 1250}
 
 // Participant kinds, for the delay's path.
 const (
@@ -73,20 +78,22 @@ type roomState struct {
 type burst struct {
 	at   time.Time
 	kind string // the prober's kind
+	slot int    // the prober's probeSlot
 }
 
-func (r *roomState) sent(t time.Time, kind string) {
+func (r *roomState) sent(b burst) {
 	r.mu.Lock()
-	r.sends = append(r.sends, burst{at: t, kind: kind})
+	r.sends = append(r.sends, b)
 	r.mu.Unlock()
 }
 
-// origin is the latest probe start at or before t, within window.
-func (r *roomState) origin(t time.Time, window time.Duration) (burst, bool) {
+// origin is the latest start of a burst of slot's prober at or before t,
+// within window.
+func (r *roomState) origin(t time.Time, slot int, window time.Duration) (burst, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for i := len(r.sends) - 1; i >= 0; i-- {
-		if b := r.sends[i]; !b.at.After(t) {
+		if b := r.sends[i]; b.slot == slot && !b.at.After(t) {
 			return b, t.Sub(b.at) < window
 		}
 	}
@@ -108,6 +115,7 @@ func (r *roomState) firstBurst(every int) int {
 type schedule struct {
 	room   *roomState
 	kind   string
+	slot   int
 	every  int // frames from one burst's start to the next
 	frames int // frames in a burst
 	in     int // frames until the next burst starts
@@ -118,7 +126,7 @@ type schedule struct {
 // sends half an interval after the first, so their bursts never overlap.
 func newSchedule(cfg legConfig) schedule {
 	every := max(int(cfg.probeEvery/frameDur), 10)
-	return schedule{room: cfg.room, kind: cfg.kind, every: every, frames: max(int(cfg.probeLen/frameDur), 2),
+	return schedule{room: cfg.room, kind: cfg.kind, slot: cfg.probeSlot, every: every, frames: max(int(cfg.probeLen/frameDur), 2),
 		in: cfg.room.firstBurst(every) + cfg.probeSlot*every/2}
 }
 
@@ -129,7 +137,7 @@ func (s *schedule) probe(now time.Time) bool {
 		s.in--
 		if s.in <= 0 {
 			s.left, s.in = s.frames, s.every
-			s.room.sent(now, s.kind)
+			s.room.sent(burst{at: now, kind: s.kind, slot: s.slot})
 		}
 	}
 	if s.left > 0 {
@@ -216,7 +224,9 @@ var (
 		media.EncodeULaw(b, make([]int16, frameSamples))
 		return b
 	}()
-	probeULaw = toneULaw(probeFreq, probeAmp, frameSamples) // 20 whole cycles: every frame alike
+	// probeULaw are the probers' tones, one frame each: whole cycles, so
+	// every frame is alike.
+	probeULaw = [2][]byte{toneULaw(probeFreqs[0], probeAmp, frameSamples), toneULaw(probeFreqs[1], probeAmp, frameSamples)}
 )
 
 // toneULaw is n samples of a sine at freq Hz (a whole number of cycles
@@ -245,7 +255,7 @@ func (l *leg) send(now time.Time) {
 	case prober:
 		payload = l.bg[(l.frame%50)*frameSamples:][:frameSamples]
 		if l.bursts.probe(now) {
-			payload = probeULaw
+			payload = probeULaw[l.bursts.slot]
 		}
 	}
 	l.frame++

@@ -89,7 +89,7 @@ func TestMixedRoomReport(t *testing.T) {
 	require.Contains(t, table.String(), "test")
 }
 
-func TestHoldsProbe(t *testing.T) {
+func TestHeldProbe(t *testing.T) {
 	frame := func(parts ...[]byte) []int16 {
 		pcm := make([]int16, frameSamples)
 		sum := make([]float64, frameSamples)
@@ -108,25 +108,33 @@ func TestHoldsProbe(t *testing.T) {
 	tests := []struct {
 		name string
 		pcm  []int16
-		want bool
+		want int // the probeSlot, -1 for none
 	}{
-		{"probe alone", frame(probeULaw), true},
-		{"probe over five speakers", frame(probeULaw, bg(300), bg(390), bg(480), bg(570), bg(660)), true},
-		{"speakers only", frame(bg(300), bg(390)), false},
-		{"silence", frame(silenceULaw), false},
-		{"quiet probe", frame(toneULaw(probeFreq, 0.005, frameSamples)), false},
+		{"probe alone", frame(probeULaw[0]), 0},
+		{"second prober's probe", frame(probeULaw[1]), 1},
+		{"probe over five speakers", frame(probeULaw[0], bg(300), bg(390), bg(480), bg(570), bg(660)), 0},
+		{"second probe over five speakers", frame(probeULaw[1], bg(300), bg(390), bg(480), bg(570), bg(660)), 1},
+		{"speakers only", frame(bg(300), bg(390)), -1},
+		{"silence", frame(silenceULaw), -1},
+		{"quiet probe", frame(toneULaw(probeFreqs[0], 0.005, frameSamples)), -1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			require.Equal(t, tt.want, holdsProbe(tt.pcm, 8000))
+			slot, ok := heldProbe(tt.pcm, 8000)
+			if tt.want < 0 {
+				require.False(t, ok)
+				return
+			}
+			require.True(t, ok)
+			require.Equal(t, tt.want, slot)
 		})
 	}
 }
 
 func TestOnsetIndex(t *testing.T) {
 	probe := make([]int16, 2*frameSamples)
-	media.DecodeULaw(probe[:frameSamples], probeULaw)
-	media.DecodeULaw(probe[frameSamples:], probeULaw)
+	media.DecodeULaw(probe[:frameSamples], probeULaw[0])
+	media.DecodeULaw(probe[frameSamples:], probeULaw[0])
 	for _, start := range []int{40, 160, 200} {
 		all := make([]int16, 2*frameSamples)
 		copy(all[start:], probe)

@@ -22,7 +22,7 @@ type receiver struct {
 	extHigh  atomic.Int64 // highest extended sequence number, -1 before any
 	extBase  int64        // first extended sequence number
 	cycles   int64        // sequence wrap-arounds times 65536
-	inProbe  bool
+	inProbe  int     // 1 + the probeSlot of the burst the last frame held, 0 for none
 	prev     []int16 // the frame before the current one
 	delaysMu sync.Mutex
 	delays   []pathDelay
@@ -80,12 +80,15 @@ func (r *receiver) lossCounters() (expected, received int64) {
 // the first probe sample's arrival.
 func (r *receiver) detect(pcm []int16, rate int, now time.Time) {
 	defer func() { r.prev = append(r.prev[:0], pcm...) }()
-	has := holdsProbe(pcm, rate)
-	if !has || r.inProbe {
-		r.inProbe = has
+	slot, has := heldProbe(pcm, rate)
+	if !has || r.inProbe == slot+1 {
+		r.inProbe = 0
+		if has {
+			r.inProbe = slot + 1
+		}
 		return
 	}
-	r.inProbe = true
+	r.inProbe = slot + 1
 	if r.measure == nil || !r.measure.Load() || len(r.prev) != len(pcm) {
 		return
 	}
@@ -93,7 +96,7 @@ func (r *receiver) detect(pcm []int16, rate int, now time.Time) {
 	// resampling shifts it by a few samples): find its first 2.5 ms.
 	onset := onsetIndex(r.prev, pcm, rate/400)
 	at := now.Add(time.Duration(onset-len(pcm)) * time.Second / time.Duration(rate))
-	origin, ok := r.room.origin(at, time.Second)
+	origin, ok := r.room.origin(at, slot, time.Second)
 	if !ok {
 		return
 	}
@@ -111,9 +114,9 @@ func (r *receiver) takeDelays() []pathDelay {
 	return d
 }
 
-// holdsProbe tells whether most of a frame's energy (pcm at rate) is the
-// probe tone.
-func holdsProbe(pcm []int16, rate int) bool {
+// heldProbe tells whether most of a frame's energy (pcm at rate) is a
+// probe tone, and whose (the probeSlot).
+func heldProbe(pcm []int16, rate int) (slot int, ok bool) {
 	var sum float64
 	for _, s := range pcm {
 		v := float64(s) / 32768
@@ -121,11 +124,16 @@ func holdsProbe(pcm []int16, rate int) bool {
 	}
 	ms := sum / float64(len(pcm))
 	if ms == 0 || 10*math.Log10(ms) < probeMinDBFS {
-		return false
+		return 0, false
 	}
 	// GoertzelPower gives amp²/4 for a sine of amplitude amp, whose mean
 	// square is amp²/2.
-	return 2*media.GoertzelPower(pcm, probeFreq, rate)/ms > probeFraction
+	for slot, f := range probeFreqs {
+		if 2*media.GoertzelPower(pcm, f, rate)/ms > probeFraction {
+			return slot, true
+		}
+	}
+	return 0, false
 }
 
 // onsetIndex is the index, in prev followed by cur, of the first block of

@@ -58,7 +58,7 @@ func newWebRTCAPI() (*webrtc.API, error) {
 type opusLoops struct {
 	mu      sync.Mutex
 	silence [][]byte
-	probe   [][]byte
+	probes  [2][][]byte // by probeSlot
 	tones   map[float64][][]byte
 }
 
@@ -88,16 +88,19 @@ func encodeOpus(freq, amp float64, n int) ([][]byte, error) {
 	return out, nil
 }
 
-// frames returns the loops a participant of role with tone bgFreq sends.
-func (o *opusLoops) frames(r role, bgFreq float64) (bg, probe [][]byte, err error) {
+// frames returns the loops a participant of role with tone bgFreq sends (a
+// prober its slot's probe).
+func (o *opusLoops) frames(r role, bgFreq float64, slot int) (bg, probe [][]byte, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.silence == nil {
 		if o.silence, err = encodeOpus(0, 0, 50); err != nil {
 			return nil, nil, err
 		}
-		if o.probe, err = encodeOpus(probeFreq, probeAmp, 50); err != nil {
-			return nil, nil, err
+		for slot, f := range probeFreqs {
+			if o.probes[slot], err = encodeOpus(f, probeAmp, 50); err != nil {
+				return nil, nil, err
+			}
 		}
 		o.tones = map[float64][][]byte{}
 	}
@@ -109,7 +112,7 @@ func (o *opusLoops) frames(r role, bgFreq float64) (bg, probe [][]byte, err erro
 			return nil, nil, err
 		}
 	}
-	return o.tones[bgFreq], o.probe, nil
+	return o.tones[bgFreq], o.probes[slot], nil
 }
 
 // webrtcLeg is one WHIP participant.
@@ -137,7 +140,7 @@ type offerAnswer func(ctx context.Context, offer string) (answer, location strin
 // mediagate, the AudioBridge plugin to Janus) and returns it with the
 // time from the offer being ready to the connection being up.
 func joinWebRTC(ctx context.Context, api *webrtc.API, loops *opusLoops, cfg legConfig, signal offerAnswer) (*webrtcLeg, time.Duration, error) {
-	bg, probe, err := loops.frames(cfg.role, cfg.bgFreq)
+	bg, probe, err := loops.frames(cfg.role, cfg.bgFreq, cfg.probeSlot)
 	if err != nil {
 		return nil, 0, fmt.Errorf("opus: %w", err)
 	}
