@@ -22,8 +22,8 @@ type receiver struct {
 	extHigh  atomic.Int64 // highest extended sequence number, -1 before any
 	extBase  int64        // first extended sequence number
 	cycles   int64        // sequence wrap-arounds times 65536
-	inProbe  int     // 1 + the probeSlot of the burst the last frame held, 0 for none
-	prev     []int16 // the frame before the current one
+	inProbe  int          // 1 + the probeSlot of the burst the last frame held, 0 for none
+	prev     []int16      // the frame before the current one
 	delaysMu sync.Mutex
 	delays   []pathDelay
 }
