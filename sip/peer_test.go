@@ -550,10 +550,17 @@ func testSymmetricRTP(t *testing.T, opts []Option) {
 }
 
 // TestMediaTimeout: a caller that sends nothing is hung up with BYE after
-// sip.media_timeout, unless it has put the call on hold.
+// sip.media_timeout, unless it has put the call on hold. On the shared
+// port the pair's loop runs the timeouts of all its calls.
 func TestMediaTimeout(t *testing.T) {
+	for _, mode := range rtpModes {
+		t.Run(mode.name, func(t *testing.T) { testMediaTimeout(t, mode.opts) })
+	}
+}
+
+func testMediaTimeout(t *testing.T, opts []Option) {
 	h := newAnsweringHandler()
-	u := startUA(t, h, WithMediaTimeout(400*time.Millisecond))
+	u := startUA(t, h, append([]Option{WithMediaTimeout(400 * time.Millisecond)}, opts...)...)
 	sp := newSIPPeer(t)
 	rp := newRTPPeer(t, CodecPCMU, 0)
 	d, _ := sp.invite(t, u, "2000", peerOffer(1, rp.port(), CodecPCMU, "inactive"))

@@ -145,8 +145,8 @@ func newRTPSession(log *slog.Logger, ports *portAllocator, mux *rtpMux, wg *sync
 		s.dest.Store(&peerAddrs{})
 		s.lastRx.Store(time.Now().UnixNano())
 		_ = s.tx.init(nil)
-		wg.Add(2)
-		go s.drainLoop()
+		mux.add(s) // the pair drains and runs the media timeout (rtpMux.watchLoop)
+		wg.Add(1)
 		go s.rtcpLoop()
 		return s, nil
 	}
@@ -373,17 +373,18 @@ type mediaTimeout struct {
 	fire  func()
 }
 
-// checkTimeout runs the media timeout at now: it fires once.
-func (s *rtpSession) checkTimeout(now time.Time) {
+// checkTimeout looks at the media timeout at now and returns what to run
+// when it expired (once), else nil.
+func (s *rtpSession) checkTimeout(now time.Time) (fire func()) {
 	mt := s.timeout.Load()
 	switch {
 	case mt == nil:
 	case !s.expecting.Load():
 		s.lastRx.Store(now.UnixNano()) // on hold: restart the clock
-	case now.Sub(time.Unix(0, s.lastRx.Load())) > mt.after:
-		s.timeout.Store(nil)
-		mt.fire()
+	case now.Sub(time.Unix(0, s.lastRx.Load())) > mt.after && s.timeout.CompareAndSwap(mt, nil):
+		return mt.fire
 	}
+	return nil
 }
 
 // close stops the goroutines, sends an RTCP BYE, closes the sockets,
@@ -395,7 +396,7 @@ func (s *rtpSession) close() {
 		s.sendRTCP(true)
 		close(s.closed)
 		if s.mux != nil {
-			s.mux.unroute(s, s.dest.Load())
+			s.mux.remove(s, s.dest.Load())
 		} else {
 			_ = s.conn.Close()
 			_ = s.rtcpConn.Close()

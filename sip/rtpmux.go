@@ -32,9 +32,10 @@ type rtpMux struct {
 	out      *udpmsg.Writer
 	rx       rxSocket
 
-	mu     sync.Mutex
-	byRTP  map[netip.AddrPort]*rtpSession // by the SDP's RTP address
-	byRTCP map[netip.AddrPort]*rtpSession // by the SDP's RTCP address
+	mu       sync.Mutex
+	byRTP    map[netip.AddrPort]*rtpSession // by the SDP's RTP address
+	byRTCP   map[netip.AddrPort]*rtpSession // by the SDP's RTCP address
+	sessions map[*rtpSession]struct{}       // every call on the pair, for the media timeout
 
 	unmatched atomic.Uint64 // packets from no call's address
 	dropLog   *logLimiter
@@ -61,7 +62,8 @@ func newRTPMux(log *slog.Logger, ports *portAllocator) (*rtpMux, error) {
 	}
 	m := &rtpMux{log: log, conn: conn, rtcpConn: rtcpConn, port: port,
 		byRTP: map[netip.AddrPort]*rtpSession{}, byRTCP: map[netip.AddrPort]*rtpSession{},
-		dropLog: newLogLimiter(1, dropLogEvery), done: make(chan struct{})}
+		sessions: map[*rtpSession]struct{}{},
+		dropLog:  newLogLimiter(1, dropLogEvery), done: make(chan struct{})}
 	m.out, err = udpmsg.NewWriter(conn, muxSlots, maxRTP+srtpTrailer)
 	if err == nil {
 		err = m.growBuffers()
@@ -78,8 +80,9 @@ func newRTPMux(log *slog.Logger, ports *portAllocator) (*rtpMux, error) {
 		ports.release(port)
 		return nil, err
 	}
-	m.wg.Add(1)
+	m.wg.Add(2)
 	go m.rtcpLoop()
+	go m.watchLoop()
 	log.Info("rtp shared port", "rtp", port, "rtcp", port+1)
 	return m, nil
 }
@@ -132,6 +135,13 @@ func useShared(rtp netip.AddrPort, src netip.Addr) bool {
 	return !a.IsPrivate() && !a.IsLinkLocalUnicast() && !a.IsLoopback()
 }
 
+// add puts s on the pair; route gives it its packets.
+func (m *rtpMux) add(s *rtpSession) {
+	m.mu.Lock()
+	m.sessions[s] = struct{}{}
+	m.mu.Unlock()
+}
+
 // route makes packets from the peer of s (the addresses in d, from its
 // SDP) reach s, replacing what old routed. RTCP is taken from the SDP's
 // RTCP address and from the port above the RTP address (RFC 3550 §11).
@@ -149,10 +159,12 @@ func (m *rtpMux) route(s *rtpSession, old, d *peerAddrs) {
 	}
 }
 
-// unroute forgets the routes of s (at close).
-func (m *rtpMux) unroute(s *rtpSession, d *peerAddrs) {
+// remove takes s off the pair (at close): its routes (from d) and its
+// media timeout.
+func (m *rtpMux) remove(s *rtpSession, d *peerAddrs) {
 	m.mu.Lock()
 	m.unrouteLocked(s, d)
+	delete(m.sessions, s)
 	m.mu.Unlock()
 }
 
@@ -222,27 +234,45 @@ func (m *rtpMux) stray(from netip.AddrPort) {
 	}
 }
 
-// rtcpLoop reads the shared RTCP socket (RTCP is a packet per call every
-// few seconds: one goroutine in the poller is cheap) and drains the RTP
-// socket every drainEvery when no call played out meanwhile, until close.
-func (m *rtpMux) rtcpLoop() {
+// watchLoop drains the RTP socket every drainEvery when no call played
+// out meanwhile, and runs the calls' media timeouts, until close: one
+// timer for the pair where a call of its own port has one per call.
+func (m *rtpMux) watchLoop() {
 	defer m.wg.Done()
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		t := time.NewTicker(drainEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-m.done:
-				return
-			case now := <-t.C:
-				if now.UnixNano()-m.rx.last.Load() >= int64(drainEvery/2) {
-					m.drain()
+	t := time.NewTicker(drainEvery)
+	defer t.Stop()
+	var calls []*rtpSession
+	for {
+		select {
+		case <-m.done:
+			return
+		case now := <-t.C:
+			if now.UnixNano()-m.rx.last.Load() >= int64(drainEvery/2) {
+				m.drain()
+			}
+			m.mu.Lock()
+			calls = calls[:0]
+			for s := range m.sessions {
+				calls = append(calls, s)
+			}
+			m.mu.Unlock()
+			for _, s := range calls {
+				if fire := s.checkTimeout(now); fire != nil {
+					// The hangup waits for the BYE's answer: not here,
+					// where it would hold every other call's timeout.
+					s.wg.Add(1)
+					go func() { defer s.wg.Done(); fire() }()
 				}
 			}
+			clear(calls) // no call kept alive until the next tick
 		}
-	}()
+	}
+}
+
+// rtcpLoop reads the shared RTCP socket (RTCP is a packet per call every
+// few seconds: one goroutine in the poller is cheap) until close.
+func (m *rtpMux) rtcpLoop() {
+	defer m.wg.Done()
 	buf := make([]byte, maxRTP)
 	for {
 		n, from, err := m.rtcpConn.ReadFromUDPAddrPort(buf)

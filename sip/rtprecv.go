@@ -112,8 +112,8 @@ func (s *rtpSession) drain() bool {
 
 // drainLoop drains the socket every drainEvery unless a reader did
 // recently, and runs the media timeout, until the session closes: the one
-// goroutine and timer a call's media has besides RTCP. The shared port
-// has a drain loop of its own (rtpMux.rtcpLoop).
+// goroutine and timer a call's media has besides RTCP. Calls on the
+// shared port have none: the pair's watchLoop does both for all.
 func (s *rtpSession) drainLoop() {
 	defer s.wg.Done()
 	t := time.NewTicker(drainEvery)
@@ -123,10 +123,12 @@ func (s *rtpSession) drainLoop() {
 		case <-s.closed:
 			return
 		case now := <-t.C:
-			if s.mux == nil && now.UnixNano()-s.rxSock.last.Load() >= int64(drainEvery/2) && !s.drain() {
+			if now.UnixNano()-s.rxSock.last.Load() >= int64(drainEvery/2) && !s.drain() {
 				return
 			}
-			s.checkTimeout(now)
+			if fire := s.checkTimeout(now); fire != nil {
+				fire()
+			}
 		}
 	}
 }
