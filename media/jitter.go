@@ -159,8 +159,7 @@ type jitterSlot struct {
 	ts     int64 // extended timestamp
 	marker bool
 	state  slotState
-	n      int
-	buf    [MaxJitterPayload]byte
+	n      int // payload bytes, in JitterBuffer.payloads at the slot's index
 }
 
 // JitterBuffer turns RTP audio packets arriving with network jitter, loss,
@@ -196,7 +195,12 @@ type JitterBuffer struct {
 	minDelay, initDelay, maxDelay time.Duration
 	maxLostRun                    int
 
+	// The slots' bookkeeping lies apart from their payloads, so that
+	// looking through the slots (every Pop) reads 2 KB, not 100 KB: with a
+	// thousand calls the payloads inline made each slot looked at a cache
+	// miss.
 	slots     [jitterSlots]jitterSlot
+	payloads  [jitterSlots][MaxJitterPayload]byte
 	out, next [MaxJitterPayload]byte
 
 	haveStream bool
@@ -302,7 +306,7 @@ func (j *JitterBuffer) Push(p Packet, arrival time.Time) error {
 	j.lastExt, j.lastTS = ext, ts
 	s := &j.slots[ext&(jitterSlots-1)]
 	s.ext, s.ts, s.marker, s.state = ext, ts, p.Marker, slotFull
-	s.n = copy(s.buf[:], p.Payload)
+	s.n = copy(j.payloads[ext&(jitterSlots-1)][:], p.Payload)
 	j.count++
 	j.est.add(arrival, ts, tsBreak)
 	return nil
@@ -377,6 +381,11 @@ func (j *JitterBuffer) flush() {
 		}
 	}
 	j.count = 0
+}
+
+// payload is what s holds.
+func (j *JitterBuffer) payload(s *jitterSlot) []byte {
+	return j.payloads[s.ext&(jitterSlots-1)][:s.n]
 }
 
 // slot returns the buffered packet with extended sequence number ext, or
@@ -516,7 +525,7 @@ func (j *JitterBuffer) frame(now time.Time, s *jitterSlot) PopResult {
 		Seq:       uint16(s.ext),
 		Timestamp: uint32(s.ts),
 		Duration:  uint32(dur),
-		Payload:   j.out[:copy(j.out[:], s.buf[:s.n])],
+		Payload:   j.out[:copy(j.out[:], j.payload(s))],
 		Epoch:     j.epoch,
 	}
 	s.state = slotReleased
@@ -544,7 +553,7 @@ func (j *JitterBuffer) lost() PopResult {
 	j.playedTS = j.playTS
 	j.playTS += j.stepTS
 	if nx := j.slot(j.nextSeq); nx != nil {
-		r.Next = j.next[:copy(j.next[:], nx.buf[:nx.n])]
+		r.Next = j.next[:copy(j.next[:], j.payload(nx))]
 	}
 	return r
 }
