@@ -3,6 +3,7 @@ package bridge
 import (
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mediagate/mediagate/media"
@@ -36,6 +37,11 @@ type Player struct {
 	mu  sync.Mutex
 	gap int // samples of silence after each prompt
 
+	// busy is active || fadeLeft > 0, kept under mu and read without it:
+	// a room asks every caller's player for a frame every tick, and most
+	// of them are idle for the whole call.
+	busy atomic.Bool
+
 	// The source playing: samples, position, Seq, and how much of the
 	// trailing gap is left.
 	cur    []int16
@@ -52,12 +58,13 @@ type Player struct {
 
 	ended    bool // cur played to its end; Ended has not reported it yet
 	endedSeq uint64
+	endedC   chan struct{} // a token when ended is set (EndedC)
 }
 
 // NewPlayer returns an idle player that adds gap of silence after each
 // prompt (DefaultPromptGap is a good choice; 0 for none).
 func NewPlayer(gap time.Duration) *Player {
-	return &Player{gap: int(gap * media.Rate48k / time.Second)}
+	return &Player{gap: int(gap * media.Rate48k / time.Second), endedC: make(chan struct{}, 1)}
 }
 
 // Start plays pcm (48 kHz, e.g. Prompts.Get48k or ConfirmTone) under the
@@ -69,6 +76,7 @@ func (p *Player) Start(pcm []int16, seq uint64) {
 	defer p.mu.Unlock()
 	p.stopLocked()
 	p.cur, p.pos, p.seq, p.tail, p.active = pcm, 0, seq, p.gap, true
+	p.busy.Store(true)
 }
 
 // Stop ends the prompt playing now with a 4 ms fade-out and without an
@@ -89,6 +97,7 @@ func (p *Player) stopLocked() {
 		p.old, p.oldPos, p.fadeLeft = p.cur, p.pos, fadeSamples
 	}
 	p.cur = nil
+	p.busy.Store(p.fadeLeft > 0)
 }
 
 // Next writes the next 20 ms into dst and reports true while the player
@@ -96,8 +105,12 @@ func (p *Player) stopLocked() {
 // the room's mix or silence instead. The last frame of a prompt is padded
 // with silence. It allocates nothing.
 func (p *Player) Next(dst *media.Frame) bool {
+	if !p.busy.Load() {
+		return false
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	defer func() { p.busy.Store(p.active || p.fadeLeft > 0) }()
 	if !p.active && p.fadeLeft == 0 {
 		return false
 	}
@@ -126,6 +139,10 @@ func (p *Player) Next(dst *media.Frame) bool {
 			if p.tail == 0 {
 				p.active, p.cur = false, nil
 				p.ended, p.endedSeq = true, p.seq
+				select {
+				case p.endedC <- struct{}{}:
+				default:
+				}
 			}
 		}
 	}
@@ -144,6 +161,11 @@ func (p *Player) Ended() (seq uint64, ok bool) {
 	p.ended = false
 	return p.endedSeq, true
 }
+
+// EndedC receives when a prompt played to its end, for a caller that
+// waits instead of asking Ended at each tick; Ended says which. A token
+// can outlive the report it announced (Ended was asked first).
+func (p *Player) EndedC() <-chan struct{} { return p.endedC }
 
 // Playing reports whether Next would write prompt audio now.
 func (p *Player) Playing() bool {

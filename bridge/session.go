@@ -189,18 +189,38 @@ func newSession(call *sip.Call, deps SessionDeps) (*session, error) {
 // run is the session's loop: one 20 ms tick drives timers, prompt ends
 // and audio; DTMF and the call's end arrive between ticks.
 func (s *session) run(ctx context.Context) error {
-	period := media.FrameDuration
-	ticker := time.NewTicker(period)
+	ticker := time.NewTicker(media.FrameDuration)
 	defer ticker.Stop()
+	ticking := true
+	deadline := time.NewTimer(time.Hour)
+	deadline.Stop()
+	defer deadline.Stop()
 	s.execute(s.ivr.Start(s.deps.Now()))
 	for !s.hungUp {
 		// In a room the room sends the caller's audio and pulls the
-		// prompts: the session only watches the IVR's deadlines and the
-		// end of prompts, which a slower tick does as well, at a fifth
-		// of the wake-ups per call.
-		if want := s.tickPeriod(); want != period {
-			period = want
-			ticker.Reset(period)
+		// prompts: the session has no tick, only a timer for the IVR's
+		// deadline (a * waiting for its digit) and the player's word
+		// that a prompt ended. A tick per caller, even a slow one, was
+		// a wake-up per call that did nothing almost every time.
+		var tick <-chan time.Time
+		var ended <-chan struct{}
+		switch inRoom := s.room != nil; {
+		case inRoom && ticking:
+			ticker.Stop()
+			ticking = false
+		case !inRoom && !ticking:
+			ticker.Reset(media.FrameDuration)
+			ticking = true
+		}
+		if ticking {
+			tick = ticker.C
+		} else {
+			ended = s.player.EndedC()
+			if dl, ok := s.ivr.Deadline(); ok {
+				deadline.Reset(max(dl.Sub(s.deps.Now()), 0))
+			} else {
+				deadline.Stop()
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -216,23 +236,15 @@ func (s *session) run(ctx context.Context) error {
 			s.onEvent(ev, ok)
 		case err := <-s.left:
 			s.onLeft(err)
-		case <-ticker.C:
+		case <-tick:
+			s.onTick()
+		case <-deadline.C:
+			s.onTick()
+		case <-ended:
 			s.onTick()
 		}
 	}
 	return nil
-}
-
-// inRoomTick is the session's tick while the caller is in a room.
-const inRoomTick = 100 * time.Millisecond
-
-// tickPeriod is how often onTick runs: every frame while the session
-// plays and sends the IVR's audio itself, inRoomTick in a room.
-func (s *session) tickPeriod() time.Duration {
-	if s.room != nil {
-		return inRoomTick
-	}
-	return media.FrameDuration
 }
 
 // onLeft handles the room letting go of the caller (closed, kicked, its
