@@ -3,6 +3,7 @@ package rtc
 import (
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -15,10 +16,6 @@ import (
 )
 
 const (
-	// sendQueueLen is how many mix packets wait for the sender goroutine:
-	// 160 ms. A sender further behind than that is stuck, and the room's
-	// packets are dropped (and counted) rather than queued.
-	sendQueueLen = 8
 	// opusLossPerc is the loss the room's Opus encoders plan FEC for when
 	// the peer takes FEC (RFC 7587 §6.1); 10 % buys robust one-packet
 	// recovery for a few kbit/s.
@@ -49,12 +46,23 @@ func opusFormat(fec bool) room.Format {
 // voice is the audio of one PeerConnection that is a room member, the part
 // WHIP/WHEP sessions and node-to-node links share: the peer's Opus packets
 // go through a jitter buffer and a decoder to the mixer (ReadFrame), and
-// the room's encoded mix goes through a bounded queue to the sender
-// goroutine, which writes it as RTP on the outgoing track (WriteMix). The
-// owner runs readAudio and sendLoop as its own goroutines.
+// the room's encoded mix is written as RTP on the outgoing track by the
+// room's tick itself (WriteMix), once the owner has called startSending.
+// The owner runs readAudio as a goroutine of its own.
+//
+// The write does not wait: pion's path to the socket takes short locks,
+// SRTP and the interceptors, and ends in the server's udpmsg.Writer, which
+// queues the datagram for its next sendmmsg (or drops it when the kernel
+// refuses). A goroutine per voice woken by a queue cost more than the
+// write itself with 300 listeners: the scheduler's work for 15000 wake-ups
+// a second was a quarter of the gateway's CPU.
 type voice struct {
-	out   *webrtc.TrackLocalStaticRTP
-	queue sendQueue
+	out *webrtc.TrackLocalStaticRTP
+
+	sending atomic.Bool // startSending was called
+	sendMu  sync.Mutex  // snd; one WriteMix at a time
+	snd     *sender
+	dropped atomic.Uint64 // mix packets the track refused
 
 	// Inbound audio, when the peer sends: readAudio pushes, the mixer
 	// pops through playout in readFrame.
@@ -73,7 +81,7 @@ type voice struct {
 // receive is set, the jitter buffer and decoder of the peer's audio.
 func (v *voice) init(receive bool) error {
 	v.now = time.Now
-	v.queue.init()
+	v.snd = newSender()
 	var err error
 	if v.out, err = webrtc.NewTrackLocalStaticRTP(opusCapability, "mix", "mediagate"); err != nil {
 		return fmt.Errorf("rtc: audio track: %w", err)
@@ -127,19 +135,24 @@ func (v *voice) readFrame(dst *media.Frame) bool {
 	return true
 }
 
-// writeMix is room.Participant's WriteMix: the payload is copied into a
-// free slot of the send queue, or dropped when the sender is behind.
+// startSending lets writeMix write: the track is negotiated.
+func (v *voice) startSending() { v.sending.Store(true) }
+
+// writeMix is room.Participant's WriteMix: the packet is written on the
+// track at once; before startSending there is nothing to send yet.
 func (v *voice) writeMix(pkt room.Packet) bool {
-	select {
-	case sl := <-v.queue.free:
-		sl.tick = pkt.Tick
-		sl.n = copy(sl.buf[:], pkt.Payload)
-		v.queue.full <- sl
+	if !v.sending.Load() {
 		return true
-	default:
-		v.queue.dropped.Add(1)
+	}
+	v.sendMu.Lock()
+	err := v.snd.write(v.out, pkt.Tick, pkt.Payload)
+	v.sendMu.Unlock()
+	if err != nil {
+		v.dropped.Add(1)
 		return false
 	}
+	v.sent.Add(1)
+	return true
 }
 
 // detached releases the decoder once the room has let go: the mixer made
@@ -147,47 +160,6 @@ func (v *voice) writeMix(pkt room.Packet) bool {
 func (v *voice) detached() {
 	if v.dec != nil {
 		_ = v.dec.Close()
-	}
-}
-
-// sendLoop writes queued mix packets to the peer until done is closed.
-func (v *voice) sendLoop(done <-chan struct{}) {
-	snd := newSender()
-	for {
-		select {
-		case <-done:
-			return
-		case sl := <-v.queue.full:
-			err := snd.write(v.out, sl)
-			v.queue.free <- sl
-			if err == nil {
-				v.sent.Add(1)
-			}
-		}
-	}
-}
-
-// sendSlot is one queued mix packet.
-type sendSlot struct {
-	tick uint64
-	n    int
-	buf  [media.MaxOpusPayload]byte
-}
-
-// sendQueue hands mix packets from the mixer to the sender goroutine
-// without waiting and without allocating: slots circulate between free
-// and full, both buffered for every slot, so neither send ever blocks.
-type sendQueue struct {
-	slots      [sendQueueLen]sendSlot
-	free, full chan *sendSlot
-	dropped    atomic.Uint64
-}
-
-func (q *sendQueue) init() {
-	q.free = make(chan *sendSlot, sendQueueLen)
-	q.full = make(chan *sendSlot, sendQueueLen)
-	for i := range q.slots {
-		q.free <- &q.slots[i]
 	}
 }
 
@@ -209,17 +181,18 @@ func newSender() *sender {
 	return s
 }
 
-// write sends one queued packet on track.
-func (s *sender) write(track *webrtc.TrackLocalStaticRTP, sl *sendSlot) error {
+// write sends the payload of the room's tick on track.
+func (s *sender) write(track *webrtc.TrackLocalStaticRTP, tick uint64, payload []byte) error {
 	if s.first {
-		s.firstTick = sl.tick
+		s.firstTick = tick
 	}
 	s.pkt.Marker = s.first // RFC 3551 §4.1: the stream starts a talkspurt
 	s.first = false
-	s.pkt.Timestamp = s.base + uint32(sl.tick-s.firstTick)*opusFrameTS
-	s.pkt.Payload = sl.buf[:sl.n]
+	s.pkt.Timestamp = s.base + uint32(tick-s.firstTick)*opusFrameTS
+	s.pkt.Payload = payload
 	err := track.WriteRTP(&s.pkt)
 	s.pkt.SequenceNumber++
+	s.pkt.Payload = nil // the room's buffer, not ours to keep
 	return err
 }
 

@@ -65,21 +65,18 @@ func BenchmarkReceive(b *testing.B) {
 }
 
 // BenchmarkSend is one tick of a participant's outbound audio: WriteMix
-// copies the room's payload into the queue, the sender numbers it and
-// writes it to the track (unbound here, so without SRTP and the socket).
+// numbers the room's payload and writes it to the track (unbound here, so
+// without SRTP and the socket).
 func BenchmarkSend(b *testing.B) {
 	clock := time.Unix(0, 0)
 	p := benchParticipant(b, &clock)
+	p.startSending()
 	payload := opusPackets(b, 1)[0]
-	snd := newSender()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		if !p.WriteMix(room.Packet{Payload: payload, Tick: uint64(i)}) {
-			b.Fatal("queue full")
+			b.Fatal("write refused")
 		}
-		sl := <-p.queue.full
-		_ = snd.write(p.out, sl)
-		p.queue.free <- sl
 	}
 }

@@ -220,7 +220,7 @@ func (l *Link) connect(ctx context.Context, whipURL string) error {
 	case <-ctx.Done():
 		return fmt.Errorf("rtc: link: %w", context.Cause(ctx))
 	}
-	l.goChild(func() { l.sendLoop(l.done) })
+	l.startSending()
 	return nil
 }
 
@@ -414,7 +414,7 @@ func (l *Link) run() {
 	<-l.done
 	l.teardown()
 	l.log.Info("link ended", "reason", l.err.Error(), "received", l.received.Load(),
-		"sent", l.sent.Load(), "dropped", l.queue.dropped.Load())
+		"sent", l.sent.Load(), "dropped", l.dropped.Load())
 }
 
 // teardown ends the WHIP session (DELETE, RFC 9725 §4.3, before the media

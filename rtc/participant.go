@@ -146,7 +146,7 @@ func (p *participant) negotiate(ctx context.Context, offer string) (string, erro
 			return "", fmt.Errorf("%w: audio track: %w", ErrNegotiation, err)
 		}
 		p.goChild(func() { drainRTCP(sender) })
-		p.goChild(func() { p.sendLoop(p.done) })
+		p.startSending()
 	}
 	if p.listen && p.offer.recvVideo {
 		if err := p.srv.addViewer(p, pc); err != nil {
@@ -269,7 +269,7 @@ func (p *participant) run() {
 		reason = errLeft
 	}
 	p.log.Info("session ended", "participant", string(p.info.ID), "reason", reason.Error(),
-		"received", p.received.Load(), "sent", p.sent.Load(), "dropped", p.queue.dropped.Load())
+		"received", p.received.Load(), "sent", p.sent.Load(), "dropped", p.dropped.Load())
 }
 
 func (p *participant) wait() error {
