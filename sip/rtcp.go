@@ -104,16 +104,24 @@ func (s *rtpSession) rtcpLoop() {
 // readRTCP reads the call's own RTCP socket until it closes.
 func (s *rtpSession) readRTCP() {
 	defer s.wg.Done()
+	readRTCPConn(s.rtcpConn, func(b []byte, from netip.AddrPort, now time.Time) {
+		s.handleRTCP(b, from, now, false)
+	})
+}
+
+// readRTCPConn reads conn until it closes and hands each datagram, its
+// source (IPv4 not mapped) and its arrival time to handle.
+func readRTCPConn(conn *net.UDPConn, handle func(b []byte, from netip.AddrPort, now time.Time)) {
 	buf := make([]byte, maxRTP)
 	for {
-		n, from, err := s.rtcpConn.ReadFromUDPAddrPort(buf)
+		n, from, err := conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
 			continue
 		}
-		s.handleRTCP(buf[:n], netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), time.Now(), false)
+		handle(buf[:n], netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), time.Now())
 	}
 }
 

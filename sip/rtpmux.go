@@ -1,7 +1,6 @@
 package sip
 
 import (
-	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -273,22 +272,13 @@ func (m *rtpMux) watchLoop() {
 // few seconds: one goroutine in the poller is cheap) until close.
 func (m *rtpMux) rtcpLoop() {
 	defer m.wg.Done()
-	buf := make([]byte, maxRTP)
-	for {
-		n, from, err := m.rtcpConn.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
-		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	readRTCPConn(m.rtcpConn, func(b []byte, from netip.AddrPort, now time.Time) {
 		if s := m.session(from, true); s != nil {
-			s.handleRTCP(buf[:n], from, time.Now(), false)
+			s.handleRTCP(b, from, now, false)
 		} else {
 			m.stray(from)
 		}
-	}
+	})
 }
 
 // close closes the pair once the UA's calls are gone.
