@@ -58,7 +58,7 @@ func newCall(in *IncomingCall) (*Call, error) {
 	c.initDialogState()
 	var mux *rtpMux
 	if src, err := netip.ParseAddrPort(in.req.Source()); err == nil && in.offer != nil && in.ua.mux != nil &&
-		useShared(in.rm.rtp, src.Addr()) {
+		useShared(in.rm.rtp, src.Addr()) && !in.ua.mux.routed(in.rm.rtp) {
 		mux = in.ua.mux
 	}
 	m, err := newRTPSession(in.log, in.ua.ports, mux, &in.ua.wg, func(d DTMF) { c.dtmf.push(d) })

@@ -679,3 +679,35 @@ func TestTCP(t *testing.T) {
 		_ = d.Close()
 	}
 }
+
+// TestSharedRTPSameAddress: a second call whose SDP names the address of a
+// call already on the shared port could not be told from it there, so it
+// gets a pair of its own; both calls carry audio.
+func TestSharedRTPSameAddress(t *testing.T) {
+	h := newAnsweringHandler()
+	u := startUA(t, h, WithSharedRTP(true))
+	rp := newRTPPeer(t, CodecPCMU, 0)
+	d1, a1 := newSIPPeer(t).invite(t, u, "2000", peerOffer(1, rp.port(), CodecPCMU, "sendrecv"))
+	c1 := h.call(t)
+	d2, a2 := newSIPPeer(t).invite(t, u, "2000", peerOffer(1, rp.port(), CodecPCMU, "sendrecv"))
+	c2 := h.call(t)
+	to1, _ := answerAddr(t, a1)
+	to2, _ := answerAddr(t, a2)
+	require.Equal(t, u.mux.port, int(to1.Port()), "the first call is on the shared port")
+	require.NotEqual(t, u.mux.port, int(to2.Port()), "the second has a pair of its own")
+	require.Equal(t, 2, u.ports.inUse())
+
+	// The peer's packets reach the call whose port they are sent to.
+	rp.sendTone(to1, 660)
+	eventually(t, 3*time.Second, func() bool { return c1.Stats().Received >= 10 }, "the first call's audio")
+	require.Zero(t, c2.Stats().Received)
+	rp.sendTone(to2, 660)
+	eventually(t, 3*time.Second, func() bool { return c2.Stats().Received >= 10 }, "the second call's audio")
+	for _, d := range []*sipgo.DialogClientSession{d1, d2} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		require.NoError(t, d.Bye(ctx))
+		cancel()
+	}
+	waitDone(t, c1)
+	waitDone(t, c2)
+}

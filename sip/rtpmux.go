@@ -134,6 +134,15 @@ func useShared(rtp netip.AddrPort, src netip.Addr) bool {
 	return !a.IsPrivate() && !a.IsLinkLocalUnicast() && !a.IsLoopback()
 }
 
+// routed reports whether a call on the pair has rtp as its peer's
+// address: a second call from the same address could not be told from
+// the first, so it takes a pair of its own.
+func (m *rtpMux) routed(rtp netip.AddrPort) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.byRTP[rtp] != nil
+}
+
 // add puts s on the pair; route gives it its packets.
 func (m *rtpMux) add(s *rtpSession) {
 	m.mu.Lock()
