@@ -207,8 +207,9 @@ func (w *Writer) Stats() WriterStats {
 		Direct: w.stats.direct.Load(), Failed: w.stats.failed.Load()}
 }
 
-// Close stops the flusher; datagrams still queued are dropped, as the
-// socket closes next. Writes after Close fail with net.ErrClosed.
+// Close stops the flusher and sends what is still queued, so that the
+// last words of a closing peer (a DTLS close_notify, an RTCP BYE) leave
+// before the socket closes. Writes after Close fail with net.ErrClosed.
 func (w *Writer) Close() {
 	w.mu.Lock()
 	if w.closed {
@@ -219,6 +220,9 @@ func (w *Writer) Close() {
 	w.mu.Unlock()
 	close(w.done)
 	w.wg.Wait()
+	if b := w.cur; b.n > 0 { // the flusher is gone: nobody else touches cur
+		w.send(b)
+	}
 }
 
 // directSend is one sendto's arguments, bound once so that a send

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // slotSize is the tests' slot: an Ethernet MTU.
@@ -226,4 +228,27 @@ func BenchmarkWriter(b *testing.B) {
 		w := newWriter(b, "udp4")
 		run(b, w.WriteTo, func() uint64 { st := w.Stats(); return st.Sent + st.Direct + st.Failed })
 	})
+}
+
+// TestWriterCloseSends: what was queued when Close is called still leaves,
+// in order (a peer's last words before its socket closes).
+func TestWriterCloseSends(t *testing.T) {
+	const n = 200
+	for range 5 {
+		w := newWriter(t, "udp4")
+		rx := listenUDP4(t)
+		_ = rx.SetReadBuffer(4 << 20)
+		to := rx.LocalAddr().(*net.UDPAddr).AddrPort()
+		for i := range n {
+			require.NoError(t, w.WriteTo(fmt.Appendf(nil, "d%d", i), to))
+		}
+		w.Close()
+		buf := make([]byte, 64)
+		for i := range n {
+			_ = rx.SetReadDeadline(time.Now().Add(5 * time.Second))
+			k, err := rx.Read(buf)
+			require.NoError(t, err, "datagram %d of %d", i, n)
+			require.Equal(t, fmt.Sprintf("d%d", i), string(buf[:k]))
+		}
+	}
 }
