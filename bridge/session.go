@@ -186,8 +186,10 @@ func newSession(call *sip.Call, deps SessionDeps) (*session, error) {
 	return s, nil
 }
 
-// run is the session's loop: one 20 ms tick drives timers, prompt ends
-// and audio; DTMF and the call's end arrive between ticks.
+// run is the session's loop: before the join (and after the room let go)
+// a 20 ms tick drives timers, prompt ends and audio; in a room the IVR's
+// deadline and the end of a prompt wake it. DTMF, room events and the
+// call's end arrive at any time.
 func (s *session) run(ctx context.Context) error {
 	ticker := time.NewTicker(media.FrameDuration)
 	defer ticker.Stop()
