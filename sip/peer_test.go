@@ -54,14 +54,30 @@ func newSIPPeer(t *testing.T) *sipPeer {
 			p.byes <- struct{}{}
 		}
 	})
+	serveUDP(t, srv, conn, ua)
+	return p
+}
+
+// serveUDP serves conn with srv until cleanup, which closes conn and ua.
+// It returns once sipgo's transport has conn in its pool (its first
+// read): a request sent before that would leave from a connection sipgo
+// makes up for it, on another port, which the peer's Contact does not
+// name and whose reader sipgo can fail to end at Close.
+func serveUDP(t *testing.T, srv *sipgo.Server, conn net.PacketConn, ua *sipgo.UserAgent) {
+	t.Helper()
+	ready := make(chan struct{})
 	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.ServeUDP(conn) }()
+	go func() { defer close(done); _ = srv.ServeUDP(&servingConn{PacketConn: conn, ready: ready}) }()
 	t.Cleanup(func() {
 		_ = conn.Close()
 		_ = ua.Close()
 		<-done
 	})
-	return p
+	select {
+	case <-ready:
+	case <-time.After(5 * time.Second):
+		t.Fatal("sipgo did not serve the peer's socket")
+	}
 }
 
 // invite calls user at u with offer and returns the dialog and the answer.

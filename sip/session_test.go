@@ -170,13 +170,7 @@ func newGlarePeer(t *testing.T) *glarePeer {
 	})
 	p.srv.OnAck(func(req *sip.Request, _ sip.ServerTransaction) { p.acks <- req })
 	p.srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) { _ = p.dialogs.ReadBye(req, tx) })
-	done := make(chan struct{})
-	go func() { defer close(done); _ = p.srv.ServeUDP(conn) }()
-	t.Cleanup(func() {
-		_ = conn.Close()
-		_ = ua.Close()
-		<-done
-	})
+	serveUDP(t, p.srv, conn, ua)
 	return p
 }
 

@@ -149,14 +149,36 @@ func NewPhoneAt(t testing.TB, host string) *Phone {
 		calls: map[*sipgo.DialogClientSession]*Call{}, provisional: map[string][]*sip.Response{}}
 	ua.TransportLayer().OnMessage(p.onWire)
 	srv.OnBye(p.onBye)
+	// Serve, and return once sipgo's transport has conn in its pool (its
+	// first read): a request sent before that would leave from a
+	// connection sipgo makes up for it, on another port than the
+	// Contact's.
+	ready := make(chan struct{})
 	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.ServeUDP(conn) }()
+	go func() { defer close(done); _ = srv.ServeUDP(&servingConn{PacketConn: conn, ready: ready}) }()
 	t.Cleanup(func() {
 		_ = conn.Close()
 		_ = ua.Close()
 		<-done
 	})
+	select {
+	case <-ready:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("siptest: sipgo did not serve the phone's socket")
+	}
 	return p
+}
+
+// servingConn closes ready when sipgo first reads from it.
+type servingConn struct {
+	net.PacketConn
+	once  sync.Once
+	ready chan struct{}
+}
+
+func (c *servingConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	c.once.Do(func() { close(c.ready) })
+	return c.PacketConn.ReadFrom(b)
 }
 
 // Port is the phone's SIP port.
