@@ -217,7 +217,9 @@ func (s *rtpSession) configure(rm remoteMedia) error {
 		// A new address (or the first): send there until packets arrive.
 		d := &peerAddrs{sdpRTP: rm.rtp, sdpRTCP: rm.rtcp, rtp: rm.rtp, rtcp: rm.rtcp}
 		if s.mux != nil {
-			s.mux.route(s, old, d)
+			if err := s.mux.route(s, old, d); err != nil {
+				return err
+			}
 		}
 		s.dest.Store(d)
 	}

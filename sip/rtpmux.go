@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -150,12 +151,22 @@ func (m *rtpMux) add(s *rtpSession) {
 	m.mu.Unlock()
 }
 
+// errAddressShared refuses a description naming the RTP address of
+// another call on the shared pair (a re-INVITE; a new call with such an
+// address gets a pair of its own instead, see routed).
+var errAddressShared = errors.New("sip: the rtp address is another call's on the shared port")
+
 // route makes packets from the peer of s (the addresses in d, from its
 // SDP) reach s, replacing what old routed. RTCP is taken from the SDP's
 // RTCP address and from the port above the RTP address (RFC 3550 §11).
-func (m *rtpMux) route(s *rtpSession, old, d *peerAddrs) {
+// An address another call on the pair has is refused: taking it would
+// take that call's packets.
+func (m *rtpMux) route(s *rtpSession, old, d *peerAddrs) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if other := m.byRTP[d.sdpRTP]; other != nil && other != s {
+		return errAddressShared
+	}
 	if old != nil {
 		m.unrouteLocked(s, old)
 	}
@@ -165,6 +176,7 @@ func (m *rtpMux) route(s *rtpSession, old, d *peerAddrs) {
 	if d.sdpRTCP.IsValid() {
 		m.byRTCP[d.sdpRTCP] = s
 	}
+	return nil
 }
 
 // remove takes s off the pair (at close): its routes (from d) and its

@@ -90,7 +90,9 @@ func WithRTPPorts(lo, hi int) Option { return func(o *options) { o.portMin, o.po
 // rewritten on one RTP/RTCP port pair (the first free one of the range),
 // told apart by the address their SDP names (rtp.shared; see rtpMux):
 // a third less CPU per caller at a thousand callers. Calls from a private
-// address and calls without an offer keep a pair of their own.
+// address, calls without an offer and a call naming the address of one
+// already on the pair keep a pair of their own; a re-INVITE moving a call
+// on the pair to another's address is not applied.
 func WithSharedRTP(on bool) Option { return func(o *options) { o.sharedRTP = on } }
 
 // WithMediaTimeout sets how long a call may receive no RTP or RTCP while
