@@ -136,14 +136,14 @@ const maxRTP = 1500
 // nil), and starts the drain and RTCP goroutines (counted in wg, stopped
 // by close).
 func newRTPSession(log *slog.Logger, ports *portAllocator, mux *rtpMux, wg *sync.WaitGroup, onDTMF func(DTMF)) (*rtpSession, error) {
+	s := &rtpSession{
+		log: log, ports: ports, mux: mux, ssrc: rand.Uint32(), onDTMF: onDTMF, wg: wg,
+		closed: make(chan struct{}), dropLog: newLogLimiter(1, dropLogEvery),
+	}
+	s.dest.Store(&peerAddrs{})
+	s.lastRx.Store(time.Now().UnixNano())
 	if mux != nil {
-		s := &rtpSession{
-			log: log, ports: ports, mux: mux, rtcpConn: mux.rtcpConn, port: mux.port,
-			ssrc: rand.Uint32(), onDTMF: onDTMF, wg: wg, closed: make(chan struct{}),
-			dropLog: newLogLimiter(1, dropLogEvery),
-		}
-		s.dest.Store(&peerAddrs{})
-		s.lastRx.Store(time.Now().UnixNano())
+		s.rtcpConn, s.port = mux.rtcpConn, mux.port
 		_ = s.tx.init(nil)
 		mux.add(s) // the pair drains and runs the media timeout (rtpMux.watchLoop)
 		wg.Add(1)
@@ -154,13 +154,7 @@ func newRTPSession(log *slog.Logger, ports *portAllocator, mux *rtpMux, wg *sync
 	if err != nil {
 		return nil, err
 	}
-	s := &rtpSession{
-		log: log, ports: ports, conn: conn, rtcpConn: rtcpConn, port: port,
-		ssrc: rand.Uint32(), onDTMF: onDTMF, wg: wg, closed: make(chan struct{}),
-		dropLog: newLogLimiter(1, dropLogEvery),
-	}
-	s.dest.Store(&peerAddrs{})
-	s.lastRx.Store(time.Now().UnixNano())
+	s.conn, s.rtcpConn, s.port = conn, rtcpConn, port
 	if err := s.tx.init(conn); err != nil {
 		_ = conn.Close()
 		_ = rtcpConn.Close()
