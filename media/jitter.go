@@ -12,10 +12,7 @@ type Packet struct {
 	Seq       uint16 // orders packets and reveals loss
 	Timestamp uint32 // sampling instant at the RTP clock rate
 	SSRC      uint32 // the stream; a new one restarts the buffer
-	// Marker is the RTP marker bit; for audio it flags the first packet of
-	// a talkspurt (RFC 3551 §4.1), where the buffer re-anchors its delay.
-	Marker  bool
-	Payload []byte
+	Payload   []byte
 }
 
 // MaxJitterPayload is the largest payload a jitter-buffer slot holds: an
@@ -155,11 +152,10 @@ const (
 )
 
 type jitterSlot struct {
-	ext    int64 // extended sequence number
-	ts     int64 // extended timestamp
-	marker bool
-	state  slotState
-	n      int // payload bytes, in JitterBuffer.payloads at the slot's index
+	ext   int64 // extended sequence number
+	ts    int64 // extended timestamp
+	state slotState
+	n     int // payload bytes, in JitterBuffer.payloads at the slot's index
 }
 
 // JitterBuffer turns RTP audio packets arriving with network jitter, loss,
@@ -175,8 +171,8 @@ type jitterSlot struct {
 // target is the 95th percentile of transit above the window's minimum plus
 // one frame, within [20 ms, 200 ms] by default. The delay goes up fast:
 // when the packet due is missing and the delay is below target, Pop waits
-// (PopEmpty) rather than conceal, and talkspurt starts (marker bit, a gap
-// in the timestamps after DTX) and resumption after an underrun re-anchor
+// (PopEmpty) rather than conceal, and talkspurt starts (a gap in the
+// timestamps after DTX) and resumption after an underrun re-anchor
 // at the target. It comes down slowly: after a second without loss, late
 // packets or underruns, a delay more than a frame above target drops one
 // frame. Timestamp jumps re-anchor instead of producing thousands of lost
@@ -305,7 +301,7 @@ func (j *JitterBuffer) Push(p Packet, arrival time.Time) error {
 	}
 	j.lastExt, j.lastTS = ext, ts
 	s := &j.slots[ext&(jitterSlots-1)]
-	s.ext, s.ts, s.marker, s.state = ext, ts, p.Marker, slotFull
+	s.ext, s.ts, s.state = ext, ts, slotFull
 	s.n = copy(j.payloads[ext&(jitterSlots-1)][:], p.Payload)
 	j.count++
 	j.est.add(arrival, ts, tsBreak)
@@ -452,11 +448,14 @@ func (j *JitterBuffer) start(now time.Time) PopResult {
 func (j *JitterBuffer) release(now time.Time) PopResult {
 	if s := j.slot(j.nextSeq); s != nil {
 		jump := !j.continuous(s.ts)
-		if j.underrun || s.marker || jump {
-			// A talkspurt starts (RFC 3551 §4.1: marker bit; or the
-			// timestamps skip a silence) or playout resumes after running
-			// dry: re-anchor at the target delay instead of playing a
-			// silence's worth of lost frames.
+		if j.underrun || jump {
+			// A talkspurt starts (the timestamps skip a silence) or
+			// playout resumes after running dry: re-anchor at the target
+			// delay instead of playing a silence's worth of lost frames.
+			// The marker bit is not looked at: a talkspurt after silence
+			// suppression skips timestamps anyway (RFC 3551 §4.1), and
+			// pion's packetizer marks every audio packet, which made each
+			// Pop a re-anchor that never lowered the delay.
 			if jump {
 				j.stats.Resyncs++
 			}

@@ -114,8 +114,7 @@ func (v *voice) readAudio(t *webrtc.TrackRemote) {
 			continue
 		}
 		err = v.jb.Push(media.Packet{
-			Seq: pkt.SequenceNumber, Timestamp: pkt.Timestamp, SSRC: pkt.SSRC,
-			Marker: pkt.Marker, Payload: pkt.Payload,
+			Seq: pkt.SequenceNumber, Timestamp: pkt.Timestamp, SSRC: pkt.SSRC, Payload: pkt.Payload,
 		}, v.now())
 		if err == nil {
 			v.received.Add(1)

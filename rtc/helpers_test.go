@@ -123,6 +123,7 @@ type clientOpts struct {
 	listen    bool    // WHEP: receive only
 	stallable bool    // route the client's UDP through a stallConn
 	video     bool    // WHIP: also send H.264; WHEP: also receive video
+	backlog   int     // frames sent at once before keeping time
 }
 
 // join connects a client to room id and waits until it is connected. The
@@ -132,7 +133,7 @@ func (e *env) join(id room.ID, o clientOpts) *client {
 	t.Helper()
 	c := &client{t: t, tone: o.tone, video: make(chan *rtp.Packet, 4096), plis: make(chan struct{}, 64),
 		stop: make(chan struct{})}
-	opts := rtctest.Options{Tone: o.tone, ListenOnly: o.listen, API: e.api, Logs: clientLogs()}
+	opts := rtctest.Options{Tone: o.tone, Backlog: o.backlog, ListenOnly: o.listen, API: e.api, Logs: clientLogs()}
 	if o.stallable {
 		conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
 		require.NoError(t, err)
@@ -308,6 +309,20 @@ func fakeFrame(i uint32) []byte {
 	return append(append(b, start...), idr...)
 }
 
+// session returns the server's side of c.
+func (e *env) session(c *client) *participant {
+	e.t.Helper()
+	e.srv.mu.Lock()
+	defer e.srv.mu.Unlock()
+	for _, p := range e.srv.sessions {
+		if p.location == c.location {
+			return p
+		}
+	}
+	e.t.Fatalf("no session at %s", c.location)
+	return nil
+}
+
 // received returns how many frames arrived so far.
 func (c *client) received() int { return c.Received() }
 
@@ -322,10 +337,26 @@ func (c *client) waitFrames(n int) {
 // window returns frames [from, to).
 func (c *client) window(from, to int) []recvFrame { return c.Frames(from, to) }
 
-// toneDB is the level of freq in frames, dB relative to a full-scale sine.
+// toneDB is the level of freq in frames, dB relative to a full-scale sine:
+// the mean power of blocks of toneBlock frames. One Goertzel over the whole
+// window would be coherent across it, so a frame the jitter buffer drops to
+// lower its delay (a jump in the tone's phase) would cost up to a few dB.
 func toneDB(frames []recvFrame, freq float64) float64 {
-	return mediatest.ToneDB(rtctest.Samples(frames), freq, media.Rate48k)
+	var sum float64
+	n := 0
+	for i := 0; i+toneBlock <= len(frames); i += toneBlock {
+		sum += mediatest.Power(rtctest.Samples(frames[i:i+toneBlock]), freq, media.Rate48k)
+		n++
+	}
+	if n == 0 {
+		return mediatest.ToneDB(rtctest.Samples(frames), freq, media.Rate48k)
+	}
+	return 10 * math.Log10(sum/float64(n)/0.25+1e-20)
 }
+
+// toneBlock is 100 ms: whole cycles of the tests' 440, 660 and 880 Hz,
+// and 10 Hz bins that keep the tones apart.
+const toneBlock = 5
 
 // stallConn is a client's UDP socket that stops being read on stall():
 // the kernel buffer fills and the server's packets are dropped on the

@@ -56,6 +56,25 @@ func TestThreeTones(t *testing.T) {
 	}
 }
 
+// TestJitterDelayComesDown: a client whose first 120 ms of audio arrive
+// at once starts with that much in the server's jitter buffer; on a
+// steady loopback the buffer sheds it down to its target. pion's
+// packetizer sets the marker bit on every audio packet (the last packet of
+// each sample), which the buffer took for talkspurt starts: each Pop
+// re-anchored and the backlog stayed for the whole call, 60 ms where
+// 22 ms would do in the load suite's mixed rooms.
+func TestJitterDelayComesDown(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.join("backlog", clientOpts{tone: 440, backlog: 6})
+	p := e.session(c)
+	var st media.JitterStats
+	require.Eventually(t, func() bool {
+		st = p.jb.Stats()
+		return st.Discarded > 0 && st.Delay <= st.TargetDelay+media.FrameDuration
+	}, 15*time.Second, 50*time.Millisecond, "the backlog stays: %+v", &st)
+	t.Logf("delay %v, target %v, discarded %d, lost %d", st.Delay, st.TargetDelay, st.Discarded, st.Lost)
+}
+
 // TestStalledClient: a client that stops reading its socket does not delay
 // or distort the others. The same room is run twice, with the third
 // client reading and with it stalled; the others' levels stay within 1 dB

@@ -263,7 +263,7 @@ func (s *rtpSession) handleRTP(b []byte, from netip.AddrPort, pkt *rtp.Packet, n
 	seq := s.audioSeq(pkt, pkt.PayloadType != cfg.audioPT)
 	if pkt.PayloadType == cfg.audioPT {
 		err := s.jb.Push(media.Packet{Seq: seq, Timestamp: pkt.Timestamp, SSRC: pkt.SSRC,
-			Marker: pkt.Marker, Payload: pkt.Payload}, now)
+			Payload: pkt.Payload}, now)
 		if err != nil {
 			s.drop(DropRTPPayload, now)
 			return

@@ -54,6 +54,11 @@ type Options struct {
 	Amp float64
 	// PCM, when set, is sent instead of the tone: 48 kHz mono, looped.
 	PCM []int16
+	// Backlog is how many 20 ms frames the client sends at once when it
+	// starts, before it keeps time: a browser whose first audio queued
+	// while the connection came up. The receiver's jitter buffer then
+	// starts that much deeper than the network needs.
+	Backlog int
 	// ListenOnly joins through WHEP (/whep/{room}) with a receive-only
 	// transceiver: the client hears the room and sends nothing.
 	ListenOnly bool
@@ -284,11 +289,13 @@ func (c *Client) send(track *webrtc.TrackLocalStaticSample) {
 	buf := make([]byte, media.MaxOpusPayload)
 	tick := time.NewTicker(media.FrameDuration)
 	defer tick.Stop()
-	for {
-		select {
-		case <-c.stop:
-			return
-		case <-tick.C:
+	for sent := 0; ; sent++ {
+		if sent >= c.opts.Backlog {
+			select {
+			case <-c.stop:
+				return
+			case <-tick.C:
+			}
 		}
 		switch {
 		case len(c.opts.PCM) > 0:
