@@ -3,10 +3,11 @@ package sip
 import (
 	"errors"
 	"math/rand/v2"
-	"net/netip"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/mediagate/mediagate/internal/udpmsg"
 )
 
 // sendQueue is the sending side of a call's RTP: the RTP header state
@@ -33,7 +34,7 @@ type sendQueue struct {
 
 	pkt [maxRTP]byte               // the packet being sent
 	out [maxRTP + srtpTrailer]byte // its SRTP protected form
-	w   rawSender
+	w   udpmsg.Sender              // the call's own socket (not on the shared port)
 }
 
 // init starts the timeline; conn is the call's own socket, nil on the
@@ -44,7 +45,7 @@ func (q *sendQueue) init(conn syscall.RawConn) error {
 	if conn == nil {
 		return nil
 	}
-	return q.w.init(conn)
+	return q.w.Init(conn)
 }
 
 func (q *sendQueue) setFormat(pt uint8, step uint32, clock int) {
@@ -93,7 +94,7 @@ func (s *rtpSession) writeAudio(payload []byte, frame uint64) bool {
 	case s.mux != nil:
 		err = s.mux.out.WriteTo(out, to) // copied: the batch goes out after the tick's other packets
 	default:
-		err = q.w.send(out, to)
+		err = q.w.Send(out, to)
 	}
 	switch {
 	case errors.Is(err, syscall.EAGAIN):
@@ -106,69 +107,4 @@ func (s *rtpSession) writeAudio(payload []byte, frame uint64) bool {
 		s.stats.sentBytes.Add(uint64(n - rtpHeaderLen))
 	}
 	return true
-}
-
-// rawSender writes datagrams on a UDP socket without ever waiting for it to
-// become writable (net.UDPConn would park the goroutine on EAGAIN). Its
-// fields are the arguments of the one write in progress: the caller holds
-// sendQueue.mu.
-type rawSender struct {
-	rc    syscall.RawConn
-	inet6 bool                  // the socket is AF_INET6 (IPv4 peers as v4-mapped addresses)
-	write func(fd uintptr) bool // w.do, bound once: no allocation per packet
-	buf   []byte
-	sa4   syscall.SockaddrInet4
-	sa6   syscall.SockaddrInet6
-	to    netip.AddrPort // the destination sa4 or sa6 holds
-	err   error
-}
-
-func (w *rawSender) init(rc syscall.RawConn) error {
-	var sa syscall.Sockaddr
-	var serr error
-	if err := rc.Control(func(fd uintptr) { sa, serr = syscall.Getsockname(int(fd)) }); err != nil {
-		return err
-	}
-	if serr != nil {
-		return serr
-	}
-	_, w.inet6 = sa.(*syscall.SockaddrInet6)
-	w.rc, w.write = rc, w.do
-	return nil
-}
-
-// send writes b to to; syscall.EAGAIN when the send buffer is full.
-func (w *rawSender) send(b []byte, to netip.AddrPort) error {
-	if to != w.to {
-		a := to.Addr()
-		switch {
-		case w.inet6:
-			w.sa6 = syscall.SockaddrInet6{Port: int(to.Port()), Addr: a.As16()}
-		case a.Unmap().Is4():
-			w.sa4 = syscall.SockaddrInet4{Port: int(to.Port()), Addr: a.Unmap().As4()}
-		default:
-			return errors.New("sip: IPv6 peer on an IPv4 RTP socket")
-		}
-		w.to = to
-	}
-	w.buf, w.err = b, nil
-	if err := w.rc.Write(w.write); err != nil {
-		return err
-	}
-	return w.err
-}
-
-// do is the write itself; it reports done whatever the outcome, so the
-// runtime never waits for the socket to become writable.
-func (w *rawSender) do(fd uintptr) bool {
-	var sa syscall.Sockaddr = &w.sa4
-	if w.inet6 {
-		sa = &w.sa6
-	}
-	for {
-		w.err = syscall.Sendto(int(fd), w.buf, 0, sa)
-		if w.err != syscall.EINTR {
-			return true
-		}
-	}
 }

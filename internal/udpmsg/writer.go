@@ -1,7 +1,6 @@
 package udpmsg
 
 import (
-	"errors"
 	"net"
 	"net/netip"
 	"sync"
@@ -32,7 +31,7 @@ type Writer struct {
 	cur    *sendBatch // filled by writers
 	spare  *sendBatch // being sent by the flusher, or empty
 	closed bool
-	direct directSend // the arguments of a sendto in progress, under mu
+	direct Sender // sends a datagram at once, under mu
 
 	wake chan struct{} // a batch has its first datagram
 	done chan struct{}
@@ -94,22 +93,19 @@ func NewWriter(rc syscall.RawConn, n, slot int) (*Writer, error) {
 	w := &Writer{rc: rc, cur: newSendBatch(n, slot), spare: newSendBatch(n, slot),
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
 	_, w.inet6 = sa.(*syscall.SockaddrInet6)
-	w.direct.init(w.inet6)
+	w.direct.bind(rc, w.inet6)
 	w.flush = w.sendmmsg
 	w.wg.Add(1)
 	go w.flushLoop()
 	return w, nil
 }
 
-// errFamily is an IPv6 destination on an IPv4 socket.
-var errFamily = errors.New("udpmsg: IPv6 destination on an IPv4 socket")
-
 // WriteTo queues p for to. It fails only when the writer is closed, to
 // cannot be reached from this socket's family, or a datagram sent at once
 // failed (syscall.EAGAIN: the send buffer is full).
 func (w *Writer) WriteTo(p []byte, to netip.AddrPort) error {
 	if !w.inet6 && !to.Addr().Unmap().Is4() {
-		return errFamily
+		return ErrFamily
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -119,7 +115,7 @@ func (w *Writer) WriteTo(p []byte, to netip.AddrPort) error {
 	b := w.cur
 	if b.n == len(b.hdrs) || len(p) > len(b.data[0]) {
 		w.stats.direct.Add(1)
-		return w.direct.send(w.rc, p, to)
+		return w.direct.Send(p, to)
 	}
 	i := b.n
 	b.n++
@@ -223,45 +219,4 @@ func (w *Writer) Close() {
 	if b := w.cur; b.n > 0 { // the flusher is gone: nobody else touches cur
 		w.send(b)
 	}
-}
-
-// directSend is one sendto's arguments, bound once so that a send
-// allocates nothing.
-type directSend struct {
-	inet6 bool
-	do    func(fd uintptr) bool
-	buf   []byte
-	sa4   syscall.SockaddrInet4
-	sa6   syscall.SockaddrInet6
-	err   error
-}
-
-func (d *directSend) init(inet6 bool) {
-	d.inet6 = inet6
-	d.do = func(fd uintptr) bool {
-		var sa syscall.Sockaddr = &d.sa4
-		if d.inet6 {
-			sa = &d.sa6
-		}
-		for {
-			d.err = syscall.Sendto(int(fd), d.buf, syscall.MSG_DONTWAIT, sa)
-			if d.err != syscall.EINTR {
-				return true
-			}
-		}
-	}
-}
-
-func (d *directSend) send(rc syscall.RawConn, p []byte, to netip.AddrPort) error {
-	if d.inet6 {
-		d.sa6 = syscall.SockaddrInet6{Port: int(to.Port()), Addr: to.Addr().As16()}
-	} else {
-		d.sa4 = syscall.SockaddrInet4{Port: int(to.Port()), Addr: to.Addr().Unmap().As4()}
-	}
-	d.buf, d.err = p, nil
-	if err := rc.Write(d.do); err != nil {
-		return err
-	}
-	d.buf = nil
-	return d.err
 }

@@ -138,8 +138,8 @@ func TestWriterClosed(t *testing.T) {
 	if err := w.WriteTo([]byte("x"), to); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.WriteTo([]byte("x"), netip.MustParseAddrPort("[::1]:9")); err != errFamily {
-		t.Fatalf("IPv6 destination on an IPv4 socket: %v, want errFamily", err)
+	if err := w.WriteTo([]byte("x"), netip.MustParseAddrPort("[::1]:9")); err != ErrFamily {
+		t.Fatalf("IPv6 destination on an IPv4 socket: %v, want ErrFamily", err)
 	}
 	w.Close()
 	w.Close()
