@@ -231,7 +231,10 @@ func (c *Call) answerRequest(req *sip.Request, offered, reinvite bool) (sessionT
 		var offer *sdp.SessionDescription
 		if offer, err = readOffer(req); err == nil {
 			if rm, err = negotiate(offer, prefs, c.renegotiationPolicy()); err == nil {
-				if err = c.answerCrypto(rm); err == nil {
+				if err = c.media.addressFree(rm.rtp); err == nil {
+					err = c.answerCrypto(rm)
+				}
+				if err == nil {
 					body, err = c.describe(func(l localMedia) ([]byte, error) { return buildAnswer(l, offer, rm) })
 				}
 			}

@@ -727,3 +727,36 @@ func TestSharedRTPSameAddress(t *testing.T) {
 	waitDone(t, c1)
 	waitDone(t, c2)
 }
+
+// TestSharedRTPReinviteTaken: on the shared pair, a re-INVITE naming the
+// RTP address of another call is answered 488 and changes nothing: the
+// call keeps sending to its own peer, the other call keeps its packets.
+func TestSharedRTPReinviteTaken(t *testing.T) {
+	h := newAnsweringHandler()
+	u := startUA(t, h, WithSharedRTP(true))
+	rp1, rp2 := newRTPPeer(t, CodecPCMU, 0), newRTPPeer(t, CodecPCMU, 0)
+	d1, a1 := newSIPPeer(t).invite(t, u, "2000", peerOffer(1, rp1.port(), CodecPCMU, "sendrecv"))
+	c1 := h.call(t)
+	d2, a2 := newSIPPeer(t).invite(t, u, "2000", peerOffer(1, rp2.port(), CodecPCMU, "sendrecv"))
+	c2 := h.call(t)
+	to1, _ := answerAddr(t, a1)
+	to2, _ := answerAddr(t, a2)
+	require.Equal(t, to1, to2, "both calls are on the shared pair")
+
+	res := reinviteStatus(t, d1, peerOffer(2, rp2.port(), CodecPCMU, "sendrecv"))
+	require.Equal(t, 488, res.StatusCode)
+	require.Equal(t, "Media Address In Use By Another Call", res.Reason)
+
+	rp1.sendTone(to1, 660)
+	eventually(t, 3*time.Second, func() bool { n, _ := rp1.received(); return n >= 10 }, "call 1 still sends to its own peer")
+	rp2.sendTone(to2, 660)
+	eventually(t, 3*time.Second, func() bool { return c2.Stats().Received >= 10 }, "call 2 keeps its packets")
+	require.Zero(t, u.mux.unmatched.Load())
+	for _, d := range []*sipgo.DialogClientSession{d1, d2} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		require.NoError(t, d.Bye(ctx))
+		cancel()
+	}
+	waitDone(t, c1)
+	waitDone(t, c2)
+}

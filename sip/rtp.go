@@ -173,10 +173,31 @@ func newRTPSession(log *slog.Logger, ports *portAllocator, mux *rtpMux, wg *sync
 	return s, nil
 }
 
+// addressFree refuses (488) a renegotiated description whose RTP address
+// another call on the shared pair has: applying it would fail (route).
+func (s *rtpSession) addressFree(rtp netip.AddrPort) error {
+	if s.mux != nil && s.mux.taken(s, rtp) {
+		return &StatusError{Code: 488, Reason: "Media Address In Use By Another Call"}
+	}
+	return nil
+}
+
 // configure applies a negotiated description: payload types, where to send,
 // and whether we send and expect media. The codec is fixed by the first
-// call; later ones (re-INVITEs) must carry the same codec.
+// call; later ones (re-INVITEs) must carry the same codec. An address the
+// shared pair refuses (route) changes nothing.
 func (s *rtpSession) configure(rm remoteMedia) error {
+	old := s.dest.Load()
+	if old.sdpRTP != rm.rtp || old.sdpRTCP != rm.rtcp {
+		// A new address (or the first): send there until packets arrive.
+		d := &peerAddrs{sdpRTP: rm.rtp, sdpRTCP: rm.rtcp, rtp: rm.rtp, rtcp: rm.rtcp}
+		if s.mux != nil {
+			if err := s.mux.route(s, old, d); err != nil {
+				return err
+			}
+		}
+		s.dest.Store(d)
+	}
 	s.readMu.Lock()
 	if s.jb == nil {
 		jb, err := media.NewJitterBuffer(rm.codec.FrameTS())
@@ -206,17 +227,6 @@ func (s *rtpSession) configure(rm remoteMedia) error {
 	s.rx.Store(&rxConfig{audioPT: rm.codec.PayloadType, tePT: rm.tePT,
 		te: media.NewTelephoneEventDecoder(rm.teRate)})
 	s.tx.setFormat(rm.codec.PayloadType, rm.codec.FrameTS(), rm.codec.ClockRate)
-	old := s.dest.Load()
-	if old.sdpRTP != rm.rtp || old.sdpRTCP != rm.rtcp {
-		// A new address (or the first): send there until packets arrive.
-		d := &peerAddrs{sdpRTP: rm.rtp, sdpRTCP: rm.rtcp, rtp: rm.rtp, rtcp: rm.rtcp}
-		if s.mux != nil {
-			if err := s.mux.route(s, old, d); err != nil {
-				return err
-			}
-		}
-		s.dest.Store(d)
-	}
 	s.sending.Store(rm.canSend())
 	s.expecting.Store(rm.expectsMedia())
 	s.lastRx.Store(time.Now().UnixNano())

@@ -164,7 +164,7 @@ var errAddressShared = errors.New("sip: the rtp address is another call's on the
 func (m *rtpMux) route(s *rtpSession, old, d *peerAddrs) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if other := m.byRTP[d.sdpRTP]; other != nil && other != s {
+	if m.takenLocked(s, d.sdpRTP) {
 		return errAddressShared
 	}
 	if old != nil {
@@ -177,6 +177,20 @@ func (m *rtpMux) route(s *rtpSession, old, d *peerAddrs) error {
 		m.byRTCP[d.sdpRTCP] = s
 	}
 	return nil
+}
+
+// taken reports whether another call than s on the pair has the RTP
+// address rtp, so that a description naming it is refused before it is
+// answered (route refuses it too).
+func (m *rtpMux) taken(s *rtpSession, rtp netip.AddrPort) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.takenLocked(s, rtp)
+}
+
+func (m *rtpMux) takenLocked(s *rtpSession, rtp netip.AddrPort) bool {
+	other := m.byRTP[rtp]
+	return other != nil && other != s
 }
 
 // remove takes s off the pair (at close): its routes (from d) and its
