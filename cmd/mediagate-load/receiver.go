@@ -80,23 +80,20 @@ func (r *receiver) lossCounters() (expected, received int64) {
 // the first probe sample's arrival.
 func (r *receiver) detect(pcm []int16, rate int, now time.Time) {
 	defer func() { r.prev = append(r.prev[:0], pcm...) }()
-	slot, has := heldProbe(pcm, rate)
-	if !has || r.inProbe == slot+1 {
-		r.inProbe = 0
-		if has {
-			r.inProbe = slot + 1
-		}
-		return
+	held := 0
+	if slot, ok := heldProbe(pcm, rate); ok {
+		held = slot + 1
 	}
-	r.inProbe = slot + 1
-	if r.measure == nil || !r.measure.Load() || len(r.prev) != len(pcm) {
+	start := held != 0 && held != r.inProbe // a burst begins in this frame
+	r.inProbe = held
+	if !start || r.measure == nil || !r.measure.Load() || len(r.prev) != len(pcm) {
 		return
 	}
 	// The burst may have begun in the previous frame (the gateway's
 	// resampling shifts it by a few samples): find its first 2.5 ms.
 	onset := onsetIndex(r.prev, pcm, rate/400)
 	at := now.Add(time.Duration(onset-len(pcm)) * time.Second / time.Duration(rate))
-	origin, ok := r.room.origin(at, slot, time.Second)
+	origin, ok := r.room.origin(at, held-1, time.Second)
 	if !ok {
 		return
 	}
