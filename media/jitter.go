@@ -13,6 +13,10 @@ type Packet struct {
 	Timestamp uint32 // sampling instant at the RTP clock rate
 	SSRC      uint32 // the stream; a new one restarts the buffer
 	Payload   []byte
+	// Silent says the sender measured no audible sound in it (RFC 6464
+	// audio level; the caller judges): Playout plays it as silence without
+	// decoding it.
+	Silent bool
 }
 
 // MaxJitterPayload is the largest payload a jitter-buffer slot holds: an
@@ -88,6 +92,8 @@ type PopResult struct {
 	Duration uint32
 	// Payload is the packet's payload (PopFrame).
 	Payload []byte
+	// Silent is the packet's Packet.Silent (PopFrame).
+	Silent bool
 	// Next is the payload of the packet after the lost one if it is already
 	// here (PopLost), so that Opus can recover the loss from its FEC data.
 	Next []byte
@@ -111,6 +117,9 @@ type JitterStats struct {
 	Resyncs    uint64 // re-anchored: SSRC change, restart, jump, long loss
 	Underruns  uint64 // times the buffer ran dry while playing
 	Concealed  uint64 // frames the playout concealed (counted by Playout)
+	// Undecoded counts packets marked Silent that Playout played as
+	// silence without decoding them.
+	Undecoded uint64
 	// DecodeErrors counts payloads the decoder refused (counted by Playout).
 	DecodeErrors uint64
 	// Jitter is the RFC 3550 §6.4.1 interarrival jitter estimate.
@@ -152,10 +161,11 @@ const (
 )
 
 type jitterSlot struct {
-	ext   int64 // extended sequence number
-	ts    int64 // extended timestamp
-	state slotState
-	n     int // payload bytes, in JitterBuffer.payloads at the slot's index
+	ext    int64 // extended sequence number
+	ts     int64 // extended timestamp
+	state  slotState
+	silent bool // Packet.Silent
+	n      int  // payload bytes, in JitterBuffer.payloads at the slot's index
 }
 
 // JitterBuffer turns RTP audio packets arriving with network jitter, loss,
@@ -301,7 +311,7 @@ func (j *JitterBuffer) Push(p Packet, arrival time.Time) error {
 	}
 	j.lastExt, j.lastTS = ext, ts
 	s := &j.slots[ext&(jitterSlots-1)]
-	s.ext, s.ts, s.state = ext, ts, slotFull
+	s.ext, s.ts, s.state, s.silent = ext, ts, slotFull, p.Silent
 	s.n = copy(j.payloads[ext&(jitterSlots-1)][:], p.Payload)
 	j.count++
 	j.est.add(arrival, ts, tsBreak)
@@ -525,6 +535,7 @@ func (j *JitterBuffer) frame(now time.Time, s *jitterSlot) PopResult {
 		Timestamp: uint32(s.ts),
 		Duration:  uint32(dur),
 		Payload:   j.out[:copy(j.out[:], j.payload(s))],
+		Silent:    s.silent,
 		Epoch:     j.epoch,
 	}
 	s.state = slotReleased
@@ -573,10 +584,12 @@ func (j *JitterBuffer) Stats() JitterStats {
 	return s
 }
 
-// countPlayout adds the playout's concealment and decoder-error counts.
-func (j *JitterBuffer) countPlayout(concealed, decodeErrors uint64) {
+// countPlayout adds the playout's concealment, decoder-error and
+// undecoded counts.
+func (j *JitterBuffer) countPlayout(concealed, decodeErrors, undecoded uint64) {
 	j.mu.Lock()
 	j.stats.Concealed += concealed
 	j.stats.DecodeErrors += decodeErrors
+	j.stats.Undecoded += undecoded
 	j.mu.Unlock()
 }

@@ -286,6 +286,18 @@ func (d *OpusDecoder) Conceal(next []byte, pcm []int16) (int, error) {
 	return d.frame, nil
 }
 
+// Reset forgets the decoder's state (OPUS_RESET_STATE by way of
+// opus_decoder_init), for a stream taken up again after packets it skipped.
+func (d *OpusDecoder) Reset() error {
+	if d.dec == nil {
+		return ErrCodecClosed
+	}
+	if err := d.dec.Init(d.rate, 1); err != nil {
+		return opusErr("reset", err)
+	}
+	return nil
+}
+
 // Close drops the decoder; it is safe to call twice.
 func (d *OpusDecoder) Close() error {
 	d.dec = nil

@@ -12,7 +12,8 @@ const (
 	// packet: Opus FEC from the next packet, or the codec's PLC.
 	PlayoutConcealed
 	// PlayoutSilence means (part of) the frame is silence: the buffer had
-	// nothing to play (start, underrun, DTX).
+	// nothing to play (start, underrun, DTX), or the sender marked the
+	// packet silent (Packet.Silent).
 	PlayoutSilence
 )
 
@@ -36,8 +37,14 @@ const maxPopsPerFrame = 8
 // it decodes what arrived, conceals what was lost (handing the codec the
 // next packet for FEC when there is one) and plays silence when there is
 // nothing. Packets longer than a frame are decoded once and played over
-// several frames; shorter ones are gathered until a frame is full. Like
-// its Decoder it is used by one goroutine, the mixer's.
+// several frames; shorter ones are gathered until a frame is full.
+//
+// Packets marked Silent are played as silence without the decoder, which
+// is most of a silent participant's cost. The decoder's state is then
+// behind the stream: the next packet decoded resets it first (when the
+// Decoder is a Resetter), and a packet lost meanwhile is silence, not
+// concealment extrapolated from the last sound decoded. Like its Decoder
+// it is used by one goroutine, the mixer's.
 type Playout struct {
 	jb      *JitterBuffer
 	dec     Decoder
@@ -45,6 +52,13 @@ type Playout struct {
 	buf     []int16 // decoder output, room for the longest packet
 	rem     []int16 // decoded samples not played yet, within buf
 	frameTS int64
+	behind  bool // silent packets were skipped since the last decode
+}
+
+// Resetter is a Decoder that can forget its state, as after the packets
+// Playout skipped.
+type Resetter interface {
+	Reset() error
 }
 
 // NewPlayout returns a playout that pulls from jb and decodes with dec.
@@ -69,15 +83,20 @@ func (p *Playout) NextFrame(now time.Time, pcm []int16) (int, PlayoutStatus) {
 	filled := copy(pcm[:n], p.rem)
 	p.rem = p.rem[filled:]
 	status := PlayoutDecoded
-	var concealed, decodeErrors uint64
+	var concealed, decodeErrors, undecoded uint64
 pull:
 	for pops := 0; filled < n && pops < maxPopsPerFrame; pops++ {
 		r := p.jb.Pop(now)
 		var k int
-		switch r.Kind {
-		case PopEmpty:
+		switch {
+		case r.Kind == PopEmpty:
 			break pull
-		case PopFrame:
+		case r.Kind == PopFrame && r.Silent:
+			k = p.silence(r.Duration)
+			undecoded++
+			status = max(status, PlayoutSilence)
+		case r.Kind == PopFrame:
+			p.catchUp()
 			var err error
 			k, err = p.dec.Decode(r.Payload, p.buf)
 			if err != nil || k <= 0 || k > len(p.buf) {
@@ -86,7 +105,12 @@ pull:
 				concealed++
 				status = max(status, PlayoutConcealed)
 			}
-		case PopLost:
+		case r.Kind == PopLost && p.behind:
+			// Concealing would extrapolate from before the silence.
+			k = p.silence(r.Duration)
+			concealed++
+			status = max(status, PlayoutConcealed)
+		case r.Kind == PopLost:
 			// FEC when the next packet is here (Opus), PLC otherwise.
 			k = p.conceal(r.Next, r.Duration)
 			concealed++
@@ -100,20 +124,46 @@ pull:
 		clear(pcm[filled:n])
 		status = PlayoutSilence
 	}
-	if concealed > 0 || decodeErrors > 0 {
-		p.jb.countPlayout(concealed, decodeErrors)
+	if concealed > 0 || decodeErrors > 0 || undecoded > 0 {
+		p.jb.countPlayout(concealed, decodeErrors, undecoded)
 	}
 	return n, status
+}
+
+// samples is how many samples dur timestamp units are at the decoder's
+// rate (a frame when dur is 0), within p.buf.
+func (p *Playout) samples(dur uint32) int {
+	want := p.frame
+	if dur > 0 {
+		want = int(int64(dur) * int64(p.frame) / p.frameTS)
+	}
+	return min(max(want, 1), len(p.buf))
+}
+
+// silence writes dur's worth of silence to p.buf for a packet not
+// decoded, and notes that the decoder is behind.
+func (p *Playout) silence(dur uint32) int {
+	k := p.samples(dur)
+	clear(p.buf[:k])
+	p.behind = true
+	return k
+}
+
+// catchUp resets a decoder that skipped packets before it decodes again.
+func (p *Playout) catchUp() {
+	if !p.behind {
+		return
+	}
+	p.behind = false
+	if r, ok := p.dec.(Resetter); ok {
+		_ = r.Reset() // a decoder that cannot reset decodes on from where it was
+	}
 }
 
 // conceal asks the decoder for the dur timestamp units of a lost packet
 // and returns the samples written to p.buf; silence if it cannot.
 func (p *Playout) conceal(next []byte, dur uint32) int {
-	want := p.frame
-	if dur > 0 {
-		want = int(int64(dur) * int64(p.frame) / p.frameTS)
-	}
-	want = min(max(want, 1), len(p.buf))
+	want := p.samples(dur)
 	k, err := p.dec.Conceal(next, p.buf[:want])
 	if err != nil || k <= 0 || k > want {
 		clear(p.buf[:want])

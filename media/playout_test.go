@@ -133,6 +133,58 @@ func TestPlayoutConcealsWithNextPayload(t *testing.T) {
 	require.Zero(t, s.DecodeErrors)
 }
 
+// resettingDecoder is frameDecoder that counts its decodes and resets.
+type resettingDecoder struct {
+	*fakePlayoutDecoder
+	decodes, resets int
+}
+
+func (d *resettingDecoder) Decode(payload []byte, pcm []int16) (int, error) {
+	d.decodes++
+	return d.fakePlayoutDecoder.Decode(payload, pcm)
+}
+
+func (d *resettingDecoder) Reset() error { d.resets++; return nil }
+
+// TestPlayoutSkipsSilentPackets: packets the sender marked silent are
+// played as silence without a decode; a packet lost among them is silence
+// too (no concealment from the sound before), and the decoder is reset
+// once before the next packet with sound.
+func TestPlayoutSkipsSilentPackets(t *testing.T) {
+	arr := jbStream(60, 0, 0, 160, 1)
+	for i := 20; i < 40; i++ {
+		arr[i].p.Silent = true
+	}
+	arr = append(arr[:30:30], arr[31:]...) // 30 is lost
+	jb := newJB(t, 160, WithJitterDelay(60*time.Millisecond, 60*time.Millisecond, 200*time.Millisecond))
+	var concealNext []int
+	dec := &resettingDecoder{fakePlayoutDecoder: frameDecoder(Rate8k, &concealNext)}
+	po := NewPlayout(jb, dec)
+
+	got, status := playFrames(t, po, jb, arr, 60)
+	start := 0
+	for status[start] == PlayoutSilence {
+		start++
+	}
+	require.LessOrEqual(t, start, 4)
+	for i, v := range got[start:] {
+		switch {
+		case i >= 20 && i < 40:
+			require.Zero(t, v, "frame %d is silence", i)
+			require.Equal(t, map[bool]PlayoutStatus{true: PlayoutConcealed, false: PlayoutSilence}[i == 30], status[start+i], "frame %d", i)
+		default:
+			require.Equal(t, int16(i), v, "frame %d", i)
+			require.Equal(t, PlayoutDecoded, status[start+i], "frame %d", i)
+		}
+	}
+	require.Empty(t, concealNext, "no concealment from before the silence")
+	require.Equal(t, len(got)-start-20, dec.decodes, "every frame played but the 20 silent ones decoded")
+	require.Equal(t, 1, dec.resets)
+	s := jb.Stats()
+	require.Equal(t, uint64(19), s.Undecoded)
+	require.Equal(t, uint64(1), s.Concealed)
+}
+
 func TestPlayoutDecodeErrorConceals(t *testing.T) {
 	arr := jbStream(40, 0, 0, 160, 1)
 	arr[20].p.Payload = []byte{1} // the fake decoder refuses it

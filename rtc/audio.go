@@ -9,6 +9,7 @@ import (
 
 	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/mediagate/mediagate/media"
@@ -101,10 +102,14 @@ func (v *voice) init(receive bool) error {
 
 // readAudio pushes the peer's Opus packets into the jitter buffer with
 // their arrival time until the track ends. DTX gaps and losses are the
-// jitter buffer's and playout's business.
-func (v *voice) readAudio(t *webrtc.TrackRemote) {
+// jitter buffer's and playout's business. A packet whose RFC 6464 audio
+// level (from r's negotiated extension, when there is one) is quieter than
+// silentLevel is pushed as silent: it is not decoded, which is most of
+// what a silent browser participant costs.
+func (v *voice) readAudio(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 	buf := make([]byte, rtpBufSize)
 	var pkt rtp.Packet
+	levelID := audioLevelID(r)
 	for {
 		n, _, err := t.Read(buf)
 		if err != nil {
@@ -115,12 +120,40 @@ func (v *voice) readAudio(t *webrtc.TrackRemote) {
 		}
 		err = v.jb.Push(media.Packet{
 			Seq: pkt.SequenceNumber, Timestamp: pkt.Timestamp, SSRC: pkt.SSRC, Payload: pkt.Payload,
+			Silent: levelID != 0 && quiet(pkt.GetExtension(levelID)),
 		}, v.now())
 		if err == nil {
 			v.received.Add(1)
 			v.started.Store(true)
 		}
 	}
+}
+
+// silentLevel is the RFC 6464 level (-dBov) below which a peer's packet
+// is taken for silence and not decoded: 25 dB under the room's default
+// voice-activity threshold (room.DefaultVADThreshold, 45), so what is
+// skipped would neither count as speech nor be heard in a mix.
+const silentLevel = 70
+
+// audioLevelID is the ID the audio level extension was negotiated with on
+// r, or 0 when it was not.
+func audioLevelID(r *webrtc.RTPReceiver) uint8 {
+	if r == nil {
+		return 0
+	}
+	for _, e := range r.GetParameters().HeaderExtensions {
+		if e.URI == sdp.AudioLevelURI && e.ID > 0 && e.ID < 256 {
+			return uint8(e.ID)
+		}
+	}
+	return 0
+}
+
+// quiet reports whether an audio level extension's payload (RFC 6464
+// §3: V bit, then the level in -dBov) says the packet is silence; a
+// missing or malformed extension is sound.
+func quiet(ext []byte) bool {
+	return len(ext) > 0 && ext[0]&0x7f > silentLevel
 }
 
 // readFrame is room.Participant's ReadFrame: the next 20 ms from the

@@ -384,7 +384,7 @@ func (l *Link) onState(st webrtc.PeerConnectionState) {
 func (l *Link) onTrack(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 	l.goChild(func() { drainRTCP(r) })
 	if t.Kind() == webrtc.RTPCodecTypeAudio && l.gotAudio.CompareAndSwap(false, true) {
-		l.goChild(func() { l.readAudio(t) })
+		l.goChild(func() { l.readAudio(t, r) })
 		return
 	}
 	l.goChild(func() { drainRTP(t) })

@@ -194,7 +194,7 @@ func (p *participant) onTrack(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 	p.goChild(func() { drainRTCP(r) })
 	switch {
 	case t.Kind() == webrtc.RTPCodecTypeAudio && !p.listen && p.gotAudio.CompareAndSwap(false, true):
-		p.goChild(func() { p.readAudio(t) })
+		p.goChild(func() { p.readAudio(t, r) })
 	case t.Kind() == webrtc.RTPCodecTypeVideo && !p.listen && p.grant.Present:
 		p.goChild(func() { p.srv.publishVideo(p, t) })
 	default:

@@ -5,10 +5,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/webrtc/v4"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mediagate/mediagate/media"
+	"github.com/mediagate/mediagate/media/mediatest"
 	"github.com/mediagate/mediagate/room"
+	"github.com/mediagate/mediagate/rtc/rtctest"
 )
 
 // Frames of warm-up (ICE, DTLS, jitter buffers, VAD) before measuring, and
@@ -58,14 +61,14 @@ func TestThreeTones(t *testing.T) {
 
 // TestJitterDelayComesDown: a client whose first 120 ms of audio arrive
 // at once starts with that much in the server's jitter buffer; on a
-// steady loopback the buffer sheds it down to its target. pion's
-// packetizer sets the marker bit on every audio packet (the last packet of
-// each sample), which the buffer took for talkspurt starts: each Pop
-// re-anchored and the backlog stayed for the whole call, 60 ms where
-// 22 ms would do in the load suite's mixed rooms.
+// steady loopback the buffer sheds it down to its target. The client marks
+// every packet, as pion's packetizer does (the last packet of each
+// sample): the buffer took those for talkspurt starts, each Pop
+// re-anchored and the backlog stayed for the whole call, 60 ms where 22 ms
+// would do in the load suite's mixed rooms.
 func TestJitterDelayComesDown(t *testing.T) {
 	e := newEnv(t, nil)
-	c := e.join("backlog", clientOpts{tone: 440, backlog: 6})
+	c := e.join("backlog", clientOpts{tone: 440, backlog: 6, markEvery: true})
 	p := e.session(c)
 	var st media.JitterStats
 	require.Eventually(t, func() bool {
@@ -73,6 +76,51 @@ func TestJitterDelayComesDown(t *testing.T) {
 		return st.Discarded > 0 && st.Delay <= st.TargetDelay+media.FrameDuration
 	}, 15*time.Second, 50*time.Millisecond, "the backlog stays: %+v", &st)
 	t.Logf("delay %v, target %v, discarded %d, lost %d", st.Delay, st.TargetDelay, st.Discarded, st.Lost)
+}
+
+// TestSilentPacketsNotDecoded: packets whose RFC 6464 audio level says
+// silence are not decoded. A silent client costs no decodes; a talker
+// alternating a second of silence and a second of 440 Hz is decoded only
+// while it sounds, and a listener hears its tone at full level from the
+// start of each burst (the decoder is reset, not left a second behind)
+// and nothing in between. A client that does not send the extension is
+// decoded throughout.
+func TestSilentPacketsNotDecoded(t *testing.T) {
+	e := newEnv(t, nil)
+	var pcm []int16
+	pcm = append(pcm, make([]int16, media.Rate48k)...)
+	pcm = append(pcm, mediatest.Sine(440, rtctest.DefaultAmp, media.Rate48k, media.Rate48k)...)
+	talker := e.join("quiet", clientOpts{pcm: pcm})
+	listener := e.join("quiet", clientOpts{})
+	me := &webrtc.MediaEngine{}
+	require.NoError(t, me.RegisterDefaultCodecs())
+	plain := e.join("quiet", clientOpts{api: clientAPIWith(t, me)})
+
+	start := listener.received() + warmup
+	listener.waitFrames(start + 200)
+	got := listener.window(start, start+200)
+	// Blocks of 100 ms: the tone's (about -12.6 dB), silent ones, and at
+	// most one straddling each of the 8 onsets and ends.
+	loud, edges := 0, 0
+	for i := 0; i+toneBlock <= len(got); i += toneBlock {
+		db := toneDB(got[i:i+toneBlock], 440)
+		switch {
+		case db > -15:
+			loud++
+		case db > -50:
+			edges++
+			t.Logf("block %d: 440 Hz at %.1f dB", i/toneBlock, db)
+		}
+	}
+	require.InDelta(t, 20, loud, 2, "of 40 blocks of 100 ms, half hear the tone")
+	require.LessOrEqual(t, edges, 8)
+
+	ts, ls, ps := e.session(talker).jb.Stats(), e.session(listener).jb.Stats(), e.session(plain).jb.Stats()
+	t.Logf("undecoded of delivered: talker %d/%d, listener %d/%d, no extension %d/%d",
+		ts.Undecoded, ts.Delivered, ls.Undecoded, ls.Delivered, ps.Undecoded, ps.Delivered)
+	require.InDelta(t, 0.5, float64(ts.Undecoded)/float64(ts.Delivered), 0.1)
+	require.InDelta(t, 1, float64(ls.Undecoded)/float64(ls.Delivered), 0.02)
+	require.Zero(t, ps.Undecoded)
 }
 
 // TestStalledClient: a client that stops reading its socket does not delay

@@ -30,6 +30,7 @@ import (
 	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/logging"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/mediagate/mediagate/room"
@@ -297,9 +298,16 @@ const (
 // registerCodecs registers Opus 48 kHz stereo-signalled (RFC 7587 §7) for
 // audio and the H.264 profiles browsers offer for presenter video
 // (RFC 6184, packetization-mode 1), each with NACK, PLI and FIR feedback so
-// keyframe requests can be forwarded to the presenter.
+// keyframe requests can be forwarded to the presenter. Audio takes the
+// RFC 6464 audio level header extension, which browsers send on every
+// packet: a packet whose level says silence is not decoded (voice.readAudio).
 func registerCodecs(me *webrtc.MediaEngine) error {
-	err := me.RegisterCodec(webrtc.RTPCodecParameters{
+	err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI},
+		webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverDirectionRecvonly)
+	if err != nil {
+		return err
+	}
+	err = me.RegisterCodec(webrtc.RTPCodecParameters{
 		RTPCodecCapability: webrtc.RTPCodecCapability{
 			MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: opusFmtp,
 		},

@@ -14,12 +14,14 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/logging"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
 // NewAPI returns a pion API for test peers that stays on loopback
 // (TESTING.md, "Loopback traps"): loopback host candidates only, IPv4 UDP,
-// no mDNS. me supplies the codecs (nil: pion's defaults), with pion's
+// no mDNS. me supplies the codecs (nil: pion's defaults and the audio
+// level header extension, as a browser offers them), with pion's
 // default interceptors (NACK, RTCP reports, TWCC) registered on it. conn,
 // when not nil, is the one UDP socket the peer uses; the returned mux owns
 // it and must be closed after the PeerConnections made with the API
@@ -29,6 +31,11 @@ func NewAPI(me *webrtc.MediaEngine, conn net.PacketConn, logs logging.LoggerFact
 		me = &webrtc.MediaEngine{}
 		if err := me.RegisterDefaultCodecs(); err != nil {
 			return nil, nil, fmt.Errorf("rtctest: codecs: %w", err)
+		}
+		// Browsers offer the RFC 6464 audio level and send it on every packet.
+		err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI}, webrtc.RTPCodecTypeAudio)
+		if err != nil {
+			return nil, nil, fmt.Errorf("rtctest: audio level: %w", err)
 		}
 	}
 	if logs == nil {

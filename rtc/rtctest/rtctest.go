@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -23,8 +24,9 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/logging"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
-	pionmedia "github.com/pion/webrtc/v4/pkg/media"
 
 	"github.com/mediagate/mediagate/media"
 	"github.com/mediagate/mediagate/media/mediatest"
@@ -59,6 +61,10 @@ type Options struct {
 	// while the connection came up. The receiver's jitter buffer then
 	// starts that much deeper than the network needs.
 	Backlog int
+	// MarkEvery sets the RTP marker bit on every audio packet, as pion's
+	// TrackLocalStaticSample does (its packetizer marks the last packet of
+	// each sample), instead of on the first only, as browsers do.
+	MarkEvery bool
 	// ListenOnly joins through WHEP (/whep/{room}) with a receive-only
 	// transceiver: the client hears the room and sends nothing.
 	ListenOnly bool
@@ -174,7 +180,8 @@ func (c *Client) connect(ctx context.Context, baseURL, room string) error {
 		}
 	})
 	pc.OnTrack(c.onTrack)
-	var track *webrtc.TrackLocalStaticSample
+	var track *webrtc.TrackLocalStaticRTP
+	var sender *webrtc.RTPSender
 	if c.opts.ListenOnly {
 		if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio,
 			webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
@@ -182,14 +189,16 @@ func (c *Client) connect(ctx context.Context, baseURL, room string) error {
 		}
 	} else {
 		var err error
-		track, err = webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus}, "audio", "rtctest")
+		track, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus}, "audio", "rtctest")
 		if err != nil {
 			return fmt.Errorf("rtctest: %w", err)
 		}
-		if _, err := pc.AddTransceiverFromTrack(track,
-			webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv}); err != nil {
+		tr, err := pc.AddTransceiverFromTrack(track,
+			webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv})
+		if err != nil {
 			return fmt.Errorf("rtctest: %w", err)
 		}
+		sender = tr.Sender()
 	}
 	if c.opts.Prepare != nil {
 		if err := c.opts.Prepare(pc); err != nil {
@@ -234,7 +243,7 @@ func (c *Client) connect(ctx context.Context, baseURL, room string) error {
 	if track != nil && c.track() {
 		go func() {
 			defer c.wg.Done()
-			c.send(track)
+			c.send(track, audioLevelID(sender))
 		}()
 	}
 	return nil
@@ -274,9 +283,22 @@ func (c *Client) track() bool {
 	return true
 }
 
+// audioLevelID is the ID the RFC 6464 audio level extension was
+// negotiated with on s, or 0.
+func audioLevelID(s *webrtc.RTPSender) uint8 {
+	for _, e := range s.GetParameters().HeaderExtensions {
+		if e.URI == sdp.AudioLevelURI && e.ID > 0 && e.ID < 15 {
+			return uint8(e.ID)
+		}
+	}
+	return 0
+}
+
 // send encodes the client's sound every 20 ms until Close, timed by a
-// ticker like a microphone.
-func (c *Client) send(track *webrtc.TrackLocalStaticSample) {
+// ticker like a microphone, one packet per frame with the marker bit on
+// the first, and, when levelID is not 0, each frame's RFC 6464 audio level
+// as a browser sends it.
+func (c *Client) send(track *webrtc.TrackLocalStaticRTP, levelID uint8) {
 	enc, err := media.NewOpusEncoder()
 	if err != nil {
 		c.t.Errorf("rtctest: opus encoder: %v", err)
@@ -287,6 +309,7 @@ func (c *Client) send(track *webrtc.TrackLocalStaticSample) {
 	var pcm media.Frame
 	pos := 0
 	buf := make([]byte, media.MaxOpusPayload)
+	pkt := rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(rand.Uint32()), Timestamp: rand.Uint32()}}
 	tick := time.NewTicker(media.FrameDuration)
 	defer tick.Stop()
 	for sent := 0; ; sent++ {
@@ -311,9 +334,20 @@ func (c *Client) send(track *webrtc.TrackLocalStaticSample) {
 			c.t.Errorf("rtctest: opus encode: %v", err)
 			return
 		}
-		if err := track.WriteSample(pionmedia.Sample{Data: buf[:n], Duration: media.FrameDuration}); err != nil {
+		pkt.Marker = sent == 0 || c.opts.MarkEvery
+		pkt.Payload = buf[:n]
+		if levelID != 0 {
+			level := media.MeasureLevel(pcm[:]).AudioLevel()
+			if err := pkt.SetExtension(levelID, []byte{level}); err != nil {
+				c.t.Errorf("rtctest: audio level: %v", err)
+				return
+			}
+		}
+		if err := track.WriteRTP(&pkt); err != nil {
 			return // closed
 		}
+		pkt.SequenceNumber++
+		pkt.Timestamp += media.FrameSamples
 	}
 }
 
