@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -16,8 +17,9 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/logging"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
-	pionmedia "github.com/pion/webrtc/v4/pkg/media"
 
 	"github.com/mediagate/mediagate/media"
 )
@@ -32,10 +34,15 @@ import (
 // decodes (about 30 µs a frame).
 
 // newWebRTCAPI is a pion API that stays on loopback (TESTING.md, "Loopback
-// traps"), with pion's default codecs and interceptors.
+// traps"), with pion's default codecs and interceptors and, as browsers
+// offer it, the RFC 6464 audio level header extension.
 func newWebRTCAPI() (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterDefaultCodecs(); err != nil {
+		return nil, err
+	}
+	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI},
+		webrtc.RTPCodecTypeAudio); err != nil {
 		return nil, err
 	}
 	ir := &interceptor.Registry{}
@@ -57,20 +64,27 @@ func newWebRTCAPI() (*webrtc.API, error) {
 // opusLoops are the pre-encoded Opus frames of a run, by what they carry.
 type opusLoops struct {
 	mu      sync.Mutex
-	silence [][]byte
-	probes  [2][][]byte // by probeSlot
-	tones   map[float64][][]byte
+	silence []opusFrame
+	probes  [2][]opusFrame // by probeSlot
+	tones   map[float64][]opusFrame
+}
+
+// opusFrame is one encoded frame and its RFC 6464 audio level, which a
+// browser sends with it.
+type opusFrame struct {
+	data  []byte
+	level []byte // the extension's one byte: V bit clear, -dBov
 }
 
 // encodeOpus returns n frames of a tone at freq and amp (0: silence), encoded
 // in sequence by one encoder.
-func encodeOpus(freq, amp float64, n int) ([][]byte, error) {
+func encodeOpus(freq, amp float64, n int) ([]opusFrame, error) {
 	enc, err := media.NewOpusEncoder()
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = enc.Close() }()
-	out := make([][]byte, n)
+	out := make([]opusFrame, n)
 	pcm := make([]int16, media.FrameSamples)
 	buf := make([]byte, media.MaxOpusPayload)
 	tone := 0
@@ -83,14 +97,14 @@ func encodeOpus(freq, amp float64, n int) ([][]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		out[i] = bytes.Clone(buf[:m])
+		out[i] = opusFrame{data: bytes.Clone(buf[:m]), level: []byte{media.MeasureLevel(pcm).AudioLevel()}}
 	}
 	return out, nil
 }
 
 // frames returns the loops a participant of role with tone bgFreq sends (a
 // prober its slot's probe).
-func (o *opusLoops) frames(r role, bgFreq float64, slot int) (bg, probe [][]byte, err error) {
+func (o *opusLoops) frames(r role, bgFreq float64, slot int) (bg, probe []opusFrame, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.silence == nil {
@@ -102,7 +116,7 @@ func (o *opusLoops) frames(r role, bgFreq float64, slot int) (bg, probe [][]byte
 				return nil, nil, err
 			}
 		}
-		o.tones = map[float64][][]byte{}
+		o.tones = map[float64][]opusFrame{}
 	}
 	if r == silent {
 		return o.silence, nil, nil
@@ -120,13 +134,16 @@ type webrtcLeg struct {
 	receiver
 	role     role
 	pc       *webrtc.PeerConnection
-	track    *webrtc.TrackLocalStaticSample
+	track    *webrtc.TrackLocalStaticRTP
+	sender   *webrtc.RTPSender
 	location string // the WHIP session's URL, for the DELETE
 
 	// Sender state, used by the pacer only.
-	bg, probeFrames [][]byte
+	bg, probeFrames []opusFrame
 	frame, inBurst  int
 	bursts          schedule
+	levelID         uint8 // the audio level extension's ID; 0 when not negotiated
+	pkt             rtp.Packet
 
 	wg sync.WaitGroup // the receive goroutine
 }
@@ -168,9 +185,13 @@ func joinWebRTC(ctx context.Context, api *webrtc.API, loops *opusLoops, cfg legC
 	if cfg.listenOnly {
 		_, err = pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio,
 			webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly})
-	} else if l.track, err = webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus},
+	} else if l.track, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus},
 		"audio", "load"); err == nil {
-		_, err = pc.AddTransceiverFromTrack(l.track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv})
+		var tr *webrtc.RTPTransceiver
+		tr, err = pc.AddTransceiverFromTrack(l.track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv})
+		if err == nil {
+			l.sender = tr.Sender()
+		}
 	}
 	if err != nil {
 		_ = pc.Close()
@@ -181,7 +202,16 @@ func joinWebRTC(ctx context.Context, api *webrtc.API, loops *opusLoops, cfg legC
 		l.close()
 		return nil, 0, err
 	}
-	return l, time.Since(start), nil
+	setup := time.Since(start)
+	if l.sender != nil {
+		for _, e := range l.sender.GetParameters().HeaderExtensions {
+			if e.URI == sdp.AudioLevelURI && e.ID > 0 && e.ID < 15 {
+				l.levelID = uint8(e.ID)
+			}
+		}
+		l.pkt.Header = rtp.Header{Version: 2, Marker: true, SequenceNumber: uint16(rand.Uint32()), Timestamp: rand.Uint32()}
+	}
+	return l, setup, nil
 }
 
 // whip is the offerAnswer of mediagate's WHIP endpoint for room at base
@@ -254,19 +284,26 @@ func (l *webrtcLeg) connect(ctx context.Context, signal offerAnswer, connected c
 	}
 }
 
-// send writes the participant's next Opus frame; the pacer calls it every
-// 20 ms.
+// send writes the participant's next Opus frame, one packet with its
+// audio level as a browser sends it; the pacer calls it every 20 ms.
 func (l *webrtcLeg) send(now time.Time) {
 	if l.track == nil { // a WHEP listener
 		return
 	}
-	payload := l.bg[l.frame%len(l.bg)]
+	f := l.bg[l.frame%len(l.bg)]
 	if l.role == prober && l.bursts.probe(now) {
-		payload = l.probeFrames[l.inBurst%len(l.probeFrames)]
+		f = l.probeFrames[l.inBurst%len(l.probeFrames)]
 		l.inBurst++
 	}
 	l.frame++
-	_ = l.track.WriteSample(pionmedia.Sample{Data: payload, Duration: frameDur})
+	l.pkt.Payload = f.data
+	if l.levelID != 0 {
+		_ = l.pkt.SetExtension(l.levelID, f.level)
+	}
+	_ = l.track.WriteRTP(&l.pkt)
+	l.pkt.Marker = false
+	l.pkt.SequenceNumber++
+	l.pkt.Timestamp += media.FrameSamples
 }
 
 // receive decodes the room's mix until the track ends.
