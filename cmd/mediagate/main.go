@@ -56,6 +56,8 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		return streamsCommand(args, environ, os.Stdin, stdout, stderr)
 	case "receipts":
 		return receiptsCommand(args, environ, stdout, stderr)
+	case "rooms":
+		return roomsCommand(args, environ, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "mediagate", version)
 		return exitOK
@@ -79,6 +81,10 @@ func usage(w io.Writer) {
                                       recordings through the admin API: list, manifest,
                                       resumable verified download, retention, legal hold,
                                       deletion (mediagate recordings, for the details)
+  mediagate rooms ls|get|lock|unlock|mute|unmute|invite
+                                      rooms through the admin API: list, participants,
+                                      lock, mute, invitation links (mediagate rooms, for
+                                      the details)
   mediagate streams ls|start|stop     live streams of rooms to YouTube, Twitch, Facebook...
                                       (RTMP/RTMPS) through the admin API
                                       (mediagate streams, for the details)
