@@ -719,13 +719,7 @@ func TestSharedRTPSameAddress(t *testing.T) {
 	require.Zero(t, c2.Stats().Received)
 	rp.sendTone(to2, 660)
 	eventually(t, 3*time.Second, func() bool { return c2.Stats().Received >= 10 }, "the second call's audio")
-	for _, d := range []*sipgo.DialogClientSession{d1, d2} {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		require.NoError(t, d.Bye(ctx))
-		cancel()
-	}
-	waitDone(t, c1)
-	waitDone(t, c2)
+	hangUp(t, []*sipgo.DialogClientSession{d1, d2}, c1, c2)
 }
 
 // TestSharedRTPReinviteTaken: on the shared pair, a re-INVITE naming the
@@ -752,11 +746,18 @@ func TestSharedRTPReinviteTaken(t *testing.T) {
 	rp2.sendTone(to2, 660)
 	eventually(t, 3*time.Second, func() bool { return c2.Stats().Received >= 10 }, "call 2 keeps its packets")
 	require.Zero(t, u.mux.unmatched.Load())
-	for _, d := range []*sipgo.DialogClientSession{d1, d2} {
+	hangUp(t, []*sipgo.DialogClientSession{d1, d2}, c1, c2)
+}
+
+// hangUp sends BYE on each dialog and waits until each call has ended.
+func hangUp(t *testing.T, dialogs []*sipgo.DialogClientSession, calls ...*Call) {
+	t.Helper()
+	for _, d := range dialogs {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		require.NoError(t, d.Bye(ctx))
 		cancel()
 	}
-	waitDone(t, c1)
-	waitDone(t, c2)
+	for _, c := range calls {
+		waitDone(t, c)
+	}
 }

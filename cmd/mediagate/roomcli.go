@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -96,16 +97,8 @@ func (r cliRoom) state() string {
 
 func roomsList(args, environ []string, stdout, stderr io.Writer) error {
 	fs := commandFlags("rooms", "ls", stderr)
-	server := serverFlag(fs)
 	asJSON := fs.Bool("json", false, "print the rooms as a JSON array")
-	rest, err := parseInterspersed(fs, args)
-	switch {
-	case err != nil:
-		return flagErr(err)
-	case len(rest) > 0:
-		return fmt.Errorf("%w: rooms ls takes no arguments (rooms get ROOM shows one)", errUsage)
-	}
-	c, err := newAdminClient(*server, environ)
+	_, c, err := roomsArgs(fs, args, environ, 0, "rooms ls takes no arguments (rooms get ROOM shows one)")
 	if err != nil {
 		return err
 	}
@@ -127,16 +120,8 @@ func roomsList(args, environ []string, stdout, stderr io.Writer) error {
 
 func roomsGet(args, environ []string, stdout, stderr io.Writer) error {
 	fs := commandFlags("rooms", "get", stderr)
-	server := serverFlag(fs)
 	asJSON := fs.Bool("json", false, "print the room as JSON")
-	rest, err := parseInterspersed(fs, args)
-	switch {
-	case err != nil:
-		return flagErr(err)
-	case len(rest) != 1:
-		return fmt.Errorf("%w: rooms get takes one room", errUsage)
-	}
-	c, err := newAdminClient(*server, environ)
+	rest, c, err := roomsArgs(fs, args, environ, 1, "rooms get takes one room")
 	if err != nil {
 		return err
 	}
@@ -166,16 +151,7 @@ func roomsGet(args, environ []string, stdout, stderr io.Writer) error {
 
 // roomsLock runs rooms lock and rooms unlock (verb).
 func roomsLock(verb string, args, environ []string, stdout, stderr io.Writer) error {
-	fs := commandFlags("rooms", verb, stderr)
-	server := serverFlag(fs)
-	rest, err := parseInterspersed(fs, args)
-	switch {
-	case err != nil:
-		return flagErr(err)
-	case len(rest) != 1:
-		return fmt.Errorf("%w: rooms %s takes one room", errUsage, verb)
-	}
-	c, err := newAdminClient(*server, environ)
+	rest, c, err := roomsArgs(commandFlags("rooms", verb, stderr), args, environ, 1, "rooms "+verb+" takes one room")
 	if err != nil {
 		return err
 	}
@@ -188,16 +164,8 @@ func roomsLock(verb string, args, environ []string, stdout, stderr io.Writer) er
 
 // roomsMute runs rooms mute and rooms unmute (verb).
 func roomsMute(verb string, args, environ []string, stdout, stderr io.Writer) error {
-	fs := commandFlags("rooms", verb, stderr)
-	server := serverFlag(fs)
-	rest, err := parseInterspersed(fs, args)
-	switch {
-	case err != nil:
-		return flagErr(err)
-	case len(rest) != 2:
-		return fmt.Errorf("%w: rooms %s takes a room and a participant", errUsage, verb)
-	}
-	c, err := newAdminClient(*server, environ)
+	rest, c, err := roomsArgs(commandFlags("rooms", verb, stderr), args, environ, 2,
+		"rooms "+verb+" takes a room and a participant")
 	if err != nil {
 		return err
 	}
@@ -211,26 +179,19 @@ func roomsMute(verb string, args, environ []string, stdout, stderr io.Writer) er
 
 func roomsInvite(args, environ []string, stdout, stderr io.Writer) error {
 	fs := commandFlags("rooms", "invite", stderr)
-	server := serverFlag(fs)
 	listen := fs.Bool("listen", false, "invite to listen only (WHEP), not to speak")
 	present := fs.Bool("present", false, "allow the invitee's video to become the room's presenter video")
 	name := fs.String("name", "", "the invitee's display name")
 	identity := fs.String("identity", "", "who the invitation is for, kept in the token (default --name, else invitee-<random>)")
 	ttl := fs.Duration("ttl", 0, "how long the invitation stays valid, e.g. 2h (default the node's auth.page_token_ttl)")
-	rest, err := parseInterspersed(fs, args)
+	rest, c, err := roomsArgs(fs, args, environ, 1, "rooms invite takes one room")
 	switch {
 	case err != nil:
-		return flagErr(err)
-	case len(rest) != 1:
-		return fmt.Errorf("%w: rooms invite takes one room", errUsage)
+		return err
 	case *ttl < 0 || *ttl%time.Second != 0:
 		return fmt.Errorf("%w: --ttl must be a positive number of whole seconds", errUsage)
 	case *listen && *present:
 		return fmt.Errorf("%w: --listen and --present exclude each other: a listener sends no video", errUsage)
-	}
-	c, err := newAdminClient(*server, environ)
-	if err != nil {
-		return err
 	}
 	who := *identity
 	switch {
@@ -255,6 +216,22 @@ func roomsInvite(args, environ []string, stdout, stderr io.Writer) error {
 	link := strings.TrimSuffix(c.base.String(), "/") + "/r/" + url.PathEscape(rest[0]) + "#token=" + url.QueryEscape(res.Token)
 	fmt.Fprintf(stdout, "%s\nvalid until %s\n", link, res.ExpiresAt.Local().Format(time.DateTime+" MST"))
 	return nil
+}
+
+// roomsArgs adds --server to fs, parses args with it and returns the n
+// positional arguments and a client for the server; a usage error saying
+// wrong when there are not n.
+func roomsArgs(fs *flag.FlagSet, args, environ []string, n int, wrong string) ([]string, *adminClient, error) {
+	server := serverFlag(fs)
+	rest, err := parseInterspersed(fs, args)
+	switch {
+	case err != nil:
+		return nil, nil, flagErr(err)
+	case len(rest) != n:
+		return nil, nil, fmt.Errorf("%w: %s", errUsage, wrong)
+	}
+	c, err := newAdminClient(*server, environ)
+	return rest, c, err
 }
 
 // yesNo is how the tables show a flag.

@@ -15,21 +15,8 @@ import (
 func TestSender(t *testing.T) {
 	for _, network := range []string{"udp4", "udp"} {
 		t.Run(network, func(t *testing.T) {
-			var addr *net.UDPAddr
-			if network == "udp4" {
-				addr = &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}
-			}
-			c, err := net.ListenUDP(network, addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = c.Close() })
-			rc, err := c.SyscallConn()
-			if err != nil {
-				t.Fatal(err)
-			}
 			var s Sender
-			if err := s.Init(rc); err != nil {
+			if err := s.Init(rawSocket(t, network)); err != nil {
 				t.Fatal(err)
 			}
 			rx := [2]*net.UDPConn{listenUDP4(t), listenUDP4(t)}
@@ -52,7 +39,7 @@ func TestSender(t *testing.T) {
 					}
 				}
 			}
-			err = s.Send([]byte("x"), netip.MustParseAddrPort("[::1]:9"))
+			err := s.Send([]byte("x"), netip.MustParseAddrPort("[::1]:9"))
 			if network == "udp4" && err != ErrFamily {
 				t.Fatalf("IPv6 destination on an IPv4 socket: %v, want ErrFamily", err)
 			}

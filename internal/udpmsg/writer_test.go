@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +24,19 @@ const slotSize = 1500
 // on every address (as sip's RTP sockets by default).
 func newWriter(tb testing.TB, network string) *Writer {
 	tb.Helper()
+	w, err := NewWriter(rawSocket(tb, network), 256, slotSize)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(w.Close)
+	return w
+}
+
+// rawSocket opens a socket closed at cleanup and returns its RawConn:
+// "udp4" binds IPv4 loopback, "udp" a dual-stack IPv6 socket on every
+// address.
+func rawSocket(tb testing.TB, network string) syscall.RawConn {
+	tb.Helper()
 	var addr *net.UDPAddr
 	if network == "udp4" {
 		addr = &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}
@@ -36,12 +50,7 @@ func newWriter(tb testing.TB, network string) *Writer {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	w, err := NewWriter(rc, 256, slotSize)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(w.Close)
-	return w
+	return rc
 }
 
 // listenUDP4 opens a loopback IPv4 socket closed at cleanup.
