@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mediagate/mediagate/media"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
@@ -242,5 +243,28 @@ func waitDone(t *testing.T, c *Call) {
 	case <-c.Done():
 	case <-time.After(30 * time.Second):
 		t.Fatal("call did not end")
+	}
+}
+
+// everyFrame calls f once per 20 ms of wall time from now on, as the
+// mixer reads a call, until done is closed or f returns false. When the
+// goroutine runs late (a loaded machine) it makes up for the frames it
+// missed at once, so a call's jitter buffer is read at the sender's pace:
+// a time.Ticker drops the ticks a slow receiver missed, and the buffer
+// then grows and drops audio to come down again.
+func everyFrame(done <-chan struct{}, f func() bool) {
+	start := time.Now()
+	timer := time.NewTimer(media.FrameDuration)
+	defer timer.Stop()
+	for k := 1; ; k++ {
+		timer.Reset(time.Until(start.Add(time.Duration(k) * media.FrameDuration)))
+		select {
+		case <-done:
+			return
+		case <-timer.C:
+		}
+		if !f() {
+			return
+		}
 	}
 }

@@ -340,19 +340,13 @@ func (h *answeringHandler) HandleCall(_ context.Context, in *IncomingCall) {
 	h.calls <- c
 	go sendTone(c, 1000)
 	pcm := make([]int16, media.SamplesPerFrame(c.Codec().SampleRate))
-	tick := time.NewTicker(media.FrameDuration)
-	defer tick.Stop()
-	for {
-		select {
-		case <-c.Done():
-			return
-		case <-tick.C:
-			n, _ := c.ReadFrame(pcm)
-			h.mu.Lock()
-			h.heard = append(h.heard, pcm[:n]...)
-			h.mu.Unlock()
-		}
-	}
+	everyFrame(c.Done(), func() bool {
+		n, _ := c.ReadFrame(pcm)
+		h.mu.Lock()
+		h.heard = append(h.heard, pcm[:n]...)
+		h.mu.Unlock()
+		return true
+	})
 }
 
 // heardSince returns the audio the call heard after sample n.

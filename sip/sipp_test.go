@@ -20,17 +20,12 @@ import (
 func readFrames(c *Call) []int16 {
 	var out []int16
 	pcm := make([]int16, media.SamplesPerFrame(c.Codec().SampleRate))
-	t := time.NewTicker(media.FrameDuration)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.Done():
-			return out
-		case <-t.C:
-			n, _ := c.ReadFrame(pcm)
-			out = append(out, pcm[:n]...)
-		}
-	}
+	everyFrame(c.Done(), func() bool {
+		n, _ := c.ReadFrame(pcm)
+		out = append(out, pcm[:n]...)
+		return true
+	})
+	return out
 }
 
 // TestSippBasicCall: a caller sends 7 s of A-law speech from sipp's pcap
@@ -80,11 +75,15 @@ func testSippBasicCall(t *testing.T, opts []Option) {
 	// Align got with the pcap's audio on one piece of speech at 1 s.
 	lag0, c0 := mediatest.BestLag(want[media.Rate8k:media.Rate8k+2000], got[media.Rate8k:], 4000)
 	require.Greater(t, c0, 0.9, "the pcap's speech is in the decoded audio")
-	// Speech where the pcap has speech: in each second the 20 ms level
-	// envelopes match. Each second finds its own alignment, since the
-	// jitter buffer adds or drops a frame when it adapts to the load.
+	// Speech where the pcap has speech: in each half second the 20 ms
+	// level envelopes match. Each piece finds its own alignment, since the
+	// jitter buffer drops a frame now and then while its delay comes down
+	// to its target (about once a second at the start of the call); a
+	// piece with a drop in it matches less well, and with pieces of a
+	// second three of five had one in a loaded run.
 	envW, envG := envelope(want), envelope(got[max(lag0-5*160, 0):])
-	corrs := pieceCorrelations(envW, envG, 0, 50, 10)
+	corrs := pieceCorrelations(envW, envG, 0, 25, 10)
+	t.Logf("envelope correlations %.2f", corrs)
 	require.Greater(t, median(corrs), 0.9, "envelope correlations %.2f", corrs)
 	// And the waveform itself, sample for sample, in 250 ms pieces.
 	corrs = pieceCorrelations(want, got, lag0, 2000, 800)

@@ -37,16 +37,15 @@ func TestAudioBetweenTelephoneEvents(t *testing.T) {
 		// Read like the mixer, every 20 ms, for 4 s.
 		var h heard
 		pcm := make([]int16, media.SamplesPerFrame(media.Rate8k))
-		tick := time.NewTicker(media.FrameDuration)
-		defer tick.Stop()
-		for range 200 {
-			select {
-			case <-tick.C:
-			case <-ctx.Done():
-				return
-			}
+		frames := 0
+		everyFrame(ctx.Done(), func() bool {
 			n, _ := c.ReadFrame(pcm)
 			h.pcm = append(h.pcm, pcm[:n]...)
+			frames++
+			return frames < 200
+		})
+		if frames < 200 {
+			return
 		}
 		h.stats = c.Stats()
 		result <- h
