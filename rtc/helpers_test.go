@@ -343,21 +343,11 @@ func (c *client) waitFrames(n int) {
 // window returns frames [from, to).
 func (c *client) window(from, to int) []recvFrame { return c.Frames(from, to) }
 
-// toneDB is the level of freq in frames, dB relative to a full-scale sine:
-// the mean power of blocks of toneBlock frames. One Goertzel over the whole
-// window would be coherent across it, so a frame the jitter buffer drops to
-// lower its delay (a jump in the tone's phase) would cost up to a few dB.
+// toneDB is the level of freq in frames, dB relative to a full-scale sine,
+// over blocks of toneBlock frames: a frame the jitter buffer drops to lower
+// its delay must not cost the tone dB (mediatest.BlockToneDB).
 func toneDB(frames []recvFrame, freq float64) float64 {
-	var sum float64
-	n := 0
-	for i := 0; i+toneBlock <= len(frames); i += toneBlock {
-		sum += mediatest.Power(rtctest.Samples(frames[i:i+toneBlock]), freq, media.Rate48k)
-		n++
-	}
-	if n == 0 {
-		return mediatest.ToneDB(rtctest.Samples(frames), freq, media.Rate48k)
-	}
-	return 10 * math.Log10(sum/float64(n)/0.25+1e-20)
+	return mediatest.BlockToneDB(rtctest.Samples(frames), freq, media.Rate48k, toneBlock*media.FrameSamples)
 }
 
 // toneBlock is 100 ms: whole cycles of the tests' 440, 660 and 880 Hz,

@@ -92,7 +92,7 @@ func WithRTPPorts(lo, hi int) Option { return func(o *options) { o.portMin, o.po
 // a third less CPU per caller at a thousand callers. Calls from a private
 // address, calls without an offer and a call naming the address of one
 // already on the pair keep a pair of their own; a re-INVITE moving a call
-// on the pair to another's address is not applied.
+// on the pair to another's address is answered 488.
 func WithSharedRTP(on bool) Option { return func(o *options) { o.sharedRTP = on } }
 
 // WithMediaTimeout sets how long a call may receive no RTP or RTCP while

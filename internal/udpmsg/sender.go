@@ -37,13 +37,9 @@ func (s *Sender) Init(rc syscall.RawConn) error {
 	if serr != nil {
 		return serr
 	}
-	_, inet6 := sa.(*syscall.SockaddrInet6)
-	s.bind(rc, inet6)
+	_, s.inet6 = sa.(*syscall.SockaddrInet6)
+	s.rc, s.do = rc, s.sendto
 	return nil
-}
-
-func (s *Sender) bind(rc syscall.RawConn, inet6 bool) {
-	s.rc, s.inet6, s.do = rc, inet6, s.sendto
 }
 
 // Send writes p to to: syscall.EAGAIN when the send buffer is full,

@@ -82,18 +82,12 @@ func newSendBatch(n, slot int) *sendBatch {
 // datagrams of up to slot bytes each. rc's Write must run its function at
 // once (a socket outside the poller, or one whose function reports done).
 func NewWriter(rc syscall.RawConn, n, slot int) (*Writer, error) {
-	var sa syscall.Sockaddr
-	var serr error
-	if err := rc.Control(func(fd uintptr) { sa, serr = syscall.Getsockname(int(fd)) }); err != nil {
-		return nil, err
-	}
-	if serr != nil {
-		return nil, serr
-	}
 	w := &Writer{rc: rc, cur: newSendBatch(n, slot), spare: newSendBatch(n, slot),
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
-	_, w.inet6 = sa.(*syscall.SockaddrInet6)
-	w.direct.bind(rc, w.inet6)
+	if err := w.direct.Init(rc); err != nil {
+		return nil, err
+	}
+	w.inet6 = w.direct.inet6
 	w.flush = w.sendmmsg
 	w.wg.Add(1)
 	go w.flushLoop()

@@ -62,8 +62,29 @@ func Power(samples []int16, freq float64, rate int) float64 {
 // ToneDB returns the power of freq in samples in dB relative to a full-scale
 // sine at freq (0 dB).
 func ToneDB(samples []int16, freq float64, rate int) float64 {
-	return 10 * math.Log10(Power(samples, freq, rate)/0.25+1e-20)
+	return powerDB(Power(samples, freq, rate))
 }
+
+// BlockToneDB is ToneDB of the mean power of freq over consecutive blocks
+// of block samples (a shorter rest is left out; all of samples when it
+// holds less than a block). One Goertzel over a long window is coherent
+// across it, so a jump in the tone's phase (a frame a jitter buffer drops)
+// costs up to a few dB; per block it costs at most that block's share.
+func BlockToneDB(samples []int16, freq float64, rate, block int) float64 {
+	if len(samples) < block {
+		return ToneDB(samples, freq, rate)
+	}
+	var sum float64
+	n := 0
+	for i := 0; i+block <= len(samples); i += block {
+		sum += Power(samples[i:i+block], freq, rate)
+		n++
+	}
+	return powerDB(sum / float64(n))
+}
+
+// powerDB is a Goertzel power in dB relative to a full-scale sine's (0.25).
+func powerDB(p float64) float64 { return 10 * math.Log10(p/0.25+1e-20) }
 
 // RMSDBFS returns the RMS level of samples in dB relative to full scale.
 func RMSDBFS(samples []int16) float64 {

@@ -25,6 +25,22 @@ func TestToneMeasurements(t *testing.T) {
 	}
 }
 
+// TestBlockToneDB: a tone whose phase jumps half a cycle in the middle
+// (a dropped frame) loses most of its level to one coherent Goertzel, and
+// nothing to BlockToneDB when the jump falls between blocks.
+func TestBlockToneDB(t *testing.T) {
+	s := append(Sine(1000, 0.5, 8000, 800), Sine(1000, -0.5, 8000, 800)...)
+	if db := ToneDB(s, 1000, 8000); db > -20 {
+		t.Fatalf("one Goertzel over the phase jump: %.2f dB, want far below -6", db)
+	}
+	if db := BlockToneDB(s, 1000, 8000, 160); math.Abs(db-(-6.02)) > 0.2 {
+		t.Fatalf("in blocks of 160: %.2f dB, want about -6 dB", db)
+	}
+	if a, b := BlockToneDB(s[:100], 1000, 8000, 160), ToneDB(s[:100], 1000, 8000); a != b {
+		t.Fatalf("shorter than a block: %.2f dB, want ToneDB's %.2f", a, b)
+	}
+}
+
 func TestBestLag(t *testing.T) {
 	noise := make([]int16, 800)
 	seed := uint32(1)
