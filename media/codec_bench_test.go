@@ -1,7 +1,6 @@
 package media
 
 import (
-	"fmt"
 	"testing"
 )
 
@@ -80,11 +79,24 @@ func BenchmarkG722Decode(b *testing.B) {
 	}
 }
 
+// BenchmarkOpusEncode is the room's mix encoder at the complexities
+// worth comparing (rtc.DefaultOpusComplexity is 1), with the FEC WebRTC
+// peers take and without, and CELT-only low delay (no FEC) for scale.
 func BenchmarkOpusEncode(b *testing.B) {
 	frames := benchFrames(b, Rate48k, FrameSamples)
-	for _, complexity := range []int{5, 10} {
-		b.Run(fmt.Sprintf("complexity=%d", complexity), func(b *testing.B) {
-			enc, err := NewOpusEncoder(WithOpusComplexity(complexity), WithOpusBitrate(32000))
+	for _, c := range []struct {
+		name string
+		opts []OpusOption
+	}{
+		{"complexity=1", []OpusOption{WithOpusComplexity(1)}},
+		{"complexity=1/fec", []OpusOption{WithOpusComplexity(1), WithOpusFEC(10)}},
+		{"complexity=5", []OpusOption{WithOpusComplexity(5)}},
+		{"complexity=5/fec", []OpusOption{WithOpusComplexity(5), WithOpusFEC(10)}},
+		{"complexity=10/fec", []OpusOption{WithOpusComplexity(10), WithOpusFEC(10)}},
+		{"lowdelay/complexity=1", []OpusOption{WithOpusComplexity(1), WithOpusApplication(OpusRestrictedLowDelay)}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			enc, err := NewOpusEncoder(append(c.opts, WithOpusBitrate(32000))...)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -175,9 +175,32 @@ func TestOpusPLCDecays(t *testing.T) {
 	}
 }
 
+// TestOpusComplexityFidelity: at the mix's 32 kbit/s with FEC, complexity
+// 1 (rtc's default, a third of complexity 5's CPU in BenchmarkOpusEncode)
+// reproduces speech as faithfully as 5 does, by waveform correlation.
+func TestOpusComplexityFidelity(t *testing.T) {
+	in := speech(t, Rate48k, 2)
+	corr := map[int]float64{}
+	for _, c := range []int{1, 5} {
+		enc, dec := newOpusPair(t, WithOpusComplexity(c), WithOpusBitrate(32000), WithOpusFEC(10))
+		out, _ := codecRun(t, enc, dec, in)
+		lag, _ := bestLag(in[Rate48k/2:Rate48k/2+Rate48k/5], out[Rate48k/2:], 1000)
+		_, corr[c] = bestLag(in[:len(in)-lag], out[lag:], 0)
+		t.Logf("complexity %d: delay %d samples, correlation %.3f", c, lag, corr[c])
+	}
+	require.Greater(t, corr[1], 0.9)
+	require.InDelta(t, corr[5], corr[1], 0.02)
+}
+
 func TestOpusFECRecoversLoss(t *testing.T) {
+	for _, c := range []int{1, 5} {
+		t.Run(fmt.Sprintf("complexity=%d", c), func(t *testing.T) { testOpusFECRecoversLoss(t, c) })
+	}
+}
+
+func testOpusFECRecoversLoss(t *testing.T, complexity int) {
 	in := speech(t, Rate48k, 5)
-	enc, ref := newOpusPair(t, WithOpusFEC(20))
+	enc, ref := newOpusPair(t, WithOpusFEC(20), WithOpusComplexity(complexity))
 	var packets [][]byte
 	var want []int16 // decoded without loss
 	pcm := make([]int16, FrameSamples)

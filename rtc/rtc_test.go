@@ -1,6 +1,7 @@
 package rtc
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -57,6 +58,37 @@ func TestThreeTones(t *testing.T) {
 	for _, st := range rm.Participants() {
 		require.Equal(t, room.KindWebRTC, st.Kind)
 	}
+}
+
+// TestOpusComplexity: the room encodes WebRTC participants' mixes at the
+// server's Settings.OpusComplexity (with FEC, which the clients take), the
+// clients hear each other through it, and a complexity libopus does not
+// have is refused when the server is made.
+func TestOpusComplexity(t *testing.T) {
+	e := newEnv(t, nil, WithSettings(Settings{LoopbackOnly: true, OpusComplexity: 7}))
+	a := e.join("cx", clientOpts{tone: 440})
+	e.join("cx", clientOpts{tone: 660})
+	a.waitFrames(warmup)
+	start := a.received()
+	a.waitFrames(start + measure)
+	heard := toneDB(a.window(start, start+measure), 660)
+	t.Logf("440 Hz client hears 660 Hz at %.1f dB", heard)
+	require.Greater(t, heard, -25.0)
+	rm, err := e.mgr.Get("cx")
+	require.NoError(t, err)
+	require.Len(t, rm.Participants(), 2)
+	for _, st := range rm.Participants() {
+		require.Equal(t, room.CodecOpus, st.Format.Codec, "%s", st.ID)
+		require.Equal(t, 7, st.Format.Opus.Complexity, "%s", st.ID)
+		require.True(t, st.Format.Opus.FEC, "%s", st.ID)
+	}
+
+	for _, c := range []int{-1, 11} {
+		_, err := NewServer(e.mgr, WithSettings(Settings{LoopbackOnly: true, OpusComplexity: c}))
+		require.ErrorContains(t, err, fmt.Sprintf("opus complexity %d, want 0..10", c))
+	}
+	_, err = newLink(LinkOptions{ParticipantID: "l", OpusComplexity: 11})
+	require.ErrorContains(t, err, "opus complexity 11, want 0..10")
 }
 
 // TestJitterDelayComesDown: a client whose first 120 ms of audio arrive

@@ -62,6 +62,11 @@ type Settings struct {
 	// PublicIPs replace the interface addresses in host candidates, for a
 	// node behind a 1:1 NAT (webrtc.public_ips).
 	PublicIPs []string
+	// OpusComplexity (0..10, webrtc.opus_complexity) is libopus's
+	// complexity for the room's encoders of this server's participants:
+	// the mix every WebRTC listener hears is encoded at it. The zero value
+	// is complexity 0; the configuration's default is DefaultOpusComplexity.
+	OpusComplexity int
 	// LoopbackOnly binds the port on 127.0.0.1 and offers only loopback
 	// candidates: for tests, which must stay on loopback (TESTING.md).
 	LoopbackOnly bool
@@ -144,6 +149,9 @@ func NewServer(rooms *room.Manager, opts ...Option) (*Server, error) {
 		s.auth = denyAll{}
 	}
 	s.set.applyDefaults()
+	if c := s.set.OpusComplexity; c < 0 || c > 10 {
+		return nil, fmt.Errorf("rtc: opus complexity %d, want 0..10", c)
+	}
 	for _, ip := range s.set.PublicIPs {
 		if _, err := netip.ParseAddr(ip); err != nil {
 			return nil, fmt.Errorf("rtc: public ip %q: %w", ip, err)

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mediagate/mediagate/configs"
+	"github.com/mediagate/mediagate/rtc"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
@@ -226,6 +228,12 @@ func TestServeDefaultsHealthzAndSIGTERM(t *testing.T) {
 		lines = append(lines, l)
 	}
 	require.Contains(t, strings.Join(lines, "\n"), "stopped cleanly")
+}
+
+// TestOpusComplexityDefault: the configuration's default for
+// webrtc.opus_complexity is the one rtc documents and measured.
+func TestOpusComplexityDefault(t *testing.T) {
+	require.Equal(t, rtc.DefaultOpusComplexity, configs.Default().WebRTC.OpusComplexity)
 }
 
 func TestSIGINTStops(t *testing.T) {

@@ -208,9 +208,11 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 	n.links = newLinks(log.With("component", "links"), cluster.NodeID(cfg.Node.ID), n.publicURL,
 		n.own, auth, roomDefaults,
 		prompts.Prompt(bridge.Lang(cfg.Dialin.Language), bridge.PromptJoining).PCM48)
+	n.links.opusComplexity = cfg.WebRTC.OpusComplexity
 	if n.rtc, err = rtc.NewServer(n.rooms,
 		rtc.WithLogger(log),
-		rtc.WithSettings(rtc.Settings{UDPPort: cfg.WebRTC.UDPPort, PublicIPs: cfg.WebRTC.PublicIPs}),
+		rtc.WithSettings(rtc.Settings{UDPPort: cfg.WebRTC.UDPPort, PublicIPs: cfg.WebRTC.PublicIPs,
+			OpusComplexity: cfg.WebRTC.OpusComplexity}),
 		rtc.WithAuthorizer(authorizer(auth))); err != nil {
 		_ = n.close(context.Background())
 		return nil, err
