@@ -37,9 +37,10 @@ func TestMixedRoomReport(t *testing.T) {
 	o := options{scenario: "test", calls: 4, roomSize: 4, speakers: 2, webrtcPerRoom: 2, host: "127.0.0.1",
 		numberBase: 7000, rate: 20, warmup: 2 * time.Second, duration: 4 * time.Second,
 		probeEvery: time.Second, sharedRTP: true}
-	api, err := newWebRTCAPI()
+	clients, err := newWebRTCClients(o.host)
 	require.NoError(t, err)
-	o.webrtcAPI, o.opus = api, &opusLoops{}
+	t.Cleanup(clients.close)
+	o.webrtc, o.opus = clients, &opusLoops{}
 	rep, err := runMediagate(ctx, bin, o)
 	require.NoError(t, err)
 	var table strings.Builder

@@ -153,11 +153,12 @@ func runTarget(ctx context.Context, o options) (Report, error) {
 	}
 	defer sig.close()
 	if o.webrtcPerRoom > 0 {
-		api, err := newWebRTCAPI()
+		clients, err := newWebRTCClients(o.host)
 		if err != nil {
 			return Report{}, fmt.Errorf("webrtc: %w", err)
 		}
-		o.webrtcAPI, o.opus = api, &opusLoops{}
+		defer clients.close()
+		o.webrtc, o.opus = clients, &opusLoops{}
 	}
 	return run(ctx, o, sig)
 }

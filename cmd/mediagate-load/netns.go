@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"syscall"
@@ -24,10 +23,6 @@ const (
 	benchIface = "mgload0"
 	benchAddr  = "10.99.0.1"
 )
-
-// benchNet is benchAddr's network, which the generator's pion clients may
-// use besides loopback.
-var benchNet = &net.IPNet{IP: net.IPv4(10, 99, 0, 0), Mask: net.CIDRMask(24, 32)}
 
 // inNetns reports whether the suite runs in its namespace.
 func inNetns() bool { return os.Getenv(netnsEnv) != "" }

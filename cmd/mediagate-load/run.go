@@ -11,8 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/pion/webrtc/v4"
 )
 
 // options describe one load run against one gateway (mediagate or Janus).
@@ -50,7 +48,7 @@ type options struct {
 	// profileOut where the CPU profile of the measurement window goes;
 	// both or neither.
 	pprofURL, profileOut string
-	webrtcAPI            *webrtc.API // set by runTarget when webrtcPerRoom > 0
+	webrtc               *webrtcClients // set by runTarget when webrtcPerRoom > 0
 	opus                 *opusLoops
 }
 
@@ -280,7 +278,7 @@ func placeLegs(ctx context.Context, o options, sig signaller, p *pacer, measure 
 				if ws, ok := sig.(webrtcSignaller); ok {
 					signal = ws.webrtcJoin(room)
 				}
-				l, setup, err = joinWebRTC(ctx, o.webrtcAPI, o.opus, cfg, signal)
+				l, setup, err = joinWebRTC(ctx, o.webrtc, o.opus, cfg, signal)
 			} else {
 				l, setup, err = joinPhone(ctx, sig, room, cfg)
 			}

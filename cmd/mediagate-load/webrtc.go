@@ -7,8 +7,8 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
-	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -33,32 +33,81 @@ import (
 // generator spends no encoder per participant; what it receives it
 // decodes (about 30 µs a frame).
 
-// newWebRTCAPI is a pion API that stays on loopback (TESTING.md, "Loopback
-// traps"), with pion's default codecs and interceptors and, as browsers
-// offer it, the RFC 6464 audio level header extension.
-func newWebRTCAPI() (*webrtc.API, error) {
-	me := &webrtc.MediaEngine{}
-	if err := me.RegisterDefaultCodecs(); err != nil {
+// webrtcClients makes the legs' PeerConnections: pion APIs with pion's
+// default codecs and interceptors and, as browsers offer it, the RFC 6464
+// audio level header extension. Each leg has its own API whose ICE runs on
+// a polledConn of the run's poller (pollnet.go) bound to one local address,
+// so it stays off other networks (TESTING.md, "Loopback traps") and
+// packets the gateway sends it do not wake the generator from inside the
+// gateway.
+type webrtcClients struct {
+	poll *poller
+	logs *logging.DefaultLoggerFactory
+}
+
+// newWebRTCClients starts the poller for legs bound to host, or in the
+// suite's namespace to benchAddr (netns.go): Janus's ICE (libnice) does not
+// pair loopback candidates. A leg's host candidate on the address the
+// gateway offers pairs at once; one on loopback answering a gateway that
+// offers only its interface address is paired as peer-reflexive, which
+// pion accepts only after SetPrflxAcceptanceMinWait.
+func newWebRTCClients(host string) (*webrtcClients, error) {
+	if inNetns() {
+		host = benchAddr
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
 		return nil, err
 	}
-	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI},
-		webrtc.RTPCodecTypeAudio); err != nil {
-		return nil, err
-	}
-	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
+	p, err := newPoller(addr)
+	if err != nil {
 		return nil, err
 	}
 	logs := logging.NewDefaultLoggerFactory()
 	logs.DefaultLogLevel = logging.LogLevelError
-	se := webrtc.SettingEngine{LoggerFactory: logs}
+	return &webrtcClients{poll: p, logs: logs}, nil
+}
+
+// close stops the poller; close every leg first.
+func (w *webrtcClients) close() { w.poll.close() }
+
+// newPeerConnection is a PeerConnection on a socket of its own, and that
+// socket.
+func (w *webrtcClients) newPeerConnection() (*webrtc.PeerConnection, *polledConn, error) {
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterDefaultCodecs(); err != nil {
+		return nil, nil, err
+	}
+	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI},
+		webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, nil, err
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
+		return nil, nil, err
+	}
+	conn, err := w.poll.listen()
+	if err != nil {
+		return nil, nil, err
+	}
+	mux := ice.NewUDPMuxDefault(ice.UDPMuxParams{Logger: w.logs.NewLogger("mux"), UDPConn: conn})
+	se := webrtc.SettingEngine{LoggerFactory: w.logs}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	// In the suite's namespace benchAddr is local too (netns.go).
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() || inNetns() && benchNet.Contains(ip) })
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir),
-		webrtc.WithSettingEngine(se)), nil
+	se.SetICEUDPMux(mux)
+	// Outside the namespace the pair is peer-reflexive (see
+	// newWebRTCClients); pion's default wait of a second for it would be
+	// counted as the gateway's setup time. Browsers do not wait.
+	se.SetPrflxAcceptanceMinWait(0)
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir),
+		webrtc.WithSettingEngine(se))
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		_ = mux.Close()
+		return nil, nil, err
+	}
+	return pc, conn, nil
 }
 
 // opusLoops are the pre-encoded Opus frames of a run, by what they carry.
@@ -134,6 +183,7 @@ type webrtcLeg struct {
 	receiver
 	role     role
 	pc       *webrtc.PeerConnection
+	conn     *polledConn // pc's socket
 	track    *webrtc.TrackLocalStaticRTP
 	sender   *webrtc.RTPSender
 	location string // the WHIP session's URL, for the DELETE
@@ -156,16 +206,16 @@ type offerAnswer func(ctx context.Context, offer string) (answer, location strin
 // joinWebRTC connects a WebRTC participant through signal (WHIP to
 // mediagate, the AudioBridge plugin to Janus) and returns it with the
 // time from the offer being ready to the connection being up.
-func joinWebRTC(ctx context.Context, api *webrtc.API, loops *opusLoops, cfg legConfig, signal offerAnswer) (*webrtcLeg, time.Duration, error) {
+func joinWebRTC(ctx context.Context, clients *webrtcClients, loops *opusLoops, cfg legConfig, signal offerAnswer) (*webrtcLeg, time.Duration, error) {
 	bg, probe, err := loops.frames(cfg.role, cfg.bgFreq, cfg.probeSlot)
 	if err != nil {
 		return nil, 0, fmt.Errorf("opus: %w", err)
 	}
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	pc, conn, err := clients.newPeerConnection()
 	if err != nil {
 		return nil, 0, err
 	}
-	l := &webrtcLeg{role: cfg.role, pc: pc, bg: bg, probeFrames: probe}
+	l := &webrtcLeg{role: cfg.role, pc: pc, conn: conn, bg: bg, probeFrames: probe}
 	l.init(cfg)
 	if cfg.role == prober {
 		l.bursts = newSchedule(cfg)
@@ -327,7 +377,10 @@ func (l *webrtcLeg) receive(tr *webrtc.TrackRemote) {
 		if err != nil {
 			return
 		}
-		now := time.Now()
+		now, ok := l.conn.arrival(pkt.SequenceNumber)
+		if !ok {
+			now = time.Now()
+		}
 		l.count(pkt.SequenceNumber)
 		if !l.detects {
 			continue
@@ -351,5 +404,6 @@ func (l *webrtcLeg) close() {
 		cancel()
 	}
 	_ = l.pc.Close()
+	_ = l.conn.Close() // pion leaves the mux (and so the socket) open
 	l.wg.Wait()
 }
