@@ -69,7 +69,17 @@ type janusSig struct {
 func newJanus(ctx context.Context, api, host string, rooms int) (*janusSig, error) {
 	j := &janusSig{api: api, host: host, client: &http.Client{Timeout: 40 * time.Second},
 		waiters: map[string]chan janusMsg{}, pollDone: make(chan struct{})}
-	m, err := j.post(ctx, j.api, map[string]any{"janus": "create"})
+	// Janus logs that its web server started before the transport takes
+	// requests: a first request can meet a closed connection (seen once
+	// in a suite run). Up to ten tries, 100 ms apart.
+	var m janusMsg
+	var err error
+	for try := 0; ; try++ {
+		if m, err = j.post(ctx, j.api, map[string]any{"janus": "create"}); err == nil || try == 9 || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("janus session: %w", err)
 	}

@@ -65,6 +65,8 @@ func newWebRTCClients(host string) (*webrtcClients, error) {
 	}
 	logs := logging.NewDefaultLoggerFactory()
 	logs.DefaultLogLevel = logging.LogLevelError
+	// The mux complains of writes to a leg that is closing.
+	logs.ScopeLevels["mux"] = logging.LogLevelDisabled
 	return &webrtcClients{poll: p, logs: logs}, nil
 }
 
