@@ -114,10 +114,15 @@ func (w *webrtcClients) newPeerConnection() (*webrtc.PeerConnection, *polledConn
 
 // opusLoops are the pre-encoded Opus frames of a run, by what they carry.
 type opusLoops struct {
-	mu      sync.Mutex
-	silence []opusFrame
-	probes  [2][]opusFrame // by probeSlot
-	tones   map[float64][]opusFrame
+	mu    sync.Mutex
+	loops map[loopKey][]opusFrame
+}
+
+// loopKey says what a loop of every frames carries: a tone at bg (0:
+// silence) and, for a prober, its probe tone in the first burst frames.
+type loopKey struct {
+	bg, probe    float64
+	every, burst int
 }
 
 // opusFrame is one encoded frame and its RFC 6464 audio level, which a
@@ -127,57 +132,73 @@ type opusFrame struct {
 	level []byte // the extension's one byte: V bit clear, -dBov
 }
 
-// encodeOpus returns n frames of a tone at freq and amp (0: silence), encoded
-// in sequence by one encoder.
-func encodeOpus(freq, amp float64, n int) ([]opusFrame, error) {
+// encodeLoop returns k.every frames a leg can play round and round as one
+// encoder's stream: frame i carries k's probe tone while i < k.burst and
+// its tone (or silence) after. Opus is predictive, so a decoder must get
+// one encoder's frames in order: cutting a separately encoded probe into
+// a tone made the first frames of each burst decode as noise, and its
+// onset heard a frame or two late. Two rounds of the same signal are
+// encoded and the second kept, so its first frame follows the state the
+// decoder has at the wrap.
+func encodeLoop(k loopKey) ([]opusFrame, error) {
 	enc, err := media.NewOpusEncoder()
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = enc.Close() }()
-	out := make([]opusFrame, n)
+	out := make([]opusFrame, k.every)
 	pcm := make([]int16, media.FrameSamples)
 	buf := make([]byte, media.MaxOpusPayload)
-	tone := 0
-	for i := range out {
-		for k := range pcm {
-			pcm[k] = int16(amp * 32767 * math.Sin(2*math.Pi*freq*float64(tone)/media.Rate48k))
-			tone++
+	for i := range 2 * k.every {
+		freq, amp := k.bg, bgAmp
+		if k.bg == 0 {
+			amp = 0
+		}
+		if i%k.every < k.burst {
+			freq, amp = k.probe, probeAmp
+		}
+		for s := range pcm {
+			n := (i%k.every)*media.FrameSamples + s // both rounds the same
+			pcm[s] = int16(amp * 32767 * math.Sin(2*math.Pi*freq*float64(n)/media.Rate48k))
 		}
 		m, err := enc.Encode(pcm, buf)
 		if err != nil {
 			return nil, err
 		}
-		out[i] = opusFrame{data: bytes.Clone(buf[:m]), level: []byte{media.MeasureLevel(pcm).AudioLevel()}}
+		if i >= k.every {
+			out[i-k.every] = opusFrame{data: bytes.Clone(buf[:m]), level: []byte{media.MeasureLevel(pcm).AudioLevel()}}
+		}
 	}
 	return out, nil
 }
 
-// frames returns the loops a participant of role with tone bgFreq sends (a
-// prober its slot's probe).
-func (o *opusLoops) frames(r role, bgFreq float64, slot int) (bg, probe []opusFrame, err error) {
+// loop returns the loop a participant of role with tone bgFreq sends; a
+// prober's carries its slot's probe in the first frames of each burst
+// interval of sched.
+func (o *opusLoops) loop(r role, bgFreq float64, slot int, sched schedule) ([]opusFrame, error) {
+	k := loopKey{every: 50}
+	switch r {
+	case speaker:
+		k.bg = bgFreq
+	case prober:
+		// A burst starts every+frames frames after the last one
+		// (schedule.probe).
+		k = loopKey{bg: bgFreq, probe: probeFreqs[slot], every: sched.every + sched.frames, burst: sched.frames}
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.silence == nil {
-		if o.silence, err = encodeOpus(0, 0, 50); err != nil {
-			return nil, nil, err
-		}
-		for slot, f := range probeFreqs {
-			if o.probes[slot], err = encodeOpus(f, probeAmp, 50); err != nil {
-				return nil, nil, err
-			}
-		}
-		o.tones = map[float64][]opusFrame{}
+	if l := o.loops[k]; l != nil {
+		return l, nil
 	}
-	if r == silent {
-		return o.silence, nil, nil
+	l, err := encodeLoop(k)
+	if err != nil {
+		return nil, err
 	}
-	if o.tones[bgFreq] == nil {
-		if o.tones[bgFreq], err = encodeOpus(bgFreq, bgAmp, 50); err != nil {
-			return nil, nil, err
-		}
+	if o.loops == nil {
+		o.loops = map[loopKey][]opusFrame{}
 	}
-	return o.tones[bgFreq], o.probes[slot], nil
+	o.loops[k] = l
+	return l, nil
 }
 
 // webrtcLeg is one WHIP participant.
@@ -191,11 +212,11 @@ type webrtcLeg struct {
 	location string // the WHIP session's URL, for the DELETE
 
 	// Sender state, used by the pacer only.
-	bg, probeFrames []opusFrame
-	frame, inBurst  int
-	bursts          schedule
-	levelID         uint8 // the audio level extension's ID; 0 when not negotiated
-	pkt             rtp.Packet
+	loop    []opusFrame
+	pos     int // loop frame sent next
+	bursts  schedule
+	levelID uint8 // the audio level extension's ID; 0 when not negotiated
+	pkt     rtp.Packet
 
 	wg sync.WaitGroup // the receive goroutine
 }
@@ -209,19 +230,20 @@ type offerAnswer func(ctx context.Context, offer string) (answer, location strin
 // mediagate, the AudioBridge plugin to Janus) and returns it with the
 // time from the offer being ready to the connection being up.
 func joinWebRTC(ctx context.Context, clients *webrtcClients, loops *opusLoops, cfg legConfig, signal offerAnswer) (*webrtcLeg, time.Duration, error) {
-	bg, probe, err := loops.frames(cfg.role, cfg.bgFreq, cfg.probeSlot)
-	if err != nil {
-		return nil, 0, fmt.Errorf("opus: %w", err)
-	}
-	pc, conn, err := clients.newPeerConnection()
-	if err != nil {
-		return nil, 0, err
-	}
-	l := &webrtcLeg{role: cfg.role, pc: pc, conn: conn, bg: bg, probeFrames: probe}
+	l := &webrtcLeg{role: cfg.role}
 	l.init(cfg)
 	if cfg.role == prober {
 		l.bursts = newSchedule(cfg)
+		l.pos = l.bursts.frames // tone until the first burst
 	}
+	var err error
+	if l.loop, err = loops.loop(cfg.role, cfg.bgFreq, cfg.probeSlot, l.bursts); err != nil {
+		return nil, 0, fmt.Errorf("opus: %w", err)
+	}
+	if l.pc, l.conn, err = clients.newPeerConnection(); err != nil {
+		return nil, 0, err
+	}
+	pc := l.pc
 	connected := make(chan struct{})
 	var once sync.Once
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
@@ -342,12 +364,11 @@ func (l *webrtcLeg) send(now time.Time) {
 	if l.track == nil { // a WHEP listener
 		return
 	}
-	f := l.bg[l.frame%len(l.bg)]
-	if l.role == prober && l.bursts.probe(now) {
-		f = l.probeFrames[l.inBurst%len(l.probeFrames)]
-		l.inBurst++
+	if l.role == prober && l.bursts.probe(now) && l.bursts.left == l.bursts.frames-1 {
+		l.pos = 0 // a burst starts: the loop is there already but for the first one
 	}
-	l.frame++
+	f := l.loop[l.pos%len(l.loop)]
+	l.pos++
 	l.pkt.Payload = f.data
 	if l.levelID != 0 {
 		_ = l.pkt.SetExtension(l.levelID, f.level)
