@@ -28,10 +28,10 @@ import (
 // mediagate room over WHIP (POST /whip/{room}, no trickle, an open room)
 // or a Janus AudioBridge room through the plugin's join (janus.go),
 // sending Opus every 20 ms from the pacer and decoding what it receives
-// for the probe. The frames it sends are encoded once per run and
-// replayed (a second of each speaker tone, a probe burst, silence), so the
-// generator spends no encoder per participant; what it receives it
-// decodes (about 30 µs a frame).
+// for the probe. The frames it sends are encoded once per run and played
+// in a loop (encodeLoop: a second of a speaker's tone, a prober's burst
+// interval, silence), so the generator spends no encoder per participant;
+// what it receives it decodes (about 30 µs a frame).
 
 // webrtcClients makes the legs' PeerConnections: pion APIs with pion's
 // default codecs and interceptors and, as browsers offer it, the RFC 6464
