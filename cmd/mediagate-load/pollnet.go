@@ -103,27 +103,12 @@ func (p *poller) run() {
 
 // listen opens a polled socket on a free port of the poller's host.
 func (p *poller) listen() (*polledConn, error) {
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_DGRAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+	fd, port, err := openRaw(p.host)
 	if err != nil {
-		return nil, err
-	}
-	err = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, 256<<10)
-	if err == nil {
-		err = udpmsg.EnableStamps(uintptr(fd))
-	}
-	if err == nil {
-		err = syscall.Bind(fd, &syscall.SockaddrInet4{Addr: p.host.As4()})
-	}
-	var sa syscall.Sockaddr
-	if err == nil {
-		sa, err = syscall.Getsockname(fd)
-	}
-	if err != nil {
-		_ = syscall.Close(fd)
 		return nil, err
 	}
 	c := &polledConn{p: p, fd: fd, in: make(chan inPacket, 256), closed: make(chan struct{}),
-		local: net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.host, uint16(sa.(*syscall.SockaddrInet4).Port)))}
+		local: net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.host, uint16(port)))}
 	p.mu.Lock()
 	p.conns[int32(fd)] = c
 	p.mu.Unlock()

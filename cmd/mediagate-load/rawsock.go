@@ -22,6 +22,7 @@ import (
 type rawSock struct {
 	mu     sync.RWMutex // held for reading by send and drain, for writing by close
 	fd     int
+	bound  int // the port
 	closed bool
 
 	to    syscall.SockaddrInet4 // where send sends
@@ -33,9 +34,19 @@ const rawBatch = 8
 
 // listenRaw binds a non-blocking IPv4 UDP socket to host on a free port.
 func listenRaw(host netip.Addr) (*rawSock, error) {
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_DGRAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+	fd, port, err := openRaw(host)
 	if err != nil {
 		return nil, err
+	}
+	return &rawSock{fd: fd, bound: port, batch: udpmsg.NewBatch(rawBatch, 1500)}, nil
+}
+
+// openRaw opens a non-blocking IPv4 UDP socket with arrival stamps, out of
+// Go's poller, bound to host on a free port, and returns it with the port.
+func openRaw(host netip.Addr) (fd, port int, err error) {
+	fd, err = syscall.Socket(syscall.AF_INET, syscall.SOCK_DGRAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, 0, err
 	}
 	err = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, 256<<10)
 	if err == nil {
@@ -44,21 +55,19 @@ func listenRaw(host netip.Addr) (*rawSock, error) {
 	if err == nil {
 		err = syscall.Bind(fd, &syscall.SockaddrInet4{Addr: host.As4()})
 	}
+	var sa syscall.Sockaddr
+	if err == nil {
+		sa, err = syscall.Getsockname(fd)
+	}
 	if err != nil {
 		_ = syscall.Close(fd)
-		return nil, err
+		return 0, 0, err
 	}
-	return &rawSock{fd: fd, batch: udpmsg.NewBatch(rawBatch, 1500)}, nil
+	return fd, sa.(*syscall.SockaddrInet4).Port, nil
 }
 
 // port is the bound port.
-func (s *rawSock) port() int {
-	sa, err := syscall.Getsockname(s.fd)
-	if err != nil {
-		return 0
-	}
-	return sa.(*syscall.SockaddrInet4).Port
-}
+func (s *rawSock) port() int { return s.bound }
 
 // setRemote sets where send sends; call it before the first send.
 func (s *rawSock) setRemote(to netip.AddrPort) {
