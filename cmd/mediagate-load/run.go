@@ -41,9 +41,11 @@ type options struct {
 	// record and stream are how many rooms (the first ones) record and
 	// stream automatically (mediagate started by the suite only).
 	record, stream int
-	// sharedRTP runs the gateway with rtp.shared (mediagate started by
-	// the suite only).
-	sharedRTP bool
+	// sharedRTP runs the gateway with rtp.shared, and gatewayEnv are
+	// further MEDIAGATE_ settings for it (mediagate started by the suite
+	// only).
+	sharedRTP  bool
+	gatewayEnv []string
 	// pprofURL is the gateway's profiler (http.pprof_listen), and
 	// profileOut where the CPU profile of the measurement window goes;
 	// both or neither.

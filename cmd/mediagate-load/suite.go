@@ -76,6 +76,15 @@ func suiteMain(ctx context.Context, args []string) error {
 	only := fs.String("only", "", "run only the scenarios whose name starts with this (e.g. \"a.\", \"d\")")
 	sharedRTP := fs.Bool("shared-rtp", true, "run the gateway with rtp.shared (calls on one RTP port pair)")
 	profileDir := fs.String("profile", "", "directory for a CPU profile of the gateway per mediagate run (its measurement window)")
+	var gatewayEnv []string
+	fs.Func("set", "a `MEDIAGATE_KEY=value` setting for the gateway under test, e.g. MEDIAGATE_WEBRTC_OPUS_APPLICATION=lowdelay (repeatable)",
+		func(kv string) error {
+			if k, _, ok := strings.Cut(kv, "="); !ok || !strings.HasPrefix(k, "MEDIAGATE_") {
+				return fmt.Errorf("%q is not MEDIAGATE_KEY=value", kv)
+			}
+			gatewayEnv = append(gatewayEnv, kv)
+			return nil
+		})
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -111,7 +120,7 @@ func suiteMain(ctx context.Context, args []string) error {
 			host: "127.0.0.1", numberBase: 7000, rate: 50, warmup: *warmup, duration: *duration,
 			probeEvery: time.Second}
 		o.record, o.stream = sc.record, sc.stream
-		o.sharedRTP = *sharedRTP
+		o.sharedRTP, o.gatewayEnv = *sharedRTP, gatewayEnv
 		if *profileDir != "" {
 			o.profileOut = filepath.Join(*profileDir, profileName(sc.name))
 		}
@@ -202,6 +211,7 @@ func runMediagate(ctx context.Context, bin string, o options) (rep Report, err e
 		"MEDIAGATE_SIP_GUARD_ENABLED=false",
 		// nginx-rtmp listens on loopback.
 		"MEDIAGATE_STREAM_ALLOW_PRIVATE=true"}
+	env = append(env, o.gatewayEnv...) // later entries win
 	if o.profileOut != "" {
 		port, err := freePort()
 		if err != nil {
