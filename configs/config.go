@@ -189,8 +189,11 @@ type WebRTC struct {
 	// of the interface addresses, for a node behind a 1:1 NAT (a cloud VM
 	// with an elastic IP). Empty announces the interface addresses.
 	PublicIPs []string `yaml:"public_ips"`
-	// OpusComplexity (0..10) is libopus's complexity for the mixes the
-	// rooms encode for WebRTC participants: CPU against quality per bit.
+	// OpusApplication is libopus's tuning for the mixes the rooms encode
+	// for WebRTC participants: voip, audio or lowdelay (CELT only, no FEC).
+	OpusApplication string `yaml:"opus_application"`
+	// OpusComplexity (0..10) is libopus's complexity for those mixes: CPU
+	// against quality per bit.
 	OpusComplexity int `yaml:"opus_complexity"`
 }
 
@@ -225,7 +228,7 @@ func Default() Config {
 		SIP:        defaultSIP(),
 		RTP:        RTP{PortMin: 10000, PortMax: 20000},
 		Dialin:     Dialin{Language: "en", Numbers: map[string]DialinNumber{}},
-		WebRTC:     WebRTC{UDPPort: 7882, OpusComplexity: 1}, // rtc.DefaultOpusComplexity
+		WebRTC:     WebRTC{UDPPort: 7882, OpusApplication: "voip", OpusComplexity: 1}, // rtc.DefaultOpusComplexity
 		Storage:    Storage{Dir: "./data", AuditInstructionYears: 3, AuditAccessRetention: 180 * 24 * time.Hour},
 		Recording:  defaultRecording(),
 		Stream:     defaultStream(),

@@ -192,10 +192,11 @@ func (v *validator) rtpPorts(r RTP) {
 	}
 }
 
-// webrtc checks the WebRTC section: the port, the Opus complexity, and that every public IP is
+// webrtc checks the WebRTC section: the port, the Opus settings, and that every public IP is
 // an IP address (ICE candidates carry addresses, not names: RFC 8839 §5.1).
 func (v *validator) webrtc(w WebRTC) {
 	v.intRange("webrtc.udp_port", w.UDPPort, 0, 65535) // 0: ephemeral
+	v.oneOf("webrtc.opus_application", w.OpusApplication, "voip", "audio", "lowdelay")
 	v.intRange("webrtc.opus_complexity", w.OpusComplexity, 0, 10)
 	for i, ip := range w.PublicIPs {
 		if _, err := netip.ParseAddr(ip); err != nil {

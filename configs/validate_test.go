@@ -66,6 +66,9 @@ func TestValidate(t *testing.T) {
 		{"opus complexity 0", func(c *Config) { c.WebRTC.OpusComplexity = 0 }, ""},
 		{"opus complexity 11", func(c *Config) { c.WebRTC.OpusComplexity = 11 },
 			"webrtc.opus_complexity: 11 out of range 0..10"},
+		{"opus lowdelay", func(c *Config) { c.WebRTC.OpusApplication = "lowdelay" }, ""},
+		{"opus celt", func(c *Config) { c.WebRTC.OpusApplication = "celt" },
+			`webrtc.opus_application: "celt" is not one of voip, audio, lowdelay`},
 		{"webrtc negative", func(c *Config) { c.WebRTC.UDPPort = -1 },
 			"webrtc.udp_port: -1 out of range 0..65535"},
 		{"storage empty", func(c *Config) { c.Storage.Dir = "" }, "storage.dir: must not be empty"},
@@ -201,6 +204,7 @@ func TestValidateReportsAll(t *testing.T) {
 		`rtp.port_min: 0 out of range 1024..65535`,
 		`rtp.port_max: 0 out of range 1024..65535`,
 		`dialin.language: "" is not one of de, en (dialin.prompts_dir can add languages)`,
+		`webrtc.opus_application: "" is not one of voip, audio, lowdelay`,
 		`storage.dir: must not be empty`,
 		`storage.audit_instruction_years: 0 out of range 1..30`,
 		`storage.audit_access_retention: 0s out of range 24h..87600h`,
@@ -218,7 +222,7 @@ func TestValidateReportsAll(t *testing.T) {
 
 	var all interface{ Unwrap() []error }
 	require.ErrorAs(t, err, &all)
-	require.Len(t, all.Unwrap(), 29)
+	require.Len(t, all.Unwrap(), 30)
 	for _, e := range all.Unwrap() {
 		var ce *Error
 		require.True(t, errors.As(e, &ce))

@@ -423,3 +423,17 @@ func TestCodecLifecycle(t *testing.T) {
 		require.ErrorIs(t, err, ErrCodecClosed)
 	})
 }
+
+// TestOpusApplicationNames: every application has a name ParseOpusApplication
+// takes back, and anything else is refused with the names allowed.
+func TestOpusApplicationNames(t *testing.T) {
+	for _, a := range []OpusApplication{OpusVoIP, OpusAudio, OpusRestrictedLowDelay} {
+		got, err := ParseOpusApplication(a.String())
+		require.NoError(t, err)
+		require.Equal(t, a, got)
+	}
+	_, err := ParseOpusApplication("celt")
+	require.ErrorIs(t, err, ErrCodecConfig)
+	require.ErrorContains(t, err, `"celt", want voip, audio or lowdelay`)
+	require.Equal(t, "OpusApplication(7)", OpusApplication(7).String())
+}

@@ -115,6 +115,30 @@ func (c OpusConfig) validate() error {
 	return nil
 }
 
+// String is the application's name in configuration: voip, audio or
+// lowdelay.
+func (a OpusApplication) String() string {
+	switch a {
+	case OpusVoIP:
+		return "voip"
+	case OpusAudio:
+		return "audio"
+	case OpusRestrictedLowDelay:
+		return "lowdelay"
+	}
+	return fmt.Sprintf("OpusApplication(%d)", int(a))
+}
+
+// ParseOpusApplication is the application named s (see String).
+func ParseOpusApplication(s string) (OpusApplication, error) {
+	for _, a := range []OpusApplication{OpusVoIP, OpusAudio, OpusRestrictedLowDelay} {
+		if a.String() == s {
+			return a, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: opus application %q, want voip, audio or lowdelay", ErrCodecConfig, s)
+}
+
 func (a OpusApplication) libopus() opus.Application {
 	switch a {
 	case OpusAudio:

@@ -98,7 +98,7 @@ func (f Format) normalized() Format {
 func (f Format) String() string {
 	if f.Codec == CodecOpus {
 		o := f.Opus
-		return fmt.Sprintf("opus/%d c%d %dbps fec=%t dtx=%t", o.Rate, o.Complexity, o.Bitrate, o.FEC, o.DTX)
+		return fmt.Sprintf("opus/%d %s c%d %dbps fec=%t dtx=%t", o.Rate, o.Application, o.Complexity, o.Bitrate, o.FEC, o.DTX)
 	}
 	return string(f.Codec)
 }

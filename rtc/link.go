@@ -54,9 +54,9 @@ type LinkOptions struct {
 	HTTPClient *http.Client
 	// Logger gets the link's messages and pion's (default: discarded).
 	Logger *slog.Logger
-	// OpusComplexity is the complexity the local room encodes the link's
-	// mix at, as Settings.OpusComplexity does for a Server's participants.
-	OpusComplexity int
+	// Opus is how the local room encodes the link's mix, as
+	// Settings.Opus is for a Server's participants.
+	Opus OpusSettings
 	// LoopbackOnly offers only loopback ICE candidates, as
 	// Settings.LoopbackOnly does for a Server: for tests, whose nodes all
 	// run on 127.0.0.1 (TESTING.md, loopback traps).
@@ -137,8 +137,8 @@ func newLink(opts LinkOptions) (*Link, error) {
 	if opts.ParticipantID == "" {
 		return nil, fmt.Errorf("rtc: link: %w: no participant id", room.ErrInvalidParticipant)
 	}
-	if c := opts.OpusComplexity; c < 0 || c > 10 {
-		return nil, fmt.Errorf("rtc: link: opus complexity %d, want 0..10", c)
+	if err := opts.Opus.check(); err != nil {
+		return nil, fmt.Errorf("rtc: link: %w", err)
 	}
 	set := Settings{GatherTimeout: opts.GatherTimeout, ConnectTimeout: opts.ConnectTimeout,
 		DisconnectTimeout: opts.DisconnectTimeout}
@@ -210,7 +210,7 @@ func (l *Link) connect(ctx context.Context, whipURL string) error {
 		return err
 	}
 	l.info = room.Info{ID: l.opts.ParticipantID, Name: l.opts.Name, Kind: room.KindOther,
-		Format: opusFormat(answerFEC(answer), l.opts.OpusComplexity)}
+		Format: opusFormat(answerFEC(answer), l.opts.Opus)}
 	if err := l.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		return fmt.Errorf("rtc: link: %w: answer: %w", ErrNegotiation, err)
 	}

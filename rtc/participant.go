@@ -78,7 +78,7 @@ func (s *Server) newParticipant(id room.ID, g Grant, oi offerInfo, listen bool) 
 	p := &participant{
 		srv: s, session: sess, roomID: id, listen: listen, grant: g, offer: oi,
 		log:       s.log.With("room", string(id), "session", sess),
-		info:      room.Info{ID: pid, Name: g.Name, Kind: room.KindWebRTC, Format: opusFormat(oi.fec, s.set.OpusComplexity)},
+		info:      room.Info{ID: pid, Name: g.Name, Kind: room.KindWebRTC, Format: opusFormat(oi.fec, s.set.Opus)},
 		location:  sessionPath(listen, id, sess),
 		etag:      `"` + newSessionID() + `"`,
 		stopCh:    make(chan struct{}),

@@ -1,7 +1,7 @@
 package rtc
 
 import (
-	"fmt"
+	"context"
 	"net/http"
 	"testing"
 	"time"
@@ -60,35 +60,51 @@ func TestThreeTones(t *testing.T) {
 	}
 }
 
-// TestOpusComplexity: the room encodes WebRTC participants' mixes at the
-// server's Settings.OpusComplexity (with FEC, which the clients take), the
-// clients hear each other through it, and a complexity libopus does not
-// have is refused when the server is made.
-func TestOpusComplexity(t *testing.T) {
-	e := newEnv(t, nil, WithSettings(Settings{LoopbackOnly: true, OpusComplexity: 7}))
-	a := e.join("cx", clientOpts{tone: 440})
-	e.join("cx", clientOpts{tone: 660})
-	a.waitFrames(warmup)
-	start := a.received()
-	a.waitFrames(start + measure)
-	heard := toneDB(a.window(start, start+measure), 660)
-	t.Logf("440 Hz client hears 660 Hz at %.1f dB", heard)
-	require.Greater(t, heard, -25.0)
-	rm, err := e.mgr.Get("cx")
-	require.NoError(t, err)
-	require.Len(t, rm.Participants(), 2)
-	for _, st := range rm.Participants() {
-		require.Equal(t, room.CodecOpus, st.Format.Codec, "%s", st.ID)
-		require.Equal(t, 7, st.Format.Opus.Complexity, "%s", st.ID)
-		require.True(t, st.Format.Opus.FEC, "%s", st.ID)
+// TestOpusSettings: the room encodes WebRTC participants' mixes with the
+// server's Settings.Opus: at its complexity, with FEC (which the clients
+// take) in VoIP, without it in CELT-only low delay; the clients hear each
+// other either way, and settings libopus does not have are refused when
+// the server or a link is made.
+func TestOpusSettings(t *testing.T) {
+	for _, c := range []struct {
+		set OpusSettings
+		fec bool
+	}{
+		{OpusSettings{Application: media.OpusVoIP, Complexity: 7}, true},
+		{OpusSettings{Application: media.OpusRestrictedLowDelay, Complexity: 1}, false},
+	} {
+		t.Run(c.set.Application.String(), func(t *testing.T) {
+			e := newEnv(t, nil, WithSettings(Settings{LoopbackOnly: true, Opus: c.set}))
+			a := e.join("opus", clientOpts{tone: 440})
+			e.join("opus", clientOpts{tone: 660})
+			a.waitFrames(warmup)
+			start := a.received()
+			a.waitFrames(start + measure)
+			w := a.window(start, start+measure)
+			heard, own := toneDB(w, 660), toneDB(w, 440)
+			t.Logf("440 Hz client hears 660 Hz at %.1f dB, itself at %.1f dB", heard, own)
+			require.Greater(t, heard, -25.0)
+			require.GreaterOrEqual(t, heard-own, 20.0)
+			rm, err := e.mgr.Get("opus")
+			require.NoError(t, err)
+			require.Len(t, rm.Participants(), 2)
+			for _, st := range rm.Participants() {
+				require.Equal(t, room.CodecOpus, st.Format.Codec, "%s", st.ID)
+				require.Equal(t, c.set.Application, st.Format.Opus.Application, "%s", st.ID)
+				require.Equal(t, c.set.Complexity, st.Format.Opus.Complexity, "%s", st.ID)
+				require.Equal(t, c.fec, st.Format.Opus.FEC, "%s", st.ID)
+			}
+		})
 	}
 
-	for _, c := range []int{-1, 11} {
-		_, err := NewServer(e.mgr, WithSettings(Settings{LoopbackOnly: true, OpusComplexity: c}))
-		require.ErrorContains(t, err, fmt.Sprintf("opus complexity %d, want 0..10", c))
+	mgr := room.NewManager()
+	t.Cleanup(func() { _ = mgr.Close(context.Background()) })
+	for _, bad := range []OpusSettings{{Complexity: -1}, {Complexity: 11}, {Application: 7, Complexity: 1}} {
+		_, err := NewServer(mgr, WithSettings(Settings{LoopbackOnly: true, Opus: bad}))
+		require.ErrorContains(t, err, "rtc: opus ", "%+v", bad)
+		_, err = newLink(LinkOptions{ParticipantID: "l", Opus: bad})
+		require.ErrorContains(t, err, "rtc: link: opus ", "%+v", bad)
 	}
-	_, err = newLink(LinkOptions{ParticipantID: "l", OpusComplexity: 11})
-	require.ErrorContains(t, err, "opus complexity 11, want 0..10")
 }
 
 // TestJitterDelayComesDown: a client whose first 120 ms of audio arrive

@@ -62,11 +62,10 @@ type Settings struct {
 	// PublicIPs replace the interface addresses in host candidates, for a
 	// node behind a 1:1 NAT (webrtc.public_ips).
 	PublicIPs []string
-	// OpusComplexity (0..10, webrtc.opus_complexity) is libopus's
-	// complexity for the room's encoders of this server's participants:
-	// the mix every WebRTC listener hears is encoded at it. The zero value
-	// is complexity 0; the configuration's default is DefaultOpusComplexity.
-	OpusComplexity int
+	// Opus is how the rooms encode the mixes of this server's
+	// participants. The zero value is VoIP at complexity 0; the
+	// configuration's default is VoIP at DefaultOpusComplexity.
+	Opus OpusSettings
 	// LoopbackOnly binds the port on 127.0.0.1 and offers only loopback
 	// candidates: for tests, which must stay on loopback (TESTING.md).
 	LoopbackOnly bool
@@ -149,8 +148,8 @@ func NewServer(rooms *room.Manager, opts ...Option) (*Server, error) {
 		s.auth = denyAll{}
 	}
 	s.set.applyDefaults()
-	if c := s.set.OpusComplexity; c < 0 || c > 10 {
-		return nil, fmt.Errorf("rtc: opus complexity %d, want 0..10", c)
+	if err := s.set.Opus.check(); err != nil {
+		return nil, fmt.Errorf("rtc: %w", err)
 	}
 	for _, ip := range s.set.PublicIPs {
 		if _, err := netip.ParseAddr(ip); err != nil {

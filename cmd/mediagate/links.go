@@ -74,8 +74,9 @@ type links struct {
 	defaults []room.Option
 	// notice is what a caller hears while the link is redialled (48 kHz).
 	notice []int16
-	// opusComplexity is webrtc.opus_complexity, for the links' mixes.
-	opusComplexity int
+	// opus is webrtc.opus_application and opus_complexity, for the
+	// links' mixes.
+	opus rtc.OpusSettings
 
 	mu     sync.Mutex
 	closed bool
@@ -244,7 +245,7 @@ func (l *links) dial(ctx context.Context, id room.ID, base string) (*rtc.Link, e
 	}
 	return rtc.Dial(ctx, strings.TrimSuffix(base, "/")+"/whip/"+string(id), rtc.LinkOptions{
 		Token: token, ParticipantID: room.ParticipantID(pid), Name: "phone via " + string(l.self),
-		DisconnectTimeout: linkSilence, Logger: l.log, OpusComplexity: l.opusComplexity,
+		DisconnectTimeout: linkSilence, Logger: l.log, Opus: l.opus,
 	})
 }
 

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mediagate/mediagate/configs"
+	"github.com/mediagate/mediagate/media"
 	"github.com/mediagate/mediagate/rtc"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -230,10 +231,22 @@ func TestServeDefaultsHealthzAndSIGTERM(t *testing.T) {
 	require.Contains(t, strings.Join(lines, "\n"), "stopped cleanly")
 }
 
-// TestOpusComplexityDefault: the configuration's default for
-// webrtc.opus_complexity is the one rtc documents and measured.
-func TestOpusComplexityDefault(t *testing.T) {
-	require.Equal(t, rtc.DefaultOpusComplexity, configs.Default().WebRTC.OpusComplexity)
+// TestOpusDefaults: the configuration's defaults for webrtc.opus_* are
+// the ones rtc documents and measured, and every application the
+// configuration takes is one media knows.
+func TestOpusDefaults(t *testing.T) {
+	w := configs.Default().WebRTC
+	require.Equal(t, rtc.DefaultOpusComplexity, w.OpusComplexity)
+	app, err := media.ParseOpusApplication(w.OpusApplication)
+	require.NoError(t, err)
+	require.Equal(t, media.OpusVoIP, app)
+	for _, name := range []string{"voip", "audio", "lowdelay"} {
+		c := configs.Default()
+		c.WebRTC.OpusApplication = name
+		require.NoError(t, c.Validate(), name)
+		_, err := media.ParseOpusApplication(name)
+		require.NoError(t, err, name)
+	}
 }
 
 func TestSIGINTStops(t *testing.T) {

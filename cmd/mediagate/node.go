@@ -18,6 +18,7 @@ import (
 	"github.com/mediagate/mediagate/bridge"
 	"github.com/mediagate/mediagate/cluster"
 	"github.com/mediagate/mediagate/configs"
+	"github.com/mediagate/mediagate/media"
 	"github.com/mediagate/mediagate/recorder"
 	"github.com/mediagate/mediagate/room"
 	"github.com/mediagate/mediagate/rtc"
@@ -208,11 +209,16 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 	n.links = newLinks(log.With("component", "links"), cluster.NodeID(cfg.Node.ID), n.publicURL,
 		n.own, auth, roomDefaults,
 		prompts.Prompt(bridge.Lang(cfg.Dialin.Language), bridge.PromptJoining).PCM48)
-	n.links.opusComplexity = cfg.WebRTC.OpusComplexity
+	app, err := media.ParseOpusApplication(cfg.WebRTC.OpusApplication)
+	if err != nil {
+		_ = n.close(context.Background())
+		return nil, fmt.Errorf("webrtc.opus_application: %w", err)
+	}
+	opus := rtc.OpusSettings{Application: app, Complexity: cfg.WebRTC.OpusComplexity}
+	n.links.opus = opus
 	if n.rtc, err = rtc.NewServer(n.rooms,
 		rtc.WithLogger(log),
-		rtc.WithSettings(rtc.Settings{UDPPort: cfg.WebRTC.UDPPort, PublicIPs: cfg.WebRTC.PublicIPs,
-			OpusComplexity: cfg.WebRTC.OpusComplexity}),
+		rtc.WithSettings(rtc.Settings{UDPPort: cfg.WebRTC.UDPPort, PublicIPs: cfg.WebRTC.PublicIPs, Opus: opus}),
 		rtc.WithAuthorizer(authorizer(auth))); err != nil {
 		_ = n.close(context.Background())
 		return nil, err
