@@ -18,13 +18,14 @@ import (
 
 const (
 	// DefaultOpusComplexity is webrtc.opus_complexity's default. libopus
-	// (VoIP, 32 kbit/s, FEC for 10 % loss) spends about 70 µs on a 20 ms
-	// frame of speech at complexity 1 against 200 µs at 5 (the setting
-	// until then) and 135-150 µs at 2 and 3, for the same fidelity by
-	// waveform correlation (0.950 against 0.952; media's
-	// BenchmarkOpusEncode): the steps above 1 buy quality per bit, which a
-	// mix at 32 kbit/s does not need. With two such encodes per room
-	// tick, the mix encoder was 40 % of the gateway's CPU in mixed rooms.
+	// (VoIP, 32 kbit/s, FEC for 10 % loss) spends about 77 µs on a 20 ms
+	// frame of speech at complexity 1 against 190 µs at 5 (the setting
+	// until then) and 135-185 µs at 2 to 4 (media's BenchmarkOpusEncode),
+	// for the same fidelity by waveform correlation (0.949 against 0.952,
+	// TestOpusComplexityFidelity): the steps above 1 buy quality per bit,
+	// which a mix at 32 kbit/s does not need. With two such encodes per
+	// room tick, the mix encoders were 44 % of the gateway's CPU in mixed
+	// rooms (docs/benchmarks.md, session 9).
 	DefaultOpusComplexity = 1
 	// opusLossPerc is the loss the room's Opus encoders plan FEC for when
 	// the peer takes FEC (RFC 7587 §6.1); 10 % buys robust one-packet
