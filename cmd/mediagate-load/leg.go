@@ -116,7 +116,7 @@ type schedule struct {
 	room   *roomState
 	kind   string
 	slot   int
-	every  int // frames from one burst's start to the next
+	every  int // frames from a burst's last frame to the next burst's first
 	frames int // frames in a burst
 	in     int // frames until the next burst starts
 	left   int // frames of the current burst still to send
@@ -130,22 +130,27 @@ func newSchedule(cfg legConfig) schedule {
 		in: cfg.room.firstBurst(every) + cfg.probeSlot*every/2}
 }
 
-// probe tells whether the frame sent at now is a probe frame, and records
-// the start of each burst in the room.
-func (s *schedule) probe(now time.Time) bool {
+// probe tells whether the frame sent at now is a probe frame and whether
+// a burst starts with it, and records the start of each burst in the room.
+func (s *schedule) probe(now time.Time) (on, start bool) {
 	if s.left == 0 {
 		s.in--
 		if s.in <= 0 {
-			s.left, s.in = s.frames, s.every
+			s.left, s.in, start = s.frames, s.every, true
 			s.room.sent(burst{at: now, kind: s.kind, slot: s.slot})
 		}
 	}
 	if s.left > 0 {
 		s.left--
-		return true
+		return true, start
 	}
-	return false
+	return false, start
 }
+
+// period is the frames from one burst's first frame to the next's: the
+// countdown to the next burst runs only once a burst has ended, and its
+// last step is the next burst's first frame.
+func (s *schedule) period() int { return s.frames + s.every - 1 }
 
 // leg is one participant's RTP stream in both directions.
 type leg struct {
@@ -254,7 +259,7 @@ func (l *leg) send(now time.Time) {
 		payload = l.bg[(l.frame%50)*frameSamples:][:frameSamples]
 	case prober:
 		payload = l.bg[(l.frame%50)*frameSamples:][:frameSamples]
-		if l.bursts.probe(now) {
+		if on, _ := l.bursts.probe(now); on {
 			payload = probeULaw[l.bursts.slot]
 		}
 	}

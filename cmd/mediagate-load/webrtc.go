@@ -181,9 +181,7 @@ func (o *opusLoops) loop(r role, bgFreq float64, slot int, sched schedule) ([]op
 	case speaker:
 		k.bg = bgFreq
 	case prober:
-		// A burst starts every+frames frames after the last one
-		// (schedule.probe).
-		k = loopKey{bg: bgFreq, probe: probeFreqs[slot], every: sched.every + sched.frames, burst: sched.frames}
+		k = loopKey{bg: bgFreq, probe: probeFreqs[slot], every: sched.period(), burst: sched.frames}
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -364,8 +362,10 @@ func (l *webrtcLeg) send(now time.Time) {
 	if l.track == nil { // a WHEP listener
 		return
 	}
-	if l.role == prober && l.bursts.probe(now) && l.bursts.left == l.bursts.frames-1 {
-		l.pos = 0 // a burst starts: the loop is there already but for the first one
+	if l.role == prober {
+		if _, start := l.bursts.probe(now); start {
+			l.pos = 0 // the loop is there already, but for the first burst
+		}
 	}
 	f := l.loop[l.pos%len(l.loop)]
 	l.pos++
