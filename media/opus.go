@@ -98,8 +98,10 @@ func WithOpusFEC(lossPerc int) OpusOption {
 	return func(o *OpusConfig) { o.FEC, o.PacketLossPerc = true, lossPerc }
 }
 
-// validate reports the first setting libopus would reject.
-func (c OpusConfig) validate() error {
+// Validate reports the first setting libopus would reject, as an
+// ErrCodecConfig; NewOpusEncoder and NewOpusDecoder refuse such a
+// configuration with it.
+func (c OpusConfig) Validate() error {
 	switch {
 	case c.Rate != 8000 && c.Rate != 12000 && c.Rate != 16000 && c.Rate != 24000 && c.Rate != 48000:
 		return fmt.Errorf("%w: opus rate %d Hz", ErrCodecConfig, c.Rate)
@@ -175,7 +177,7 @@ func NewOpusEncoder(opts ...OpusOption) (*OpusEncoder, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	enc, err := opus.NewEncoder(cfg.Rate, 1, cfg.Application.libopus())
@@ -249,7 +251,7 @@ func NewOpusDecoder(opts ...OpusOption) (*OpusDecoder, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	dec, err := opus.NewDecoder(cfg.Rate, 1)

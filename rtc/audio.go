@@ -70,16 +70,8 @@ type OpusSettings struct {
 	Complexity int
 }
 
-// check refuses settings libopus does not have.
-func (o OpusSettings) check() error {
-	if o.Complexity < 0 || o.Complexity > 10 {
-		return fmt.Errorf("opus complexity %d, want 0..10", o.Complexity)
-	}
-	if o.Application < media.OpusVoIP || o.Application > media.OpusRestrictedLowDelay {
-		return fmt.Errorf("opus application %d", int(o.Application))
-	}
-	return nil
-}
+// check refuses settings libopus does not have (media.ErrCodecConfig).
+func (o OpusSettings) check() error { return opusFormat(false, o).Opus.Validate() }
 
 // voice is the audio of one PeerConnection that is a room member, the part
 // WHIP/WHEP sessions and node-to-node links share: the peer's Opus packets

@@ -99,11 +99,19 @@ func TestOpusSettings(t *testing.T) {
 
 	mgr := room.NewManager()
 	t.Cleanup(func() { _ = mgr.Close(context.Background()) })
-	for _, bad := range []OpusSettings{{Complexity: -1}, {Complexity: 11}, {Application: 7, Complexity: 1}} {
+	for bad, want := range map[OpusSettings]string{
+		{Complexity: -1}:                "opus complexity -1, want 0..10",
+		{Complexity: 11}:                "opus complexity 11, want 0..10",
+		{Application: 7, Complexity: 1}: "opus application 7",
+	} {
 		_, err := NewServer(mgr, WithSettings(Settings{LoopbackOnly: true, Opus: bad}))
-		require.ErrorContains(t, err, "rtc: opus ", "%+v", bad)
+		require.ErrorIs(t, err, media.ErrCodecConfig, "%+v", bad)
+		require.ErrorContains(t, err, "rtc: ", "%+v", bad)
+		require.ErrorContains(t, err, want, "%+v", bad)
 		_, err = newLink(LinkOptions{ParticipantID: "l", Opus: bad})
-		require.ErrorContains(t, err, "rtc: link: opus ", "%+v", bad)
+		require.ErrorIs(t, err, media.ErrCodecConfig, "%+v", bad)
+		require.ErrorContains(t, err, "rtc: link: ", "%+v", bad)
+		require.ErrorContains(t, err, want, "%+v", bad)
 	}
 }
 
