@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -138,22 +139,51 @@ func boxDecimate(pcm []int16, k int) []int16 {
 	return out
 }
 
-// speechCorrelation finds where in the looped source the recording's
-// window [from, from+n) (48 kHz samples) comes from, coarsely at 4 kHz
-// over the whole loop and then to the sample, and returns the normalised
-// cross-correlation there.
-func speechCorrelation(t *testing.T, src, rec []int16, from, n int) float64 {
+// speechMatch is how well the recording's window [from, from+n) (48 kHz
+// samples) follows the looped source. The window is found in the loop
+// coarsely (4 kHz, a 2 s piece against one pass) and then followed half a
+// second at a time, each piece aligned to the sample within ±100 ms of the
+// one before: a live room's jitter buffer drops or conceals a frame now and
+// then, which moves the rest of the recording 20 ms against the source. corr
+// is the normalised cross-correlation of the whole window with the pieces so
+// aligned (energy-weighted, so a quiet piece counts little); drift the
+// offset of each piece from the first, in samples.
+func speechMatch(t *testing.T, src, rec []int16, from, n int) (corr float64, drift []int) {
 	t.Helper()
 	require.GreaterOrEqual(t, len(rec), from+n, "recording too short")
 	loop := append(append(append([]int16(nil), src...), src...), src...)
-	// Coarse: a 2 s piece of the window against one pass of the loop.
-	const k = 12
-	want := boxDecimate(rec[from:from+2*48000], k)
-	lag, coarse := mediatest.BestLag(want, boxDecimate(loop, k), len(src)/k)
-	t.Logf("coarse alignment: source offset %.3f s, correlation %.2f", float64(lag*k)/48000, coarse)
-	// Fine: the whole window around it.
-	const slack = 120 // 2.5 ms each way
-	start := max(lag*k-slack, 0)
-	_, corr := mediatest.BestLag(rec[from:from+n], loop[start:], 2*slack)
-	return corr
+	const (
+		k      = 12    // decimation for the coarse searches
+		piece  = 24000 // 0.5 s
+		follow = 4800  // ±100 ms
+		slack  = 120   // ±2.5 ms at full rate
+	)
+	lag, coarse := mediatest.BestLag(boxDecimate(rec[from:from+2*48000], k), boxDecimate(loop, k), len(src)/k)
+	lag *= k
+	t.Logf("coarse alignment: source offset %.3f s, correlation %.2f", float64(lag)/48000, coarse)
+	var xy, xx, yy float64
+	first := -1
+	for off := 0; off+piece <= n; off += piece {
+		want := rec[from+off : from+off+piece]
+		if first >= 0 { // follow: ±100 ms around the last piece's offset, coarsely
+			lo := max(lag-follow, 0)
+			l, _ := mediatest.BestLag(boxDecimate(want, k), boxDecimate(loop[lo+off:lo+off+piece+2*follow], k), 2*follow/k)
+			lag = lo + l*k
+		}
+		lo := max(lag-slack, 0)
+		l, _ := mediatest.BestLag(want, loop[lo+off:lo+off+piece+2*slack], 2*slack)
+		lag = lo + l
+		if first < 0 {
+			first = lag
+		}
+		drift = append(drift, lag-first)
+		for i, x := range want {
+			y := float64(loop[lag+off+i])
+			xy += float64(x) * y
+			xx += float64(x) * float64(x)
+			yy += y * y
+		}
+	}
+	require.NotZero(t, xx*yy, "silence")
+	return xy / math.Sqrt(xx*yy), drift
 }
