@@ -22,7 +22,14 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	// sipgo (v1.7.2) counts references to the UDP connections its client
+	// makes; now and then the count goes below zero (its "UDP ref went
+	// negative on try close" warning), and then neither TryClose nor the
+	// transport's Close closes the socket, whose reader stays blocked
+	// until the process ends. That reader is the library's, not one of
+	// ours left running; CI saw it once in this package.
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreAnyFunction("github.com/emiago/sipgo/sip.(*TransportUDP).readUDPConnection"))
 }
 
 // testLog returns a logger writing to the test's log, so failures show
