@@ -195,6 +195,10 @@ type WebRTC struct {
 	// OpusComplexity (0..10) is libopus's complexity for those mixes: CPU
 	// against quality per bit.
 	OpusComplexity int `yaml:"opus_complexity"`
+	// DirectSRTP sends the room mix to browsers around pion, encrypted
+	// with each session's own SRTP keys (about half the CPU per listener);
+	// false sends it through pion's track.
+	DirectSRTP bool `yaml:"direct_srtp"`
 }
 
 // Storage is where recordings, manifests and receipts are kept, and how
@@ -228,7 +232,7 @@ func Default() Config {
 		SIP:        defaultSIP(),
 		RTP:        RTP{PortMin: 10000, PortMax: 20000},
 		Dialin:     Dialin{Language: "en", Numbers: map[string]DialinNumber{}},
-		WebRTC:     WebRTC{UDPPort: 7882, OpusApplication: "voip", OpusComplexity: 1}, // rtc.DefaultOpusComplexity
+		WebRTC:     WebRTC{UDPPort: 7882, OpusApplication: "voip", OpusComplexity: 1, DirectSRTP: true}, // rtc.DefaultOpusComplexity
 		Storage:    Storage{Dir: "./data", AuditInstructionYears: 3, AuditAccessRetention: 180 * 24 * time.Hour},
 		Recording:  defaultRecording(),
 		Stream:     defaultStream(),

@@ -59,6 +59,7 @@ func TestEnvOverrides(t *testing.T) {
 			"MEDIAGATE_WEBRTC_UDP_PORT=0",
 			"MEDIAGATE_WEBRTC_OPUS_COMPLEXITY=7",
 			"MEDIAGATE_WEBRTC_OPUS_APPLICATION=lowdelay",
+			"MEDIAGATE_WEBRTC_DIRECT_SRTP=false",
 			"MEDIAGATE_STORAGE_DIR=/var/lib/mediagate",
 			"MEDIAGATE_STORAGE_AUDIT_INSTRUCTION_YEARS=5",
 			"MEDIAGATE_STORAGE_AUDIT_ACCESS_RETENTION=720h",
@@ -119,7 +120,7 @@ func TestEnvOverrides(t *testing.T) {
 				HTTP:    HTTP{Listen: "127.0.0.1:0", TLSCert: "mediagate.yaml", TLSKey: "mediagate.yaml", PprofListen: "127.0.0.1:6060"},
 				SIP:     everySIPKey,
 				RTP:     RTP{PortMin: 12000, PortMax: 12999},
-				WebRTC:  WebRTC{UDPPort: 0, OpusApplication: "lowdelay", OpusComplexity: 7},
+				WebRTC:  WebRTC{UDPPort: 0, OpusApplication: "lowdelay", OpusComplexity: 7, DirectSRTP: false},
 				Storage: Storage{Dir: "/var/lib/mediagate", AuditInstructionYears: 5, AuditAccessRetention: 720 * time.Hour},
 				Recording: Recording{Dir: "/srv/recordings", ReceiptKey: testSecret, EncryptionKey: testEncryptionKey, Format: "opus",
 					Policies: map[string]RetentionPolicy{

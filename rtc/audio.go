@@ -88,6 +88,9 @@ func (o OpusSettings) check() error { return opusFormat(false, o).Opus.Validate(
 // a second was a quarter of the gateway's CPU.
 type voice struct {
 	out *webrtc.TrackLocalStaticRTP
+	// direct, when set before startSending, takes the mix packets instead
+	// of out: around pion (directSender).
+	direct *directSender
 
 	sending atomic.Bool // startSending was called
 	sendMu  sync.Mutex  // snd; one WriteMix at a time
@@ -206,7 +209,11 @@ func (v *voice) writeMix(pkt room.Packet) bool {
 		return true
 	}
 	v.sendMu.Lock()
-	err := v.snd.write(v.out, pkt.Tick, pkt.Payload)
+	var w rtpWriter = v.out
+	if v.direct != nil {
+		w = v.direct
+	}
+	err := v.snd.write(w, pkt.Tick, pkt.Payload)
 	v.sendMu.Unlock()
 	if err != nil {
 		v.dropped.Add(1)
@@ -242,8 +249,14 @@ func newSender() *sender {
 	return s
 }
 
-// write sends the payload of the room's tick on track.
-func (s *sender) write(track *webrtc.TrackLocalStaticRTP, tick uint64, payload []byte) error {
+// rtpWriter is where a sender's packets go: the session's track, or its
+// directSender.
+type rtpWriter interface {
+	WriteRTP(*rtp.Packet) error
+}
+
+// write sends the payload of the room's tick on w.
+func (s *sender) write(w rtpWriter, tick uint64, payload []byte) error {
 	if s.first {
 		s.firstTick = tick
 	}
@@ -251,7 +264,7 @@ func (s *sender) write(track *webrtc.TrackLocalStaticRTP, tick uint64, payload [
 	s.first = false
 	s.pkt.Timestamp = s.base + uint32(tick-s.firstTick)*opusFrameTS
 	s.pkt.Payload = payload
-	err := track.WriteRTP(&s.pkt)
+	err := w.WriteRTP(&s.pkt)
 	s.pkt.SequenceNumber++
 	s.pkt.Payload = nil // the room's buffer, not ours to keep
 	return err

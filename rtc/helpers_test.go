@@ -119,14 +119,15 @@ type client struct {
 
 // clientOpts choose what a test client does.
 type clientOpts struct {
-	tone      float64     // Hz sent by a WHIP client; 0 sends silence
-	listen    bool        // WHEP: receive only
-	stallable bool        // route the client's UDP through a stallConn
-	video     bool        // WHIP: also send H.264; WHEP: also receive video
-	backlog   int         // frames sent at once before keeping time
-	markEvery bool        // the marker bit on every packet, as pion's packetizer sets it
-	pcm       []int16     // sent instead of the tone (48 kHz, looped)
-	api       *webrtc.API // instead of the env's (other codecs or extensions)
+	tone      float64             // Hz sent by a WHIP client; 0 sends silence
+	listen    bool                // WHEP: receive only
+	stallable bool                // route the client's UDP through a stallConn
+	video     bool                // WHIP: also send H.264; WHEP: also receive video
+	backlog   int                 // frames sent at once before keeping time
+	markEvery bool                // the marker bit on every packet, as pion's packetizer sets it
+	pcm       []int16             // sent instead of the tone (48 kHz, looped)
+	api       *webrtc.API         // instead of the env's (other codecs or extensions)
+	offer     func(string) string // rewrites the offer before it is posted
 }
 
 // join connects a client to room id and waits until it is connected. The
@@ -136,7 +137,7 @@ func (e *env) join(id room.ID, o clientOpts) *client {
 	t.Helper()
 	c := &client{t: t, tone: o.tone, video: make(chan *rtp.Packet, 4096), plis: make(chan struct{}, 64),
 		stop: make(chan struct{})}
-	opts := rtctest.Options{Tone: o.tone, PCM: o.pcm, Backlog: o.backlog, MarkEvery: o.markEvery, ListenOnly: o.listen, API: e.api, Logs: clientLogs()}
+	opts := rtctest.Options{Tone: o.tone, PCM: o.pcm, Backlog: o.backlog, MarkEvery: o.markEvery, ListenOnly: o.listen, API: e.api, Logs: clientLogs(), Offer: o.offer}
 	if o.api != nil {
 		opts.API = o.api
 	}

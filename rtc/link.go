@@ -161,11 +161,11 @@ func newLink(opts LinkOptions) (*Link, error) {
 	logs := pionLogs{l.log}
 	se := webrtc.SettingEngine{LoggerFactory: logs}
 	setICE(&se, opts.LoopbackOnly, opts.DisconnectTimeout, l.log)
-	api, err := newMediaAPI(se, logs)
+	parts, err := newPionParts(se, logs)
 	if err != nil {
 		return nil, err
 	}
-	if l.pc, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+	if l.pc, err = parts.api().NewPeerConnection(webrtc.Configuration{}); err != nil {
 		return nil, fmt.Errorf("rtc: link: new peer connection: %w", err)
 	}
 	l.pc.OnConnectionStateChange(l.onState)

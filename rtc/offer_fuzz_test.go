@@ -25,9 +25,18 @@ func TestParseOffer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := offerInfo{fec: true, recvAudio: true, sendAudio: true, sendVideo: true}
+	want := offerInfo{fec: true, recvAudio: true, sendAudio: true, sendVideo: true, actpass: true}
 	if oi != want {
 		t.Fatalf("got %+v, want %+v", oi, want)
+	}
+	for setup, actpass := range map[string]bool{"a=setup:passive": false, "a=setup:active": false, "": true} {
+		o := strings.Replace(browserOffer, "a=setup:actpass\r\n", setup, 1)
+		if setup != "" {
+			o = strings.Replace(browserOffer, "a=setup:actpass", setup, 1)
+		}
+		if oi, _ := parseOffer([]byte(o), false); oi.actpass != actpass {
+			t.Fatalf("%q: actpass %v", setup, oi.actpass)
+		}
 	}
 	noFEC := strings.Replace(browserOffer, ";useinbandfec=1", "", 1)
 	if oi, _ := parseOffer([]byte(noFEC), false); oi.fec {

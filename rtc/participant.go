@@ -58,8 +58,12 @@ type participant struct {
 	connected  chan struct{} // closed when the PeerConnection connects
 	done       chan struct{} // closed at teardown: children stop
 
+	keys      *dtlsKeys   // the session's DTLS handshake, for the direct mix
+	mixDirect atomic.Bool // the mix goes around pion, for the log
+
 	mu      sync.Mutex
 	pc      *webrtc.PeerConnection
+	audio   *webrtc.RTPSender // the mix's sender, when the peer takes audio
 	closing bool
 	wg      sync.WaitGroup // children
 }
@@ -123,7 +127,14 @@ func (p *participant) start(ctx context.Context, offer string) error {
 // ICE gathering to complete (non-trickle, RFC 9725 §4.3.1), bounded by the
 // gather timeout and the request's context.
 func (p *participant) negotiate(ctx context.Context, offer string) (string, error) {
-	pc, err := p.srv.api.NewPeerConnection(webrtc.Configuration{})
+	if !p.srv.set.MixThroughPion {
+		p.keys = &dtlsKeys{}
+	}
+	api, err := p.srv.sessionAPI(p.keys, p.offer.actpass)
+	if err != nil {
+		return "", err
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		return "", fmt.Errorf("rtc: new peer connection: %w", err)
 	}
@@ -146,7 +157,9 @@ func (p *participant) negotiate(ctx context.Context, offer string) (string, erro
 			return "", fmt.Errorf("%w: audio track: %w", ErrNegotiation, err)
 		}
 		p.goChild(func() { drainRTCP(sender) })
-		p.startSending()
+		p.mu.Lock()
+		p.audio = sender
+		p.mu.Unlock()
 	}
 	if p.listen && p.offer.recvVideo {
 		if err := p.srv.addViewer(p, pc); err != nil {
@@ -182,10 +195,36 @@ func (p *participant) onState(st webrtc.PeerConnectionState) {
 	p.log.Debug("peer connection state", "state", st.String())
 	switch st {
 	case webrtc.PeerConnectionStateConnected:
-		p.connOnce.Do(func() { close(p.connected) })
+		p.connOnce.Do(func() {
+			p.beginSending()
+			close(p.connected)
+		})
 	case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
 		p.stop(fmt.Errorf("peer connection %s", st))
 	}
+}
+
+// beginSending lets the room's mix go to a peer that takes audio, now
+// that the connection is up (pion drops what is written before), around
+// pion where the session's keys are known and through the track where
+// not.
+func (p *participant) beginSending() {
+	p.mu.Lock()
+	pc, audio := p.pc, p.audio
+	p.mu.Unlock()
+	if audio == nil {
+		return
+	}
+	if p.keys != nil {
+		d, err := newDirectSender(p.keys, p.srv.input, pc, audio)
+		if err != nil {
+			p.log.Debug("mix through pion", "why", err.Error())
+		} else {
+			p.direct = d
+			p.mixDirect.Store(true)
+		}
+	}
+	p.startSending()
 }
 
 // onTrack starts a reader for a track from the peer; it returns at once
@@ -268,8 +307,12 @@ func (p *participant) run() {
 	if reason == nil {
 		reason = errLeft
 	}
+	mix := "pion"
+	if p.mixDirect.Load() {
+		mix = "direct"
+	}
 	p.log.Info("session ended", "participant", string(p.info.ID), "reason", reason.Error(),
-		"received", p.received.Load(), "sent", p.sent.Load(), "dropped", p.dropped.Load())
+		"received", p.received.Load(), "sent", p.sent.Load(), "dropped", p.dropped.Load(), "mix", mix)
 }
 
 func (p *participant) wait() error {

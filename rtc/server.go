@@ -66,6 +66,10 @@ type Settings struct {
 	// participants. The zero value is VoIP at complexity 0; the
 	// configuration's default is VoIP at DefaultOpusComplexity.
 	Opus OpusSettings
+	// MixThroughPion sends every session's mix through its pion track;
+	// by default a session whose DTLS handshake the server served gets it
+	// around pion (directSender, webrtc.direct_srtp).
+	MixThroughPion bool
 	// LoopbackOnly binds the port on 127.0.0.1 and offers only loopback
 	// candidates: for tests, which must stay on loopback (TESTING.md).
 	LoopbackOnly bool
@@ -121,7 +125,7 @@ type Server struct {
 	conn  net.PacketConn
 	input *inputFilter // conn as pion's mux reads it: malformed datagrams dropped and counted
 	mux   ice.UDPMux
-	api   *webrtc.API
+	pion  pionParts // each session's API is made of these (sessionAPI)
 
 	mu       sync.Mutex
 	sessions map[string]*participant // by session ID
@@ -175,7 +179,7 @@ func NewServer(rooms *room.Manager, opts ...Option) (*Server, error) {
 	}
 	logs := pionLogs{s.log}
 	s.mux = webrtc.NewICEUDPMux(logs.NewLogger("ice-mux"), s.input)
-	if s.api, err = s.newAPI(logs); err != nil {
+	if s.pion, err = s.newPionParts(logs); err != nil {
 		_ = s.mux.Close()
 		_ = conn.Close()
 		return nil, err
@@ -184,9 +188,9 @@ func NewServer(rooms *room.Manager, opts ...Option) (*Server, error) {
 	return s, nil
 }
 
-// newAPI builds the pion API of the server's sessions: ICE on the shared
-// port, with the address rewriting of PublicIPs.
-func (s *Server) newAPI(logs pionLogs) (*webrtc.API, error) {
+// newPionParts builds what the pion APIs of the server's sessions share:
+// ICE on the shared port, with the address rewriting of PublicIPs.
+func (s *Server) newPionParts(logs pionLogs) (pionParts, error) {
 	se := webrtc.SettingEngine{LoggerFactory: logs}
 	se.SetICEUDPMux(s.mux)
 	setICE(&se, s.set.LoopbackOnly, s.set.DisconnectTimeout, s.log)
@@ -197,28 +201,64 @@ func (s *Server) newAPI(logs pionLogs) (*webrtc.API, error) {
 			Mode:            webrtc.ICEAddressRewriteReplace,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("rtc: public ips: %w", err)
+			return pionParts{}, fmt.Errorf("rtc: public ips: %w", err)
 		}
 	}
-	return newMediaAPI(se, logs)
+	return newPionParts(se, logs)
 }
 
-// newMediaAPI builds a pion API on se: Opus and H.264 only and pion's
-// default interceptors (NACK, RTCP sender and receiver reports, TWCC)
-// except its stats interceptor: nothing here calls GetStats, and it cost
-// 6 % of the gateway's CPU with 300 listeners (docs/benchmarks.md).
+// sessionAPI is the pion API of one session: the server's, with keys
+// catching the handshake for the direct mix (directSender) and, when the
+// offer leaves the DTLS role to the answer (actpass, as browsers offer),
+// the gateway the DTLS server, whose side of the handshake gives the keys.
+// (pion writes the answering role into every answer, so it is set only
+// then: an offer that insists on a role gets the other one, RFC 8842
+// §5.3, and a mix through pion.) A nil keys makes the server's API as it
+// is.
+func (s *Server) sessionAPI(keys *dtlsKeys, actpass bool) (*webrtc.API, error) {
+	parts := s.pion
+	if keys != nil {
+		if actpass {
+			if err := parts.se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
+				return nil, fmt.Errorf("rtc: %w", err)
+			}
+		}
+		parts.se.SetDTLSKeyLogWriter(keys)
+		parts.se.SetDTLSServerHelloMessageHook(keys.serverHello)
+	}
+	return parts.api(), nil
+}
+
+// pionParts are what a pion API is made of. An API per session costs
+// little on shared parts: pion copies the media engine and builds the
+// interceptors per PeerConnection anyway.
+type pionParts struct {
+	se webrtc.SettingEngine
+	me *webrtc.MediaEngine
+	ir *interceptor.Registry
+}
+
+// newPionParts builds the parts of a pion API on se: Opus and H.264 only
+// and pion's default interceptors (NACK, RTCP sender and receiver reports,
+// TWCC) except its stats interceptor: nothing here calls GetStats, and it
+// cost 6 % of the gateway's CPU with 300 listeners (docs/benchmarks.md).
 // Sessions and links both use it.
-func newMediaAPI(se webrtc.SettingEngine, logs pionLogs) (*webrtc.API, error) {
+func newPionParts(se webrtc.SettingEngine, logs pionLogs) (pionParts, error) {
 	me := &webrtc.MediaEngine{}
 	if err := registerCodecs(me); err != nil {
-		return nil, fmt.Errorf("rtc: register codecs: %w", err)
+		return pionParts{}, fmt.Errorf("rtc: register codecs: %w", err)
 	}
 	ir := &interceptor.Registry{}
 	if err := registerInterceptors(me, ir, logs); err != nil {
-		return nil, fmt.Errorf("rtc: interceptors: %w", err)
+		return pionParts{}, fmt.Errorf("rtc: interceptors: %w", err)
 	}
-	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir),
-		webrtc.WithSettingEngine(se)), nil
+	return pionParts{se: se, me: me, ir: ir}, nil
+}
+
+// api makes a pion API of the parts.
+func (p pionParts) api() *webrtc.API {
+	return webrtc.NewAPI(webrtc.WithMediaEngine(p.me), webrtc.WithInterceptorRegistry(p.ir),
+		webrtc.WithSettingEngine(p.se))
 }
 
 // registerInterceptors is webrtc.RegisterDefaultInterceptorsWithOptions

@@ -263,6 +263,24 @@ type offerInfo struct {
 	// sendVideo and recvVideo tell whether an H.264 video m-line sends or
 	// receives video (publisher on WHIP, viewer on WHEP).
 	sendVideo, recvVideo bool
+	// actpass is true when the offer leaves the DTLS role to the answerer
+	// (a=setup:actpass, as browsers offer, or no setup attribute; RFC 8842
+	// §5.3): the gateway then takes the server's, whose handshake gives it
+	// the keys of the direct mix (dtlsKeys).
+	actpass bool
+}
+
+// offersActpass reports whether d's DTLS setup attribute, the session's
+// or else the first media section's that has one, is actpass or absent.
+func offersActpass(d sdp.SessionDescription) bool {
+	v, ok := d.Attribute("setup")
+	for _, m := range d.MediaDescriptions {
+		if ok {
+			break
+		}
+		v, ok = m.Attribute("setup")
+	}
+	return !ok || v == "actpass"
 }
 
 // parseOffer checks an offer before pion sees it, so that the common
@@ -273,7 +291,7 @@ func parseOffer(body []byte, listen bool) (offerInfo, error) {
 	if err := d.Unmarshal(body); err != nil {
 		return offerInfo{}, fmt.Errorf("%w: %w", ErrMalformedSDP, err)
 	}
-	var oi offerInfo
+	oi := offerInfo{actpass: offersActpass(d)}
 	sessionDir := direction(d.Attributes, "sendrecv")
 	audio, opus := false, false
 	for _, m := range d.MediaDescriptions {

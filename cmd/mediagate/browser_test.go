@@ -71,7 +71,8 @@ func demoRooms(t *testing.T) string {
 // 660 Hz tone. The page shows the room's name as text and both
 // participants; the pion client hears the speech (cross-correlation with
 // the source after alignment), the page hears the tone (WebAudio in the
-// page); after Leave the room holds only the pion client.
+// page), sent to it around pion with the keys of the DTLS handshake the
+// gateway served; after Leave the room holds only the pion client.
 func TestBrowserJoin(t *testing.T) {
 	ifaces, err := net.Interfaces()
 	require.NoError(t, err)
@@ -125,6 +126,8 @@ func TestBrowserJoin(t *testing.T) {
 		left = participants(t, g.base, token)
 		return len(left) == 1 && left[0] == pionName
 	}), "participants after Leave: %q", left)
+	// Chromium's session got the mix around pion (rtc's directSender).
+	g.awaitLog(t, 10*time.Second, `msg="session ended"`, "reason=left", "mix=direct")
 }
 
 // joinFromPage opens room demo's page in tab, types the name and pin,

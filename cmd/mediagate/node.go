@@ -218,7 +218,8 @@ func newNode(cfg configs.Config, log *slog.Logger, httpAddr net.Addr) (*node, er
 	n.links.opus = opus
 	if n.rtc, err = rtc.NewServer(n.rooms,
 		rtc.WithLogger(log),
-		rtc.WithSettings(rtc.Settings{UDPPort: cfg.WebRTC.UDPPort, PublicIPs: cfg.WebRTC.PublicIPs, Opus: opus}),
+		rtc.WithSettings(rtc.Settings{UDPPort: cfg.WebRTC.UDPPort, PublicIPs: cfg.WebRTC.PublicIPs, Opus: opus,
+			MixThroughPion: !cfg.WebRTC.DirectSRTP}),
 		rtc.WithAuthorizer(authorizer(auth))); err != nil {
 		_ = n.close(context.Background())
 		return nil, err

@@ -84,6 +84,10 @@ type Options struct {
 	// It runs on a goroutine that Close waits for, so it must return once
 	// ReadRTP fails. Unset, such tracks are read and dropped.
 	OnTrack func(tr *webrtc.TrackRemote)
+	// Offer, when set, rewrites the offer before it is posted (a DTLS
+	// role the client insists on, say); the client's own description
+	// stays pion's.
+	Offer func(sdp string) string
 	// ConnectTimeout bounds ICE and DTLS after the answer (default
 	// DefaultConnectTimeout).
 	ConnectTimeout time.Duration
@@ -208,6 +212,9 @@ func (c *Client) connect(ctx context.Context, baseURL, room string) error {
 	offer, err := c.offer(ctx)
 	if err != nil {
 		return err
+	}
+	if c.opts.Offer != nil {
+		offer = c.opts.Offer(offer)
 	}
 	kind := "whip"
 	if c.opts.ListenOnly {
