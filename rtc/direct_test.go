@@ -145,3 +145,22 @@ func TestDirectSender(t *testing.T) {
 	}
 	require.Equal(t, uint64(1_800_000_000+2208988800)<<32, reports[0].NTPTime)
 }
+
+// TestAudioOnlyInterceptors: an audio-only session's answer takes no
+// transport-wide congestion control (pion's TWCC reporter and NACK
+// generator are not built for it), a session with video keeps it for the
+// presenter's browser.
+func TestAudioOnlyInterceptors(t *testing.T) {
+	e := newEnv(t, nil)
+	audio := e.join("twcc", clientOpts{listen: true})
+	video := e.join("twcc", clientOpts{listen: true, video: true})
+	answer := func(c *client) string {
+		p := e.srv.lookup(c.location[strings.LastIndex(c.location, "/")+1:])
+		require.NotNil(t, p)
+		return p.answer
+	}
+	const twcc = "transport-wide-cc"
+	require.NotContains(t, answer(audio), twcc)
+	require.Contains(t, answer(video), twcc)
+	audio.waitFrames(warmup)
+}

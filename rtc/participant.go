@@ -130,7 +130,7 @@ func (p *participant) negotiate(ctx context.Context, offer string) (string, erro
 	if !p.srv.set.MixThroughPion {
 		p.keys = &dtlsKeys{}
 	}
-	api, err := p.srv.sessionAPI(p.keys, p.offer.actpass)
+	api, err := p.srv.sessionAPI(p.keys, p.offer.actpass, p.offer.sendVideo || p.offer.recvVideo)
 	if err != nil {
 		return "", err
 	}

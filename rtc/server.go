@@ -214,8 +214,8 @@ func (s *Server) newPionParts(logs pionLogs) (pionParts, error) {
 // (pion writes the answering role into every answer, so it is set only
 // then: an offer that insists on a role gets the other one, RFC 8842
 // §5.3, and a mix through pion.) A nil keys makes the server's API as it
-// is.
-func (s *Server) sessionAPI(keys *dtlsKeys, actpass bool) (*webrtc.API, error) {
+// is; video picks the interceptors of a session with video (pionParts).
+func (s *Server) sessionAPI(keys *dtlsKeys, actpass, video bool) (*webrtc.API, error) {
 	parts := s.pion
 	if keys != nil {
 		if actpass {
@@ -226,7 +226,7 @@ func (s *Server) sessionAPI(keys *dtlsKeys, actpass bool) (*webrtc.API, error) {
 		parts.se.SetDTLSKeyLogWriter(keys)
 		parts.se.SetDTLSServerHelloMessageHook(keys.serverHello)
 	}
-	return parts.api(), nil
+	return parts.api(video), nil
 }
 
 // pionParts are what a pion API is made of. An API per session costs
@@ -234,31 +234,57 @@ func (s *Server) sessionAPI(keys *dtlsKeys, actpass bool) (*webrtc.API, error) {
 // interceptors per PeerConnection anyway.
 type pionParts struct {
 	se webrtc.SettingEngine
+	// me and ir are for sessions with video: NACK, TWCC feedback (the
+	// presenter's browser sizes its video by it) and RTCP reports.
 	me *webrtc.MediaEngine
 	ir *interceptor.Registry
+	// meAudio and irAudio are for audio-only sessions: RTCP reports only.
+	// Audio negotiates no NACK, and a room's Opus needs no congestion
+	// feedback; pion's NACK generator and TWCC reporter each wake every
+	// 100 ms per PeerConnection whether they have anything to say or not,
+	// which with 300 listeners was 6000 wake-ups a second for nothing.
+	meAudio *webrtc.MediaEngine
+	irAudio *interceptor.Registry
 }
 
-// newPionParts builds the parts of a pion API on se: Opus and H.264 only
+// newPionParts builds the parts of pion APIs on se: Opus and H.264 only
 // and pion's default interceptors (NACK, RTCP sender and receiver reports,
-// TWCC) except its stats interceptor: nothing here calls GetStats, and it
-// cost 6 % of the gateway's CPU with 300 listeners (docs/benchmarks.md).
-// Sessions and links both use it.
+// TWCC; audio-only sessions the reports only) except its stats
+// interceptor: nothing here calls GetStats, and it cost 6 % of the
+// gateway's CPU with 300 listeners (docs/benchmarks.md). Sessions and
+// links both use it.
 func newPionParts(se webrtc.SettingEngine, logs pionLogs) (pionParts, error) {
-	me := &webrtc.MediaEngine{}
-	if err := registerCodecs(me); err != nil {
-		return pionParts{}, fmt.Errorf("rtc: register codecs: %w", err)
+	p := pionParts{se: se, me: &webrtc.MediaEngine{}, meAudio: &webrtc.MediaEngine{},
+		ir: &interceptor.Registry{}, irAudio: &interceptor.Registry{}}
+	for _, me := range []*webrtc.MediaEngine{p.me, p.meAudio} {
+		if err := registerCodecs(me); err != nil {
+			return pionParts{}, fmt.Errorf("rtc: register codecs: %w", err)
+		}
 	}
-	ir := &interceptor.Registry{}
-	if err := registerInterceptors(me, ir, logs); err != nil {
+	if err := registerInterceptors(p.me, p.ir, logs); err != nil {
 		return pionParts{}, fmt.Errorf("rtc: interceptors: %w", err)
 	}
-	return pionParts{se: se, me: me, ir: ir}, nil
+	if err := registerReports(p.irAudio, logs); err != nil {
+		return pionParts{}, fmt.Errorf("rtc: interceptors: %w", err)
+	}
+	return p, nil
 }
 
-// api makes a pion API of the parts.
-func (p pionParts) api() *webrtc.API {
-	return webrtc.NewAPI(webrtc.WithMediaEngine(p.me), webrtc.WithInterceptorRegistry(p.ir),
+// api makes a pion API of the parts, for a session with video or without.
+func (p pionParts) api(video bool) *webrtc.API {
+	me, ir := p.meAudio, p.irAudio
+	if video {
+		me, ir = p.me, p.ir
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir),
 		webrtc.WithSettingEngine(p.se))
+}
+
+// registerReports registers pion's RTCP sender and receiver reports.
+func registerReports(ir *interceptor.Registry, logs pionLogs) error {
+	return webrtc.ConfigureRTCPReportsWithOptions(ir,
+		[]report.ReceiverOption{report.WithReceiverLoggerFactory(logs)},
+		report.WithSenderLoggerFactory(logs))
 }
 
 // registerInterceptors is webrtc.RegisterDefaultInterceptorsWithOptions
@@ -268,9 +294,7 @@ func registerInterceptors(me *webrtc.MediaEngine, ir *interceptor.Registry, logs
 		[]nack.GeneratorOption{nack.WithGeneratorLoggerFactory(logs)},
 		nack.WithResponderLoggerFactory(logs))
 	if err == nil {
-		err = webrtc.ConfigureRTCPReportsWithOptions(ir,
-			[]report.ReceiverOption{report.WithReceiverLoggerFactory(logs)},
-			report.WithSenderLoggerFactory(logs))
+		err = registerReports(ir, logs)
 	}
 	if err == nil {
 		err = webrtc.ConfigureSimulcastExtensionHeaders(me)
