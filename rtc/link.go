@@ -165,7 +165,7 @@ func newLink(opts LinkOptions) (*Link, error) {
 	if err != nil {
 		return nil, err
 	}
-	if l.pc, err = parts.api(false).NewPeerConnection(webrtc.Configuration{}); err != nil {
+	if l.pc, err = parts.api(kindAudio).NewPeerConnection(webrtc.Configuration{}); err != nil {
 		return nil, fmt.Errorf("rtc: link: new peer connection: %w", err)
 	}
 	l.pc.OnConnectionStateChange(l.onState)

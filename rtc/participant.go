@@ -130,7 +130,7 @@ func (p *participant) negotiate(ctx context.Context, offer string) (string, erro
 	if !p.srv.set.MixThroughPion {
 		p.keys = &dtlsKeys{}
 	}
-	api, err := p.srv.sessionAPI(p.keys, p.offer.actpass, p.offer.sendVideo || p.offer.recvVideo)
+	api, err := p.srv.sessionAPI(p.keys, p.offer.actpass, p.kind())
 	if err != nil {
 		return "", err
 	}
@@ -186,6 +186,18 @@ func (p *participant) negotiate(ctx context.Context, offer string) (string, erro
 		return "", p.stopReason()
 	}
 	return pc.LocalDescription().SDP, nil
+}
+
+// kind is what interceptors the session needs (pionParts): a WHEP
+// listener without video none.
+func (p *participant) kind() sessionKind {
+	switch {
+	case p.offer.sendVideo || p.offer.recvVideo:
+		return kindVideo
+	case p.listen:
+		return kindListen
+	}
+	return kindAudio
 }
 
 // onState follows the PeerConnection: connected stops the connect timer;

@@ -214,8 +214,8 @@ func (s *Server) newPionParts(logs pionLogs) (pionParts, error) {
 // (pion writes the answering role into every answer, so it is set only
 // then: an offer that insists on a role gets the other one, RFC 8842
 // §5.3, and a mix through pion.) A nil keys makes the server's API as it
-// is; video picks the interceptors of a session with video (pionParts).
-func (s *Server) sessionAPI(keys *dtlsKeys, actpass, video bool) (*webrtc.API, error) {
+// is; kind picks the session's interceptors (pionParts).
+func (s *Server) sessionAPI(keys *dtlsKeys, actpass bool, kind sessionKind) (*webrtc.API, error) {
 	parts := s.pion
 	if keys != nil {
 		if actpass {
@@ -226,7 +226,7 @@ func (s *Server) sessionAPI(keys *dtlsKeys, actpass, video bool) (*webrtc.API, e
 		parts.se.SetDTLSKeyLogWriter(keys)
 		parts.se.SetDTLSServerHelloMessageHook(keys.serverHello)
 	}
-	return parts.api(video), nil
+	return parts.api(kind), nil
 }
 
 // pionParts are what a pion API is made of. An API per session costs
@@ -245,7 +245,21 @@ type pionParts struct {
 	// which with 300 listeners was 6000 wake-ups a second for nothing.
 	meAudio *webrtc.MediaEngine
 	irAudio *interceptor.Registry
+	// irListen is for WHEP listeners without video: no interceptor at
+	// all. A listener sends nothing to report on, and the direct mix
+	// sends its own sender reports; the two report loops were another
+	// 600 wake-ups a second with 300 listeners.
+	irListen *interceptor.Registry
 }
+
+// sessionKind picks a session's interceptors (pionParts.api).
+type sessionKind uint8
+
+const (
+	kindAudio  sessionKind = iota // audio both ways: RTCP reports
+	kindVideo                     // with video: NACK, TWCC, reports
+	kindListen                    // a WHEP listener without video: none
+)
 
 // newPionParts builds the parts of pion APIs on se: Opus and H.264 only
 // and pion's default interceptors (NACK, RTCP sender and receiver reports,
@@ -255,7 +269,7 @@ type pionParts struct {
 // links both use it.
 func newPionParts(se webrtc.SettingEngine, logs pionLogs) (pionParts, error) {
 	p := pionParts{se: se, me: &webrtc.MediaEngine{}, meAudio: &webrtc.MediaEngine{},
-		ir: &interceptor.Registry{}, irAudio: &interceptor.Registry{}}
+		ir: &interceptor.Registry{}, irAudio: &interceptor.Registry{}, irListen: &interceptor.Registry{}}
 	for _, me := range []*webrtc.MediaEngine{p.me, p.meAudio} {
 		if err := registerCodecs(me); err != nil {
 			return pionParts{}, fmt.Errorf("rtc: register codecs: %w", err)
@@ -270,11 +284,14 @@ func newPionParts(se webrtc.SettingEngine, logs pionLogs) (pionParts, error) {
 	return p, nil
 }
 
-// api makes a pion API of the parts, for a session with video or without.
-func (p pionParts) api(video bool) *webrtc.API {
+// api makes a pion API of the parts for a kind of session.
+func (p pionParts) api(kind sessionKind) *webrtc.API {
 	me, ir := p.meAudio, p.irAudio
-	if video {
+	switch kind {
+	case kindVideo:
 		me, ir = p.me, p.ir
+	case kindListen:
+		ir = p.irListen
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir),
 		webrtc.WithSettingEngine(p.se))
