@@ -2,9 +2,12 @@ package rtc
 
 import (
 	"log/slog"
+	"net"
 	"testing"
 	"time"
 
+	"github.com/pion/rtcp"
+	"github.com/pion/srtp/v3"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mediagate/mediagate/media"
@@ -75,6 +78,44 @@ func BenchmarkSend(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
+		if !p.WriteMix(room.Packet{Payload: payload, Tick: uint64(i)}) {
+			b.Fatal("write refused")
+		}
+	}
+}
+
+// BenchmarkSendDirect is one tick of a listener's mix sent around pion
+// (directSender): WriteMix numbers the room's payload, encrypts it with
+// the session's SRTP context (AES-128-GCM, what browsers negotiate first)
+// and queues it on the server's batch writer, whose sendmmsg runs on its
+// own goroutine (the kernel's share is not in the figure). It must not
+// allocate.
+func BenchmarkSendDirect(b *testing.B) {
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(b, err)
+	in, err := newInputFilter(conn, slog.New(slog.DiscardHandler))
+	require.NoError(b, err)
+	b.Cleanup(func() { _ = in.Close() })
+	sink, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(b, err)
+	b.Cleanup(func() { _ = sink.Close() })
+	ctx, err := srtp.CreateContext(make([]byte, 16), make([]byte, 12), srtp.ProtectionProfileAeadAes128Gcm)
+	require.NoError(b, err)
+	clock := time.Unix(0, 0)
+	p := benchParticipant(b, &clock)
+	p.direct = &directSender{
+		srtp: ctx, out: in, ssrc: 1, pt: opusPT, now: func() time.Time { return clock },
+		plain: make([]byte, rtpBufSize), enc: make([]byte, 0, rtpBufSize+srtpOverhead),
+		rtcp: func([]rtcp.Packet) error { return nil },
+	}
+	to := sink.LocalAddr().(*net.UDPAddr).AddrPort()
+	p.direct.to.Store(&to)
+	p.startSending()
+	payload := opusPackets(b, 1)[0]
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		clock = clock.Add(media.FrameDuration)
 		if !p.WriteMix(room.Packet{Payload: payload, Tick: uint64(i)}) {
 			b.Fatal("write refused")
 		}

@@ -48,6 +48,8 @@ type directSender struct {
 
 	packets, octets uint32    // RFC 3550 §6.4.1 sender's counts
 	lastSR          time.Time // zero: none yet
+	sr              rtcp.SenderReport
+	srs             []rtcp.Packet // {&sr}: pion marshals it before WriteRTCP returns
 	now             func() time.Time
 }
 
@@ -131,11 +133,13 @@ func (d *directSender) WriteRTP(pkt *rtp.Packet) error {
 	d.octets += uint32(len(pkt.Payload))
 	if now := d.now(); now.Sub(d.lastSR) >= srInterval {
 		d.lastSR = now
+		d.sr = rtcp.SenderReport{SSRC: d.ssrc, NTPTime: ntpTime(now), RTPTime: pkt.Timestamp,
+			PacketCount: d.packets, OctetCount: d.octets}
+		if d.srs == nil {
+			d.srs = []rtcp.Packet{&d.sr}
+		}
 		// An SR the transport refuses is the next one's to make up for.
-		_ = d.rtcp([]rtcp.Packet{&rtcp.SenderReport{
-			SSRC: d.ssrc, NTPTime: ntpTime(now), RTPTime: pkt.Timestamp,
-			PacketCount: d.packets, OctetCount: d.octets,
-		}})
+		_ = d.rtcp(d.srs)
 	}
 	return nil
 }

@@ -99,7 +99,8 @@ func TestDirectSender(t *testing.T) {
 		srtp: seal, out: in, ssrc: 0x1234abcd, pt: 109, now: func() time.Time { return clock },
 		plain: make([]byte, rtpBufSize), enc: make([]byte, 0, rtpBufSize+srtpOverhead),
 		rtcp: func(pkts []rtcp.Packet) error {
-			reports = append(reports, pkts[0].(*rtcp.SenderReport))
+			sr := *pkts[0].(*rtcp.SenderReport) // the sender reuses its report
+			reports = append(reports, &sr)
 			return nil
 		},
 	}
