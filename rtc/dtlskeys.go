@@ -41,7 +41,9 @@ var errNoKeys = errors.New("rtc: DTLS keys not known")
 // dtlsKeys collects one session's DTLS handshake from pion's hooks: it is
 // the session's key log writer and ServerHello hook (each PeerConnection
 // gets a SettingEngine of its own, Server.sessionAPI). It holds the master
-// secret only until srtpContext has used it.
+// secret only until srtpKeys has used it, in memory: it is never written
+// anywhere (pion calls the hook a key log, for debugging; here it is the
+// only way to the keys).
 type dtlsKeys struct {
 	mu           sync.Mutex
 	clientRandom []byte // from the key log
@@ -49,7 +51,7 @@ type dtlsKeys struct {
 	serverRandom []byte // from the ServerHello
 	suite        dtls.CipherSuiteID
 	profile      srtp.ProtectionProfile
-	used         bool // srtpContext ran: the secret is gone
+	used         bool // srtpKeys ran: the secret is gone
 }
 
 // Write takes a key log line (pion writes one per handshake, in one call).

@@ -229,9 +229,13 @@ func (p *participant) beginSending() {
 	}
 	if p.keys != nil {
 		d, err := newDirectSender(p.keys, p.srv.input, pc, audio)
-		if err != nil {
+		switch {
+		case err != nil && p.offer.actpass:
+			// The gateway was the DTLS server: the keys should be known.
+			p.log.Warn("mix through pion", "why", err.Error())
+		case err != nil:
 			p.log.Debug("mix through pion", "why", err.Error())
-		} else {
+		default:
 			p.direct = d
 			p.mixDirect.Store(true)
 		}
