@@ -58,8 +58,7 @@ func TestMixSentDirect(t *testing.T) {
 // first (beginSending), and sendMu orders this read after it.
 func (e *env) sendsDirect(c *client) bool {
 	e.t.Helper()
-	p := e.srv.lookup(c.location[strings.LastIndex(c.location, "/")+1:])
-	require.NotNil(e.t, p)
+	p := e.sessionAt(c.location)
 	p.sendMu.Lock()
 	defer p.sendMu.Unlock()
 	return p.direct != nil
@@ -155,13 +154,8 @@ func TestAudioOnlyInterceptors(t *testing.T) {
 	e := newEnv(t, nil)
 	audio := e.join("twcc", clientOpts{listen: true})
 	video := e.join("twcc", clientOpts{listen: true, video: true})
-	answer := func(c *client) string {
-		p := e.srv.lookup(c.location[strings.LastIndex(c.location, "/")+1:])
-		require.NotNil(t, p)
-		return p.answer
-	}
 	const twcc = "transport-wide-cc"
-	require.NotContains(t, answer(audio), twcc)
-	require.Contains(t, answer(video), twcc)
+	require.NotContains(t, e.sessionAt(audio.location).answer, twcc)
+	require.Contains(t, e.sessionAt(video.location).answer, twcc)
 	audio.waitFrames(warmup)
 }

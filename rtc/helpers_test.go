@@ -195,9 +195,15 @@ func (e *env) join(id room.ID, o clientOpts) *client {
 // participantOf returns the participant ID of the session at location.
 func (e *env) participantOf(location string) room.ParticipantID {
 	e.t.Helper()
+	return e.sessionAt(location).info.ID
+}
+
+// sessionAt is the server's session at location (its path on e.http).
+func (e *env) sessionAt(location string) *participant {
+	e.t.Helper()
 	p := e.srv.lookup(location[strings.LastIndex(location, "/")+1:])
 	require.NotNil(e.t, p, "no session at %s", location)
-	return p.info.ID
+	return p
 }
 
 // offerOf makes pc's offer with every candidate in it (non-trickle).
