@@ -91,11 +91,7 @@ func BenchmarkSend(b *testing.B) {
 // own goroutine (the kernel's share is not in the figure). It must not
 // allocate.
 func BenchmarkSendDirect(b *testing.B) {
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	require.NoError(b, err)
-	in, err := newInputFilter(conn, slog.New(slog.DiscardHandler))
-	require.NoError(b, err)
-	b.Cleanup(func() { _ = in.Close() })
+	in := loopbackFilter(b)
 	sink, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	require.NoError(b, err)
 	b.Cleanup(func() { _ = sink.Close() })
@@ -103,11 +99,8 @@ func BenchmarkSendDirect(b *testing.B) {
 	require.NoError(b, err)
 	clock := time.Unix(0, 0)
 	p := benchParticipant(b, &clock)
-	p.direct = &directSender{
-		srtp: ctx, out: in, ssrc: 1, pt: opusPT, now: func() time.Time { return clock },
-		plain: make([]byte, rtpBufSize), enc: make([]byte, 0, rtpBufSize+srtpOverhead),
-		rtcp: func([]rtcp.Packet) error { return nil },
-	}
+	p.direct = newDirect(in, 1, opusPT, func([]rtcp.Packet) error { return nil })
+	p.direct.srtp, p.direct.now = ctx, func() time.Time { return clock }
 	to := sink.LocalAddr().(*net.UDPAddr).AddrPort()
 	p.direct.to.Store(&to)
 	p.startSending()

@@ -65,13 +65,7 @@ func newDirectSender(keys *dtlsKeys, out *inputFilter, pc *webrtc.PeerConnection
 	if len(params.Encodings) != 1 || len(params.Codecs) == 0 || params.Codecs[0].MimeType != webrtc.MimeTypeOpus {
 		return nil, fmt.Errorf("rtc: audio sender not negotiated as one Opus stream")
 	}
-	d := &directSender{
-		out: out, rtcp: pc.WriteRTCP, now: time.Now,
-		ssrc:  uint32(params.Encodings[0].SSRC),
-		pt:    uint8(params.Codecs[0].PayloadType),
-		plain: make([]byte, rtpBufSize),
-		enc:   make([]byte, 0, rtpBufSize+srtpOverhead),
-	}
+	d := newDirect(out, uint32(params.Encodings[0].SSRC), uint8(params.Codecs[0].PayloadType), pc.WriteRTCP)
 	ice := s.Transport().ICETransport()
 	ice.OnSelectedCandidatePairChange(d.follow)
 	pair, err := ice.GetSelectedCandidatePair()
@@ -95,6 +89,14 @@ func newDirectSender(keys *dtlsKeys, out *inputFilter, pc *webrtc.PeerConnection
 	clear(key)
 	clear(salt)
 	return d, nil
+}
+
+// newDirect is a direct sender of stream ssrc with payload type pt on out,
+// its reports written by rtcp; its SRTP context and address are still to
+// be set.
+func newDirect(out *inputFilter, ssrc uint32, pt uint8, rtcp func([]rtcp.Packet) error) *directSender {
+	return &directSender{out: out, rtcp: rtcp, now: time.Now, ssrc: ssrc, pt: pt,
+		plain: make([]byte, rtpBufSize), enc: make([]byte, 0, rtpBufSize+srtpOverhead)}
 }
 
 // srtpOverhead is the most an SRTP profile adds to a packet (the 16-byte

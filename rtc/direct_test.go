@@ -71,13 +71,10 @@ func (e *env) sendsDirect(c *client) bool {
 // a sender report with the counts so far goes out first and then once a
 // second of the sender's clock.
 func TestDirectSender(t *testing.T) {
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	require.NoError(t, err)
-	in, err := newInputFilter(conn, slog.New(slog.DiscardHandler))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = in.Close() })
+	in := loopbackFilter(t)
 	peers := [2]*net.UDPConn{}
 	for i := range peers {
+		var err error
 		peers[i], err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = peers[i].Close() })
@@ -94,15 +91,12 @@ func TestDirectSender(t *testing.T) {
 	require.NoError(t, err)
 	clock := time.Unix(1_800_000_000, 0)
 	var reports []*rtcp.SenderReport
-	d := &directSender{
-		srtp: seal, out: in, ssrc: 0x1234abcd, pt: 109, now: func() time.Time { return clock },
-		plain: make([]byte, rtpBufSize), enc: make([]byte, 0, rtpBufSize+srtpOverhead),
-		rtcp: func(pkts []rtcp.Packet) error {
-			sr := *pkts[0].(*rtcp.SenderReport) // the sender reuses its report
-			reports = append(reports, &sr)
-			return nil
-		},
-	}
+	d := newDirect(in, 0x1234abcd, 109, func(pkts []rtcp.Packet) error {
+		sr := *pkts[0].(*rtcp.SenderReport) // the sender reuses its report
+		reports = append(reports, &sr)
+		return nil
+	})
+	d.srtp, d.now = seal, func() time.Time { return clock }
 	to := func(i int) netip.AddrPort { return peers[i].LocalAddr().(*net.UDPAddr).AddrPort() }
 	first := to(0)
 	d.to.Store(&first)
@@ -158,4 +152,16 @@ func TestAudioOnlyInterceptors(t *testing.T) {
 	require.NotContains(t, e.sessionAt(audio.location).answer, twcc)
 	require.Contains(t, e.sessionAt(video.location).answer, twcc)
 	audio.waitFrames(warmup)
+}
+
+// loopbackFilter is a server's UDP socket on loopback as its sessions
+// write to it, closed with the test.
+func loopbackFilter(tb testing.TB) *inputFilter {
+	tb.Helper()
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(tb, err)
+	in, err := newInputFilter(conn, slog.New(slog.DiscardHandler))
+	require.NoError(tb, err)
+	tb.Cleanup(func() { _ = in.Close() })
+	return in
 }
